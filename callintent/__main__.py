@@ -1,0 +1,5 @@
+import sys
+
+from callintent.cli import main
+
+sys.exit(main())

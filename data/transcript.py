@@ -1,0 +1,46 @@
+"""Typed transcript values shared by the offline audio pipeline and live serving."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Word:
+    """One recognised word with its time in the call audio.
+
+    Attributes:
+        text: The word as the ASR wrote it (leading space stripped).
+        start: Start time in seconds from the start of the call audio.
+        end: End time in seconds.
+        probability: The ASR's word probability (1.0 for text that did not come from ASR).
+        speaker: ``"caller"``, ``"agent"`` or ``None`` when channels are not separated.
+    """
+
+    text: str
+    start: float
+    end: float
+    probability: float = 1.0
+    speaker: str | None = None
+
+
+@dataclass(frozen=True)
+class OpeningTranscript:
+    """The words of a call's opening window (by default the first 30 s), in time order.
+
+    Attributes:
+        words: Words whose *start* lies inside the window (a word straddling the cut is kept
+            only if it started before it; see ``data.asr.cut_words``).
+        audio_seconds: Seconds of audio that were decoded (≤ the window).
+        cut_seconds: The window length that was applied.
+        language: Language code the ASR used.
+    """
+
+    words: tuple[Word, ...] = field(default_factory=tuple)
+    audio_seconds: float = 0.0
+    cut_seconds: float = 30.0
+    language: str = "en"
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words).strip()

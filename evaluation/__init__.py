@@ -1,0 +1,1 @@
+"""Evaluation stage: QA reports and the promotion gate."""

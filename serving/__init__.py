@@ -1,0 +1,1 @@
+"""Serving stage: the live scoring service. Imports neither torch nor transformers."""

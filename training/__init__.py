@@ -1,0 +1,1 @@
+"""Training stage: fine-tune the two-head intent classifier, calibrate it, export it to ONNX."""
