@@ -17,7 +17,8 @@ setup: $(STAMP)
 
 ## Build the default model if the registry has none, then serve it on http://127.0.0.1:3000
 serve: $(STAMP)
-	$(BIN)/callintent serve
+	$(BIN)/callintent bootstrap
+	$(BIN)/callintent serve $(ARGS)
 
 ## The whole test suite (unit + integration with the bundled models)
 test: $(STAMP)

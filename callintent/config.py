@@ -118,7 +118,7 @@ def _build(cls: type[T], raw: Mapping[str, Any], where: str, prefix: str) -> T:
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         known = ", ".join(sorted(fields))
-        raise ConfigError(f"{where}: unknown key {prefix}{unknown[0]!r} (known keys: {known})")
+        raise ConfigError(f"{where}: unknown key {(prefix + unknown[0])!r} (known keys: {known})")
     hints = typing.get_type_hints(cls)
     kwargs = {name: _coerce(hints[name], value, where, prefix + name) for name, value in raw.items()}
     try:

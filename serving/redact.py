@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from data.transcript import Word
-from models.scores import Evidence, IntentScores, SignalScore
+from models.scores import Evidence, IntentScores
 
 CARD = "[CARD]"
 PHONE = "[PHONE]"
@@ -121,19 +121,26 @@ class Redaction:
         return pos + shift
 
 
-def redact(text: str) -> Redaction:
+def redact(text: str, *, open_ended: bool = False) -> Redaction:
     """Replace card numbers, phone numbers, emails and SSNs in ``text`` with tags.
 
     Args:
         text: A transcript (any casing, digits or spoken numbers).
+        open_ended: The text is a live partial transcript that may continue: a run of 3 or more
+            digits at its very end may be the first digits of a number still being read out,
+            so it becomes ``[NUMBER]`` until later words show what it is (otherwise each
+            partial would leak a few more digits of a phone or card number).
 
     Returns:
         The :class:`Redaction` (``.text`` is safe to show and log).
     """
     spans: list[tuple[int, int, str]] = []
+    finders = [_find_emails, _find_spoken_runs, _find_written_numbers]
+    if open_ended:
+        finders.append(_find_trailing_digits)
     # Emails first (their local part may hold digits), then spoken runs (which may contain
     # written groups), then written digits; a later finder never overrides an earlier one.
-    for finder in (_find_emails, _find_spoken_runs, _find_written_numbers):
+    for finder in finders:
         for start, end, tag in finder(text):
             if not any(start < e and s < end for s, e, _ in spans):
                 spans.append((start, end, tag))
@@ -247,16 +254,18 @@ def contains_pii(text: str) -> bool:
 # Finders: each yields (start, end, tag) spans of the original text.
 
 _TLDS = r"(?:com|net|org|edu|gov|mil|io|co|us|info|biz|me|ca|uk|ai|app|dev)"
-_PROVIDERS = r"(?:gmail|yahoo|hotmail|outlook|aol|icloud|comcast|msn|live|protonmail|verizon|att|sbcglobal|bellsouth|ymail)"
+_PROVIDERS = (r"(?:gmail|yahoo|hotmail|outlook|aol|icloud|comcast|msn|live|protonmail|verizon|att|sbcglobal"
+              r"|bellsouth|ymail)")
 _DOT = r"(?:\s*\.\s*|\s+(?:dot|period)\s+)"
-_LOCAL_PART = r"[A-Za-z0-9][A-Za-z0-9._%+\-]*"
-_SPOKEN_LOCAL = rf"{_LOCAL_PART}(?:\s+(?:dot|underscore|dash|hyphen)\s+{_LOCAL_PART})*"
+_LOCAL_PART = r"[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}"  # 64: the longest local part (RFC 5321)
+# Repetitions are bounded (real addresses have a few parts) so matching stays linear in the text.
+_SPOKEN_LOCAL = rf"{_LOCAL_PART}(?:\s+(?:dot|underscore|dash|hyphen)\s+{_LOCAL_PART}){{0,3}}"
 _AT = r"(?:\s+at\s+|\s*@\s*)"
-_LABEL = r"[A-Za-z0-9][A-Za-z0-9\-]*"
+_LABEL = r"[A-Za-z0-9][A-Za-z0-9\-]{0,62}"
 
-_WRITTEN_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+_WRITTEN_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,}")
 _SPOKEN_EMAIL = re.compile(
-    rf"\b(?P<local>{_SPOKEN_LOCAL}){_AT}(?:{_LABEL}(?:{_DOT}{_LABEL})*{_DOT}{_TLDS}|{_PROVIDERS})\b",
+    rf"\b(?P<local>{_SPOKEN_LOCAL}){_AT}(?:{_LABEL}(?:{_DOT}{_LABEL}){{0,3}}{_DOT}{_TLDS}|{_PROVIDERS})\b",
     re.IGNORECASE,
 )
 #: Words that precede "at" in ordinary speech ("visit us at acme dot com" is a website, not an email).
@@ -305,7 +314,30 @@ def _find_spoken_runs(text: str) -> Iterable[tuple[int, int, str]]:
         i = end_index
 
 
-def _spoken_run_at(text: str, tokens: list[tuple[int, int, str]], i: int):
+#: Digits at the end of a partial transcript that are held back as a possible number.
+MIN_TRAILING_DIGITS = 3
+
+
+def _find_trailing_digits(text: str) -> Iterable[tuple[int, int, str]]:
+    """A digit run (spoken or written) that reaches the end of the text: maybe a number in progress."""
+    tokens = [(m.start(), m.end(), m.group().lower()) for m in _TOKEN.finditer(text)]
+    last_alnum = len(text)
+    while last_alnum and not text[last_alnum - 1].isalnum():
+        last_alnum -= 1
+    i = 0
+    while i < len(tokens):
+        run = _spoken_run_at(text, tokens, i, max_written=None)
+        if run is None:
+            i += 1
+            continue
+        end_index, digits, _, (start, end) = run
+        before = text[start - 1] if start else " "
+        if end >= last_alnum and len(digits) >= MIN_TRAILING_DIGITS and before not in _CURRENCY:
+            yield start, end, NUMBER
+        i = end_index
+
+
+def _spoken_run_at(text: str, tokens: list[tuple[int, int, str]], i: int, max_written: int | None = 4):
     """The digit run starting at token ``i``: (next token index, digits, has spoken words, span)."""
     digits = ""
     spoken = False
@@ -317,7 +349,7 @@ def _spoken_run_at(text: str, tokens: list[tuple[int, int, str]], i: int):
         if j > i and _RUN_GAP.fullmatch(text, tokens[j - 1][1], s) is None:
             break
         if word.isdigit():
-            if len(word) > 4:
+            if max_written is not None and len(word) > max_written:
                 break  # a zip code or a long written number is not part of a read-out run
             value, consumed = word, 1
         elif word in _DIGIT_WORDS:
@@ -358,6 +390,8 @@ def _tag_for_digit_count(digits: str) -> str:
     return NUMBER
 
 
+#: The longest PII number (a 19-digit card).
+_MAX_PII_DIGITS = 19
 #: Digit groups joined by the separators phone, card and SSN numbers are written with.
 _WRITTEN_RUN = re.compile(r"\+?\(?\d+(?:(?:[ ().\-]{1,3})\d+)*")
 _CURRENCY = "$£€¥"
@@ -369,8 +403,9 @@ def _find_written_numbers(text: str) -> Iterable[tuple[int, int, str]]:
         before = text[start - 1] if start else " "
         after = text[end] if end < len(text) else " "
         after2 = text[end + 1] if end + 1 < len(text) else " "
-        if before in _CURRENCY or before.isalnum() or before in "/:" or (before in ",." and start >= 2 and text[start - 2].isdigit()):
-            continue  # a price, part of a word/code, a date or time, or "1,299"
+        after_digit = before in ",." and start >= 2 and text[start - 2].isdigit()  # "1,299", "3.5"
+        if before in _CURRENCY or before.isalnum() or before in "/:" or after_digit:
+            continue  # a price, part of a word/code, a date or time, or a number's second group
         if after.isalnum() or after in "/:%" or (after in ",." and after2.isdigit()):
             continue
         groups = [(g.start(), g.end()) for g in re.finditer(r"\d+", text[start:end])]
@@ -382,7 +417,8 @@ def _classify_groups(text: str, groups: list[tuple[int, int]], *, plus: bool) ->
     """Find PII-shaped windows of consecutive digit groups ("room 12 555-123-4567" → the phone)."""
     i = 0
     while i < len(groups):
-        for j in range(len(groups), i, -1):
+        # No PII item has more than 19 digits, so no window needs more than 19 groups.
+        for j in range(min(len(groups), i + _MAX_PII_DIGITS), i, -1):
             window = groups[i:j]
             seps = [text[window[k][1]:window[k + 1][0]] for k in range(len(window) - 1)]
             tag = _written_tag([text[s:e] for s, e in window], seps, plus=plus and i == 0)

@@ -24,8 +24,8 @@ How it listens
   Stable words never change again; the rest of the newest hypothesis is the *unstable* tail.
   The classifier scores ``stable + unstable`` (the best current guess of the whole opening).
 * **VAD gate**: a step whose new audio is silence (``data.audio.is_silent``) decodes nothing —
-  except that pending unstable words get up to ``stable_agreement - 1`` more decodes over the
-  pause, which is exactly when they settle.
+  except that pending unstable words get up to ``stable_agreement`` more decodes over the
+  pause (the first hears the last word whole, the others confirm it): that is when they settle.
 * **Lag bound**: when a step starts more than ``max_lag_seconds`` after the oldest audio it has
   not looked at arrived (the ASR cannot keep up), it skips ahead: the previous hypothesis' words
   before ``skip_overlap_seconds`` from the end of the last decode are committed as they are, and
@@ -59,7 +59,10 @@ Every event has::
 ``partial`` (after each decode) adds::
 
     transcript      {"stable": str, "unstable": str, "text": stable + " " + unstable}
-                    stable never changes once sent; unstable may be rewritten by the next partial
+                    stable words never change once sent; unstable may be rewritten by the next
+                    partial. Redaction tags are the one exception: a digit run at the end of the
+                    text shows as "[NUMBER]" while it may still grow, then as "[PHONE]"/"[CARD]"/…
+                    or (a short number) as itself once the next words close it
     label           most probable class
     probabilities   {"buying": p, "service": p, "informational": p, "noise": p} (calibrated)
     buying_intent   probabilities["buying"]
@@ -79,6 +82,7 @@ Every event has::
                      "buying_intent", "confidence", "reasons": [str], "segment",
                      "audio_seconds", "early": bool}
     transcript, label, probabilities, buying_intent, signals   the scores it was made on
+    window_complete true when made at the end of the opening window
 
 ``final`` (last event of a call) adds::
 
@@ -113,7 +117,7 @@ from data.audio import SAMPLE_RATE, is_silent
 from data.transcript import OpeningTranscript, Word
 from models.scores import IntentScores
 from serving.policy import Decision, DecisionPolicy
-from serving.redact import Redaction, map_scores, redact, redact_words
+from serving.redact import map_scores, redact, redact_words
 
 logger = logging.getLogger(__name__)
 
@@ -184,13 +188,15 @@ class StreamConfig:
 
     def __post_init__(self) -> None:
         if self.sample_rate != SAMPLE_RATE:
-            raise ValueError(f"sample_rate must be {SAMPLE_RATE} (convert audio before insert), got {self.sample_rate!r}")
+            raise ValueError(f"sample_rate must be {SAMPLE_RATE} (convert audio before insert), "
+                             f"got {self.sample_rate!r}")
         if not self.decode_interval_seconds > 0:
             raise ValueError(f"decode_interval_seconds must be > 0, got {self.decode_interval_seconds!r}")
         if not 0 < self.window_seconds <= MAX_WINDOW_SECONDS:
             raise ValueError(f"window_seconds must be in (0, {MAX_WINDOW_SECONDS}], got {self.window_seconds!r}")
         if self.decode_interval_seconds > self.window_seconds:
-            raise ValueError(f"decode_interval_seconds must be <= window_seconds, got {self.decode_interval_seconds!r}")
+            raise ValueError(f"decode_interval_seconds must be <= window_seconds, "
+                             f"got {self.decode_interval_seconds!r}")
         if not self.vad_threshold_dbfs < 0:
             raise ValueError(f"vad_threshold_dbfs must be < 0 dBFS, got {self.vad_threshold_dbfs!r}")
         if isinstance(self.stable_agreement, bool) or not isinstance(self.stable_agreement, int) \
@@ -460,9 +466,7 @@ class LiveCall:
         self._finished = False
         self._decision: Decision | None = None
         self._scored_text: str | None = None
-        self._scores: IntentScores | None = None  # redacted view of the latest scores
-        self._redacted_text = ""
-        self._redaction: Redaction | None = None
+        self._raw_scores: IntentScores | None = None  # scores of _scored_text (evidence on the original)
         self._received = 0
         self._ignored = 0
         self._decodes = 0
@@ -496,7 +500,8 @@ class LiveCall:
             raise StreamStateError(f"call {self.call_id}: start() called twice")
         self._started = True
         cfg = self.config
-        logger.info("call %s started (metadata %s)", self.call_id, self.metadata)
+        # Keys only: metadata values may come from a telephony platform and hold caller details.
+        logger.info("call %s started (metadata keys %s)", self.call_id, sorted(self.metadata))
         return self._event("started", metadata=dict(self.metadata), config={
             "sample_rate": cfg.sample_rate, "window_seconds": cfg.window_seconds,
             "decode_interval_seconds": cfg.decode_interval_seconds, "stable_agreement": cfg.stable_agreement,
@@ -620,8 +625,9 @@ class LiveCall:
         if not is_silent(new_audio, self.config.vad_threshold_dbfs):
             self._silent_decodes = 0
             return False
-        # Silence after speech: the pending words need (agreement - 1) more hypotheses to settle.
-        if self._prefix.tail and self._silent_decodes < self.config.stable_agreement - 1:
+        # Silence after speech: the first decode over the pause hears the last word whole (it was
+        # cut off before), and agreement - 1 more confirm it; after that, silence costs nothing.
+        if self._prefix.tail and self._silent_decodes < self.config.stable_agreement:
             self._silent_decodes += 1
             return False
         return True
@@ -651,9 +657,9 @@ class LiveCall:
         latency_ms = (done - self._arrival_of(upto - 1)) * 1000.0
         self._latencies_ms.append(latency_ms)
         audio_seconds = upto / SAMPLE_RATE
-        stable, unstable = self._split_redacted()
+        stable, unstable, scores = self._view(closed=last)
         events = [self._event(
-            "partial", audio_seconds=audio_seconds, stable=stable, unstable=unstable, scores=self._scores,
+            "partial", audio_seconds=audio_seconds, stable=stable, unstable=unstable, scores=scores,
             latency_ms=latency_ms, decode_ms=(decoded - started) * 1000.0,
             score_ms=(done - decoded) * 1000.0 if scored else 0.0, lagging=lagging, lag_seconds=max(lag, 0.0),
             skipped_seconds=offset, window_complete=last and upto >= self._window,
@@ -661,61 +667,60 @@ class LiveCall:
         logger.debug("call %s: partial at %.2f s, latency %.0f ms, %d stable words", self.call_id, audio_seconds,
                      latency_ms, len(self._prefix.committed))
         if self._decision is None and not last:
-            decision = self._policy.early_decision(self._scores, self.metadata, audio_seconds)
+            decision = self._policy.early_decision(scores, self.metadata, audio_seconds)
             if decision is not None:
-                events.append(self._decision_event(decision))
+                events.append(self._decision_event(decision, closed=False))
         return events
 
     def _decide_if_needed(self, *, early: bool) -> list[StreamEvent]:
+        """Decide now unless decided (window end, stop, deadline); ``early`` marks a deadline."""
         if self._decision is not None:
             return []
         self._ensure_scores()
-        audio_seconds = self._consumed / SAMPLE_RATE
-        decision = self._policy.decide(self._scores, self.metadata, audio_seconds=audio_seconds, early=early)
-        return [self._decision_event(decision)]
+        _, _, scores = self._view(closed=not early)
+        decision = self._policy.decide(scores, self.metadata, audio_seconds=self._consumed / SAMPLE_RATE, early=early)
+        return [self._decision_event(decision, closed=not early)]
 
-    def _decision_event(self, decision: Decision) -> StreamEvent:
+    def _decision_event(self, decision: Decision, *, closed: bool) -> StreamEvent:
         self._decision = decision
         logger.info("call %s: decision %s (%s %.2f) at %.1f s, segment %s", self.call_id, decision.route,
                     decision.label, decision.confidence, decision.audio_seconds or 0.0, decision.segment)
-        stable, unstable = self._split_redacted()
+        stable, unstable, scores = self._view(closed=closed)
         return self._event("decision", audio_seconds=decision.audio_seconds or 0.0, stable=stable, unstable=unstable,
-                           scores=self._scores, decision=decision, window_complete=self._window_complete)
+                           scores=scores, decision=decision, window_complete=self._window_complete)
 
     def _ensure_scores(self) -> bool:
         """Score the current transcript unless it was already scored; True when it ran."""
         text = _join(self._prefix.stable_text, self._prefix.unstable_text)
-        if text == self._scored_text and self._scores is not None:
+        if text == self._scored_text and self._raw_scores is not None:
             return False
         (scores,) = self._scorer.score([text])
         self._scored_text = text
+        self._raw_scores = scores
         self._model = scores.model or self._model
-        if self.config.redact_pii:
-            redaction = redact(text)
-            self._redacted_text = redaction.text
-            self._scores = map_scores(redaction, scores)
-            self._redaction = redaction
-        else:
-            self._redacted_text = text
-            self._scores = scores
-            self._redaction = None
         return True
 
-    def _split_redacted(self) -> tuple[str, str]:
-        """The scored text split at the stable/unstable boundary, on the redacted text.
+    def _view(self, *, closed: bool) -> tuple[str, str, IntentScores]:
+        """What the client may see of the scored text: (stable, unstable, scores), redacted.
 
-        Redacting the joined text (not each part) catches a phone number read across the
-        boundary; a PII item straddling it goes to the unstable side with its tag.
+        The joined text is redacted (not each part) so a number read across the stable/unstable
+        boundary is still caught; an item straddling the boundary goes to the unstable side.
+        While the call is open (``closed`` False) a digit run at the very end is held back as
+        ``[NUMBER]``: it may be the start of a phone or card number still being read out.
         """
         stable, unstable = self._prefix.stable_text, self._prefix.unstable_text
-        if self._redaction is None:
-            return stable, unstable
-        boundary = self._redaction.map_offset(min(len(stable), self._redaction.original_length))
-        text = self._redacted_text
-        return text[:boundary].rstrip(), text[boundary:].lstrip()
+        scores = self._raw_scores
+        assert scores is not None and self._scored_text == _join(stable, unstable), "view before scoring"
+        if not self.config.redact_pii:
+            return stable, unstable, scores
+        redaction = redact(self._scored_text, open_ended=not closed)
+        boundary = redaction.map_offset(min(len(stable), redaction.original_length))
+        return (redaction.text[:boundary].rstrip(), redaction.text[boundary:].lstrip(),
+                map_scores(redaction, scores))
 
     def _final_event(self) -> StreamEvent:
         words = tuple(self._prefix.committed)
+        _, _, scores = self._view(closed=True)  # evidence indexes the joined final words
         if self.config.redact_pii:
             words = redact_words(words)
         lat = np.asarray(self._latencies_ms, dtype=np.float64)
@@ -726,19 +731,8 @@ class LiveCall:
             latency_ms_p95=float(np.percentile(lat, 95)) if lat.size else None,
             decision_audio_seconds=self._decision.audio_seconds if self._decision else None,
         )
-        return self._event("final", audio_seconds=self.audio_seconds, words=words, scores=self._final_scores(words),
+        return self._event("final", audio_seconds=self.audio_seconds, words=words, scores=scores,
                            decision=self._decision, totals=totals)
-
-    def _final_scores(self, words: tuple[Word, ...]) -> IntentScores | None:
-        """The latest scores with evidence re-indexed onto the final text (joined redacted words)."""
-        scores = self._scores
-        if scores is None:
-            return None
-        final_text = " ".join(w.text for w in words)
-        if final_text == self._redacted_text:
-            return scores
-        # Offsets differ only when word grouping changed spacing; locate each quote instead.
-        return _relocate_evidence(scores, final_text)
 
     def _arrival_of(self, sample: int) -> float:
         """Arrival time of the block holding buffer sample ``sample``."""
@@ -809,20 +803,6 @@ def _scores_json(scores: IntentScores) -> dict:
 
 def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
-
-
-def _relocate_evidence(scores: IntentScores, text: str) -> IntentScores:
-    from models.scores import Evidence
-
-    signals = []
-    for s in scores.signals:
-        evidence = []
-        for ev in s.evidence:
-            start = text.find(ev.text) if ev.text else -1
-            if start >= 0:
-                evidence.append(Evidence(start, start + len(ev.text), ev.text, ev.score))
-        signals.append(dataclasses.replace(s, evidence=tuple(evidence)))
-    return dataclasses.replace(scores, signals=tuple(signals))
 
 
 __all__ = [

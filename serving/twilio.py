@@ -189,7 +189,8 @@ def parse_message(text: str | bytes) -> TwilioMessage:
             raise TwilioProtocolError("start: start.streamSid differs from streamSid")
         tracks = body.get("tracks")
         if not isinstance(tracks, list) or not tracks or not all(t in MEDIA_TRACKS for t in tracks):
-            raise TwilioProtocolError(f"start: start.tracks must be a non-empty list of {MEDIA_TRACKS}, got {tracks!r}")
+            raise TwilioProtocolError(f"start: start.tracks must be a non-empty list of {MEDIA_TRACKS}, "
+                                      f"got {tracks!r}")
         params = body.get("customParameters", {})
         if params is None:
             params = {}

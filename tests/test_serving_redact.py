@@ -163,3 +163,30 @@ def test_redact_words_merges_a_spoken_number_into_one_timed_tag() -> None:
 def test_redact_words_keeps_punctuation_outside_the_tag() -> None:
     words = [Word("call", 0, 0.3), Word("555-123-4567.", 0.4, 2.0), Word("Thanks", 2.1, 2.4)]
     assert [w.text for w in redact_words(words)] == ["call", "[PHONE].", "Thanks"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("call me on five five five", "call me on [NUMBER]"),  # may be the start of a phone number
+    ("call me on five five five one_", "call me on [NUMBER]_"),
+    ("it's 555 12", "it's [NUMBER]"),
+    ("my number is five five five one two three four five six seven", "my number is [PHONE]"),
+    ("it costs $1,299", "it costs $1,299"),  # a price, not a number being read out
+    ("I want two one", "I want two one"),  # two digits cannot identify anybody
+    ("call five five five now", "call five five five now"),  # closed by a word: just three digits
+])
+def test_open_ended_partials_hold_back_a_trailing_digit_run(text: str, expected: str) -> None:
+    assert redact(text, open_ended=True).text == expected
+
+
+def test_closed_text_shows_short_trailing_numbers() -> None:
+    assert redact("call me on five five five").text == "call me on five five five"
+
+
+@pytest.mark.parametrize("text", ["a dot " * 1500, "john at " + "gmail dot " * 1500, "a" * 20000 + " at b dot c",
+                                  "1-" * 5000, "five " * 3000, "a." * 5000 + " at gmail"])
+def test_adversarial_text_is_redacted_in_linear_time(text: str) -> None:
+    import time
+
+    started = time.perf_counter()
+    redact(text, open_ended=True)
+    assert time.perf_counter() - started < 0.5  # quadratic backtracking took 0.3-1.7 s on these

@@ -1,0 +1,590 @@
+"""The live-call state machine, driven by a scripted fake ASR, a keyword scorer and a fake clock.
+
+No model, no sleeping: the fake ASR "hears" the words of a script whose end lies inside the audio
+it is given (and mishears the last ones, as a real decoder guesses at a cut-off word), and
+advances the injected clock by a configurable decode cost, so latency and lag are exact numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from callintent.config import ConfigError, load_config
+from data.transcript import OpeningTranscript, Word
+from models.scores import Evidence, IntentScores, SignalScore
+from serving.policy import DecisionPolicy, PolicyConfig, Thresholds
+from serving.stream import LiveCall, StablePrefix, StreamConfig, StreamInputError, StreamStateError
+
+SR = 16000
+
+
+class Clock:
+    def __init__(self, t: float = 100.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def script(text: str, start: float = 0.3, step: float = 0.5, length: float = 0.35) -> list[tuple[str, float, float]]:
+    """Word i of ``text`` spoken at start + i*step for ``length`` seconds."""
+    return [(w, round(start + i * step, 3), round(start + i * step + length, 3)) for i, w in enumerate(text.split())]
+
+
+class FakeASR:
+    """Returns the script words fully inside [offset, offset + len(audio)).
+
+    Words ending in the last ``guess_seconds`` of the audio come back misheard (``"<word>_"``, which
+    no normalisation equates with the word), so consecutive hypotheses disagree on the tail exactly
+    as a real decoder's do.
+    """
+
+    def __init__(self, words, clock: Clock | None = None, cost=lambda seconds: 0.0, guess_seconds: float = 0.6,
+                 during=None) -> None:
+        self.words = words
+        self.clock = clock
+        self.cost = cost
+        self.guess_seconds = guess_seconds
+        self.during = during
+        self.calls: list[tuple[float, float]] = []
+
+    def transcribe(self, audio, *, cut_seconds: float = 30.0, offset: float = 0.0) -> OpeningTranscript:
+        seconds = len(audio) / SR
+        end = offset + seconds
+        self.calls.append((round(offset, 3), round(seconds, 3)))
+        if self.during is not None:
+            self.during()
+        if self.clock is not None:
+            self.clock.t += self.cost(seconds)
+        out = []
+        for text, s, e in self.words:
+            if s >= offset - 1e-9 and e <= end + 1e-9 and s - offset < cut_seconds:
+                out.append(Word(text + "_" if e > end - self.guess_seconds else text, s, e))
+        return OpeningTranscript(tuple(out), audio_seconds=seconds)
+
+
+SIGNAL_WORDS = {"price_inquiry": "how much", "ad_reference": "ad", "existing_customer": "my order"}
+
+
+class KeywordScorer:
+    """Confident when it sees a keyword phrase, unsure (top class 0.35) otherwise."""
+
+    def __init__(self, clock: Clock | None = None, cost: float = 0.0) -> None:
+        self.clock = clock
+        self.cost = cost
+        self.texts: list[str] = []
+
+    def score(self, texts):
+        out = []
+        for text in texts:
+            self.texts.append(text)
+            if self.clock is not None:
+                self.clock.t += self.cost
+            low = text.lower()
+            if "how much" in low:
+                probs = {"buying": 0.95, "service": 0.03, "informational": 0.01, "noise": 0.01}
+            elif "my order" in low:
+                probs = {"buying": 0.02, "service": 0.93, "informational": 0.03, "noise": 0.02}
+            elif "warranty" in low:
+                probs = {"buying": 0.01, "service": 0.01, "informational": 0.01, "noise": 0.97}
+            else:
+                probs = {"buying": 0.35, "service": 0.30, "informational": 0.20, "noise": 0.15}
+            signals = []
+            for name, phrase in SIGNAL_WORDS.items():
+                i = f" {low} ".find(f" {phrase} ")
+                evidence = (Evidence(i, i + len(phrase), text[i:i + len(phrase)], 0.9),) if i >= 0 else ()
+                signals.append(SignalScore(name, 0.9 if evidence else 0.1, bool(evidence), evidence))
+            out.append(IntentScores(max(probs, key=probs.get), probs, probs["buying"], tuple(signals), "intent/v7"))
+        return out
+
+
+POLICY = DecisionPolicy(PolicyConfig(default=Thresholds(priority_threshold=0.8, screen_threshold=0.7,
+                                                        early_threshold=0.9, min_audio_seconds=4.0,
+                                                        abstain_below=0.4)))
+
+
+def tone(seconds: float, amplitude: float = 0.3) -> np.ndarray:
+    t = np.arange(round(seconds * SR)) / SR
+    return (amplitude * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(round(seconds * SR), dtype=np.float32)
+
+
+def make_call(words, *, clock: Clock | None = None, asr_cost=lambda s: 0.0, score_cost: float = 0.0,
+              metadata=None, **config) -> tuple[LiveCall, FakeASR, KeywordScorer, Clock]:
+    clock = clock or Clock()
+    asr = FakeASR(words, clock, asr_cost)
+    scorer = KeywordScorer(clock, score_cost)
+    call = LiveCall("call-1", metadata or {"source": "test"}, asr=asr, scorer=scorer, policy=POLICY,
+                    config=StreamConfig(**config), clock=clock)
+    return call, asr, scorer, clock
+
+
+def run_realtime(call: LiveCall, clock: Clock, audio: np.ndarray, chunk_seconds: float = 0.5) -> list:
+    """Audio arrives in real time in chunks; a blocking step delays the inserts that arrive meanwhile."""
+    size = round(chunk_seconds * SR)
+    chunks = [audio[i:i + size] for i in range(0, len(audio), size)]
+    t0 = clock()
+    arrivals = [t0 + (i + 1) * chunk_seconds for i in range(len(chunks))]
+    events = [call.start()]
+    i = 0
+    while i < len(chunks):
+        clock.t = max(clock.t, arrivals[i])
+        while i < len(chunks) and arrivals[i] <= clock():
+            call.insert(chunks[i], arrived_at=arrivals[i])
+            i += 1
+        if call.ready():
+            events += call.step()
+    return events
+
+
+def of(events, kind: str) -> list:
+    return [e for e in events if e.type == kind]
+
+
+ROOF = script("hi I saw your ad and I wanted to know how much a new roof would cost for my house")
+
+
+# -- stable prefix ---------------------------------------------------------------------------
+
+
+def w(text: str, start: float) -> Word:
+    return Word(text, start, start + 0.3)
+
+
+def test_local_agreement_commits_only_what_two_hypotheses_share() -> None:
+    prefix = StablePrefix(2)
+    assert prefix.update([w("hi", 0), w("eye", 0.5)]) == ()
+    assert prefix.stable_text == "" and prefix.unstable_text == "hi eye"
+    new = prefix.update([w("Hi,", 0), w("I", 0.5), w("saw", 1.0)])
+    assert [x.text for x in new] == ["Hi,"]  # "hi" == "Hi," ignoring case/punctuation; "eye" != "I"
+    assert prefix.unstable_text == "I saw"
+    new = prefix.update([w("hi", 0), w("I", 0.5), w("saw", 1.0), w("your", 1.5)])
+    assert [x.text for x in new] == ["I", "saw"]
+    assert prefix.stable_text == "Hi, I saw" and prefix.unstable_text == "your"
+
+
+def test_committed_words_never_change_when_asr_rewrites_them() -> None:
+    prefix = StablePrefix(2)
+    prefix.update([w("I", 0), w("saw", 0.5)])
+    prefix.update([w("I", 0), w("saw", 0.5), w("your", 1.0)])
+    assert prefix.stable_text == "I saw"
+    # the ASR now re-spells a committed word: the stable text stays, the new tail is aligned by time
+    prefix.update([w("eye", 0), w("sore", 0.5), w("your", 1.0), w("ad", 1.5)])
+    prefix.update([w("eye", 0), w("sore", 0.5), w("your", 1.0), w("ad", 1.5)])
+    assert prefix.stable_text == "I saw your ad"
+
+
+def test_agreement_of_three_needs_three_hypotheses() -> None:
+    prefix = StablePrefix(3)
+    prefix.update([w("a", 0)])
+    prefix.update([w("a", 0), w("b", 0.5)])
+    assert prefix.stable_text == ""
+    prefix.update([w("a", 0), w("b", 0.5), w("c", 1.0)])
+    assert prefix.stable_text == "a"
+    prefix.update([w("a", 0), w("b", 0.5), w("c", 1.0)])
+    assert prefix.stable_text == "a b"
+    assert prefix.flush() and prefix.stable_text == "a b c" and prefix.unstable_text == ""
+
+
+def test_agreement_of_one_commits_everything() -> None:
+    prefix = StablePrefix(1)
+    prefix.update([w("a", 0), w("b", 0.5)])
+    assert prefix.stable_text == "a b" and prefix.unstable_text == ""
+
+
+def test_stream_stable_text_only_grows_and_never_holds_a_misheard_word() -> None:
+    call, asr, _, clock = make_call(ROOF)
+    events = run_realtime(call, clock, tone(10.0))
+    partials = of(events, "partial")
+    assert len(partials) == 10 and len(asr.calls) == 10
+    assert all(c[0] == 0.0 for c in asr.calls)  # every decode re-reads the buffer from 0
+    stables = [p.stable for p in partials]
+    for before, after in zip(stables, stables[1:]):
+        assert after.startswith(before)
+    assert "_" not in " ".join(stables)
+    assert any("_" in p.unstable for p in partials)  # the tail was guessed and then corrected
+    last = partials[-1]
+    assert last.stable == "hi I saw your ad and I wanted to know how much a new roof would"
+    assert last.unstable == "cost for my_"
+    assert last.text == last.stable + " " + last.unstable
+
+
+# -- timing ----------------------------------------------------------------------------------
+
+
+def test_latency_is_measured_from_arrival_of_the_newest_audio() -> None:
+    call, asr, scorer, clock = make_call(ROOF, asr_cost=lambda s: 0.25, score_cost=0.05)
+    call.start()
+    call.insert(tone(0.5), arrived_at=100.5)
+    call.insert(tone(0.5), arrived_at=101.0)
+    clock.t = 101.2  # the server got round to it 200 ms after the newest audio arrived
+    (partial,) = call.step()
+    assert partial.type == "partial"
+    assert partial.latency_ms == pytest.approx(200 + 250 + 50)
+    assert partial.decode_ms == pytest.approx(250) and partial.score_ms == pytest.approx(50)
+    assert partial.audio_seconds == pytest.approx(1.0)
+    assert partial.to_json()["latency_ms"] == 500.0
+
+
+# -- decisions -------------------------------------------------------------------------------
+
+
+def test_decision_is_emitted_once_as_soon_as_the_scorer_is_confident() -> None:
+    call, _, _, clock = make_call(ROOF)
+    events = run_realtime(call, clock, tone(12.0))
+    events += call.finish()
+    decisions = of(events, "decision")
+    assert len(decisions) == 1
+    decision = decisions[0].decision
+    # "much" ends at 0.3 + 11*0.5 + 0.35 = 6.15 s: the first decode that hears it is at 7 s
+    first_heard = next(p for p in of(events, "partial") if "how much" in p.text)
+    assert first_heard.audio_seconds == 7.0
+    assert (decision.route, decision.early, decision.audio_seconds) == ("priority_sales", True, 7.0)
+    index = events.index(decisions[0])
+    assert events[index - 1] is first_heard  # right after the partial that made it
+    assert "signal price_inquiry: 'how much'" in decision.reasons
+    final = events[-1]
+    assert final.type == "final" and final.decision == decision
+    assert final.totals.decision_audio_seconds == 7.0
+
+
+def test_no_early_decision_before_min_audio_seconds() -> None:
+    call, _, _, clock = make_call(script("how much is a roof"))
+    events = run_realtime(call, clock, tone(6.0))
+    decision = of(events, "decision")[0]
+    # confident from the 2 s decode on, but the policy waits for 4 s of audio
+    assert any("how much" in p.text for p in of(events, "partial") if p.audio_seconds < 4.0)
+    assert decision.audio_seconds == 4.0 and decision.decision.early
+
+
+def test_decision_is_forced_at_the_end_of_the_window() -> None:
+    words = script(" ".join(["so"] * 50), step=0.55)
+    call, asr, _, clock = make_call(words)
+    events = run_realtime(call, clock, tone(31.0))
+    decisions = of(events, "decision")
+    assert len(decisions) == 1
+    d = decisions[0]
+    assert d.window_complete and d.audio_seconds == 30.0
+    assert (d.decision.route, d.decision.early, d.decision.audio_seconds) == ("undetermined", False, 30.0)
+    assert "abstain_below" in d.decision.reasons[0]
+    last_partial = of(events, "partial")[-1]
+    assert last_partial.window_complete and last_partial.audio_seconds == 30.0
+    assert last_partial.unstable == ""  # the last decode commits everything
+    assert call.window_complete and not call.ready()
+    decodes = len(asr.calls)
+    call.insert(tone(2.0))
+    assert not call.ready() and call.step() == [] and len(asr.calls) == decodes
+    final = call.finish()
+    assert [e.type for e in final] == ["final"]
+    assert final[0].totals.ignored_seconds == pytest.approx(3.0)
+    assert final[0].totals.audio_seconds == pytest.approx(33.0)
+    assert final[0].totals.opening_seconds == pytest.approx(30.0)
+    assert all(w.start < 30.0 for w in final[0].words)
+
+
+def test_decision_deadline_before_the_window() -> None:
+    call, _, _, clock = make_call(script("so " * 30), decision_deadline_seconds=10.0)
+    events = run_realtime(call, clock, tone(12.0))
+    (d,) = of(events, "decision")
+    assert d.audio_seconds == 10.0 and d.decision.early and d.decision.route == "undetermined"
+
+
+def test_finish_decodes_the_rest_decides_and_reports_totals() -> None:
+    call, asr, _, clock = make_call(script("hello there so um"), asr_cost=lambda s: 0.1)
+    events = run_realtime(call, clock, tone(2.0))
+    call.insert(tone(0.4), arrived_at=clock())  # less than one decode interval: no step for it
+    assert not call.ready()
+    end = call.finish()
+    assert [e.type for e in end] == ["partial", "decision", "final"]
+    assert end[0].audio_seconds == pytest.approx(2.4)
+    final = end[-1]
+    assert final.decision.route == "undetermined" and not final.decision.early
+    assert final.decision.audio_seconds == pytest.approx(2.4)
+    # the last decode's tail is committed as heard (the fake mishears the final word)
+    assert [w.text for w in final.words] == ["hello", "there", "so", "um_"]
+    assert final.text == "hello there so um_"
+    totals = final.totals
+    assert totals.decodes == len(asr.calls) == 3
+    latencies = [p.latency_ms for p in of(events + end, "partial")]
+    assert totals.latency_ms_mean == pytest.approx(np.mean(latencies))
+    assert totals.latency_ms_p95 == pytest.approx(np.percentile(latencies, 95))
+    assert totals.audio_seconds == pytest.approx(2.4)
+    assert call.finish() == []
+    with pytest.raises(StreamStateError, match="after finish"):
+        call.insert(tone(0.1))
+    with pytest.raises(StreamStateError, match="after finish"):
+        call.step()
+
+
+def test_service_call_is_decided_early_as_standard() -> None:
+    call, _, _, clock = make_call(script("hi I am checking on my order from last week"))
+    events = run_realtime(call, clock, tone(8.0))
+    (d,) = of(events, "decision")
+    assert (d.decision.route, d.decision.label) == ("standard", "service")
+
+
+# -- VAD gate --------------------------------------------------------------------------------
+
+
+def test_silence_is_not_decoded() -> None:
+    call, asr, _, clock = make_call(ROOF)
+    events = run_realtime(call, clock, silence(5.0))
+    assert asr.calls == [] and of(events, "partial") == []
+    end = call.finish()
+    assert [e.type for e in end] == ["decision", "final"]
+    assert end[-1].totals.vad_skips == 5 and end[-1].totals.decodes == 0
+    assert end[-1].totals.latency_ms_mean is None
+
+
+def test_pause_after_speech_gets_settling_decodes_then_none() -> None:
+    words = script("hi I saw your ad")  # ends at 2.65 s
+    call, asr, _, clock = make_call(words)
+    audio = np.concatenate([tone(3.0), silence(5.0), tone(1.0)])
+    events = run_realtime(call, clock, audio)
+    decoded_at = [round(o + s, 1) for o, s in asr.calls]
+    # speech: 1, 2, 3 s; over the pause, one decode hears "ad" whole and one more agrees with it
+    # (stable_agreement 2); then nothing is decoded until speech resumes at 9 s
+    assert decoded_at == [1.0, 2.0, 3.0, 4.0, 5.0, 9.0]
+    partials = of(events, "partial")
+    assert partials[2].unstable.endswith("ad_")  # "ad" was cut off at 3 s
+    assert partials[4].stable == "hi I saw your ad" and partials[4].unstable == ""
+    assert call.finish()[-1].totals.vad_skips == 3
+
+
+def test_vad_gate_can_be_turned_off() -> None:
+    call, asr, _, clock = make_call(ROOF, vad_gate=False)
+    run_realtime(call, clock, silence(3.0))
+    assert len(asr.calls) == 3
+
+
+# -- lag -------------------------------------------------------------------------------------
+
+
+def slow(seconds: float) -> float:
+    """A decoder slower than real time on long buffers: 0.6 s per audio second + 0.2 s."""
+    return 0.6 * seconds + 0.2
+
+
+def test_lagging_decoder_skips_ahead_and_keeps_every_word() -> None:
+    words = script(" ".join(f"w{i}" for i in range(40)))  # 40 words over 20 s
+    call, asr, _, clock = make_call(words, asr_cost=slow, max_lag_seconds=3.0)
+    events = run_realtime(call, clock, tone(22.0)) + call.finish()
+    partials = of(events, "partial")
+    lagging = [p for p in partials if p.lagging]
+    assert lagging, "the slow decoder must trigger a skip"
+    first = lagging[0]
+    assert first.lag_seconds > 3.0 and first.skipped_seconds > 0
+    skipped_calls = [c for c in asr.calls if c[0] > 0]
+    assert skipped_calls and max(s for _, s in skipped_calls) < 8.0  # decodes are short again
+    final = events[-1]
+    assert final.totals.lag_skips == len(lagging)
+    # words before the skip point were committed as heard; nothing lost, nothing doubled
+    assert [w.text for w in final.words] == [f"w{i}" for i in range(40)]
+    for before, after in zip(partials, partials[1:]):
+        assert after.stable.startswith(before.stable)
+
+    # the same decoder without the lag bound falls further and further behind
+    unbounded, _, _, clock2 = make_call(words, asr_cost=slow, max_lag_seconds=1000.0)
+    events2 = run_realtime(unbounded, clock2, tone(22.0)) + unbounded.finish()
+    assert not any(p.lagging for p in of(events2, "partial"))
+    assert max(p.latency_ms for p in partials) < max(p.latency_ms for p in of(events2, "partial"))
+    assert final.totals.latency_ms_p95 < events2[-1].totals.latency_ms_p95
+
+
+# -- protocol --------------------------------------------------------------------------------
+
+
+def test_step_re_entry_raises() -> None:
+    call, asr, _, _ = make_call(ROOF)
+    errors = []
+
+    def reenter() -> None:
+        try:
+            call.step()
+        except StreamStateError as e:
+            errors.append(e)
+
+    asr.during = reenter
+    call.insert(tone(1.0))
+    events = call.step()
+    assert [e.type for e in events] == ["partial"]
+    assert len(errors) == 1 and "re-entered" in str(errors[0])
+
+
+def test_concurrent_step_from_another_thread_raises() -> None:
+    call, asr, _, _ = make_call(ROOF)
+    entered, release = threading.Event(), threading.Event()
+
+    def block() -> None:
+        entered.set()
+        release.wait(5)
+
+    asr.during = block
+    call.insert(tone(1.0))
+    worker = threading.Thread(target=call.step)
+    worker.start()
+    assert entered.wait(5)
+    with pytest.raises(StreamStateError, match="re-entered"):
+        call.step()
+    with pytest.raises(StreamStateError, match="re-entered"):
+        call.finish()
+    call.insert(tone(1.0))  # insert stays allowed while a step runs
+    release.set()
+    worker.join(5)
+    assert call.ready() and [e.type for e in call.step()] == ["partial"]
+
+
+def test_events_are_redacted_by_default() -> None:
+    words = script("my number is five five five one two three four five six seven and how much is it")
+    call, _, scorer, clock = make_call(words)
+    events = run_realtime(call, clock, tone(10.0)) + call.finish()
+    assert any("five five five one two three four" in t for t in scorer.texts)  # the model sees the original
+    wire = json.dumps([e.to_json() for e in events])
+    assert "[PHONE]" in wire
+    assert "five five five" not in wire and "four five six" not in wire
+    final = events[-1]
+    assert [w.text for w in final.words][:4] == ["my", "number", "is", "[PHONE]"]
+    phone = final.words[3]
+    assert (phone.start, phone.end) == (words[3][1], words[12][2])
+    price = next(s for s in final.scores.signals if s.name == "price_inquiry")
+    assert price.evidence[0].text == "how much" == final.text[price.evidence[0].start:price.evidence[0].end]
+    (d,) = of(events, "decision")
+    assert "signal price_inquiry: 'how much'" in d.decision.reasons
+    ev = next(s for s in d.scores.signals if s.name == "price_inquiry").evidence[0]
+    assert d.text[ev.start:ev.end] == "how much"
+
+
+def test_pii_read_across_the_stable_boundary_is_redacted() -> None:
+    words = script("call five five five one two three four five six seven")
+    call, _, _, clock = make_call(words)
+    partials = of(run_realtime(call, clock, tone(6.0)), "partial")
+    for p in partials:
+        assert "five five five one" not in p.stable + " " + p.unstable
+    straddling = [p for p in partials if "[PHONE]" in p.unstable]
+    assert straddling and all("[PHONE]" not in p.stable for p in straddling)
+
+
+def test_redaction_can_be_disabled() -> None:
+    words = script("my number is five five five one two three four five six seven")
+    call, _, _, clock = make_call(words, redact_pii=False)
+    events = run_realtime(call, clock, tone(7.0)) + call.finish()
+    assert "five five five one two three four five six seven" in events[-1].text
+
+
+def test_wire_format() -> None:
+    call, _, _, clock = make_call(ROOF, metadata={"source": "google_ads", "campaign": "spring"})
+    events = run_realtime(call, clock, tone(7.0)) + call.finish() + [call.error("too many calls", code="capacity")]
+    wire = [e.to_json() for e in events]
+    json.dumps(wire)  # serialisable
+    assert [m["seq"] for m in wire] == list(range(len(wire)))
+    assert all(m["call_id"] == "call-1" for m in wire)
+    assert all(m["model"] == "intent/v7" for m in wire[1:])
+    started = wire[0]
+    assert started["type"] == "started" and started["metadata"] == {"source": "google_ads", "campaign": "spring"}
+    assert started["config"]["sample_rate"] == 16000 and started["config"]["window_seconds"] == 30.0
+    partial = next(m for m in wire if m["type"] == "partial" and m["signals"])
+    assert set(partial) >= {"transcript", "label", "probabilities", "buying_intent", "signals", "latency_ms",
+                            "decode_ms", "score_ms", "lagging", "lag_seconds", "skipped_seconds",
+                            "window_complete", "audio_seconds"}
+    assert set(partial["transcript"]) == {"stable", "unstable", "text"}
+    assert set(partial["probabilities"]) == {"buying", "service", "informational", "noise"}
+    signal = partial["signals"][0]
+    assert set(signal) == {"name", "probability", "evidence"} and set(signal["evidence"][0]) == {
+        "text", "start", "end", "score"}
+    decision = next(m for m in wire if m["type"] == "decision")
+    assert set(decision["decision"]) == {"route", "label", "buying_intent", "confidence", "reasons", "segment",
+                                         "audio_seconds", "early"}
+    final = wire[-2]
+    assert final["type"] == "final" and set(final["transcript"]) == {"text", "words"}
+    assert set(final["transcript"]["words"][0]) == {"text", "start", "end", "probability"}
+    assert final["totals"]["decodes"] == 7 and final["decision"]["route"] == "priority_sales"
+    assert wire[-1]["error"] == {"code": "capacity", "message": "too many calls"}
+
+
+def test_start_twice_raises() -> None:
+    call, *_ = make_call(ROOF)
+    call.start()
+    with pytest.raises(StreamStateError):
+        call.start()
+
+
+@pytest.mark.parametrize(("audio", "message"), [
+    (np.zeros(10, dtype=np.int16), "float"),
+    (np.zeros((2, 10), dtype=np.float32), "1-D"),
+    (np.array([0.0, np.nan], dtype=np.float32), "NaN"),
+    ([0.0, 0.1], "numpy array"),
+])
+def test_bad_audio_is_a_user_error(audio, message: str) -> None:
+    call, *_ = make_call(ROOF)
+    with pytest.raises(StreamInputError, match=message):
+        call.insert(audio)
+
+
+@pytest.mark.parametrize(("overrides", "field"), [
+    ({"sample_rate": 8000}, "sample_rate"),
+    ({"decode_interval_seconds": 0}, "decode_interval_seconds"),
+    ({"window_seconds": 31}, "window_seconds"),
+    ({"stable_agreement": 0}, "stable_agreement"),
+    ({"max_lag_seconds": 0.5}, "max_lag_seconds"),
+    ({"decision_deadline_seconds": 40}, "decision_deadline_seconds"),
+    ({"vad_threshold_dbfs": 3}, "vad_threshold_dbfs"),
+])
+def test_stream_config_validation_names_the_field(overrides: dict, field: str) -> None:
+    with pytest.raises(ConfigError, match=field):
+        load_config(None, StreamConfig, overrides)
+
+
+def test_stream_config_from_overrides() -> None:
+    cfg = load_config(None, StreamConfig, ["decode_interval_seconds=0.5", "stable_agreement=3", "redact_pii=false"])
+    assert (cfg.decode_interval_seconds, cfg.stable_agreement, cfg.redact_pii) == (0.5, 3, False)
+
+
+def test_serving_core_imports_no_ml_stack() -> None:
+    code = ("import sys, serving.stream, serving.policy, serving.redact, serving.twilio; "
+            "bad = [m for m in ('torch', 'transformers', 'datasets', 'pandas', 'sklearn') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- real tiny.en ----------------------------------------------------------------------------
+
+JFK = "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
+
+
+@pytest.mark.integration
+def test_real_asr_stream_matches_the_reference_and_stable_text_only_grows() -> None:
+    import re
+
+    from conftest import SHARED_AUDIO
+
+    from data.asr import AsrConfig, SpeechRecognizer
+    from data.audio import decode_audio
+
+    audio = decode_audio(SHARED_AUDIO / "jfk.flac")  # 11 s
+    call = LiveCall("jfk", {}, asr=SpeechRecognizer(AsrConfig(cpu_threads=2)), scorer=KeywordScorer(),
+                    policy=POLICY, config=StreamConfig())
+    events = [call.start()]
+    for i in range(0, len(audio), 320):  # 20 ms frames, as fast as the decoder allows
+        call.insert(audio[i:i + 320])
+        if call.ready():
+            events += call.step()
+    events += call.finish()
+    partials = of(events, "partial")
+    assert len(partials) == 11
+    for before, after in zip(partials, partials[1:]):
+        assert after.stable.startswith(before.stable)
+    words = re.sub(r"[^a-z' ]+", " ", events[-1].text.lower()).split()
+    assert words == JFK.split(), events[-1].text
+    final = events[-1]
+    assert final.totals.decodes == 11 and final.decision is not None
+    assert [w.start for w in final.words] == sorted(w.start for w in final.words)
