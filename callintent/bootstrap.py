@@ -66,7 +66,7 @@ def ensure_default_model(
             return info.ref
 
     from callintent.config import load_config
-    from data.synth import generate_corpus, write_jsonl
+    from data.synth import DEFAULT_ASR_NOISE, generate_corpus, write_jsonl
     from training.config import DEFAULT_CORPUS, TrainConfig
     from training.export import export_run
     from training.train import train
@@ -75,7 +75,7 @@ def ensure_default_model(
     config = load_config(config_path or default_config_path(), TrainConfig, overrides)
     if tuple(config.train_files) == (DEFAULT_CORPUS,) and not Path(DEFAULT_CORPUS).exists():
         logger.info("generating the built-in corpus (%d calls, seed %d) -> %s", corpus_size, corpus_seed, DEFAULT_CORPUS)
-        write_jsonl(generate_corpus(corpus_size, corpus_seed), DEFAULT_CORPUS)
+        write_jsonl(generate_corpus(corpus_size, corpus_seed, asr_noise=DEFAULT_ASR_NOISE), DEFAULT_CORPUS)
     logger.info("training the default model (%s); this takes a while on CPU", config.output_dir)
     run = train(config)
     exported = export_run(run.output_dir)

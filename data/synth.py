@@ -3,43 +3,61 @@
 Each call is an agent greeting followed by caller turns (sometimes an agent acknowledgement or
 question and the caller's answer), composed from interchangeable parts — openers, introductions,
 neutral context, intent frames, objects, times, fillers, restarts and closers — drawn in random
-order with optional parts, over 14 industries. Every signal phrase is inserted by the generator
+order with optional parts, over 15 industries. Every signal phrase is inserted by the generator
 as its own piece and recorded as a span, so signal labels are exact rather than guessed.
 
 Label rules (the class is decided by the scenario, never by which words happen to appear):
 
 * ``buying`` — the caller wants something *new* from the business: a price, quote, appointment,
-  purchase or sign-up. Includes the confusable cases:
-  an existing customer asking the price of an add-on or booking a new visit (``buying`` with
-  ``existing_customer``); an informational question that turns into a booking ("are you open
-  Saturday? because I'd like to bring it in"); a new problem with something the business did not
-  sell ("my AC stopped working, can someone come out") — a new job.
-* ``service`` — the caller is dealing with something they already have from this business:
-  status, billing, refunds, account changes, rescheduling or cancelling an existing booking,
-  complaints, and problems with a product or job this business sold or did — even when the caller
-  asks someone to come back out (``service`` with ``appointment_request``) or says it is urgent.
-* ``informational`` — a question with no purchase step yet: hours, location, policies, whether
-  the business offers something ("do you guys do tankless water heaters?" carries
-  ``specific_need`` but stays informational), asking *whether* they give free estimates, and an
-  ad mention followed only by such a question.
+  purchase or sign-up, or states a need for a product or job ("I'm looking for a tankless water
+  heater", "I'm calling about the gray sectional"). Confusable cases that stay ``buying``:
+  an existing customer asking the price of an add-on or booking a new visit (with
+  ``existing_customer``); an existing customer with a new problem in something the business did
+  not sell or do ("we've used you before; my toilet keeps running, can someone come out") — a new
+  job; an informational question that turns into a booking ("are you open Saturday? because I'd
+  like to bring it in"); following up on a quote not received yet ("checking on the estimate you
+  were going to send me", with ``quote_request``); a service matter followed by a new purchase in
+  the same call — buying wins.
+* ``service`` — the caller deals with something they already have from this business: status,
+  billing, refunds, account changes, rescheduling, confirming or cancelling an existing booking,
+  complaints, and problems with a product or job this business sold or did ("my AC stopped
+  working — you guys put it in last year") — even when the caller asks someone to come back out
+  (``appointment_request``) or says it is urgent.
+* ``informational`` — a question with no purchase step and no stated need: hours, location,
+  policies, asking *whether* the business offers something ("do you guys do tankless water
+  heaters?" carries ``specific_need`` but stays informational) or whether estimates are free; an
+  ad mention followed only by such a question; an existing customer's general question.
 * ``noise`` — wrong numbers, robocalls, vendors and solicitors, surveys, personal calls for staff,
-  pocket dials, silence and hang-ups. Robocall and vendor scripts deliberately use sales words
-  ("free quote", "special offer", "your account", "today", "google").
+  pocket dials, silence, and callers cut off before saying anything usable ("I was calling about-
+  hello? hello?"). Robocall and vendor scripts deliberately use sales words
+  ("free quote", "special offer", "your account", "this week", "google"); a wrong-number caller
+  may even ask for an appointment — with the business they meant to call.
+* Negated requests ("I'm not looking for a quote or anything", "I'm not a customer yet") carry
+  no signal and don't change the class.
+* The opening is the first 30 s. About 8% of non-noise callers (:data:`LONG_OPENING_SHARE`)
+  introduce themselves and give background first, and the window may close before (part of)
+  their request: the row keeps the call's class, so some openings are genuinely undecided —
+  as in real traffic, where a model should be unsure of them.
 
 Signal rules (definitions in :mod:`data.schema`; spans only ever cover caller words):
 
-* Noise rows carry no signals: a robocall's "free quote" or a vendor's "I saw you on google" is
-  not the caller's own need, so ``signals == []``.
+* Signals are literal: a caller phrase meeting a signal's definition is a span in every class.
+  Robocall and vendor scripts *offer* ("press 1 for your free quote") and so never carry
+  signals; a wrong-number caller's "I need to make an appointment" is an ``appointment_request``
+  although the call is noise — the class says what the call is, signals what was said.
 * ``price_inquiry`` is asking what something *would cost to buy* (including add-ons). Amounts on a
   bill or charge the caller already has ("my bill says $230", "how much do I still owe", "I was
   quoted $400 but billed $520") are not price inquiries, and "quoted" there is no quote request.
-* ``quote_request`` is asking for a quote or estimate; asking *whether* estimates are free is not.
+* ``quote_request`` is asking for a quote or estimate (or one not received yet); asking
+  *whether* estimates are free is not.
 * ``appointment_request`` is asking for a new visit or booking, in any class (a service caller's
-  "can someone come back out"). Moving or cancelling an existing booking is not one; the booking
-  ("my appointment") is then an ``existing_customer`` span.
-* ``specific_need`` names a concrete product or job the caller wants or asks about. Something the
-  caller already bought here ("the water heater you installed") is an ``existing_customer`` span
-  instead.
+  "can someone come back out"). Moving, confirming or cancelling an existing booking is not one;
+  the booking ("my appointment") is then an ``existing_customer`` span.
+* ``specific_need`` names the concrete product, job or problem the call is about ("a 50 gallon
+  water heater", "my AC stopped working"). A reference to something the caller already bought
+  here ("the water heater you installed") is an ``existing_customer`` span instead.
+* ``existing_customer`` is the caller saying they are a customer, or referring to their account,
+  order, booking or a purchase/job from this business.
 * ``urgency`` is an explicit statement of urgency ("it's an emergency", "today if possible",
   "asap"); "tomorrow" or "next week" is not.
 * ``ad_reference`` is where the caller saw or heard of the business (ad, mailer, radio,
@@ -71,6 +89,7 @@ from typing import Any
 
 from callintent.errors import UserError
 from data import synth_lexicon as lex
+from data.dataset import normalise_transcript
 from data.schema import CLASS_NAMES, DEFAULT_MAX_WORDS, OPENING_SECONDS, SIGNAL_INDEX
 from data.transcript import Word
 
@@ -79,8 +98,15 @@ logger = logging.getLogger(__name__)
 #: Share of each class in a generated corpus (rounded to whole rows, remainder to ``buying``).
 CLASS_SHARES: dict[str, float] = {"buying": 0.40, "service": 0.30, "informational": 0.15, "noise": 0.15}
 
+#: Default share of telephone-ASR rows for ``callintent data synth`` (the library default is 0).
+DEFAULT_ASR_NOISE = 0.3
+
 #: Openings longer than this are redrawn: 30 s of speech at a natural rate holds about 90-100 words.
 MAX_OPENING_WORDS = min(100, DEFAULT_MAX_WORDS)
+
+#: Share of non-noise calls whose caller talks slowly with a long preamble, so the opening is cut at
+#: 30 s, sometimes before the request: real openings that don't reveal the intent yet.
+LONG_OPENING_SHARE = 0.08
 
 #: Sources that come with a campaign name; the others (referral, organic, direct) have none.
 _TRACKED_SOURCES = ("google_ads", "facebook_ads", "radio", "direct_mail", "billboard", "tv", "yelp")
@@ -149,14 +175,16 @@ class SynthCall:
             "transcript": self.transcript,
             "label": self.label,
             "signals": list(self.signals),
-            "spans": [{"signal": s.signal, "start": s.start, "end": s.end, "text": s.text} for s in self.spans],
+            "spans": [{"signal": s.signal, "start": s.start, "end": s.end, "text": s.text}
+                      for s in self.spans],
             "source": self.source,
             "campaign": self.campaign,
             "industry": self.industry,
             "scenario": self.scenario,
             "asr_noise": self.asr_noise,
             "turns": [{"speaker": t.speaker, "text": t.text} for t in self.turns],
-            "words": [{"text": w.text, "start": w.start, "end": w.end, "speaker": w.speaker} for w in self.words],
+            "words": [{"text": w.text, "start": w.start, "end": w.end, "speaker": w.speaker}
+                      for w in self.words],
         }
 
 
@@ -197,6 +225,7 @@ class _Call:
         self.biz = rng.choice(industry.businesses)
         self.source = "direct"
         self.ad_mentioned = False
+        self.introduced = False  # the caller already said hello and their name
 
     # choices
     def pick(self, seq: Sequence[Any]) -> Any:
@@ -210,8 +239,11 @@ class _Call:
         """A random value for a named slot (recursively formatted)."""
         r = self.rng
         values: dict[str, Callable[[], str]] = {
-            "first": lambda: self.first if r.random() < 0.6 else r.choice(lex.FIRST_NAMES),
+            "first": lambda: self.first,
             "last": lambda: self.last,
+            "name": lambda: r.choice(lex.FIRST_NAMES),
+            "surname": lambda: r.choice(lex.LAST_NAMES),
+            "beds": lambda: str(r.randint(2, 5)),
             "agent": lambda: self.agent,
             "biz": lambda: self.biz,
             "street": lambda: r.choice(lex.STREETS),
@@ -325,6 +357,8 @@ def _s(*parts: Sentence | _Piece | str | None, end: str = ".") -> Sentence:
 
 def _opener(c: _Call) -> Sentence | None:
     """"Hi, my name is Sarah." or "Hey." or nothing."""
+    if c.introduced:
+        return None
     parts: list[str] = []
     if c.chance(0.7):
         parts.append(c.pick(lex.OPENERS))
@@ -370,8 +404,8 @@ def _price_question(c: _Call, name: str | None) -> Sentence:
     """A price_inquiry span, before the object when ``name`` is given, else about "that"."""
     if name is not None:
         return _s(c.sig("price_inquiry", c.pick(lex.PRICE_BEFORE)), c.sig("specific_need", name), end="?")
-    return _s(c.pick(("", "", "and", "so", "um,", "just roughly,")), c.sig("price_inquiry", c.pick(lex.PRICE_AFTER)),
-              end="?")
+    lead = c.pick(("", "", "and", "so", "um,", "just roughly,"))
+    return _s(lead, c.sig("price_inquiry", c.pick(lex.PRICE_AFTER)), end="?")
 
 
 def _quote(c: _Call, name: str | None) -> Sentence:
@@ -391,8 +425,8 @@ def _appointment(c: _Call, *, urgent: bool = False, lead: bool = True) -> Senten
         ask = c.sig("appointment_request", c.pick(lex.APPOINTMENT_GENERIC))
     when: _Piece | str | None = None
     if urgent:
-        when = c.sig("urgency", c.pick(("today", "today if possible", "as soon as possible", "asap", "this afternoon",
-                                        "tonight", "right away")))
+        when = c.sig("urgency", c.pick(("today", "today if possible", "as soon as possible", "asap",
+                                        "this afternoon", "tonight", "right away")))
     elif c.chance(0.45):
         when = c.fmt(c.pick(lex.WHEN))
     question = ask.text.startswith(("can", "could", "is", "do", "when", "what"))
@@ -441,7 +475,8 @@ def _capability(c: _Call, name: str) -> Sentence:
 
 
 def _existing_clause(c: _Call) -> Sentence:
-    return _s(c.pick(("", "", "and", "and um,", "oh and")), c.sig("existing_customer", c.pick(lex.EXISTING_CLAUSES)))
+    clauses = lex.EXISTING_CLAUSES[lex.EXISTING_CLAUSE_KIND.get(c.ind.name, "account")]
+    return _s(c.pick(("", "", "and", "and um,", "oh and")), c.sig("existing_customer", c.pick(clauses)))
 
 
 def _fault(c: _Call) -> _Piece:
@@ -461,15 +496,16 @@ def _buying_price(c: _Call) -> Script:
     elif style < 0.55:
         out.append(_price_question(c, name))
     elif style < 0.75:
-        out.append(_need(c, name) + [_Piece(","), c.sig("price_inquiry", c.pick(lex.PRICE_AFTER)), _Piece("?")])
+        out.append(_need(c, name) + [_Piece(","), c.sig("price_inquiry", c.pick(lex.PRICE_AFTER)),
+                                     _Piece("?")])
     else:  # opens like an informational capability question
         out += [_capability(c, name), _detail(c, 0.2), _price_question(c, None)]
     price = c.price_of(product)
     if price and c.chance(0.2):
-        out.append(_s(c.pick(("somebody told me it's around", "I was seeing online it's like", "my budget is about",
-                               "another company quoted me", "last time I paid")), price))
-    out += [_urgency(c) if c.chance(0.12) else None, _appointment(c) if c.chance(0.15) else None, _detail(c, 0.2),
-            _closer(c)]
+        out.append(_s(c.pick(("somebody told me it's around", "I was seeing online it's like",
+                              "my budget is about", "another company quoted me", "last time I paid")), price))
+    out += [_urgency(c) if c.chance(0.12) else None, _appointment(c) if c.chance(0.15) else None,
+            _detail(c, 0.2), _closer(c)]
     return out
 
 
@@ -485,7 +521,8 @@ def _buying_quote(c: _Call) -> Script:
         out += [_capability(c, name), _quote(c, None)]
     price = c.price_of(product)
     if price and c.chance(0.15):
-        out.append(_s(c.pick(("another company quoted me", "I already got one for", "the last guy wanted")), price))
+        out.append(_s(c.pick(("another company quoted me", "I already got one for", "the last guy wanted")),
+                      price))
     out += [_detail(c, 0.3), _urgency(c) if c.chance(0.15) else None,
             _appointment(c) if c.chance(0.2) else None, _closer(c)]
     return out
@@ -514,11 +551,12 @@ def _buying_purchase(c: _Call) -> Script:
     out.append(c.fill(c.pick(lex.PURCHASE_FRAMES), need=c.sig("specific_need", name)) + [_Piece(".")])
     price = c.price_of(product)
     if price and c.chance(0.3):
-        out.append(_s(c.pick(("you quoted me", "the website says", "I saw it listed for", "the ad said")), price))
+        out.append(_s(c.pick(("you quoted me", "the website says", "I saw it listed for", "the ad said")),
+                      price))
     if c.chance(0.35):
         out.append(_s(c.pick(("what do I need to do", "how do we get started", "what's the next step",
-                              "do you need my information", "can I pay over the phone", "how does that work")),
-                      end="?"))
+                              "do you need my information", "can I pay over the phone",
+                              "how does that work")), end="?"))
     out += [_detail(c, 0.3), _appointment(c) if c.chance(0.2) else None, _closer(c)]
     return out
 
@@ -531,7 +569,8 @@ def _buying_addon(c: _Call) -> Script:
         out.append(_existing(c))
     elif how < 0.7:
         acct = c.pick(c.ind.account_refs)
-        out.append(_s(c.sig("existing_customer", f"{acct} {c.pick(('is with you guys', 'is with you', 'is here'))}")))
+        out.append(_s(c.sig("existing_customer",
+                            f"{acct} {c.pick(('is with you guys', 'is with you', 'is here'))}")))
     else:
         out.append(_s(c.pick(("you guys did", "I got", "you did")), _owned(c)))
     addon = c.sig("specific_need", c.pick(c.ind.addons))
@@ -541,8 +580,9 @@ def _buying_addon(c: _Call) -> Script:
     if style < 0.45:
         out += [_s(wants, addon), _detail(c, 0.2), _price_question(c, None)]
     elif style < 0.65:
-        ask = c.sig("price_inquiry", c.pick(("how much would it be to add", "what would you charge for",
-                                             "how much is it for", "what's the price for", "how much extra for")))
+        asks = ("how much would it be to add", "what would you charge for", "how much is it for",
+                "what's the price for", "how much extra for")
+        ask = c.sig("price_inquiry", c.pick(asks))
         out.append(_s(ask, addon, end="?"))
     elif style < 0.8:
         out += [_s(wants, addon), _quote(c, None)]
@@ -554,8 +594,8 @@ def _buying_addon(c: _Call) -> Script:
 
 def _buying_existing_visit(c: _Call) -> Script:
     """Existing customer booking a new visit: buying (rescheduling one would be service)."""
-    out: Script = [_opener(c), _context(c, 0.2),
-                   _s(c.pick(("", "so", "yeah,")), c.sig("existing_customer", c.pick(lex.EXISTING_NEW_VISIT)))]
+    existing = c.sig("existing_customer", c.pick(lex.EXISTING_NEW_VISIT))
+    out: Script = [_opener(c), _context(c, 0.2), _s(c.pick(("", "so", "yeah,")), existing)]
     if c.chance(0.6):
         _, name = c.product()
         out.append(_s(c.pick(("I need", "I'm due for", "I'd like", "I want to get", "this time it's for")),
@@ -592,9 +632,66 @@ def _buying_new_problem(c: _Call) -> Script:
     elif roll < 0.85:
         out.append(_quote(c, None))
     else:
-        out += [_s(c.pick(("can you help me", "is that something you can take care of", "can you guys do that",
-                           "what are my options")), end="?"), _appointment(c)]
+        out += [_s(c.pick(("can you help me", "is that something you can take care of",
+                           "can you guys do that", "what are my options")), end="?"), _appointment(c)]
     out += [_urgency(c) if c.chance(0.2) else None, _closer(c)]
+    return out
+
+
+def _buying_pending_quote(c: _Call) -> Script:
+    """Follows up on a quote not yet received: sounds like a status call, but still pre-purchase."""
+    out: Script = [_opener(c), _context(c)]
+    out.append(c.fill(c.pick(lex.STATUS_FRAMES), item=c.sig("quote_request", c.pick(lex.PENDING_QUOTES)))
+               + [_Piece(c.pick(("?", ".")))])
+    if c.chance(0.4):
+        _, name = c.product()
+        out.append(_s(c.pick(("it's for", "it was for", "this is for")), c.sig("specific_need", name)))
+    out += [_s(c.fmt(c.pick(lex.ITEM_IDS))) if c.chance(0.3) else None, _detail(c, 0.2),
+            _appointment(c) if c.chance(0.2) else None, _closer(c)]
+    return out
+
+
+def _buying_existing_repair(c: _Call) -> Script:
+    """A customer of other work with a new problem: a new job, so buying (unless they did the thing)."""
+    if not c.ind.fixes_for_anyone:
+        return _buying_existing_visit(c)
+    out: Script = [_opener(c), _context(c, 0.15), _existing(c),
+                   _s(c.pick(("", "so", "this time", "and")), _fault(c))]
+    roll = c.rng.random()
+    out.append(_appointment(c, urgent=c.chance(0.3)) if roll < 0.6 else _price_question(c, None) if roll < 0.8
+               else _quote(c, None))
+    out += [_detail(c, 0.2), _closer(c)]
+    return out
+
+
+def _buying_short_need(c: _Call) -> Script:
+    """A terse caller: "Hi, I need a water heater." and little else."""
+    need = c.sig("specific_need", c.product()[1])
+    frame = c.pick(("I need", "I'm looking for", "we need", "I'm trying to get", "I need to get", "yeah,",
+                    "calling about"))
+    out: Script = [_opener(c), _s(frame, need, c.fmt(c.pick(lex.WHEN)) if c.chance(0.3) else None)]
+    out += [_urgency(c) if c.chance(0.2) else None, _closer(c, 0.4)]
+    return out
+
+
+def _buying_mixed(c: _Call) -> Script:
+    """A service matter, then a new purchase in the same call: buying wins."""
+    first = c.pick((_service_status, _service_billing, _service_account, _service_reschedule))(c)
+    first = [item for item in first if item][:3]
+    product_name = c.pick(c.ind.addons) if c.chance(0.5) else c.product()[1]
+    out: Script = [*first, _s(c.pick(lex.WHILE_I_HAVE_YOU), ",", end="") if c.chance(0.6) else None]
+    roll = c.rng.random()
+    if roll < 0.4:
+        out.append(_s(c.pick(("I wanted to ask about", "I'm interested in", "I want to add", "I need")),
+                      c.sig("specific_need", product_name), end="."))
+        out.append(_price_question(c, None))
+    elif roll < 0.6:
+        out.append(_price_question(c, product_name))
+    elif roll < 0.8:
+        out.append(_quote(c, product_name))
+    else:
+        out += [_s(c.pick(("I need", "we need", "I'd like")), c.sig("specific_need", product_name)),
+                _appointment(c)]
     return out
 
 
@@ -615,8 +712,10 @@ def _service_support(c: _Call) -> Script:
         else:
             out.append(_appointment(c))
     elif roll < 0.6:
-        out.append(_s(c.pick(("isn't that under warranty", "is that covered", "what can you guys do about it",
-                              "I need you to fix it", "can you help me with that")), end="?"))
+        asks = ["what can you guys do about it", "can you look into it", "can you help me with that"]
+        if lex.EXISTING_CLAUSE_KIND.get(c.ind.name) == "thing":
+            asks += ["isn't that under warranty", "is that covered", "can you fix it"]
+        out.append(_s(c.pick(asks), end="?"))
     if c.chance(0.2):
         out.append(_s(c.sig("urgency", c.pick(lex.SERVICE_URGENCY))))
     out.append(_closer(c))
@@ -673,10 +772,11 @@ def _service_reschedule(c: _Call) -> Script:
 def _service_account(c: _Call) -> Script:
     out: Script = [_opener(c), _context(c), _existing(c) if c.chance(0.25) else None]
     task = c.fill(c.pick(c.ind.account_tasks), acct=_account(c))
-    out.append(_s(c.pick(("I need to", "I want to", "I'm trying to", "I'd like to", "can you help me")), task))
+    lead = c.pick(("I need to", "I want to", "I'm trying to", "I'd like to", "can you help me"))
+    out.append(_s(lead, task))
     if c.chance(0.35):
-        out.append(_s(c.pick(("I tried doing it online", "the website won't let me", "the app keeps giving me an error",
-                              "I've been trying all morning"))))
+        out.append(_s(c.pick(("I tried doing it online", "the website won't let me",
+                              "the app keeps giving me an error", "I've been trying all morning"))))
     out += [_detail(c, 0.2), _closer(c)]
     return out
 
@@ -686,8 +786,8 @@ def _service_complaint(c: _Call) -> Script:
     out.append(c.fill(c.pick(lex.COMPLAINTS), owned=_owned(c),
                       item=c.sig("existing_customer", c.pick(c.ind.status_items))) + [_Piece(".")])
     if c.chance(0.3):
-        out.append(_s(c.pick(("I'd like to talk to a manager", "this is the second time", "I'm really frustrated",
-                              "I want this resolved"))))
+        out.append(_s(c.pick(("I'd like to talk to a manager", "this is the second time",
+                              "I'm really frustrated", "I want this resolved"))))
     if c.chance(0.15):
         out.append(_s(c.sig("urgency", c.pick(lex.SERVICE_URGENCY))))
     out += [_detail(c, 0.2), _closer(c)]
@@ -695,7 +795,8 @@ def _service_complaint(c: _Call) -> Script:
 
 
 def _info_general(c: _Call) -> Script:
-    out: Script = [_opener(c), _context(c), _research(c, 0.1), _info_question(c)]
+    ask = _s(c.fmt(c.pick(lex.INFO_NEEDS))) if c.chance(0.3) else _info_question(c)
+    out: Script = [_opener(c), _context(c), _research(c, 0.1), ask]
     if c.chance(0.35):
         out.append(_s(c.pick(("and", "also,", "oh, and", "")), _info_question(c)))
     out += [_detail(c, 0.2), _closer(c)]
@@ -752,8 +853,7 @@ def _noise_wrong_number(c: _Call) -> Script:
 
 def _noise_robocall(c: _Call) -> Script:
     """Recorded sales pitch: sales words ("free quote", "special offer") but no caller need."""
-    parts = [c.fmt(c.pick(lex.ROBO_OPENINGS)), c.pick(lex.ROBO_TOPICS)]
-    out: Script = [_s(", ".join(parts))]
+    out: Script = [_s(c.fmt(c.pick(lex.ROBO_OPENINGS)), ",", c.pick(lex.ROBO_LINKS), c.pick(lex.ROBO_TOPICS))]
     out += [_s(c.fmt(c.pick(lex.ROBO_OFFERS))) for _ in range(c.rng.randint(1, 2))]
     out.append(_s(c.fmt(c.pick(lex.ROBO_ACTIONS))))
     if c.chance(0.4):
@@ -762,8 +862,9 @@ def _noise_robocall(c: _Call) -> Script:
 
 
 def _noise_vendor(c: _Call) -> Script:
-    out: Script = [_s(c.pick(("hi", "hey", "good morning", "hi there", "yes, hello")), end=",") if c.chance(0.6)
-                   else None, _s(c.fmt(c.pick(lex.VENDOR_INTROS))), _s(c.fmt(c.pick(lex.VENDOR_PITCHES)))]
+    hello = _s(c.pick(("hi", "hey", "good morning", "hi there", "yes, hello")), end=",")
+    hello = hello if c.chance(0.6) else None
+    out: Script = [hello, _s(c.fmt(c.pick(lex.VENDOR_INTROS))), _s(c.fmt(c.pick(lex.VENDOR_PITCHES)))]
     if c.chance(0.3):
         out.append(_s(c.fmt(c.pick(lex.VENDOR_PITCHES))))
     out.append(_s(c.pick(lex.VENDOR_ASKS), end="?"))
@@ -775,35 +876,57 @@ def _noise_other(c: _Call) -> Script:
     return [_s(c.fmt(c.pick(bank)))]
 
 
+def _spoken(text: str) -> Sentence:
+    """A line ended with "?" when it asks (or calls out "hello"), else "."."""
+    asks = text.split(" ")[-1] in ("hello", "there", "me") or text.startswith(("can ", "is ", "are "))
+    return _s(text, end="?" if asks else ".")
+
+
+def _noise_dropped(c: _Call) -> Script:
+    """Starts like a real caller and is cut off: nothing usable, so noise (and no signal)."""
+    out: Script = [_opener(c), _s(c.pick(lex.DROPPED_STARTS) + "-", end="")]
+    if c.chance(0.6):
+        out.append(_AgentSays(_spoken(c.pick(lex.AGENT_SILENCE))))
+    out.append(_spoken(c.pick(lex.DROPPED_ENDS)))
+    return out
+
+
 def _noise_silence(c: _Call) -> Script:
-    out: Script = [_s(c.pick(lex.SILENCE), end="?")]
+    out: Script = [_spoken(c.pick(lex.SILENCE))]
     if c.chance(0.7):
-        out.append(_AgentSays(_s(c.pick(lex.AGENT_SILENCE), end="?")))
+        out.append(_AgentSays(_spoken(c.pick(lex.AGENT_SILENCE))))
         if c.chance(0.4):
-            out.append(_s(c.pick(("hello", "hello?", "can you hear me")), end="?"))
+            out.append(_spoken(c.pick(("hello", "hello? hello", "can you hear me"))))
     return out
 
 
 #: class -> scenario name -> (builder, weight within the class).
 SCENARIOS: dict[str, dict[str, tuple[Callable[[_Call], Script], float]]] = {
     "buying": {
-        "price": (_buying_price, 0.2), "quote": (_buying_quote, 0.14), "appointment": (_buying_appointment, 0.13),
+        "price": (_buying_price, 0.2), "quote": (_buying_quote, 0.14),
+        "appointment": (_buying_appointment, 0.13),
         "purchase": (_buying_purchase, 0.08), "addon_existing": (_buying_addon, 0.12),
-        "existing_new_visit": (_buying_existing_visit, 0.08), "info_to_booking": (_buying_info_to_booking, 0.1),
-        "new_problem": (_buying_new_problem, 0.15),
+        "existing_new_visit": (_buying_existing_visit, 0.07),
+        "info_to_booking": (_buying_info_to_booking, 0.1),
+        "new_problem": (_buying_new_problem, 0.13), "pending_quote": (_buying_pending_quote, 0.06),
+        "existing_repair": (_buying_existing_repair, 0.07), "mixed_service_first": (_buying_mixed, 0.08),
+        "short_need": (_buying_short_need, 0.05),
     },
     "service": {
-        "support": (_service_support, 0.24), "status": (_service_status, 0.16), "billing": (_service_billing, 0.17),
+        "support": (_service_support, 0.24), "status": (_service_status, 0.16),
+        "billing": (_service_billing, 0.17),
         "refund": (_service_refund, 0.08), "reschedule": (_service_reschedule, 0.13),
         "account": (_service_account, 0.14), "complaint": (_service_complaint, 0.08),
     },
     "informational": {
-        "general": (_info_general, 0.32), "capability": (_info_capability, 0.28), "after_ad": (_info_after_ad, 0.12),
+        "general": (_info_general, 0.32), "capability": (_info_capability, 0.28),
+        "after_ad": (_info_after_ad, 0.12),
         "research": (_info_research, 0.16), "existing": (_info_existing, 0.12),
     },
     "noise": {
-        "wrong_number": (_noise_wrong_number, 0.25), "robocall": (_noise_robocall, 0.22),
-        "vendor": (_noise_vendor, 0.23), "silence": (_noise_silence, 0.16), "other": (_noise_other, 0.14),
+        "wrong_number": (_noise_wrong_number, 0.22), "robocall": (_noise_robocall, 0.2),
+        "vendor": (_noise_vendor, 0.2), "silence": (_noise_silence, 0.12), "dropped": (_noise_dropped, 0.14),
+        "other": (_noise_other, 0.12),
     },
 }
 
@@ -811,17 +934,33 @@ SCENARIOS: dict[str, dict[str, tuple[Callable[[_Call], Script], float]]] = {
 # --- dialogue: greeting, interjections ------------------------------------------------------------------
 
 
-def _dialogue(c: _Call, label: str, scenario: str) -> list[_Draft]:
-    """The whole opening as turns: greeting, the scenario's caller turn(s), agent interjections."""
+def _dialogue(c: _Call, label: str, scenario: str, *, long: bool = False) -> list[_Draft]:
+    """The whole opening as turns: greeting, the scenario's caller turn(s), agent interjections.
+
+    ``long`` adds a preamble: the caller introduces themselves, the agent asks how to help, and
+    the caller gives background before getting to the point.
+    """
     greeting: list[Sentence] = []
-    if c.chance(0.08):
+    if c.chance(0.3 if long else 0.08):
         greeting.append(_s(c.pick(lex.RECORDING_NOTICES)))
     if scenario != "robocall" or c.chance(0.7):
         text = c.fmt(c.pick(lex.GREETINGS))
         greeting.append(_s(text, end="?" if "help" in text or "do for you" in text else "."))
     turns = [_Draft("agent", greeting)] if greeting else []
 
-    script = [item for item in SCENARIOS[label][scenario][0](c) if item]
+    background: Script = []
+    if long:
+        turns.append(_Draft("caller", [_s(c.pick(lex.OPENERS), ",", c.fmt(c.pick(lex.INTRODUCTIONS)))]))
+        prompt = c.fmt(c.pick(lex.AGENT_PROMPTS))
+        turns.append(_Draft("agent", [_s(prompt, end="?" if "how" in prompt or "what" in prompt else ".")]))
+        c.introduced = True
+        picks = c.rng.sample((*lex.CONTEXT, *lex.DETAILS), c.rng.randint(1, 3))
+        background = [_s(c.fmt(text)) for text in picks]
+    script = [*background, *(item for item in SCENARIOS[label][scenario][0](c) if item)]
+    if scenario not in ("silence", "dropped", "robocall", "wrong_number", "other") and c.chance(0.18):
+        # Another class's words, negated: "I'm not looking for a quote" in an informational call.
+        negation = _s(c.pick(("", "", "and", "but", "so", "and no,")), c.pick(lex.NEGATIONS[label]))
+        script.insert(c.rng.randint(1 if len(script) > 1 else 0, len(script)), negation)
     caller: list[Sentence] = []
     explicit_agent = False
     for item in script:
@@ -832,12 +971,17 @@ def _dialogue(c: _Call, label: str, scenario: str) -> list[_Draft]:
             turns.append(_Draft("agent", [item.sentence]))
             caller = []
         else:
-            caller.append(_disfluent(c, item))
+            sentence = _disfluent(c, item)
+            if sentence:
+                caller.append(sentence)
     if not caller:
         return turns
     # The agent interjects: a neutral acknowledgement or question splits the caller's turn.
-    if not explicit_agent and len(caller) >= 2 and label != "noise" and c.chance(0.35):
-        cut = c.rng.randint(1, len(caller) - 1)
+    # Only after a full sentence with some content ("Hello, yes." is not worth an answer).
+    cuts = [i for i in range(1, len(caller)) if caller[i - 1][-1].text in (".", "?", "!")
+            and sum(len(p.text.split()) for s in caller[:i] for p in s) >= 6]
+    if not explicit_agent and cuts and label != "noise" and c.chance(0.35):
+        cut = c.pick(cuts)
         turns.append(_Draft("caller", caller[:cut]))
         rest = caller[cut:]
         roll = c.rng.random()
@@ -857,6 +1001,14 @@ def _dialogue(c: _Call, label: str, scenario: str) -> list[_Draft]:
         turns.append(_Draft("caller", rest))
     else:
         turns.append(_Draft("caller", caller))
+    if label != "noise" and c.chance(0.35):
+        # The call goes on inside the window: the agent takes details, the caller gives them.
+        question, answers = c.pick(lex.AGENT_QUESTIONS)
+        turns.append(_Draft("agent", [_s(c.pick(lex.AGENT_ACKS), ",", question, end="?")]))
+        answer = [_s(c.fmt(c.pick(answers)))]
+        if c.chance(0.4):
+            answer.append(_s(c.fmt(c.pick(lex.DETAILS))))
+        turns.append(_Draft("caller", answer))
     if label != "noise" and c.chance(0.12):
         turns.append(_Draft("agent", [_s(c.pick(lex.AGENT_WRAPS))]))
     return turns
@@ -892,8 +1044,8 @@ def _render_clean(sentence: Sentence, capitalize: bool) -> Sentence:
     return out
 
 
-_ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-         "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
+_ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+         "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
 _TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
 _ORDINAL_WORDS = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
                   "nine": "ninth", "twelve": "twelfth"}
@@ -916,7 +1068,8 @@ def spell_number(n: int) -> str:
         return _ONES[n // 100] + " hundred" + ("" if n % 100 == 0 else " " + spell_number(n % 100))
     for size, word in ((1_000_000, "million"), (1000, "thousand")):
         if n >= size:
-            return spell_number(n // size) + " " + word + ("" if n % size == 0 else " " + spell_number(n % size))
+            rest = "" if n % size == 0 else " " + spell_number(n % size)
+            return spell_number(n // size) + " " + word + rest
     raise ValueError(f"n must be below a billion, got {n}")
 
 
@@ -928,9 +1081,10 @@ def _spell_ordinal(n: int) -> str:
 
 
 _HOMOPHONES: dict[str, tuple[str, ...]] = {
-    "there": ("their", "they're"), "their": ("there",), "to": ("too", "two"), "too": ("to",), "for": ("four",),
-    "right": ("write",), "new": ("knew",), "no": ("know",), "know": ("no",), "hear": ("here",),
-    "here": ("hear",), "by": ("buy", "bye"), "week": ("weak",), "our": ("hour", "are"), "would": ("wood",),
+    "there": ("their", "they're"), "their": ("there",), "to": ("too", "two"), "too": ("to",),
+    "for": ("four",), "right": ("write",), "new": ("knew",), "no": ("know",), "know": ("no",),
+    "hear": ("here",), "here": ("hear",), "by": ("buy", "bye"), "week": ("weak",), "our": ("hour", "are"),
+    "would": ("wood",),
     "your": ("you're",), "you're": ("your",), "it's": ("its",), "then": ("than",), "than": ("then",),
     "wait": ("weight",), "sale": ("sail",), "meet": ("meat",), "see": ("sea",), "one": ("won",),
     "guys": ("guy's",), "and": ("an", "in"), "i'm": ("im",), "just": ("jus",), "weather": ("whether",),
@@ -943,7 +1097,7 @@ _ORD = re.compile(r"^(\d+)(st|nd|rd|th)$")
 _INT = re.compile(r"^[\d,]+$")
 
 
-def _asr_token(token: str, rng: random.Random, spell: bool) -> list[str]:
+def _asr_token(token: str, spell: bool) -> list[str]:
     """One clean token as telephone-ASR words (lower case, no punctuation, numbers normalised)."""
     token = token.strip(",.?!;:\"()")
     if not token:
@@ -955,7 +1109,7 @@ def _asr_token(token: str, rng: random.Random, spell: bool) -> list[str]:
         hour, minute = int(m.group(1)), int(m.group(2))
         if spell:
             return [*spell_number(hour).split(), *([] if minute == 0 else spell_number(minute).split())]
-        return [f"{hour}:{m.group(2)}"]
+        return [str(hour)] if minute == 0 else [str(hour), m.group(2)]
     if m := _ORD.match(token):
         return _spell_ordinal(int(m.group(1))).split() if spell else [token.lower()]
     if _INT.match(token):
@@ -964,13 +1118,13 @@ def _asr_token(token: str, rng: random.Random, spell: bool) -> list[str]:
             return [digits]
         if len(digits) >= 5:  # ids, zip codes, phone parts are read digit by digit
             return [_ONES[int(d)] for d in digits]
-        if len(digits) == 4 and digits[:2] in ("19", "20"):  # years: "twenty twenty one"
+        if len(digits) == 4 and digits[:2] in ("19", "20") and digits[2] != "0":  # "twenty twenty one"
             return [*spell_number(int(digits[:2])).split(), *spell_number(int(digits[2:])).split()]
         return spell_number(int(digits)).split()
     words: list[str] = []
     for part in token.replace("-", " ").split():
         if part.isdigit() or _INT.match(part):
-            words += _asr_token(part, rng, spell)
+            words += _asr_token(part, spell)
         else:
             cleaned = re.sub(r"[^\w']", "", part.lower()).strip("'")
             if cleaned:
@@ -982,7 +1136,7 @@ def _render_asr(sentence: Sentence, rng: random.Random, spell: bool) -> Sentence
     """The sentence as telephone-ASR output; signal pieces only change form, never lose words."""
     out: Sentence = []
     for piece in sentence:
-        words = [w for tok in piece.text.split() for w in _asr_token(tok, rng, spell)]
+        words = [w for tok in piece.text.split() for w in _asr_token(tok, spell)]
         if piece.signal is None:
             noisy: list[str] = []
             for w in words:
@@ -1000,9 +1154,17 @@ def _render_asr(sentence: Sentence, rng: random.Random, spell: bool) -> Sentence
     return out
 
 
-def _assemble(drafts: list[_Draft], asr: bool, rng: random.Random) -> tuple[str, list[Span], list[Turn]]:
-    """Join the turns' pieces into the transcript, recording each signal piece's offsets."""
-    spell = rng.random() < 0.6
+def _assemble(drafts: list[_Draft], *, asr: bool, rng: random.Random | None = None
+              ) -> tuple[str, list[Span], list[Turn]]:
+    """Join the turns' pieces into the transcript, recording each signal piece's offsets.
+
+    Args:
+        drafts: The turns.
+        asr: Render as telephone-ASR text (needs ``rng``) instead of clean text.
+        rng: Random stream for the ASR rendering.
+    """
+    assert rng is not None or not asr
+    spell = asr and rng is not None and rng.random() < 0.6
     transcript = ""
     spans: list[Span] = []
     turns: list[Turn] = []
@@ -1010,16 +1172,25 @@ def _assemble(drafts: list[_Draft], asr: bool, rng: random.Random) -> tuple[str,
         turn_start = len(transcript) + (1 if transcript else 0)
         capitalize = True
         for sentence in draft.sentences:
-            rendered = _render_asr(sentence, rng, spell) if asr else _render_clean(sentence, capitalize)
+            if asr and rng is not None:
+                rendered = _render_asr(sentence, rng, spell)
+            else:
+                rendered = _render_clean(sentence, capitalize)
             # The next sentence starts with a capital only after a full stop (not after "so yeah,").
             capitalize = bool(sentence) and sentence[-1].text in (".", "?", "!")
             for piece in rendered:
-                if transcript and piece.text not in _PUNCT:
+                text = piece.text
+                at_turn_start = len(transcript) < turn_start
+                if text.startswith(_PUNCT) and (at_turn_start or transcript.endswith(_PUNCT)):
+                    text = text[1:].lstrip()  # "yeah," + ", um," -> "yeah, um,"
+                    if not text:
+                        continue
+                if transcript and (at_turn_start or not text.startswith(_PUNCT)):
                     transcript += " "
                 start = len(transcript)
-                transcript += piece.text
+                transcript += text
                 if piece.signal is not None and draft.speaker == "caller":
-                    spans.append(Span(piece.signal, start, len(transcript), piece.text))
+                    spans.append(Span(piece.signal, start, len(transcript), text))
         text = transcript[turn_start:]
         if text:
             turns.append(Turn(draft.speaker, text))
@@ -1028,35 +1199,67 @@ def _assemble(drafts: list[_Draft], asr: bool, rng: random.Random) -> tuple[str,
     return transcript, spans, turns
 
 
-def _timings(turns: Sequence[Turn], rng: random.Random) -> tuple[Word, ...] | None:
-    """Per-word times at a natural rate with pauses; None when it can't fit the 30 s opening."""
-    rate = {"agent": rng.uniform(2.7, 3.4), "caller": rng.uniform(2.3, 3.2)}  # words per second
+def _timeline(turns: Sequence[Turn], rng: random.Random, *, slow: bool) -> list[list[Any]]:
+    """Simulated ``[token, start, end, turn index]`` for every whitespace token of the turns.
+
+    A per-speaker speaking rate (words per second), word length, and pauses after punctuation and
+    between turns; ``slow`` callers talk at the low end and pause longer.
+    """
+    caller_rate = rng.uniform(1.9, 2.4) if slow else rng.uniform(2.3, 3.2)
+    rate = {"agent": rng.uniform(2.7, 3.4), "caller": caller_rate}
     t = rng.uniform(0.2, 1.2)  # ring / pickup
-    raw: list[tuple[str, float, float, str]] = []
+    out: list[list[Any]] = []
     for i, turn in enumerate(turns):
         if i:
             t += rng.uniform(0.25, 0.9)
         for token in turn.text.split(" "):
             letters = sum(ch.isalnum() for ch in token)
-            duration = (0.12 + 0.055 * letters) * 2.8 / rate[turn.speaker] * rng.uniform(0.85, 1.15)
-            raw.append((token, t, t + max(duration, 0.1), turn.speaker))
-            t = raw[-1][2] + rng.uniform(0.02, 0.08)
+            duration = max(0.1, (0.12 + 0.055 * letters) * 2.8 / rate[turn.speaker] * rng.uniform(0.85, 1.15))
+            out.append([token, t, t + duration, i])
+            t += duration + rng.uniform(0.02, 0.08)
             if token.endswith(","):
                 t += rng.uniform(0.1, 0.3)
             elif token.endswith((".", "?", "!")):
-                t += rng.uniform(0.2, 0.5)
-    end = raw[-1][2]
-    scale = min(1.0, (OPENING_SECONDS - 0.5) / end)
-    if scale < 0.75:  # faster than ~4 words a second: not a natural opening
-        return None
+                t += rng.uniform(0.2, 0.5 if not slow else 0.8)
+    return out
+
+
+def _fit_or_cut(transcript: str, spans: list[Span], turns: list[Turn], timeline: list[list[Any]], *, cut: bool
+                ) -> tuple[str, list[Span], list[Turn], tuple[Word, ...]] | None:
+    """Fit the opening into 30 s by talking a little faster, or (``cut``) keep only its first 30 s.
+
+    A cut never splits a signal span: it moves back to the span's first word, so every span left
+    is whole. Returns None when the opening can't be fitted naturally or a cut leaves the caller
+    almost nothing.
+    """
+    limit = OPENING_SECONDS - 0.5
+    if not cut or timeline[-1][2] <= limit:
+        scale = min(1.0, limit / timeline[-1][2])
+        if scale < 0.75:  # faster than ~4 words a second: not a natural opening
+            return None
+        timeline = [[tok, s * scale, e * scale, i] for tok, s, e, i in timeline]
+    else:
+        keep = next(k for k, (_, _, end, _) in enumerate(timeline) if end > limit)
+        offset = sum(len(tok) + 1 for tok, *_ in timeline[:keep])  # char offset of the first dropped word
+        for span in sorted(spans, key=lambda sp: -sp.start):
+            if span.start < offset < span.end + 1:
+                offset = span.start
+        transcript = transcript[:offset].rstrip(" ")
+        keep = len(transcript.split(" ")) if transcript else 0
+        timeline = timeline[:keep]
+        spans = [span for span in spans if span.end <= len(transcript)]
+        turns = [Turn(turns[i].speaker, " ".join(tok for tok, _, _, j in timeline if j == i))
+                 for i in sorted({j for *_, j in timeline})]
+        if sum(len(t.text.split()) for t in turns if t.speaker == "caller") < 5:
+            return None
     words = []
     previous_end = 0.0
-    for token, start, stop, speaker in raw:
-        s = max(round(start * scale, 2), previous_end)
-        e = max(round(stop * scale, 2), s + 0.05)
-        words.append(Word(token, s, round(e, 2), speaker=speaker))
-        previous_end = round(e, 2)
-    return tuple(words)
+    for token, start, end, i in timeline:
+        s = max(round(start, 2), previous_end)
+        e = round(max(end, s + 0.05), 2)
+        words.append(Word(token, s, e, speaker=turns[i].speaker))
+        previous_end = e
+    return transcript, spans, turns, tuple(words)
 
 
 # --- the corpus ---------------------------------------------------------------------------------------
@@ -1075,6 +1278,9 @@ def _class_quota(n: int, rng: random.Random) -> list[str]:
     return labels
 
 
+Opening = tuple[str, list[Span], list[Turn], tuple[Word, ...]]
+
+
 def _make_call(index: int, label: str, seed: int, asr_noise: float, seen: set[str]) -> SynthCall:
     rng = random.Random(f"synth:{seed}:{index}")
     # A separate stream decides and renders ASR noise, so the same seed gives the same calls at
@@ -1084,27 +1290,49 @@ def _make_call(index: int, label: str, seed: int, asr_noise: float, seen: set[st
     for _ in range(200):
         c = _Call(rng, rng.choice(lex.INDUSTRIES))
         scenario = _weighted(rng, SCENARIOS[label])
-        drafts = _dialogue(c, label, scenario)
-        transcript, spans, turns = _assemble(drafts, asr, asr_rng)
-        n_words = len(transcript.split())
-        if transcript in seen or n_words > MAX_OPENING_WORDS or not any(t.speaker == "caller" for t in turns):
+        # Some callers take their time: the 30-second window ends before (part of) their request.
+        long = label != "noise" and rng.random() < LONG_OPENING_SHARE
+        drafts = _dialogue(c, label, scenario, long=long)
+        transcript, spans, turns = _assemble(drafts, asr=False)
+        clean = _fit_or_cut(transcript, spans, turns, _timeline(turns, rng, slow=long), cut=long)
+        # Unique in the form data.dataset compares for leakage, so any split of the corpus loads.
+        if clean is None or normalise_transcript(clean[0]) in seen or len(clean[3]) > MAX_OPENING_WORDS:
             continue
-        words = _timings(turns, rng)
-        if words is None:
+        if not any(t.speaker == "caller" for t in clean[2]):
             continue
-        source, campaign = _source(c, label)
-        seen.add(transcript)
-        present = {s.signal for s in spans}
-        return SynthCall(
-            call_id=f"synth-{index:06d}", transcript=transcript, label=label,
-            signals=tuple(sorted(present, key=SIGNAL_INDEX.__getitem__)), spans=tuple(spans), turns=tuple(turns),
-            words=words, source=source, campaign=campaign, industry=c.ind.name, scenario=f"{label}.{scenario}",
-            asr_noise=asr,
-        )
-    raise RuntimeError(f"could not draw a unique opening for row {index} (label {label})")
+        break
+    else:
+        raise RuntimeError(f"could not draw a unique opening for row {index} (label {label})")
+    source, campaign = _source(c)
+    opening = _render_noisy(drafts, asr_rng, long=long) if asr else None
+    if opening is None or normalise_transcript(opening[0]) in seen:
+        opening, asr = clean, False
+    transcript, spans, turns, words = opening
+    seen.update((normalise_transcript(clean[0]), normalise_transcript(transcript)))
+    present = {s.signal for s in spans}
+    return SynthCall(
+        call_id=f"synth-{index:06d}", transcript=transcript, label=label,
+        signals=tuple(sorted(present, key=SIGNAL_INDEX.__getitem__)), spans=tuple(spans),
+        turns=tuple(turns), words=words, source=source, campaign=campaign, industry=c.ind.name,
+        scenario=f"{label}.{scenario}", asr_noise=asr,
+    )
 
 
-def _source(c: _Call, label: str) -> tuple[str, str]:
+def _render_noisy(drafts: list[_Draft], rng: random.Random, *, long: bool) -> Opening | None:
+    """The call as telephone-ASR text, fitted (or, when it can't be, cut) into 30 s; None if unusable."""
+    transcript, spans, turns = _assemble(drafts, asr=True, rng=rng)
+    if not any(t.speaker == "caller" for t in turns):
+        return None
+    timeline = _timeline(turns, rng, slow=long)
+    opening = _fit_or_cut(transcript, spans, turns, timeline, cut=long)
+    if opening is None and not long:  # spelled-out numbers made it longer than 30 s
+        opening = _fit_or_cut(transcript, spans, turns, timeline, cut=True)
+    if opening is None or len(opening[3]) > DEFAULT_MAX_WORDS:
+        return None
+    return opening
+
+
+def _source(c: _Call) -> tuple[str, str]:
     """Tracked source and campaign: agrees with the caller's ad mention 80% of the time."""
     if c.ad_mentioned and c.chance(0.8):
         source = c.source
@@ -1114,7 +1342,8 @@ def _source(c: _Call, label: str) -> tuple[str, str]:
     return source, campaign
 
 
-def generate_corpus(n: int, seed: int = 0, *, asr_noise: float = 0.0, progress: bool = False) -> list[SynthCall]:
+def generate_corpus(n: int, seed: int = 0, *, asr_noise: float = 0.0,
+                    progress: bool = False) -> list[SynthCall]:
     """Generate ``n`` labeled call openings, deterministically from ``seed``.
 
     Args:
@@ -1169,15 +1398,16 @@ def corpus_stats(calls: Sequence[SynthCall]) -> dict[str, Any]:
         raise SynthError("corpus_stats needs at least one call")
     p95 = lengths[min(len(lengths) - 1, int(round(0.95 * (len(lengths) - 1))))]
     seconds = [c.words[-1].end for c in calls]
+    signals = Counter(s for c in calls for s in c.signals)
     return {
         "n": len(calls),
         "classes": {label: sum(c.label == label for c in calls) for label in CLASS_NAMES},
         "industries": dict(sorted(Counter(c.industry for c in calls).items())),
         "scenarios": dict(sorted(Counter(c.scenario for c in calls).items())),
-        "signals": dict(sorted(Counter(s for c in calls for s in c.signals).items(), key=lambda kv: SIGNAL_INDEX[kv[0]])),
+        "signals": {name: signals[name] for name in SIGNAL_INDEX if signals[name]},
         "asr_rows": sum(c.asr_noise for c in calls),
-        "words": {"mean": round(statistics.fmean(lengths), 1), "median": statistics.median(lengths), "p95": p95,
-                  "min": lengths[0], "max": lengths[-1]},
+        "words": {"mean": round(statistics.fmean(lengths), 1), "median": statistics.median(lengths),
+                  "p95": p95, "min": lengths[0], "max": lengths[-1]},
         "seconds": {"mean": round(statistics.fmean(seconds), 1), "max": max(seconds)},
     }
 
