@@ -183,11 +183,11 @@ class ApiKeyMiddleware:
         websocket = scope["type"] == "websocket"
         presented = presented_key(Headers(scope=scope), QueryParams(scope.get("query_string", b"")) if websocket else None)
         if keys.check(presented):
-            scope.setdefault("state", {})["authenticated"] = keys.enabled
             await self.app(scope, receive, send)
             return
         if websocket and presented is None and scope["path"] in self.deferred_paths:
-            scope.setdefault("state", {})["authenticated"] = False
+            # The route must check a key itself before doing any work (scope["state"]["auth_deferred"]).
+            scope.setdefault("state", {})["auth_deferred"] = True
             await self.app(scope, receive, send)
             return
         try:

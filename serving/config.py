@@ -4,10 +4,11 @@ Resolution order (later wins):
 
 1. the dataclass defaults below;
 2. the YAML file ``$CALLINTENT_SERVE_CONFIG`` (default ``serving/configs/serve.yaml``);
-3. ``$CALLINTENT_SERVE_OVERRIDES``: a JSON object of dotted keys, e.g.
-   ``{"limits.max_live_sessions": 2, "asr.device": "cuda"}`` (what ``callintent serve --set`` writes);
-4. the named variables ``CALLINTENT_MODEL``, ``CALLINTENT_VARIANT``, ``CALLINTENT_REGISTRY``,
-   ``CALLINTENT_POLICY``, ``CALLINTENT_ASR_MODEL``, ``CALLINTENT_ASR_DEVICE``.
+3. the named variables ``CALLINTENT_MODEL``, ``CALLINTENT_VARIANT``, ``CALLINTENT_REGISTRY``,
+   ``CALLINTENT_POLICY``, ``CALLINTENT_ASR_MODEL``, ``CALLINTENT_ASR_DEVICE``;
+4. ``$CALLINTENT_SERVE_OVERRIDES``: a JSON object of dotted keys, e.g.
+   ``{"limits.max_live_sessions": 2, "asr.device": "cuda"}`` (what ``callintent serve --set`` and
+   ``--model`` write, so the command line beats the ambient environment).
 
 API keys are deliberately *not* config values (a config file gets dumped into logs and reports):
 they come from ``CALLINTENT_API_KEYS`` / ``CALLINTENT_API_KEYS_FILE`` or ``api_keys_file`` below,
@@ -91,14 +92,18 @@ class LimitsConfig:
 class BatchingConfig:
     """BentoML adaptive batching of ``/score`` (see ``CallIntentService.score_batch``).
 
+    The batcher learns how long a run of n texts takes and waits only as long as a fuller batch
+    pays off, so batches are small when traffic is light. ``max_latency_ms`` is a deadline, not a
+    waiting window: a request the batcher predicts cannot be answered within it is shed with
+    503 ``overloaded`` (BentoML's default, 60 s, would queue forever; too small sheds bursts).
+
     Attributes:
         max_batch_size: Most transcripts per model run.
-        max_latency_ms: Longest a request may wait for its batch to fill (BentoML's own default,
-            60 s, is latency-hostile; a few tens of ms is plenty at serving rates).
+        max_latency_ms: Queue + model time after which a request is shed (503).
     """
 
     max_batch_size: int = 32
-    max_latency_ms: int = 50
+    max_latency_ms: int = 1000
 
     def __post_init__(self) -> None:
         if isinstance(self.max_batch_size, bool) or not isinstance(self.max_batch_size, int) \
@@ -119,7 +124,10 @@ class ServeConfig:
             ``models/registry``).
         model_threads: ONNX Runtime intra-op threads; 0 = all cores.
         asr: Speech recognition (bundled tiny.en by default; any CTranslate2 directory; cpu/cuda).
-        stream: The live-call engine (decode cadence, window, stable-prefix rule…).
+            ``cpu_threads: 0`` becomes cores / ``decode_workers`` and ``num_workers`` at least
+            ``decode_workers``, so concurrent live decodes share the cores without oversubscribing.
+        stream: The live-call engine (decode cadence, window, stable-prefix rule…); its
+            ``redact_pii`` is replaced by the top-level ``redact_pii``.
         policy: Decision policy YAML; ``""`` = ``serving/configs/policy.yaml``.
         limits: Request, audio and session limits.
         batching: Adaptive batching of ``/score``.
@@ -192,7 +200,7 @@ def load_serve_config(
     env = os.environ if environ is None else environ
     if path is None:
         path = env.get(ENV_CONFIG) or DEFAULT_CONFIG_PATH
-    merged: dict[str, Any] = {}
+    merged: dict[str, Any] = {key: env[var] for var, key in ENV_KEYS.items() if env.get(var)}
     raw = env.get(ENV_OVERRIDES, "").strip()
     if raw:
         try:
@@ -202,7 +210,6 @@ def load_serve_config(
         if not isinstance(parsed, dict):
             raise ConfigError(f"${ENV_OVERRIDES}: expected a JSON object of dotted keys, got {type(parsed).__name__}")
         merged.update(parsed)
-    merged.update({key: env[var] for var, key in ENV_KEYS.items() if env.get(var)})
     merged.update(overrides or {})
     return load_config(path, ServeConfig, merged)
 

@@ -141,6 +141,7 @@ class ScoreResponse(BaseModel):
     transcript: str = Field(description="The scored text, PII redacted unless the server disables it.")
     model: str = Field(description="Registry name/version of the model.")
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    batch_size: int = Field(default=1, description="Transcripts scored in the same model run (adaptive batching).")
 
 
 class AudioScoreResponse(ScoreResponse):

@@ -33,15 +33,17 @@ loaded once per worker: the ONNX predictor, the speech recognizer and the decisi
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import logging
-import secrets
+import os
 import time
 from typing import Any
 
 import bentoml
 
+from data.asr import AsrConfig
 from serving import app as api
-from serving.config import load_serve_config
+from serving.config import ServeConfig, load_serve_config
 from serving.limits import BodyLimitMiddleware
 from serving.schemas import BatchItem
 
@@ -50,9 +52,6 @@ logger = logging.getLogger(__name__)
 #: Resolved at import: BentoML reads batching and worker settings from the decorators.
 CONFIG = load_serve_config()
 
-#: Per-process secret that only the service's own in-process calls to /internal/* carry.
-INTERNAL_SECRET = secrets.token_urlsafe(32)
-
 
 @bentoml.asgi_app(api.create_app(CONFIG), path="/")
 @bentoml.service(
@@ -60,7 +59,13 @@ INTERNAL_SECRET = secrets.token_urlsafe(32)
     workers=CONFIG.workers,
     threads=1,  # one model run at a time per worker; the batcher fills it
     traffic={"timeout": CONFIG.timeout_seconds},
-    logging={"access": {"enabled": True, "skip_paths": ["/livez", "/readyz", "/healthz", "/metrics"]}},
+    # BentoML 1.4.3x's in-process client closes its aiohttp session every max_requests / max_age
+    # while other requests are still in flight on it ("Cannot write to closing transport",
+    # bentoml/BentoML#5540, #5544); one session for the life of the worker avoids the refresh.
+    runner_connection={"max_requests": 2**31 - 1, "max_age": 10.0**9},
+    # The in-process /internal/score_batch hop would log (and count) every /score twice.
+    logging={"access": {"enabled": True, "skip_paths": ["/livez", "/readyz", "/healthz", "/metrics",
+                                                         "/internal/score_batch"]}},
 )
 class CallIntentService:
     """Loads the models once per worker; the routes in :mod:`serving.app` call into it."""
@@ -81,7 +86,7 @@ class CallIntentService:
         model_dir = registry.resolve(CONFIG.model)
         self.predictor = IntentPredictor.load(model_dir, variant=CONFIG.variant, threads=CONFIG.model_threads,
                                               batch_size=CONFIG.batching.max_batch_size)
-        self.asr = SpeechRecognizer(CONFIG.asr)
+        self.asr = SpeechRecognizer(_asr_config(CONFIG))
         self.policy = DecisionPolicy.from_yaml(CONFIG.policy or None)
         self.api_keys = load_api_keys(CONFIG.api_keys_file or None)
         self.slots = SessionSlots(CONFIG.limits.max_live_sessions)
@@ -112,5 +117,17 @@ class CallIntentService:
         self.decode_pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _asr_config(config: ServeConfig) -> AsrConfig:
+    """Size the ASR for ``decode_workers`` concurrent decodes that share the CPU cores.
+
+    CTranslate2 runs one decode at a time unless ``num_workers`` allows more, and by default
+    gives each decode 4 threads; with several live calls that oversubscribes small machines.
+    Unset (0) ``cpu_threads`` becomes cores / ``decode_workers``.
+    """
+    asr = config.asr
+    threads = asr.cpu_threads or max(1, (os.cpu_count() or 1) // config.decode_workers)
+    return dataclasses.replace(asr, cpu_threads=threads, num_workers=max(asr.num_workers, config.decode_workers))
+
+
 CallIntentService.add_asgi_middleware(BodyLimitMiddleware, max_bytes=CONFIG.limits.max_body_bytes)
-CallIntentService.add_asgi_middleware(api.InternalRouteGuard, secret=INTERNAL_SECRET)
+CallIntentService.add_asgi_middleware(api.InternalRouteGuard, secret=api.INTERNAL_SECRET)

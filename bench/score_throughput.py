@@ -1,0 +1,276 @@
+"""``POST /score`` throughput: one client at a time (no batching possible) vs concurrent clients (batched).
+
+BentoML's adaptive batcher merges concurrent ``/score`` requests into one model run
+(``CallIntentService.score_batch``). This script measures what that buys: requests per second
+with one request in flight, then with ``--concurrency`` in flight, the mean batch size the server
+reported, and client-side latency percentiles. Target: batched ≥ 3× sequential throughput.
+Appends a dated entry under "## /score throughput" in BENCHMARKS.md.
+
+    python -m bench.score_throughput                       # starts `callintent serve` (production model)
+    python -m bench.score_throughput --url http://127.0.0.1:3000 --concurrency 64
+    python -m bench.score_throughput --registry /tmp/reg --model v2 --no-write
+
+Texts: the real openings in ``../shared/data/sgd_openings.jsonl`` when present, else built-in ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO / "BENCHMARKS.md"
+HEADING = "## /score throughput"
+REAL_TEXT = REPO.parent / "shared" / "data" / "sgd_openings.jsonl"
+TARGET_RATIO = 3.0
+
+FALLBACK_TEXTS = (
+    "hi I saw your ad on facebook, how much would it cost to replace a 50 gallon water heater",
+    "yeah I'm calling to check on my order, it was supposed to arrive yesterday",
+    "what time do you close on saturday",
+    "press one to hear about your car's extended warranty",
+    "can someone come out tomorrow morning to look at my furnace, it's making a noise",
+    "I'd like to get an estimate for a new roof, we had some storm damage",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared with bench/stream_latency.py: starting a server and writing BENCHMARKS.md
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(url: str | None, *, registry: str | None = None, model: str | None = None,
+                   overrides: Sequence[str] = (), timeout: float = 180.0) -> Iterator[str]:
+    """Yield the URL of a server: ``url`` when given, else a ``callintent serve`` started here.
+
+    Args:
+        url: An already running server, or None to start one on a free loopback port.
+        registry: Registry root for the started server.
+        model: Model reference for the started server.
+        overrides: ``--set KEY=VALUE`` items for the started server.
+        timeout: Seconds to wait for ``/readyz``.
+    """
+    import httpx
+
+    if url:
+        yield url.rstrip("/")
+        return
+    port = free_port()
+    command = [sys.executable, "-m", "callintent", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if registry:
+        command += ["--registry", registry]
+    if model:
+        command += ["--model", model]
+    for item in overrides:
+        command += ["--set", item]
+    log = open(os.devnull, "wb")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"the server exited with {process.returncode}: run `{shlex.join(command)}` to see why")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/readyz", timeout=1.0).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the server was not ready after {timeout:.0f} s")
+            time.sleep(0.25)
+        yield base
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        log.close()
+
+
+def machine() -> str:
+    """CPU model and count, e.g. ``Intel(R) Xeon(R) … x2``."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model} x{os.cpu_count()}"
+
+
+def append_section(heading: str, entry: str, path: Path = BENCHMARKS) -> None:
+    """Append ``entry`` at the end of the ``heading`` section of BENCHMARKS.md (created as needed)."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    start = text.find(heading)
+    if start < 0:
+        text = text.rstrip("\n") + f"\n\n{heading}\n\n" + entry
+    else:
+        nxt = text.find("\n## ", start + len(heading))
+        end = len(text) if nxt < 0 else nxt + 1
+        text = text[:end].rstrip("\n") + "\n\n" + entry + ("\n" + text[end:] if nxt >= 0 else "")
+    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# ---------------------------------------------------------------------------------------------
+# The measurement
+
+
+@dataclass(frozen=True)
+class Run:
+    """One throughput run.
+
+    Attributes:
+        concurrency: Requests in flight.
+        requests: Requests completed.
+        seconds: Wall time.
+        p50_ms: Median client latency.
+        p95_ms: 95th percentile client latency.
+        mean_batch: Mean ``batch_size`` the server reported.
+        max_batch: Largest ``batch_size``.
+        shed: Requests answered 503 ``overloaded`` (not counted in ``requests``).
+    """
+
+    concurrency: int
+    requests: int
+    seconds: float
+    p50_ms: float
+    p95_ms: float
+    mean_batch: float
+    max_batch: int
+    shed: int = 0
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+
+def load_texts(limit: int = 2000) -> list[str]:
+    if REAL_TEXT.exists():
+        texts = []
+        with REAL_TEXT.open(encoding="utf-8") as f:
+            for line in f:
+                texts.append(json.loads(line)["transcript"])
+                if len(texts) >= limit:
+                    break
+        if texts:
+            return texts
+    return list(FALLBACK_TEXTS)
+
+
+async def measure(url: str, texts: Sequence[str], *, requests: int, concurrency: int,
+                  api_key: str | None = None) -> Run:
+    """Send ``requests`` scoring requests with ``concurrency`` in flight."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    latencies: list[float] = []
+    batches: list[int] = []
+    shed: list[int] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(requests):
+        queue.put_nowait(i)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while True:
+            try:
+                i = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            started = time.perf_counter()
+            response = await client.post("/score", json={"transcript": texts[i % len(texts)]})
+            latencies.append((time.perf_counter() - started) * 1000.0)
+            if response.status_code == 503:  # shed by the batcher (batching.max_latency_ms)
+                shed.append(i)
+                continue
+            response.raise_for_status()
+            batches.append(int(response.json().get("batch_size", 1)))
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120, limits=limits) as client:
+        await asyncio.gather(*(client.post("/score", json={"transcript": t}) for t in texts[:concurrency]))  # warm-up
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        seconds = time.perf_counter() - started
+    return Run(concurrency, len(batches), seconds, statistics.median(latencies), percentile(latencies, 95),
+               statistics.fmean(batches), max(batches), len(shed))
+
+
+def markdown(sequential: Run, batched: Run, *, model: str, command: str) -> str:
+    ratio = batched.per_second / sequential.per_second
+    verdict = "meets" if ratio >= TARGET_RATIO else "misses"
+    rows = "\n".join(
+        f"| {label} | {r.concurrency} | {r.requests} | {r.shed} | {r.per_second:.1f} | {r.p50_ms:.1f} | "
+        f"{r.p95_ms:.1f} | {r.mean_batch:.1f} | {r.max_batch} |"
+        for label, r in (("sequential", sequential), ("concurrent (batched)", batched)))
+    return (f"### {dt.date.today().isoformat()} — {model}\n\n"
+            f"Machine: {machine()}. Command: `{command}`\n\n"
+            "| mode | in flight | answered | shed (503) | req/s | p50 ms | p95 ms | mean batch | max batch |\n"
+            "|---|---|---|---|---|---|---|---|---|\n"
+            f"{rows}\n\n"
+            f"Batched / sequential throughput: **{ratio:.1f}×** ({verdict} the ≥ {TARGET_RATIO:g}× target). "
+            f"Load average during the run: {os.getloadavg()[0]:.1f} (the client shares the machine).\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.score_throughput", description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--url", default=None, help="a running server (default: start `callintent serve` here)")
+    parser.add_argument("--registry", default=None, help="registry root for the started server")
+    parser.add_argument("--model", default=None, help="model reference for the started server (default production)")
+    parser.add_argument("--requests", type=int, default=600, help="requests in the batched run (default %(default)s)")
+    parser.add_argument("--sequential-requests", type=int, default=150, help="requests one at a time (default %(default)s)")
+    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight when batched (default %(default)s)")
+    parser.add_argument("--api-key", default=os.environ.get("CALLINTENT_API_KEY"), help="API key, if the server needs one")
+    parser.add_argument("--no-write", action="store_true", help="print only; don't append to BENCHMARKS.md")
+    args = parser.parse_args(argv)
+
+    texts = load_texts()
+    with running_server(args.url, registry=args.registry, model=args.model) as url:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+        model = httpx.post(f"{url}/score", json={"transcript": texts[0]}, headers=headers, timeout=60).json()["model"]
+        sequential = asyncio.run(measure(url, texts, requests=args.sequential_requests, concurrency=1,
+                                         api_key=args.api_key))
+        batched = asyncio.run(measure(url, texts, requests=args.requests, concurrency=args.concurrency,
+                                      api_key=args.api_key))
+    entry = markdown(sequential, batched, model=model, command=shlex.join(["python", "-m", "bench.score_throughput",
+                                                                           *(argv if argv is not None else sys.argv[1:])]))
+    print(entry)
+    if not args.no_write:
+        append_section(HEADING, entry)
+        print(f"appended to {BENCHMARKS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
