@@ -15,7 +15,7 @@ HTTP surface (JSON; every error is ``{"error": {"code", "message"[, "fields"]}}`
                          audio_seconds, cut_seconds (the opening 30 s)
     WS   /v1/stream      {"type":"start","call_id","encoding":"pcm16"|"mulaw","sample_rate",
                          "metadata"} -> started; binary audio frames -> partial… decision; {"type":"stop"}
-                         -> final, close 1000 (event format: serving/stream.py; protocol: serving/app.py)
+                         -> final, close 1000 (event format: serving/stream.py; protocol: serving/live.py)
     WS   /v1/twilio      Twilio Media Streams (connected/start/media/stop, base64 μ-law 8 kHz,
                          customParameters = metadata, callSid = call_id); events are sent back as
                          JSON text (Twilio ignores them) and logged
@@ -109,7 +109,7 @@ class CallIntentService:
 
     @bentoml.on_startup
     async def drain_on_sigterm(self) -> None:
-        """Give open live calls their final event before the server stops (see app.install_drain)."""
+        """Give open live calls their final event before the server stops (see live.install_drain)."""
         api.install_drain(self)
 
     @bentoml.on_shutdown

@@ -1,4 +1,4 @@
-"""The Python clients and ``callintent stream`` against a real server (the one test_serving_live starts)."""
+"""The Python clients and ``callintent stream`` against a real server (``tests/server_harness.py``)."""
 
 from __future__ import annotations
 
@@ -16,19 +16,17 @@ from serving.client import (
     ApiError, AsyncCallIntentClient, CallIntentClient, ServerUnavailable, float_to_mulaw, plan_stream,
 )
 
-# The session's servers live in test_serving_live's cache, so both files share one process.
-from test_serving_live import (  # noqa: F401 (fixtures)
-    CLEAR_SPEECH, JFK, LIVE_OVERRIDES, Server, free_port, serving_tmp, spoken, start_server,
+# The harness caches servers by name, so this file and test_serving_live share one "live" process.
+from tests.server_harness import (  # noqa: F401 (live_server, serving_tmp: fixtures)
+    CLEAR_SPEECH, JFK, Server, free_port, live_server, serving_tmp, spoken,
 )
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def server(serving_tmp) -> Server:
-    server = start_server("live", serving_tmp, overrides=LIVE_OVERRIDES)
-    yield server
-    server.stop()  # idempotent: whichever of the two session fixtures ends last finds it stopped
+@pytest.fixture
+def server(live_server: Server) -> Server:
+    return live_server
 
 
 @pytest.fixture

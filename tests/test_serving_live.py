@@ -1,9 +1,9 @@
 """The live scoring service over real HTTP and WebSockets (a real ``callintent serve`` process).
 
-Two servers for the whole session: ``live_server`` (no API keys, small limits so every limit can
-be hit cheaply) and ``auth_server`` (API keys on). Both serve the tiny keyword model of
-``tests/model_fixtures.py`` from a temporary registry, so intents follow its keywords and the
-assertions here are about the protocol, shapes, limits and errors, not model quality.
+Two servers for the whole session (``tests/server_harness.py``): ``live_server`` (no API keys,
+small limits so every limit can be hit cheaply) and ``auth_server`` (API keys on). Both serve the
+tiny keyword model of ``tests/model_fixtures.py`` from a temporary registry, so intents follow its
+keywords and the assertions here are about the protocol, shapes, limits and errors, not model quality.
 """
 
 from __future__ import annotations
@@ -11,219 +11,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-import wave
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_AUDIO = REPO.parent / "shared" / "audio"
-JFK = SHARED_AUDIO / "jfk.flac"
-OSR = SHARED_AUDIO / "OSR_us_000_0034_8k.wav"
-
-API_KEYS = ("test-key-0123456789", "other-key-9876543210")
-
-#: Small limits so the limit tests are cheap; the same server runs every other no-auth test.
-LIVE_OVERRIDES = {
-    "limits.max_live_sessions": 2,
-    "limits.idle_timeout_seconds": 3,
-    "limits.max_body_bytes": 2_000_000,
-    "limits.max_audio_seconds": 40,
-    "limits.max_text_chars": 2000,
-    "decode_workers": 2,
-}
+from tests.server_harness import (  # noqa: F401 (auth_server, live_server, serving_tmp: fixtures)
+    API_KEYS, CLEAR_SPEECH, JFK, OSR, auth_server, close_of, collect_until_close, decoded, err, live_server,
+    pcm16_frames, recv_json, run, serving_tmp, spoken, write_wav,
+)
 
 pytestmark = pytest.mark.integration
 
 
-# ---------------------------------------------------------------------------------------------
-# Servers (shared with tests/test_serving_client.py through this module's cache)
-
-
-@dataclass
-class Server:
-    """A running ``callintent serve`` process."""
-
-    name: str
-    url: str
-    process: subprocess.Popen
-    log: Path
-    registry: Path
-    env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def ws(self) -> str:
-        return self.url.replace("http://", "ws://")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-    def log_text(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
-
-
-_SERVERS: dict[str, Server] = {}
-_REGISTRY: list[Path] = []
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tiny_registry(tmp_root: Path) -> Path:
-    """A registry holding the tiny keyword model as ``production`` (built once per session)."""
-    if _REGISTRY:
-        return _REGISTRY[0]
-    from models.registry import Registry
-    from tests.model_fixtures import build_tiny_artifact
-
-    artifact = build_tiny_artifact(tmp_root / "artifact")
-    registry = Registry(tmp_root / "registry")
-    ref = registry.register(artifact)
-    registry.promote(ref, "production", force=True, reason="serving tests: tiny keyword model")
-    _REGISTRY.append(registry.root)
-    return registry.root
-
-
-def start_server(name: str, tmp_root: Path, *, overrides: dict | None = None, env: dict[str, str] | None = None,
-                 timeout: float = 120.0) -> Server:
-    """Start (or reuse) ``callintent serve`` on a free loopback port and wait for ``/readyz``."""
-    server = _SERVERS.get(name)
-    if server is not None and server.process.poll() is None:
-        return server
-    registry = tiny_registry(tmp_root)
-    port = free_port()
-    log = tmp_root / f"server-{name}-{port}.log"
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith("CALLINTENT_")}
-    child_env.update({"CALLINTENT_REGISTRY": str(registry), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
-                      "BENTOML_DO_NOT_TRACK": "True", **(env or {})})
-    command = [sys.executable, "-m", "callintent", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    for key, value in (overrides or {}).items():
-        command += ["--set", f"{key}={json.dumps(value)}"]
-    handle = log.open("wb")
-    process = subprocess.Popen(command, cwd=tmp_root, env=child_env, stdout=handle, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"server {name} exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"server {name} not ready after {timeout:.0f} s:\n{log.read_text()[-4000:]}")
-        time.sleep(0.25)
-    server = Server(name, url, process, log, registry, child_env)
-    _SERVERS[name] = server
-    return server
-
-
-@pytest.fixture(scope="session")
-def serving_tmp(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("serving")
-
-
-@pytest.fixture(scope="session")
-def live_server(serving_tmp) -> Server:
-    server = start_server("live", serving_tmp, overrides=LIVE_OVERRIDES)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def auth_server(serving_tmp) -> Server:
-    server = start_server("auth", serving_tmp, env={"CALLINTENT_API_KEYS": ",".join(API_KEYS)})
-    yield server
-    server.stop()
-
-
-# ---------------------------------------------------------------------------------------------
-# Helpers
-
-
-def err(response: httpx.Response) -> dict:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    return body["error"]
-
-
-def pcm16_frames(audio: np.ndarray, frame_ms: int = 20) -> list[bytes]:
-    data = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
-    step = 16000 * frame_ms // 1000 * 2
-    return [data[i:i + step] for i in range(0, len(data), step)]
-
-
-def spoken(text: str, tmp_path: Path, name: str = "speech.wav", pad_seconds: float = 0.0) -> Path:
-    from conftest import speak
-
-    return speak(text, tmp_path / name, rate_hz=8000, pad_seconds=pad_seconds)
-
-
-def decoded(path: Path) -> np.ndarray:
-    from data.audio import decode_audio
-
-    return decode_audio(path)
-
-
-def write_wav(path: Path, audio: np.ndarray, rate: int = 16000) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
-
-
-async def recv_json(ws, timeout: float = 30.0) -> dict:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
-
-
-async def collect_until_close(ws, timeout: float = 60.0, events: list[dict] | None = None) -> list[dict]:
-    """Receive JSON events (appended to ``events`` as they arrive) until the server closes."""
-    from websockets.exceptions import ConnectionClosed
-
-    events = [] if events is None else events
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            message = await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.monotonic()))
-        except ConnectionClosed:
-            return events
-        events.append(json.loads(message))
-
-
-def close_of(ws) -> tuple[int | None, str]:
-    received = ws.protocol.close_rcvd
-    return (received.code, received.reason) if received else (None, "")
-
-
-def run(coro):
-    return asyncio.run(coro)
-
-
 BUYING_TEXT = "hi I saw your ad on facebook how much does a new roof cost"
-#: A sentence tiny.en transcribes word for word from espeak-ng telephone audio (wav and μ-law).
-CLEAR_SPEECH = "can someone come out tomorrow to fix my roof"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -840,8 +644,7 @@ def test_shutdown_gives_open_calls_their_final_event(auth_server, tmp_path):
     try:
         events, (code, reason) = run(call())
     finally:
-        auth_server.stop()
-        _SERVERS.pop("auth", None)
+        auth_server.stop()  # also drops it from the harness cache: a later start_server("auth") starts afresh
     assert events and events[-1]["type"] == "final"
     assert code == 1001 and reason == "server shutting down"
     assert auth_server.process.wait(timeout=30) is not None

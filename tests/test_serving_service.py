@@ -235,15 +235,16 @@ def test_metadata_cleaning_and_request_validation():
 
 
 def test_json_log_lines_carry_call_id_and_no_pii():
-    from serving.app import JsonLogFormatter, _call_id_var, _CallIdFilter
+    from serving.app import JsonLogFormatter, _CallIdFilter
+    from serving.live import call_id_context
 
     record = logging.LogRecord("serving.app", logging.INFO, __file__, 1, "caller said %s",
                                ("call me at 555-123-4567",), None)
-    token = _call_id_var.set("call-42")
+    token = call_id_context.set("call-42")
     try:
         _CallIdFilter().filter(record)
     finally:
-        _call_id_var.reset(token)
+        call_id_context.reset(token)
     line = json.loads(JsonLogFormatter(redact_pii=True).format(record))
     assert line["call_id"] == "call-42" and line["level"] == "INFO" and line["logger"] == "serving.app"
     assert line["message"] == "caller said call me at [PHONE]"
@@ -288,12 +289,109 @@ def test_uploads_are_stored_only_where_configured(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
+# Live sessions in-process (serving.live with a fake recognizer and predictor)
+
+
+class _FixedRecognizer:
+    """Hears the same words in any audio: those that fit inside it (a LiveCall transcriber)."""
+
+    WORDS = (("hi", 0.1), ("how", 0.4), ("much", 0.7), ("for", 1.0), ("a", 1.2), ("roof", 1.4))
+
+    def transcribe(self, audio, *, cut_seconds: float = 30.0, offset: float = 0.0):
+        from data.transcript import OpeningTranscript, Word
+
+        end = min(offset + len(audio) / 16000, cut_seconds)
+        words = tuple(Word(text, s, s + 0.2) for text, s in self.WORDS if offset <= s and s + 0.2 <= end)
+        return OpeningTranscript(words, audio_seconds=len(audio) / 16000)
+
+
+class _BuyingPredictor:
+    """Scores every text as a confident buying call (an ``IntentPredictor`` stand-in)."""
+
+    model_id = "intent/v0"
+
+    def predict(self, texts):
+        from data.schema import SIGNAL_NAMES
+        from models.scores import IntentScores, SignalScore
+
+        probs = {"buying": 0.95, "service": 0.03, "informational": 0.01, "noise": 0.01}
+        signals = tuple(SignalScore(name, 0.1, False, ()) for name in SIGNAL_NAMES)
+        return [IntentScores("buying", probs, probs["buying"], signals, self.model_id) for _ in texts]
+
+
+def test_generic_and_twilio_sessions_share_one_pump(tmp_path):
+    """The same audio as a generic μ-law call and as a Twilio stream: same events, same stored bytes."""
+    import concurrent.futures
+    from types import SimpleNamespace
+
+    import numpy as np
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
+
+    from serving.client import plan_stream
+    from serving.live import GenericSession, TwilioSession
+    from serving.metrics import service_metrics
+    from serving.policy import DecisionPolicy
+
+    config = load_serve_config(environ={}, overrides={"store_audio": True, "audio_dir": str(tmp_path / "kept")})
+    svc = SimpleNamespace(config=config, asr=_FixedRecognizer(), predictor=_BuyingPredictor(),
+                          policy=DecisionPolicy.from_yaml(), api_keys=ApiKeys(), slots=SessionSlots(2),
+                          metrics=service_metrics(), sessions=set(), draining=False,
+                          decode_pool=concurrent.futures.ThreadPoolExecutor(1))
+
+    async def stream(websocket) -> None:
+        await GenericSession(svc, websocket).run()
+
+    async def twilio(websocket) -> None:
+        await TwilioSession(svc, websocket).run()
+
+    app = Starlette(routes=[WebSocketRoute("/v1/stream", stream), WebSocketRoute("/v1/twilio", twilio)])
+
+    audio = (0.3 * np.sin(2 * np.pi * 220 * np.arange(32000) / 16000)).astype(np.float32)  # 2 s, not silence
+    calls = {"/v1/stream": plan_stream(audio, encoding="mulaw", call_id="gen-1", metadata={"source": "ads"}),
+             "/v1/twilio": plan_stream(audio, twilio=True, call_id="CA" + "7" * 32, metadata={"source": "ads"})}
+    results = {}
+    with TestClient(app) as client:
+        for path, plan in calls.items():
+            with client.websocket_connect(path) as ws:
+                for message in (*plan.start, *plan.frames, plan.stop):
+                    if isinstance(message, bytes):
+                        ws.send_bytes(message)
+                    else:
+                        ws.send_text(message)
+                events = []
+                with pytest.raises(WebSocketDisconnect) as closed:
+                    while True:
+                        events.append(ws.receive_json())
+            results[path] = events, closed.value.code
+    svc.decode_pool.shutdown()
+
+    for path, (events, code) in results.items():
+        types = [e["type"] for e in events]
+        assert code == 1000, path
+        assert types[0] == "started" and types[-1] == "final" and types.count("decision") == 1, (path, types)
+        assert events[0]["metadata"]["source"] == "ads"
+    (generic, _), (twilio, _) = results["/v1/stream"], results["/v1/twilio"]
+    assert generic[-1]["transcript"]["text"] == twilio[-1]["transcript"]["text"] == "hi how much for a roof"
+    assert generic[-1]["totals"]["audio_seconds"] == pytest.approx(2.0, abs=0.01)
+    assert twilio[-1]["totals"]["audio_seconds"] == generic[-1]["totals"]["audio_seconds"]
+    assert generic[-1]["decision"]["route"] == twilio[-1]["decision"]["route"]
+    kept = tmp_path / "kept"
+    assert sorted(p.name for p in kept.iterdir()) == ["CA" + "7" * 32 + ".mulaw.8000.raw", "gen-1.mulaw.8000.raw"]
+    assert (kept / "gen-1.mulaw.8000.raw").read_bytes() == (kept / f"CA{'7' * 32}.mulaw.8000.raw").read_bytes()
+    assert len((kept / "gen-1.mulaw.8000.raw").read_bytes()) == 16000  # 2 s of 8 kHz μ-law, one byte a sample
+    assert not svc.sessions and svc.slots.active == 0
+
+
+# ---------------------------------------------------------------------------------------------
 # Imports, CLI, packaging
 
 
 def test_serving_imports_no_heavy_libraries():
-    code = ("import sys, serving.service, serving.app, serving.client, serving.cli, serving.stream_cli, "
-            "serving.schemas, serving.metrics\n"
+    code = ("import sys, serving.service, serving.app, serving.live, serving.client, serving.cli, "
+            "serving.stream_cli, serving.schemas, serving.metrics\n"
             "heavy = sorted(m for m in ('torch', 'transformers', 'datasets', 'pandas', 'sklearn') if m in sys.modules)\n"
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
