@@ -56,7 +56,8 @@ def speak(text: str, out: Path, *, rate_hz: int = 8000, encoding: str = "signed-
     raw = out.with_suffix(".espeak.wav")
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(raw), text], check=True)
     bits = ["-b", "16"] if encoding == "signed-integer" else ["-b", "8"]
-    cmd = ["sox", str(raw), "-r", str(rate_hz), "-c", "1", "-e", encoding, *bits, str(out)]
+    # -R: no random dither, so the same text gives the same bytes (content-keyed ASR caches hit).
+    cmd = ["sox", "-R", str(raw), "-r", str(rate_hz), "-c", "1", "-e", encoding, *bits, str(out)]
     if pad_seconds:
         cmd += ["pad", "0", str(pad_seconds)]
     subprocess.run(cmd, check=True)

@@ -1,0 +1,211 @@
+"""Write a QA report (metrics.json + report.html) for a model, compare it with production, gate promotion.
+
+Examples::
+
+    callintent evaluate --model candidate --data data/generated/corpus.jsonl --compare production --out reports/v3
+    callintent evaluate --model v3 --data calls.csv --split all --export-errors errors.csv --out reports/v3
+    callintent evaluate --model candidate --data corpus.jsonl --robustness --robustness-n 40 --out reports/v3
+    callintent evaluate review-import reports/v3/errors.csv --out corrections.jsonl
+
+When the model is a registry version, the gate verdict is also written to
+``<version>/evaluation/gate.json``, which ``callintent models promote`` requires. The exit code is
+0 even when the gate fails (the report is the product) unless ``--fail-on-gate`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import TYPE_CHECKING
+
+from callintent.errors import UserError
+from evaluation.config import SPLIT_CHOICES, VARIANT_CHOICES
+
+if TYPE_CHECKING:
+    from evaluation.evaluate import ModelRef
+    from models.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+#: Exit code of ``--fail-on-gate`` when the gate fails (2 is a usage error).
+GATE_FAILED_EXIT = 1
+
+REVIEW_IMPORT = "review-import"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", nargs="*", metavar="MODEL | review-import FILE",
+                        help="the model to evaluate (same as --model), or 'review-import FILE' to turn a "
+                             "reviewed error export into a corrections file (with --out FILE.jsonl)")
+    parser.add_argument("--model", default=None, metavar="REF",
+                        help="production, candidate, v3, intent/v3 or an artifact directory")
+    parser.add_argument("--data", action="append", default=None, metavar="FILE",
+                        help="labeled .jsonl/.csv/.parquet file (repeatable)")
+    parser.add_argument("--split", choices=SPLIT_CHOICES, default="auto",
+                        help="rows to evaluate (default auto: the test split when the data has one, else all)")
+    parser.add_argument("--corrections", action="append", default=None, metavar="FILE",
+                        help="label corrections applied to --data before evaluating (repeatable)")
+    parser.add_argument("--variant", choices=VARIANT_CHOICES, default="int8", help="ONNX graph (default int8)")
+    parser.add_argument("--compare", default=None, metavar="REF",
+                        help="also evaluate this model (e.g. production) on the same calls, side by side")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="report folder (metrics.json, report.html); for review-import the .jsonl to write")
+    parser.add_argument("--gate", default=None, metavar="YAML",
+                        help="promotion gate policy (default evaluation/configs/gate.yaml)")
+    parser.add_argument("--fail-on-gate", action="store_true",
+                        help=f"exit {GATE_FAILED_EXIT} when the gate fails")
+    parser.add_argument("--export-errors", default=None, metavar="FILE",
+                        help="write the misclassified calls to FILE (.csv or .jsonl) for label review")
+    parser.add_argument("--robustness", action="store_true",
+                        help="also score a sample as 8 kHz telephone audio through ASR "
+                             "(espeak-ng + sox + faster-whisper)")
+    parser.add_argument("--robustness-n", type=int, default=40, metavar="N", help="calls in that sample (40)")
+    parser.add_argument("--asr-cache", default=".cache/asr", metavar="DIR", help="ASR cache folder (.cache/asr)")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                        help="bootstrap resamples for confidence intervals (1000; 0 = none)")
+    parser.add_argument("--latency-iterations", type=int, default=10, metavar="N",
+                        help="timed predict calls per batch size (10; 0 = skip)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of bootstrap and samples (0)")
+    parser.add_argument("--registry", default=None, metavar="DIR",
+                        help="registry root (default: $CALLINTENT_REGISTRY or models/registry)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.target and args.target[0] == REVIEW_IMPORT:
+        return _review_import(args)
+    if len(args.target) > 1:
+        raise UserError(f"one model at a time, got {' '.join(args.target)}")
+    ref = args.target[0] if args.target else args.model
+    if args.target and args.model and args.model != args.target[0]:
+        raise UserError(f"two models given: {args.target[0]!r} and --model {args.model!r}")
+    if not ref:
+        raise UserError("which model? give --model production|candidate|<version>|DIR")
+    if not args.data:
+        raise UserError("no evaluation data: give --data FILE (labeled .jsonl/.csv/.parquet)")
+    if not args.out:
+        raise UserError("where to? give --out DIR for metrics.json and report.html")
+    return _evaluate(args, ref)
+
+
+def _evaluate(args: argparse.Namespace, ref: str) -> int:
+    from evaluation.compare import compare
+    from evaluation.config import EvalConfig, load_gate_policy
+    from evaluation.evalset import load_eval_set
+    from evaluation.evaluate import evaluate_model, resolve_model
+    from evaluation.gate import GateMetrics, apply_gate, write_gate
+    from evaluation.report import metrics_document, write_report
+    from models.registry import Registry
+
+    try:
+        config = EvalConfig(variant=args.variant, split=args.split, bootstrap_samples=args.bootstrap,
+                            seed=args.seed, latency_iterations=args.latency_iterations)
+    except ValueError as e:
+        raise UserError(f"bad option: {e}") from None
+    policy = load_gate_policy(args.gate)
+    registry = Registry(args.registry)
+    model = resolve_model(ref, registry)
+    baseline_model = resolve_model(args.compare, registry) if args.compare else None
+    eval_set = load_eval_set(args.data, split=config.split, corrections=args.corrections)
+
+    evaluation = evaluate_model(model, eval_set, config)
+    comparison = None
+    if baseline_model is not None:
+        baseline = evaluate_model(baseline_model, eval_set, config)
+        comparison = compare(evaluation, baseline)
+    gate = apply_gate(
+        policy, GateMetrics.from_evaluation(evaluation),
+        GateMetrics.from_evaluation(comparison.baseline) if comparison else None,
+        compared_to=baseline_model.model_id if baseline_model else None,
+        uncompared_production=None if comparison else _uncompared_production(registry, model),
+    )
+    robustness = None
+    if args.robustness:
+        from evaluation.robustness import RobustnessConfig, robustness_check
+        from models.predictor import IntentPredictor
+
+        try:
+            rconfig = RobustnessConfig(n=args.robustness_n, seed=args.seed, cache_dir=args.asr_cache)
+        except ValueError as e:
+            raise UserError(f"bad option: {e}") from None
+        predictor = IntentPredictor.load(model.directory, variant=config.variant)
+        robustness = robustness_check(predictor, eval_set, rconfig)
+
+    files = write_report(args.out, evaluation, comparison=comparison, gate=gate, gate_policy=policy,
+                         robustness=robustness, gate_source=args.gate or "")
+    if model.registry_version is not None:
+        write_gate(model.directory, gate, policy=policy,
+                   metrics=metrics_document(evaluation, comparison=comparison, gate=gate, robustness=robustness),
+                   report_dir=files.directory)
+    if args.export_errors:
+        from evaluation.review import export_errors
+
+        path = export_errors(evaluation, args.export_errors)
+        print(f"wrote {len(evaluation.error_indices)} misclassified calls to {path}")
+
+    c = evaluation.classes
+    print(f"{model.model_id} on {len(eval_set)} calls ({eval_set.split}): accuracy {c.accuracy:.3f}, "
+          f"macro-F1 {c.macro_f1:.3f}, buying recall {_fmt(c.of('buying').recall)}, "
+          f"ECE {evaluation.calibration.ece:.3f}")
+    if comparison is not None:
+        print(f"vs {comparison.baseline.model.model_id}: macro-F1 {comparison.baseline.classes.macro_f1:.3f}; "
+              f"{len(comparison.flips)} calls changed ({comparison.count('fixed')} fixed, "
+              f"{comparison.count('broken')} broken)")
+    if robustness is not None:
+        print(f"robustness ({robustness.n} calls as phone audio): macro-F1 {robustness.macro_f1_clean:.3f} text "
+              f"vs {robustness.macro_f1_asr:.3f} ASR")
+    print(f"gate: {'PASS' if gate.passed else 'FAIL'}"
+          + (f" (compared with {gate.compared_to})" if gate.compared_to else ""))
+    for reason in gate.reasons:
+        print(f"  - {reason}")
+    if model.registry_version is None:
+        print("gate not recorded: the model is not a registry version")
+    else:
+        print(f"gate recorded in {model.directory}/evaluation/gate.json")
+    print(f"report: {files.html}")
+    print(f"metrics: {files.metrics}")
+    if args.fail_on_gate and not gate.passed:
+        return GATE_FAILED_EXIT
+    return 0
+
+
+def _uncompared_production(registry: Registry, model: ModelRef) -> str | None:
+    """The production version when it exists and is not ``model`` itself (None otherwise)."""
+    from models.registry import RegistryError
+
+    if model.registry_version is None:
+        return None
+    name = model.registry_version.split("/")[0]
+    try:
+        production = registry.show("production", name=name).ref
+    except RegistryError:
+        return None
+    return None if production == model.registry_version else production
+
+
+def _review_import(args: argparse.Namespace) -> int:
+    from evaluation.review import corrections_from_review, write_corrections
+
+    files = args.target[1:]
+    if not files:
+        raise UserError("review-import needs the reviewed file: callintent evaluate review-import errors.csv "
+                        "--out corrections.jsonl")
+    if not args.out:
+        raise UserError("review-import needs --out FILE.jsonl for the corrections")
+    rows = []
+    for name in files:
+        rows += corrections_from_review(name)
+    seen: dict[str, int] = {}
+    for row in rows:
+        seen[row["call_id"]] = seen.get(row["call_id"], 0) + 1
+    twice = sorted(k for k, n in seen.items() if n > 1)
+    if twice:
+        raise UserError(f"call_id {twice[0]!r} is corrected in more than one review file")
+    path = write_corrections(rows, args.out)
+    print(f"wrote {len(rows)} corrections to {path}")
+    print(f"check them: callintent data validate DATA --corrections {path} "
+          "(training takes the same file as its corrections)")
+    return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
