@@ -3,9 +3,10 @@
 * Temperature scaling: one scalar ``T`` with ``softmax(logits / T)`` minimising validation NLL
   (LBFGS on ``log T`` so ``T`` stays positive). It changes confidence, never the argmax.
 * Signal thresholds: per signal, the probability maximising F1 on validation rows whose signals
-  are labeled (0.5 when validation has no positive for it).
+  are labeled (0.5 when validation has no positive for it; of thresholds within
+  :data:`F1_TOLERANCE` of the best F1, the one closest to 0.5).
 * Buying threshold: the operating point for ``buying_intent`` = calibrated P(buying) — the F1
-  optimum of buying-vs-rest, or the lowest threshold reaching a precision target.
+  optimum of buying-vs-rest (same rule), or the lowest threshold reaching a precision target.
 
 The result is stored as ``calibration.json`` in the run directory and carried into the artifact
 (the temperature inside the ONNX graph, the thresholds in ``artifact.json``).
@@ -32,6 +33,9 @@ CALIBRATION_FILE = "calibration.json"
 
 #: Threshold used when validation cannot tell (no labeled rows, or no positives).
 DEFAULT_THRESHOLD = 0.5
+
+#: Validation F1 differences below this are treated as noise when choosing thresholds.
+F1_TOLERANCE = 0.01
 
 #: Bins of the expected calibration error (equal width over max-probability).
 ECE_BINS = 15
@@ -177,15 +181,20 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, *, max_iter: int = 2
     return temperature
 
 
-def best_threshold(scores: np.ndarray, targets: np.ndarray, *, precision_target: float = 0.0) -> float:
+def best_threshold(scores: np.ndarray, targets: np.ndarray, *, precision_target: float = 0.0,
+                   f1_tolerance: float = F1_TOLERANCE) -> float:
     """The decision threshold (``score >= t`` is positive) chosen on labeled scores.
 
     Args:
         scores: ``[n]`` probabilities.
         targets: ``[n]`` 0/1 truth.
         precision_target: 0 → maximise F1; otherwise the lowest threshold whose precision
-            reaches the target (most recall at that precision), falling back to the F1 optimum
+            reaches the target (most recall at that precision), falling back to the F1 rule
             with a warning when no threshold reaches it.
+        f1_tolerance: Thresholds whose F1 is within this of the best count as equally good;
+            of those, the one closest to 0.5 is taken. On a few hundred validation rows the exact
+            F1 optimum often sits in a sparse tail (one example either side decides it), which
+            does not carry over to new calls.
 
     Returns:
         The threshold, halfway between the lowest score taken as positive and the next lower
@@ -200,20 +209,19 @@ def best_threshold(scores: np.ndarray, targets: np.ndarray, *, precision_target:
     precision, recall, thresholds = precision_recall_curve(targets, np.asarray(scores, dtype=np.float64))
     # The last (precision, recall) point has no threshold (it is "predict nothing").
     precision, recall = precision[:-1], recall[:-1]
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(precision),
-                   where=(precision + recall) > 0)
-    chosen = int(np.argmax(f1))
+    # Halfway down to the next lower score: the same decisions on validation, but not sitting exactly
+    # on a validation score that a re-computation (ONNX, int8) moves by 1e-7 to the other side.
+    candidates = (thresholds + np.concatenate([[0.0], thresholds[:-1]])) / 2
     if precision_target > 0:
         reaching = np.flatnonzero(precision >= precision_target)
         if reaching.size:
-            chosen = int(reaching[np.argmax(recall[reaching])])
-        else:
-            logger.warning("no threshold reaches precision %.3f on validation (best %.3f); using the F1 optimum",
-                           precision_target, precision.max())
-    # Halfway down to the next lower score: the same decisions on validation, but not sitting exactly
-    # on a validation score that a re-computation (ONNX, int8) moves by 1e-7 to the other side.
-    below = thresholds[chosen - 1] if chosen > 0 else 0.0
-    return float((thresholds[chosen] + below) / 2)
+            return float(candidates[reaching[np.argmax(recall[reaching])]])
+        logger.warning("no threshold reaches precision %.3f on validation (best %.3f); using the F1 rule",
+                       precision_target, precision.max())
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(precision),
+                   where=(precision + recall) > 0)
+    near_best = np.flatnonzero(f1 >= f1.max() - f1_tolerance)
+    return float(candidates[near_best[np.argmin(np.abs(candidates[near_best] - 0.5))]])
 
 
 def fit_calibration(

@@ -19,10 +19,7 @@ from data.schema import SIGNAL_INDEX, SIGNAL_NAMES
 if TYPE_CHECKING:
     import numpy as np
     import torch
-    from datasets import Dataset, DatasetDict
-
-#: Columns :func:`encode_dataset` adds; :class:`IntentCollator` batches them.
-FEATURE_COLUMNS = ("input_ids", "labels", "signal_labels", "signal_mask", "token_targets", "token_mask", "length")
+    from datasets import DatasetDict
 
 
 @dataclass(frozen=True)
@@ -92,7 +89,8 @@ def encode_dataset(dsd: DatasetDict, tokenizer: Any, max_length: int) -> Dataset
         max_length: Truncation length.
 
     Returns:
-        The splits with :data:`FEATURE_COLUMNS` added (original columns kept).
+        The splits with ``input_ids``, ``labels``, ``signal_mask``, ``token_targets``,
+        ``token_mask`` and ``length`` added (original columns kept).
     """
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError("training needs a fast tokenizer (character offsets map spans to tokens)")
@@ -148,7 +146,3 @@ class IntentCollator:
             "token_mask": torch.as_tensor([r["token_mask"] for r in rows], dtype=torch.float32),
         }
 
-
-def encoded_columns(ds: Dataset) -> list[str]:
-    """Columns of ``ds`` that are not model features (dropped before batching)."""
-    return [c for c in ds.column_names if c not in FEATURE_COLUMNS]

@@ -151,7 +151,9 @@ class IntentModel(nn.Module):
             raise UserError(f"base_model {path!r}: not a local encoder directory (models are never downloaded)")
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            encoder = AutoModel.from_pretrained(path, local_files_only=True)
+            # fp32 master weights whatever the checkpoint holds: transformers 5 would otherwise keep
+            # an fp16 checkpoint in fp16, and AdamW on fp16 weights loses most small updates.
+            encoder = AutoModel.from_pretrained(path, local_files_only=True, dtype=torch.float32)
         except (OSError, ValueError) as e:
             raise UserError(f"base_model {path!r}: cannot load the encoder: {e}") from None
         if not getattr(tokenizer, "is_fast", False):
@@ -180,7 +182,7 @@ class IntentModel(nn.Module):
             raise UserError(f"{directory}: not a saved intent model (no {HEADS_CONFIG} / {HEADS_FILE})")
         raw = json.loads((directory / HEADS_CONFIG).read_text(encoding="utf-8"))
         config = IntentModelConfig(**{**raw, "classes": tuple(raw["classes"]), "signals": tuple(raw["signals"])})
-        encoder = AutoModel.from_pretrained(directory, local_files_only=True)
+        encoder = AutoModel.from_pretrained(directory, local_files_only=True, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
         model = cls(encoder, config, tokenizer)
         heads = load_file(str(directory / HEADS_FILE))

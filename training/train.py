@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from callintent.config import dump_config
 from callintent.errors import UserError
 from data.schema import CLASS_NAMES
 from training.calibrate import Calibration, fit_calibration, sigmoid, softmax
-from training.config import DEFAULT_CORPUS, TrainConfig
+from training.config import TrainConfig, require_train_files
 from training.features import IntentCollator, encode_dataset
 from training.metrics import classification_metrics
 from training.model import IntentModel, IntentModelConfig, intent_loss
@@ -89,6 +89,7 @@ class RunResult:
         split_sizes: Rows per split (``train`` counts the rows actually trained on).
         device: Device the model trained on.
         wall_seconds: Total wall time of :func:`train`.
+        base_model: The encoder fine-tuned from.
     """
 
     output_dir: str
@@ -103,28 +104,30 @@ class RunResult:
     device: str
     wall_seconds: float
     base_model: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    corrections_applied: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def load_training_data(config: TrainConfig) -> Any:
-    """Load and split ``config.train_files`` with ``config.data``.
+def load_training_data(config: TrainConfig) -> tuple[Any, int]:
+    """Load and split ``config.train_files`` with ``config.data``, applying ``correction_files``.
+
+    Returns:
+        The ``DatasetDict`` and the number of corrections applied.
 
     Raises:
         UserError: a file is missing (with how to create the built-in corpus when it is that one),
             or the data is invalid.
     """
-    from data.dataset import load_labeled
+    from data.dataset import load_labeled_with_report
 
-    for name in config.train_files:
-        if not Path(name).is_file():
-            if Path(name) == Path(DEFAULT_CORPUS):
-                raise UserError(f"{name}: the built-in corpus has not been generated yet; create it with "
-                                f"'callintent data synth' (or set train_files to your labeled data)")
-            raise UserError(f"{name}: training file not found (train_files)")
-    return load_labeled(list(config.train_files), config.data)
+    require_train_files(config)
+    dsd, report = load_labeled_with_report(list(config.train_files), config.data,
+                                           corrections=list(config.correction_files) or None)
+    if config.correction_files:
+        logger.info("applied %d QA corrections from %s", report.corrections_applied, ", ".join(config.correction_files))
+    return dsd, report.corrections_applied
 
 
 def class_weight_vector(config: TrainConfig, labels: np.ndarray) -> list[float] | None:
@@ -224,6 +227,18 @@ def _predict(trainer: Trainer, dataset: Any) -> tuple[np.ndarray, np.ndarray, np
 
 
 def _training_arguments(config: TrainConfig, output_dir: Path) -> TrainingArguments:
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(TrainingArguments)}
+    # Names that changed across transformers releases (pyproject allows a range): a float
+    # warmup_steps below 1 is a share of all steps in 5.x, warmup_ratio before; the length-grouped
+    # sampler is train_sampling_strategy in recent 5.x, group_by_length before.
+    sampling = "group_by_length" if config.group_by_length else "random"
+    version_specific = {
+        **({"warmup_ratio": config.warmup_ratio} if "warmup_ratio" in known else {"warmup_steps": config.warmup_ratio}),
+        **({"train_sampling_strategy": sampling} if "train_sampling_strategy" in known
+           else {"group_by_length": config.group_by_length}),
+    }
     return TrainingArguments(
         output_dir=str(output_dir / _CHECKPOINTS_DIR),
         num_train_epochs=config.epochs,
@@ -231,7 +246,6 @@ def _training_arguments(config: TrainConfig, output_dir: Path) -> TrainingArgume
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.eval_batch_size,
         weight_decay=config.weight_decay,
-        warmup_steps=config.warmup_ratio,  # a float in [0, 1) is a share of all steps
         lr_scheduler_type="linear",
         eval_strategy="epoch",
         save_strategy="epoch",
@@ -247,10 +261,10 @@ def _training_arguments(config: TrainConfig, output_dir: Path) -> TrainingArgume
         use_cpu=config.device == "cpu",
         label_names=list(_LABEL_NAMES),
         remove_unused_columns=False,
-        # Similar lengths in a batch: dynamic padding then pads little (most of the CPU time).
-        train_sampling_strategy="group_by_length",
-        length_column_name="length",
+        length_column_name="length",  # for group_by_length (see TrainConfig)
         dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        **version_specific,
     )
 
 
@@ -269,6 +283,8 @@ def train(config: TrainConfig, dataset: Any | None = None) -> RunResult:
         UserError: missing/invalid data, empty train or validation split, unusable base model,
             or ``device: cuda`` without CUDA.
     """
+    from datasets import DatasetDict
+
     from data.dataset import fingerprint
 
     started = time.perf_counter()
@@ -279,7 +295,7 @@ def train(config: TrainConfig, dataset: Any | None = None) -> RunResult:
     output_dir = Path(config.output_dir)
 
     # -- data
-    dsd = dataset if dataset is not None else load_training_data(config)
+    dsd, corrections_applied = (dataset, 0) if dataset is not None else load_training_data(config)
     for split in ("train", "validation"):
         if split not in dsd or len(dsd[split]) == 0:
             raise UserError(f"the {split} split is empty: training needs labeled rows in train and validation "
@@ -297,8 +313,6 @@ def train(config: TrainConfig, dataset: Any | None = None) -> RunResult:
     model = IntentModel.from_encoder(config.base_model, IntentModelConfig(
         max_length=config.max_length, classifier_dropout=config.classifier_dropout))
     tokenizer = model.tokenizer
-    from datasets import DatasetDict
-
     encoded = encode_dataset(DatasetDict(splits), tokenizer, config.max_length)
 
     # -- train
@@ -352,6 +366,7 @@ def train(config: TrainConfig, dataset: Any | None = None) -> RunResult:
         device=device,
         wall_seconds=round(time.perf_counter() - started, 1),
         base_model=model.intent_config.base_model,
+        corrections_applied=corrections_applied,
     )
     if trainer.is_world_process_zero():
         _write_run(output_dir, config, model, calibration, result, splits)
