@@ -159,7 +159,8 @@ def test_recognizer_decodes_only_the_opening_with_the_contract_options(fake_whis
     recognizer = SpeechRecognizer(AsrConfig(beam_size=2, vad=False, cpu_threads=2))
     assert fake_whisper.instances == 1
     model = recognizer._model
-    assert model.init_kwargs == {"device": "cpu", "compute_type": "int8", "cpu_threads": 2, "local_files_only": True}
+    assert model.init_kwargs == {"device": "cpu", "compute_type": "int8", "cpu_threads": 2, "num_workers": 1,
+                                 "local_files_only": True}
 
     audio = np.zeros(40 * SAMPLE_RATE, np.float32)
     transcript = recognizer.transcribe(audio, cut_seconds=30.0, offset=12.5)

@@ -150,9 +150,9 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("default:\n  priority_treshold: 0.8\n", "'priority_treshold'"),
+    ("default:\n  priority_treshold: 0.8\n", "'default.priority_treshold'"),
     ("defaults: {}\n", "unknown key 'defaults'"),
-    ("segments:\n  - name: a\n    match: {source: x}\n    colour: red\n", "'colour'"),
+    ("segments:\n  - name: a\n    match: {source: x}\n    colour: red\n", "colour'"),
     ("default:\n  priority_threshold: 1.5\n  early_threshold: 1.5\n", "priority_threshold must be a probability"),
     ("default:\n  early_threshold: 0.5\n", "early_threshold must be >="),
     ("default:\n  abstain_below: 0.75\n", "abstain_below must be <="),

@@ -422,3 +422,38 @@ def test_correction_files_override_rows_and_are_counted(tmp_path):
     plain, none_applied = load_training_data(load_config(None, TrainConfig, {"train_files": [str(base)]}))
     assert none_applied == 0
     assert [r for r in plain["train"] if r["call_id"] == "c3"][0]["label"] == "buying"
+
+
+def test_signal_pos_weight_counts_labeled_rows_and_clips():
+    import numpy as np
+
+    from callintent.config import load_config
+    from training.config import TrainConfig
+    from training.train import signal_pos_weight_vector
+
+    labels = np.zeros((40, 7))
+    labels[:2, 0] = 1      # rare: 2 of 40 -> 38/2 = 19, clipped to the max
+    labels[:20, 1] = 1     # balanced: 20/20 -> 1
+    labeled = np.ones(40, dtype=bool)
+    labeled[30:] = False   # unlabeled rows do not count as negatives
+    labels[30:, 0] = 0
+    weights = signal_pos_weight_vector(load_config(None, TrainConfig, {"signal_pos_weight_max": 10.0}), labels, labeled)
+    assert weights[0] == 10.0
+    assert weights[1] == 1.0
+    assert weights[2] == 10.0  # never seen: weight capped, no division by zero
+    assert signal_pos_weight_vector(load_config(None, TrainConfig, {"signal_pos_weight_max": 0.0}), labels, labeled) is None
+
+
+def test_signal_pos_weight_raises_the_cost_of_missing_a_positive():
+    import torch
+
+    from training.model import IntentOutput, intent_loss
+
+    batch, seq, n = 2, 4, 7
+    out = IntentOutput(torch.zeros(batch, 4), torch.full((batch, n), -2.0), torch.full((batch, seq, n), -2.0))
+    kwargs = dict(labels=torch.tensor([0, 1]), signal_labels=torch.ones(batch, n), signal_mask=torch.ones(batch),
+                  token_targets=torch.zeros(batch, seq, n), token_mask=torch.zeros(batch, n),
+                  attention_mask=torch.ones(batch, seq, dtype=torch.long))
+    plain = intent_loss(out, **kwargs)
+    weighted = intent_loss(out, **kwargs, signal_pos_weight=torch.full((n,), 5.0))
+    assert torch.isclose(weighted.signal, plain.signal * 5.0)

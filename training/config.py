@@ -51,6 +51,8 @@ class TrainConfig:
         signal_loss_weight: Weight of the sequence-level signal BCE (rows whose signals are
             unlabeled are masked out).
         token_loss_weight: Weight of the token-level signal BCE (only where spans are known).
+        signal_pos_weight_max: Weight the positive term of each signal's BCE by its
+            negatives/positives ratio in the training split, capped at this; 0 = unweighted.
         classifier_dropout: Dropout on the pooled and per-token hidden states before the heads.
         early_stopping_patience: Stop after this many epochs without a better validation
             macro-F1; 0 = never stop early.
@@ -79,6 +81,7 @@ class TrainConfig:
     class_weights: str | tuple[float, ...] = "none"
     signal_loss_weight: float = 1.0
     token_loss_weight: float = 0.5
+    signal_pos_weight_max: float = 10.0
     classifier_dropout: float = 0.1
     early_stopping_patience: int = 2
     seed: int = 0
@@ -118,6 +121,7 @@ class TrainConfig:
         _number("warmup_ratio", self.warmup_ratio, low=0.0, high=1.0, high_open=True)
         _number("signal_loss_weight", self.signal_loss_weight, low=0.0, high=100.0)
         _number("token_loss_weight", self.token_loss_weight, low=0.0, high=100.0)
+        _number("signal_pos_weight_max", self.signal_pos_weight_max, low=0.0, high=1000.0)
         _number("classifier_dropout", self.classifier_dropout, low=0.0, high=1.0, high_open=True)
         _number("buying_precision_target", self.buying_precision_target, low=0.0, high=1.0)
         if isinstance(self.class_weights, str):

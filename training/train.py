@@ -152,13 +152,31 @@ def class_weight_vector(config: TrainConfig, labels: np.ndarray) -> list[float] 
     return [float(w) for w in config.class_weights]
 
 
+def signal_pos_weight_vector(config: TrainConfig, signal_labels: np.ndarray, labeled: np.ndarray) -> list[float] | None:
+    """Per-signal positive weights for the signal BCEs: negatives/positives, clipped to
+    ``[1, config.signal_pos_weight_max]`` (None when the setting is 0 or no row is labeled).
+
+    Args:
+        config: The run config.
+        signal_labels: Multi-hot signals of every training row ``[rows, n_signals]``.
+        labeled: Whether each row's signals are labeled ``[rows]``.
+    """
+    if not config.signal_pos_weight_max or not labeled.any():
+        return None
+    rows = signal_labels[labeled.astype(bool)]
+    positives = rows.sum(axis=0)
+    ratio = (len(rows) - positives) / np.maximum(positives, 1.0)
+    return np.clip(ratio, 1.0, config.signal_pos_weight_max).astype(float).tolist()
+
+
 class IntentTrainer(Trainer):
     """``Trainer`` with the joint class + signal + token loss of :func:`training.model.intent_loss`."""
 
     def __init__(self, *args: Any, class_weights: list[float] | None, signal_weight: float, token_weight: float,
-                 **kwargs: Any) -> None:
+                 signal_pos_weight: list[float] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.class_weights = torch.tensor(class_weights) if class_weights is not None else None
+        self.signal_pos_weight = torch.tensor(signal_pos_weight) if signal_pos_weight is not None else None
         self.signal_weight = signal_weight
         self.token_weight = token_weight
 
@@ -170,6 +188,7 @@ class IntentTrainer(Trainer):
             signal_mask=inputs["signal_mask"], token_targets=inputs["token_targets"],
             token_mask=inputs["token_mask"], attention_mask=inputs["attention_mask"],
             class_weights=self.class_weights, signal_weight=self.signal_weight, token_weight=self.token_weight,
+            signal_pos_weight=self.signal_pos_weight,
         )
         if return_outputs:
             # Evaluation gathers these (in this order) as EvalPrediction.predictions.
@@ -331,6 +350,8 @@ def train(config: TrainConfig, dataset: Any | None = None) -> RunResult:
         class_weights=class_weight_vector(config, np.asarray(splits["train"]["label_id"])),
         signal_weight=config.signal_loss_weight,
         token_weight=config.token_loss_weight,
+        signal_pos_weight=signal_pos_weight_vector(config, np.asarray(splits["train"]["signal_labels"], dtype=float),
+                                                   np.asarray(splits["train"]["signals_labeled"])),
     )
     device = str(trainer.args.device)
     logger.info("training on %s (%d process(es)) from %s", device, trainer.args.world_size,
