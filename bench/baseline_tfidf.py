@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.benchmarks_file import BENCHMARKS, REPO, append_section
+
 SGD_PATH = REPO.parent / "shared" / "data" / "sgd_openings.jsonl"
-BENCHMARKS = REPO / "BENCHMARKS.md"
+
 HEADING = "## Corpus: TF-IDF baseline"
 
 logger = logging.getLogger(__name__)
@@ -159,17 +160,6 @@ def _markdown(n: int, seed: int, held_out: BaselineResult, sgd: BaselineResult |
     return "\n".join(lines)
 
 
-def append_section(entry: str, path: Path = BENCHMARKS) -> None:
-    """Append ``entry`` at the end of this script's section, creating file and heading as needed."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    start = text.find(HEADING)
-    if start < 0:
-        text = text.rstrip("\n") + f"\n\n{HEADING}\n\n" + entry
-    else:
-        nxt = text.find("\n## ", start + len(HEADING))
-        end = len(text) if nxt < 0 else nxt + 1
-        text = text[:end].rstrip("\n") + "\n\n" + entry + ("\n" + text[end:] if nxt >= 0 else "")
-    path.write_text(text, encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -197,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_write:
         given = list(argv) if argv is not None else sys.argv[1:]
         command = shlex.join(["python", "-m", "bench.baseline_tfidf", *given])
-        append_section(_markdown(args.n, args.seed, held_out, sgd, seconds, command))
+        append_section(HEADING, _markdown(args.n, args.seed, held_out, sgd, seconds, command))
         print(f"appended to {BENCHMARKS}")
     return 0
 

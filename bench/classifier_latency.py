@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-BENCHMARKS = REPO / "BENCHMARKS.md"
+from bench.benchmarks_file import BENCHMARKS, REPO, append_section
+
 HEADING = "## Classifier latency"
 
 #: The speed target: int8 batch-1 p50 at most this share of torch eager's.
@@ -238,17 +238,6 @@ def markdown(timings: Sequence[Timing], *, model_label: str, command: str, f1: t
     return "\n".join(lines) + "\n"
 
 
-def append_section(entry: str, path: Path = BENCHMARKS) -> None:
-    """Append ``entry`` at the end of the "## Classifier latency" section (created as needed)."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    start = text.find(HEADING)
-    if start < 0:
-        text = text.rstrip("\n") + f"\n\n{HEADING}\n\n" + entry
-    else:
-        nxt = text.find("\n## ", start + len(HEADING))
-        end = len(text) if nxt < 0 else nxt + 1
-        text = text[:end].rstrip("\n") + "\n\n" + entry + ("\n" + text[end:] if nxt >= 0 else "")
-    path.write_text(text, encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -282,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          threads=os.cpu_count() or 0)
     print(entry)
     if not args.no_write:
-        append_section(entry)
+        append_section(HEADING, entry)
         print(f"appended to {BENCHMARKS}")
     return 0
 

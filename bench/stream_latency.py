@@ -33,7 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.score_throughput import BENCHMARKS, append_section, machine, percentile, running_server
+from bench.benchmarks_file import BENCHMARKS, append_section
+from bench.score_throughput import machine, percentile, running_server
 
 HEADING = "## Live stream latency"
 REPO = Path(__file__).resolve().parents[1]

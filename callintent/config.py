@@ -60,7 +60,7 @@ def load_config(
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(loaded).__name__}")
         raw = loaded
-    items = overrides.items() if isinstance(overrides, Mapping) else (_split_override(o) for o in overrides)
+    items = overrides.items() if isinstance(overrides, Mapping) else (parse_override(o) for o in overrides)
     for key, value in items:
         _set_dotted(raw, key, value)
     where = str(path) if path is not None else cls.__name__
@@ -89,7 +89,12 @@ def dump_config(config: Any, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8")
 
 
-def _split_override(item: str) -> tuple[str, Any]:
+def parse_override(item: str) -> tuple[str, Any]:
+    """``"key=value"`` -> ``(key, value)`` with the value read as YAML (``4`` a number, ``true`` a bool).
+
+    Raises:
+        ConfigError: no ``=`` or an empty key.
+    """
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"override {item!r}: expected key=value")

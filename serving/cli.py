@@ -32,12 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from callintent.config import parse_override
     from callintent.errors import UserError
     from models.registry import Registry, RegistryError
     from serving.auth import load_api_keys
     from serving.config import ENV_OVERRIDES, config_env, load_serve_config
 
-    overrides: dict[str, Any] = dict(_parse_set(item) for item in args.overrides)
+    overrides: dict[str, Any] = dict(parse_override(item) for item in args.overrides)
     if args.model:
         overrides["model"] = args.model
     if args.registry:
@@ -69,18 +70,3 @@ def run(args: argparse.Namespace) -> int:
     os.execve(sys.executable, command, env)
     return 0  # not reached
 
-
-def _parse_set(item: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` with the value read as YAML (``4`` is a number, ``true`` a boolean)."""
-    import yaml
-
-    from callintent.errors import UserError
-
-    key, sep, value = item.partition("=")
-    if not sep or not key.strip():
-        raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. limits.max_live_sessions=4")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
-        parsed = value
-    return key.strip(), parsed

@@ -1,0 +1,21 @@
+"""BENCHMARKS.md: every bench script appends its dated entry to its own ``## …`` section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO / "BENCHMARKS.md"
+
+
+def append_section(heading: str, entry: str, path: Path = BENCHMARKS) -> None:
+    """Append ``entry`` at the end of the ``heading`` section of BENCHMARKS.md (created as needed)."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    start = text.find(heading)
+    if start < 0:
+        text = text.rstrip("\n") + f"\n\n{heading}\n\n" + entry
+    else:
+        nxt = text.find("\n## ", start + len(heading))
+        end = len(text) if nxt < 0 else nxt + 1
+        text = text[:end].rstrip("\n") + "\n\n" + entry + ("\n" + text[end:] if nxt >= 0 else "")
+    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
