@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.benchmarks_file import BENCHMARKS, REPO, append_section
+from bench.benchmarks_file import BENCHMARKS, REPO, append_section, cpu_model
 
 SGD_PATH = REPO.parent / "shared" / "data" / "sgd_openings.jsonl"
 
@@ -122,22 +122,12 @@ def sgd_result(model: Any, path: Path = SGD_PATH) -> BaselineResult:
     return score(model, [r["transcript"] for r in rows], [r["label"] for r in rows], ("buying", "service"))
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _markdown(n: int, seed: int, held_out: BaselineResult, sgd: BaselineResult | None, seconds: float,
               command: str) -> str:
     lines = [
         f"### {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} — n={n}, seed={seed}",
         "",
-        f"Machine: {os.cpu_count() or 2} cores ({_cpu_model()}), Python {platform.python_version()}, "
+        f"Machine: {os.cpu_count() or 2} cores ({cpu_model()}), Python {platform.python_version()}, "
         f"CPU only. Command: `{command}` ({seconds:.1f} s).",
         "TF-IDF word 1-2 grams (sublinear tf, min_df 2) + LogisticRegression(C=10), trained on a seeded "
         "stratified 80% of `generate_corpus(n, seed)`.",

@@ -19,3 +19,24 @@ def append_section(heading: str, entry: str, path: Path = BENCHMARKS) -> None:
         end = len(text) if nxt < 0 else nxt + 1
         text = text[:end].rstrip("\n") + "\n\n" + entry + ("\n" + text[end:] if nxt >= 0 else "")
     path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (the platform's answer elsewhere)."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def publish(heading: str, entry: str, *, write: bool) -> None:
+    """Print a bench entry and, unless ``write`` is false, append it to its BENCHMARKS.md section."""
+    print(entry)
+    if write:
+        append_section(heading, entry)
+        print(f"appended to {BENCHMARKS}")

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.benchmarks_file import BENCHMARKS, REPO, append_section
+from bench.benchmarks_file import cpu_model, publish
 
 HEADING = "## Classifier latency"
 
@@ -98,16 +98,6 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], *, warmup: int, iteratio
                 samples[name].append((time.perf_counter() - start) * 1000.0)
     return {name: (float(np.percentile(v, 50)), float(np.percentile(v, 95))) for name, v in samples.items()}
 
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (platform's answer elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _inputs(vocab_size: int, batch: int, seq: int, seed: int = 0) -> dict[str, Any]:
@@ -269,10 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = "python -m bench.classifier_latency " + shlex.join(argv if argv is not None else sys.argv[1:])
         entry = markdown(timings, model_label=label, command=command.strip(), f1=f1, sizes=sizes,
                          threads=os.cpu_count() or 0)
-    print(entry)
-    if not args.no_write:
-        append_section(HEADING, entry)
-        print(f"appended to {BENCHMARKS}")
+    publish(HEADING, entry, write=not args.no_write)
     return 0
 
 

@@ -21,7 +21,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import shlex
 import signal
 import socket
@@ -31,9 +30,8 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from bench.benchmarks_file import BENCHMARKS, REPO, append_section
+from bench.benchmarks_file import REPO, cpu_model, publish
 
 HEADING = "## /score throughput"
 REAL_TEXT = REPO.parent / "shared" / "data" / "sgd_openings.jsonl"
@@ -111,13 +109,7 @@ def running_server(url: str | None, *, registry: str | None = None, model: str |
 
 def machine() -> str:
     """CPU model and count, e.g. ``Intel(R) Xeon(R) … x2``."""
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{model} x{os.cpu_count()}"
+    return f"{cpu_model()} x{os.cpu_count()}"
 
 
 
@@ -254,10 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       api_key=args.api_key))
     entry = markdown(sequential, batched, model=model, command=shlex.join(["python", "-m", "bench.score_throughput",
                                                                            *(argv if argv is not None else sys.argv[1:])]))
-    print(entry)
-    if not args.no_write:
-        append_section(HEADING, entry)
-        print(f"appended to {BENCHMARKS}")
+    publish(HEADING, entry, write=not args.no_write)
     return 0
 
 

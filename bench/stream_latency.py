@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.benchmarks_file import BENCHMARKS, append_section
+from bench.benchmarks_file import publish
 from bench.score_throughput import machine, percentile, running_server
 
 HEADING = "## Live stream latency"
@@ -219,10 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = shlex.join(["python", "-m", "bench.stream_latency", *(argv if argv is not None else sys.argv[1:])])
     entry = markdown(levels, audio=args.audio.name, seconds=args.seconds, model=model, command=command,
                      max_real_time=max_real_time)
-    print(entry)
-    if not args.no_write:
-        append_section(HEADING, entry)
-        print(f"appended to {BENCHMARKS}")
+    publish(HEADING, entry, write=not args.no_write)
     return 0
 
 
