@@ -67,6 +67,16 @@ def load_config(
     return _build(cls, raw, where, prefix="")
 
 
+def is_int(value: object) -> bool:
+    """An ``int`` that is not a ``bool`` (YAML ``true`` must not pass as 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> bool:
+    """An ``int`` or ``float`` that is not a ``bool``."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     """A plain, YAML-safe mapping of a config dataclass (tuples become lists, paths strings)."""
 
@@ -168,11 +178,11 @@ def _coerce(tp: Any, value: Any, where: str, key: str) -> Any:
         ktp, vtp = args if args else (Any, Any)
         return {_coerce(ktp, k, where, key): _coerce(vtp, v, where, f"{key}.{k}") for k, v in value.items()}
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not is_number(value):
             raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
         return float(value)
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not is_int(value):
             raise ConfigError(f"{where}: {key} must be an integer, got {value!r}")
         return value
     if tp is bool:

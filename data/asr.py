@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from callintent.config import is_int
 from callintent.errors import UserError
 from data.audio import SAMPLE_RATE
 from data.schema import OPENING_SECONDS
@@ -34,10 +35,6 @@ DEVICES = ("cpu", "cuda", "auto")
 #: Files a CTranslate2 Whisper directory must hold to load with no network access. Without
 #: tokenizer.json faster-whisper would fetch a tokenizer from the Hugging Face Hub.
 MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class AsrModelError(UserError):
@@ -88,13 +85,13 @@ class AsrConfig:
             raise ValueError(f"device must be one of {list(DEVICES)}, got {self.device!r}")
         if self.compute_type not in COMPUTE_TYPES:
             raise ValueError(f"compute_type must be one of {list(COMPUTE_TYPES)}, got {self.compute_type!r}")
-        if not _is_int(self.cpu_threads) or self.cpu_threads < 0:
+        if not is_int(self.cpu_threads) or self.cpu_threads < 0:
             raise ValueError(f"cpu_threads must be an integer >= 0, got {self.cpu_threads!r}")
-        if not _is_int(self.beam_size) or self.beam_size < 1:
+        if not is_int(self.beam_size) or self.beam_size < 1:
             raise ValueError(f"beam_size must be an integer >= 1, got {self.beam_size!r}")
         if not isinstance(self.vad, bool):
             raise ValueError(f"vad must be true or false, got {self.vad!r}")
-        if not _is_int(self.num_workers) or self.num_workers < 1:
+        if not is_int(self.num_workers) or self.num_workers < 1:
             raise ValueError(f"num_workers must be an integer >= 1, got {self.num_workers!r}")
         if not isinstance(self.language, str) or not self.language.strip():
             raise ValueError(f"language must be a language code such as 'en', got {self.language!r}")

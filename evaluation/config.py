@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from callintent.config import is_int, is_number
+
 #: The policy the promote flow uses unless ``--gate`` names another.
 DEFAULT_GATE_PATH = Path(__file__).resolve().parent / "configs" / "gate.yaml"
 
@@ -17,14 +19,6 @@ DEFAULT_GATE_PATH = Path(__file__).resolve().parent / "configs" / "gate.yaml"
 SPLIT_CHOICES: tuple[str, ...] = ("auto", "test", "validation", "train", "all")
 
 VARIANT_CHOICES: tuple[str, ...] = ("int8", "fp32")
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -71,7 +65,7 @@ class GatePolicy:
     require_comparison: bool = True
 
     def __post_init__(self) -> None:
-        if not _is_int(self.min_examples) or self.min_examples < 0:
+        if not is_int(self.min_examples) or self.min_examples < 0:
             raise ValueError(f"min_examples must be an integer >= 0, got {self.min_examples!r}")
         for f in fields(self):
             if f.name in ("min_examples", "require_comparison"):
@@ -79,7 +73,7 @@ class GatePolicy:
             value = getattr(self, f.name)
             if value is None:
                 continue
-            if not _is_number(value) or not 0.0 <= value <= 1.0:
+            if not is_number(value) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{f.name} must be a number between 0 and 1 (or null to turn the rule "
                                  f"off), got {value!r}")
         if not isinstance(self.require_comparison, bool):
@@ -120,22 +114,22 @@ class EvalConfig:
             raise ValueError(f"variant must be one of {list(VARIANT_CHOICES)}, got {self.variant!r}")
         if self.split not in SPLIT_CHOICES:
             raise ValueError(f"split must be one of {list(SPLIT_CHOICES)}, got {self.split!r}")
-        if not _is_int(self.bootstrap_samples) or self.bootstrap_samples < 0:
+        if not is_int(self.bootstrap_samples) or self.bootstrap_samples < 0:
             raise ValueError(f"bootstrap_samples must be an integer >= 0, got {self.bootstrap_samples!r}")
-        if not _is_number(self.confidence) or not 0.0 < self.confidence < 1.0:
+        if not is_number(self.confidence) or not 0.0 < self.confidence < 1.0:
             raise ValueError(f"confidence must be a number between 0 and 1, got {self.confidence!r}")
-        if not _is_int(self.seed):
+        if not is_int(self.seed):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
-        if not _is_int(self.ece_bins) or self.ece_bins < 1:
+        if not is_int(self.ece_bins) or self.ece_bins < 1:
             raise ValueError(f"ece_bins must be an integer >= 1, got {self.ece_bins!r}")
-        if not _is_int(self.small_slice) or self.small_slice < 0:
+        if not is_int(self.small_slice) or self.small_slice < 0:
             raise ValueError(f"small_slice must be an integer >= 0, got {self.small_slice!r}")
-        if not _is_int(self.latency_iterations) or self.latency_iterations < 0:
+        if not is_int(self.latency_iterations) or self.latency_iterations < 0:
             raise ValueError(f"latency_iterations must be an integer >= 0 (0 = skip), got "
                              f"{self.latency_iterations!r}")
-        if not all(_is_int(b) and b >= 1 for b in self.latency_batch_sizes):
+        if not all(is_int(b) and b >= 1 for b in self.latency_batch_sizes):
             raise ValueError(f"latency_batch_sizes must be integers >= 1, got {self.latency_batch_sizes!r}")
-        if not _is_int(self.max_errors_shown) or self.max_errors_shown < 0:
+        if not is_int(self.max_errors_shown) or self.max_errors_shown < 0:
             raise ValueError(f"max_errors_shown must be an integer >= 0, got {self.max_errors_shown!r}")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from callintent.config import is_int, is_number
 from callintent.errors import UserError
 from data.dataset import DataConfig
 from data.schema import CLASS_NAMES
@@ -112,7 +113,7 @@ class TrainConfig:
         _positive_int("num_threads", self.num_threads, minimum=0)
         _positive_int("max_train_examples", self.max_train_examples, minimum=0)
         _positive_int("log_every", self.log_every)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+        if not is_int(self.seed):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
         if not isinstance(self.group_by_length, bool):
             raise ValueError(f"group_by_length must be true or false, got {self.group_by_length!r}")
@@ -131,7 +132,7 @@ class TrainConfig:
         else:
             weights = tuple(self.class_weights)
             if len(weights) != len(CLASS_NAMES) or not all(
-                    isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0 for w in weights):
+                    is_number(w) and w > 0 for w in weights):
                 raise ValueError(f"class_weights must be {len(CLASS_NAMES)} positive numbers (one per class "
                                  f"{list(CLASS_NAMES)}), got {list(weights)!r}")
         if self.device not in DEVICES:
@@ -141,13 +142,13 @@ class TrainConfig:
 
 
 def _positive_int(name: str, value: object, *, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _number(name: str, value: object, *, low: float, high: float, low_open: bool = False,
             high_open: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = is_number(value)
     if ok:
         ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
     if not ok:
