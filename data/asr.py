@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from callintent.config import is_int
+from callintent.config import is_int, is_number
 from callintent.errors import UserError
 from data.audio import SAMPLE_RATE
 from data.schema import OPENING_SECONDS
@@ -35,6 +35,14 @@ DEVICES = ("cpu", "cuda", "auto")
 #: Files a CTranslate2 Whisper directory must hold to load with no network access. Without
 #: tokenizer.json faster-whisper would fetch a tokenizer from the Hugging Face Hub.
 MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
+
+#: Audio the encoder hears after the end of the clip when padding is trimmed (see
+#: ``AsrConfig.encoder_min_seconds``): a short silent tail lets Whisper end the last word.
+ENCODER_MARGIN_SECONDS = 3.0
+
+#: Upper bound on tokens generated per second of audio (fast speech is about 5 tokens/s plus
+#: timestamp tokens). It caps the cost of a hallucination loop on noise or hold music.
+MAX_TOKENS_PER_SECOND = 8
 
 
 class AsrModelError(UserError):
@@ -67,6 +75,14 @@ class AsrConfig:
         num_workers: Decodes that may run at the same time from different threads (one per
             concurrent live call that should not wait for another's decode); each worker keeps
             its own model replica state, so memory grows with it.
+        encoder_min_seconds: Whisper's encoder always reads a 30 s window, silence-padded, so
+            a 3 s clip costs as much as a full one. Below 30 the padding is cut to the audio
+            plus :data:`ENCODER_MARGIN_SECONDS`, but never below this many seconds: a live
+            call's short re-decodes then cost about what their audio is worth. Whisper was
+            trained on full windows and loops on very short contexts (repeating a phrase until
+            the token limit), which a floor of 10 s avoids in our measurements (BENCHMARKS.md).
+            30 = standard Whisper decoding (the default: offline transcription wants every
+            last bit of accuracy).
     """
 
     model_path: str = ""
@@ -77,6 +93,7 @@ class AsrConfig:
     vad: bool = True
     language: str = "en"
     num_workers: int = 1
+    encoder_min_seconds: float = OPENING_SECONDS
 
     def __post_init__(self) -> None:
         if not isinstance(self.model_path, str):
@@ -93,6 +110,9 @@ class AsrConfig:
             raise ValueError(f"vad must be true or false, got {self.vad!r}")
         if not is_int(self.num_workers) or self.num_workers < 1:
             raise ValueError(f"num_workers must be an integer >= 1, got {self.num_workers!r}")
+        if not is_number(self.encoder_min_seconds) or not 1.0 <= self.encoder_min_seconds <= OPENING_SECONDS:
+            raise ValueError(f"encoder_min_seconds must be a number in [1, {OPENING_SECONDS:g}], "
+                             f"got {self.encoder_min_seconds!r}")
         if not isinstance(self.language, str) or not self.language.strip():
             raise ValueError(f"language must be a language code such as 'en', got {self.language!r}")
 
@@ -164,11 +184,15 @@ class SpeechRecognizer:
         from faster_whisper import WhisperModel
 
         started = time.perf_counter()
+        model_class = WhisperModel if config.encoder_min_seconds >= OPENING_SECONDS else _trimmed_whisper_class()
         try:
-            self._model = WhisperModel(
+            self._model = model_class(
                 str(self.model_path), device=config.device, compute_type=config.compute_type,
                 cpu_threads=config.cpu_threads, num_workers=config.num_workers, local_files_only=True,
             )
+            if config.encoder_min_seconds < OPENING_SECONDS:
+                self._model.encoder_min_frames = self._frames(config.encoder_min_seconds)
+                self._model.encoder_margin_frames = self._frames(ENCODER_MARGIN_SECONDS)
         except (RuntimeError, ValueError, OSError) as e:
             raise AsrModelError(f"{self.model_path}: cannot load the faster-whisper model "
                                 f"(device={config.device}, compute_type={config.compute_type}): {e}") from None
@@ -203,6 +227,7 @@ class SpeechRecognizer:
         segments, _ = self._model.transcribe(
             clip, language=config.language, beam_size=config.beam_size, word_timestamps=True,
             condition_on_previous_text=False, vad_filter=config.vad, without_timestamps=False,
+            max_new_tokens=self._max_new_tokens(clip.size / SAMPLE_RATE),
         )
         for segment in segments:
             if segment.start >= cut_seconds:
@@ -236,6 +261,16 @@ class SpeechRecognizer:
         transcript, self.last_decode_seconds = self.transcribe_timed(audio, cut_seconds=cut_seconds, offset=offset)
         return transcript
 
+    def _frames(self, seconds: float) -> int:
+        """Mel frames (of the loaded model's feature extractor) in ``seconds``."""
+        return round(seconds / self._model.feature_extractor.time_per_frame)
+
+    @staticmethod
+    def _max_new_tokens(seconds: float) -> int:
+        # Whisper's decoder holds 448 positions and the prompt takes a few; a loop can only run
+        # this far, so a looping decode costs about as much as a real one of that length.
+        return int(min(440, 16 + MAX_TOKENS_PER_SECOND * min(seconds, OPENING_SECONDS)))
+
     @staticmethod
     def _clip(audio: np.ndarray, cut_seconds: float) -> np.ndarray:
         if not cut_seconds > 0:
@@ -248,6 +283,31 @@ class SpeechRecognizer:
         # Slicing first is the cheap, exact way to decode only the opening: Whisper never sees
         # the rest, and 30 s is exactly one Whisper window.
         return np.ascontiguousarray(audio[:round(cut_seconds * SAMPLE_RATE)], dtype=np.float32)
+
+
+@lru_cache(maxsize=1)
+def _trimmed_whisper_class() -> type:
+    """A ``WhisperModel`` whose encoder reads the audio, not 30 s of padding (built on first use
+    so importing this module does not import faster-whisper)."""
+    from faster_whisper import WhisperModel
+
+    class TrimmedWhisperModel(WhisperModel):
+        encoder_min_frames = 3000
+        encoder_margin_frames = 300
+
+        def encode(self, features: np.ndarray):  # noqa: ANN201 (a ctranslate2.StorageView)
+            # faster-whisper zero-pads every window to 3000 mel frames (pad_or_trim) right
+            # before this call; real log-mel frames are never all exactly zero. CTranslate2's
+            # encoder takes any length up to 3000, and its cost grows with the length.
+            if features.ndim == 2:
+                features = features[np.newaxis]
+            nonzero = np.flatnonzero(np.any(features != 0.0, axis=(0, 1)))
+            content = int(nonzero[-1]) + 1 if nonzero.size else 0
+            frames = max(self.encoder_min_frames, content + self.encoder_margin_frames)
+            frames = min(features.shape[-1], -(-frames // 100) * 100)  # whole seconds: fewer shapes
+            return super().encode(np.ascontiguousarray(features[..., :frames]))
+
+    return TrimmedWhisperModel
 
 
 @lru_cache(maxsize=8)

@@ -31,6 +31,10 @@ from callintent.config import ConfigError, load_config
 from data.asr import AsrConfig
 from serving.stream import StreamConfig
 
+#: The serving default of ``AsrConfig.encoder_min_seconds`` (see data.asr): the shortest encoder
+#: window that decoded our test calls without Whisper's short-context loops (BENCHMARKS.md).
+LIVE_ENCODER_MIN_SECONDS = 10.0
+
 #: The service config shipped with the package.
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "configs" / "serve.yaml"
 
@@ -126,6 +130,8 @@ class ServeConfig:
         asr: Speech recognition (bundled tiny.en by default; any CTranslate2 directory; cpu/cuda).
             ``cpu_threads: 0`` becomes cores / ``decode_workers`` and ``num_workers`` at least
             ``decode_workers``, so concurrent live decodes share the cores without oversubscribing.
+            ``encoder_min_seconds`` defaults to :data:`LIVE_ENCODER_MIN_SECONDS` here (not
+            Whisper's 30 s): live re-decodes of a few seconds then cost a few seconds' worth.
         stream: The live-call engine (decode cadence, window, stable-prefix rule…); its
             ``redact_pii`` is replaced by the top-level ``redact_pii``.
         policy: Decision policy YAML; ``""`` = ``serving/configs/policy.yaml``.
@@ -150,7 +156,7 @@ class ServeConfig:
     variant: str = "int8"
     registry: str = ""
     model_threads: int = 0
-    asr: AsrConfig = field(default_factory=AsrConfig)
+    asr: AsrConfig = field(default_factory=lambda: AsrConfig(encoder_min_seconds=LIVE_ENCODER_MIN_SECONDS))
     stream: StreamConfig = field(default_factory=StreamConfig)
     policy: str = ""
     limits: LimitsConfig = field(default_factory=LimitsConfig)

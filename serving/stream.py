@@ -23,6 +23,11 @@ How it listens
   once the last ``stable_agreement`` hypotheses agree on it (after the words already stable).
   Stable words never change again; the rest of the newest hypothesis is the *unstable* tail.
   The classifier scores ``stable + unstable`` (the best current guess of the whole opening).
+* **Sliding decode window**: once the audio a decode would re-read outgrows
+  ``decode_window_seconds``, decodes stop re-reading the stable words (they never change) and
+  start at the end of the last stable word, keeping at least half a window of context. A decode
+  then costs about the same at 25 s into the call as at 5 s (Whisper's cost grows with the
+  audio and the words it re-reads).
 * **VAD gate**: a step whose new audio is silence (``data.audio.is_silent``) decodes nothing —
   except that pending unstable words get up to ``stable_agreement`` more decodes over the
   pause (the first hears the last word whole, the others confirm it): that is when they settle.
@@ -53,7 +58,8 @@ Every event has::
 ``started`` adds::
 
     metadata        the call metadata (source, campaign, …) used to pick the policy segment
-    config          {"sample_rate", "window_seconds", "decode_interval_seconds", "stable_agreement",
+    config          {"sample_rate", "window_seconds", "decode_interval_seconds", "decode_window_seconds",
+                     "stable_agreement",
                      "decision_deadline_seconds", "redact_pii"}
 
 ``partial`` (after each decode) adds::
@@ -162,6 +168,8 @@ class StreamConfig:
         sample_rate: Rate of the audio given to :meth:`LiveCall.insert`; must be 16000 (the
             transports convert μ-law 8 kHz / PCM first, see ``data.audio``).
         decode_interval_seconds: Decode again once at least this much new audio arrived.
+        decode_window_seconds: Most audio a decode re-reads before it slides past the stable
+            words (see the module docstring); ``window_seconds`` = always re-read everything.
         window_seconds: Length of the opening that is transcribed and scored (≤ 30 s).
         vad_gate: Skip decodes whose new audio is silence.
         vad_threshold_dbfs: Loudest 50 ms window below this level counts as silence.
@@ -177,6 +185,7 @@ class StreamConfig:
 
     sample_rate: int = SAMPLE_RATE
     decode_interval_seconds: float = 1.0
+    decode_window_seconds: float = 10.0
     window_seconds: float = MAX_WINDOW_SECONDS
     vad_gate: bool = True
     vad_threshold_dbfs: float = -50.0
@@ -197,6 +206,9 @@ class StreamConfig:
         if self.decode_interval_seconds > self.window_seconds:
             raise ValueError(f"decode_interval_seconds must be <= window_seconds, "
                              f"got {self.decode_interval_seconds!r}")
+        if not self.decode_interval_seconds < self.decode_window_seconds:
+            raise ValueError(f"decode_window_seconds must be > decode_interval_seconds "
+                             f"({self.decode_interval_seconds}), got {self.decode_window_seconds!r}")
         if not self.vad_threshold_dbfs < 0:
             raise ValueError(f"vad_threshold_dbfs must be < 0 dBFS, got {self.vad_threshold_dbfs!r}")
         if isinstance(self.stable_agreement, bool) or not isinstance(self.stable_agreement, int) \
@@ -396,6 +408,13 @@ class StablePrefix:
         self._recent = []
         return flushed
 
+    def stable_end_before(self, seconds: float) -> float:
+        """End (call seconds) of the last stable word that ends by ``seconds``; 0 if none."""
+        for word in reversed(self.committed):
+            if word.end <= seconds:
+                return word.end
+        return 0.0
+
     @property
     def stable_text(self) -> str:
         return " ".join(w.text for w in self.committed)
@@ -504,7 +523,8 @@ class LiveCall:
         logger.info("call %s started (metadata keys %s)", self.call_id, sorted(self.metadata))
         return self._event("started", metadata=dict(self.metadata), config={
             "sample_rate": cfg.sample_rate, "window_seconds": cfg.window_seconds,
-            "decode_interval_seconds": cfg.decode_interval_seconds, "stable_agreement": cfg.stable_agreement,
+            "decode_interval_seconds": cfg.decode_interval_seconds,
+            "decode_window_seconds": cfg.decode_window_seconds, "stable_agreement": cfg.stable_agreement,
             "decision_deadline_seconds": cfg.decision_deadline_seconds, "redact_pii": cfg.redact_pii,
         })
 
@@ -642,6 +662,8 @@ class LiveCall:
             self._lag_skips += 1
             logger.warning("call %s: decoding is %.1f s behind, skipping ahead to %.2f s", self.call_id, lag,
                            self._decode_from / SAMPLE_RATE)
+        elif (upto - self._decode_from) / SAMPLE_RATE > cfg.decode_window_seconds:
+            self._slide_window(upto)
         offset = self._decode_from / SAMPLE_RATE
         started = self._clock()
         hypothesis = self._asr.transcribe(self._buffer[self._decode_from:upto],
@@ -671,6 +693,15 @@ class LiveCall:
             if decision is not None:
                 events.append(self._decision_event(decision, closed=False))
         return events
+
+    def _slide_window(self, upto: int) -> None:
+        """Start decodes after a stable word, keeping at least half a window of context."""
+        keep_from = upto / SAMPLE_RATE - self.config.decode_window_seconds / 2
+        # At a word boundary: a decode that starts inside a word hears a fragment of it.
+        resume = round(self._prefix.stable_end_before(keep_from) * SAMPLE_RATE)
+        if resume > self._decode_from:
+            logger.debug("call %s: decode window slides to %.2f s", self.call_id, resume / SAMPLE_RATE)
+            self._decode_from = resume
 
     def _decide_if_needed(self, *, early: bool) -> list[StreamEvent]:
         """Decide now unless decided (window end, stop, deadline); ``early`` marks a deadline."""

@@ -168,7 +168,10 @@ def test_recognizer_decodes_only_the_opening_with_the_contract_options(fake_whis
     call = fake_whisper.calls[-1]
     assert call["samples"] == 30 * SAMPLE_RATE  # the array was sliced before decoding
     assert call == {"samples": 30 * SAMPLE_RATE, "language": "en", "beam_size": 2, "word_timestamps": True,
-                    "condition_on_previous_text": False, "vad_filter": False, "without_timestamps": False}
+                    "condition_on_previous_text": False, "vad_filter": False, "without_timestamps": False,
+                    "max_new_tokens": 16 + 8 * 30}  # a hallucination loop stops at 8 tokens per second
+    recognizer.transcribe(audio[:2 * SAMPLE_RATE])
+    assert fake_whisper.calls[-1]["max_new_tokens"] == 16 + 8 * 2
     assert [w.text for w in transcript.words] == [f"w{i}" for i in range(30)]
     assert transcript.words[0] == Word("w0", 12.7, 13.2, 0.9)  # shifted by the offset
     assert (transcript.audio_seconds, transcript.cut_seconds, transcript.language) == (30.0, 30.0, "en")

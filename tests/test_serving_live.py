@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import signal
 import time
 from pathlib import Path
 
 import httpx
+import jiwer
 import numpy as np
 import pytest
 
@@ -314,7 +316,7 @@ def test_stream_mulaw_8k_and_bad_messages_keep_going(live_server, tmp_path):
     from data.audio import resample
     from serving.client import float_to_mulaw
 
-    mulaw = float_to_mulaw(resample(decoded(spoken("can I book an appointment today", tmp_path)), 16000, 8000))
+    mulaw = float_to_mulaw(resample(decoded(spoken("I need an appointment to fix my water heater", tmp_path)), 16000, 8000))
 
     async def call():
         async with websockets.connect(f"{live_server.ws}/v1/stream") as ws:
@@ -336,7 +338,10 @@ def test_stream_mulaw_8k_and_bad_messages_keep_going(live_server, tmp_path):
     assert started["type"] == "started"
     assert again["error"]["code"] == "already_started"
     assert events[-1]["type"] == "final" and close[0] == 1000
-    assert "appointment" in events[-1]["transcript"]["text"].lower()
+    # μ-law 8 kHz reached the ASR intact: tiny.en on this robot voice gets most words right
+    # ("i need an appointment to fix my wager fever"), never all of them.
+    heard = re.sub(r"[^a-z' ]", " ", events[-1]["transcript"]["text"].lower())
+    assert jiwer.wer("i need an appointment to fix my water heater", heard) <= 0.5, heard
 
 
 def test_stream_oversized_message_is_dropped_and_the_call_goes_on(live_server):

@@ -400,6 +400,31 @@ def test_lagging_decoder_skips_ahead_and_keeps_every_word() -> None:
     assert final.totals.latency_ms_p95 < events2[-1].totals.latency_ms_p95
 
 
+def test_decode_window_slides_past_stable_words_and_keeps_every_word() -> None:
+    words = script(" ".join(f"w{i}" for i in range(40)))  # 40 words over 20 s
+    call, asr, _, clock = make_call(words, decode_window_seconds=6.0)
+    events = run_realtime(call, clock, tone(22.0)) + call.finish()
+    partials = of(events, "partial")
+    offsets = [offset for offset, _ in asr.calls]
+    assert offsets == sorted(offsets) and offsets[-1] > 10.0  # later decodes start well into the call
+    # a decode re-reads at most the window plus the audio that arrived since the last one
+    assert max(seconds for _, seconds in asr.calls) <= 6.0 + 1.0 + 1e-6
+    word_ends = {round(e, 3) for _, _, e in words}
+    assert {o for o in offsets if o > 0} <= word_ends  # decodes resume exactly after a stable word
+    assert not any(p.lagging for p in partials)
+    assert partials[-1].skipped_seconds == offsets[-1]
+    # nothing lost, nothing doubled, stable text only grows
+    assert [w.text for w in events[-1].words] == [f"w{i}" for i in range(40)]
+    for before, after in zip(partials, partials[1:]):
+        assert after.stable.startswith(before.stable)
+
+    # a window as long as the opening re-reads everything from 0, every time
+    full, asr_full, _, clock_full = make_call(words, decode_window_seconds=30.0)
+    run_realtime(full, clock_full, tone(22.0))
+    assert {offset for offset, _ in asr_full.calls} == {0.0}
+    assert max(seconds for _, seconds in asr_full.calls) == pytest.approx(22.0)
+
+
 # -- protocol --------------------------------------------------------------------------------
 
 
@@ -535,6 +560,7 @@ def test_bad_audio_is_a_user_error(audio, message: str) -> None:
     ({"window_seconds": 31}, "window_seconds"),
     ({"stable_agreement": 0}, "stable_agreement"),
     ({"max_lag_seconds": 0.5}, "max_lag_seconds"),
+    ({"decode_window_seconds": 1.0}, "decode_window_seconds"),
     ({"decision_deadline_seconds": 40}, "decision_deadline_seconds"),
     ({"vad_threshold_dbfs": 3}, "vad_threshold_dbfs"),
 ])
