@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -39,6 +40,13 @@ MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
 #: Audio the encoder hears after the end of the clip when padding is trimmed (see
 #: ``AsrConfig.encoder_min_seconds``): a short silent tail lets Whisper end the last word.
 ENCODER_MARGIN_SECONDS = 3.0
+
+#: Whisper's own non-speech rule (openai/whisper transcribe.py defaults): a segment is dropped
+#: when the model thinks it is not speech and is not confident of the words either.
+_NO_SPEECH_PROB = 0.6
+_LOG_PROB_FLOOR = -1.0
+#: Shorter clips hold no word (and faster-whisper needs at least one mel frame).
+_MIN_CLIP_SAMPLES = SAMPLE_RATE // 10
 
 #: Upper bound on tokens generated per second of audio (fast speech is about 5 tokens/s plus
 #: timestamp tokens). It caps the cost of a hallucination loop on noise or hold music.
@@ -196,6 +204,7 @@ class SpeechRecognizer:
         except (RuntimeError, ValueError, OSError) as e:
             raise AsrModelError(f"{self.model_path}: cannot load the faster-whisper model "
                                 f"(device={config.device}, compute_type={config.compute_type}): {e}") from None
+        self._local = threading.local()
         #: Wall seconds of the last :meth:`transcribe` call (decode latency, for live reporting).
         self.last_decode_seconds = 0.0
         logger.info("loaded ASR model %s (%s, %s) in %.2f s", self.model_path, config.device,
@@ -261,6 +270,70 @@ class SpeechRecognizer:
         transcript, self.last_decode_seconds = self.transcribe_timed(audio, cut_seconds=cut_seconds, offset=offset)
         return transcript
 
+    def transcribe_many(self, clips: Sequence[np.ndarray], *, offsets: Sequence[float] | None = None,
+                        cut_seconds: Sequence[float] | None = None) -> list[OpeningTranscript]:
+        """Transcribe several independent clips (e.g. one per live call) in one batched decode.
+
+        One batch costs far less than the same clips one after another (the decoder runs the
+        clips' token steps together: BENCHMARKS.md). Unlike :meth:`transcribe`, each clip is one
+        greedy pass at temperature 0 (no fallback re-decodes, so the cost is bounded), and a
+        segment Whisper itself marks as non-speech (``no_speech_prob`` > 0.6 with average log
+        probability < -1, Whisper's own rule) is dropped. With ``config.vad`` a clip in which
+        Silero VAD finds no speech is not decoded at all.
+
+        Args:
+            clips: float32 mono 16 kHz clips; each is cut at its ``cut_seconds`` (≤ 30 s).
+            offsets: Call time of each clip's first sample (default 0 for all).
+            cut_seconds: Per clip, decode only this much and keep words starting before it
+                (default 30 s for all).
+
+        Returns:
+            One transcript per clip, in order.
+        """
+        n = len(clips)
+        offsets = list(offsets) if offsets is not None else [0.0] * n
+        cuts = list(cut_seconds) if cut_seconds is not None else [OPENING_SECONDS] * n
+        if not len(offsets) == len(cuts) == n:
+            raise ValueError(f"clips, offsets and cut_seconds must have the same length, got {n}, "
+                             f"{len(offsets)}, {len(cuts)}")
+        cut = [self._clip(clip, min(c, OPENING_SECONDS)) for clip, c in zip(clips, cuts)]
+        words: list[list[Word]] = [[] for _ in range(n)]
+        todo = [i for i in range(n) if cut[i].size >= _MIN_CLIP_SAMPLES and not (self.config.vad and _no_speech(cut[i]))]
+        if todo:
+            # Clips go end to end on one time axis; clip_timestamps tells faster-whisper where
+            # each starts, so every clip is its own chunk of the batch.
+            starts = np.cumsum([0] + [cut[i].size for i in todo])
+            audio = np.concatenate([cut[i] for i in todo])
+            chunks = [{"start": starts[k] / SAMPLE_RATE, "end": starts[k + 1] / SAMPLE_RATE} for k in range(len(todo))]
+            seek_to_clip = {round(starts[k] / SAMPLE_RATE * 100): k for k in range(len(todo))}
+            segments, _ = self._batched().transcribe(
+                audio, language=self.config.language, beam_size=self.config.beam_size, word_timestamps=True,
+                clip_timestamps=chunks, batch_size=len(todo), vad_filter=False, temperature=0.0, without_timestamps=False,
+                max_new_tokens=self._max_new_tokens(max(cut[i].size for i in todo) / SAMPLE_RATE),
+            )
+            for segment in segments:
+                k = seek_to_clip[segment.seek]
+                if segment.no_speech_prob > _NO_SPEECH_PROB and segment.avg_logprob < _LOG_PROB_FLOOR:
+                    continue
+                i, clip_start = todo[k], float(starts[k]) / SAMPLE_RATE
+                for w in segment.words or ():
+                    text, start = w.word.strip(), float(w.start) - clip_start
+                    if text and start < cuts[i]:
+                        words[i].append(Word(text=text, start=round(start + offsets[i], 3),
+                                             end=round(float(w.end) - clip_start + offsets[i], 3),
+                                             probability=round(float(w.probability), 4)))
+        return [OpeningTranscript(words=tuple(words[i]), audio_seconds=cut[i].size / SAMPLE_RATE,
+                                  cut_seconds=cuts[i], language=self.config.language) for i in range(n)]
+
+    def _batched(self):  # noqa: ANN202 (a faster_whisper.BatchedInferencePipeline)
+        # The pipeline keeps per-run state (last_speech_timestamp): one per thread.
+        pipeline = getattr(self._local, "pipeline", None)
+        if pipeline is None:
+            from faster_whisper import BatchedInferencePipeline
+
+            pipeline = self._local.pipeline = BatchedInferencePipeline(self._model)
+        return pipeline
+
     def _frames(self, seconds: float) -> int:
         """Mel frames (of the loaded model's feature extractor) in ``seconds``."""
         return round(seconds / self._model.feature_extractor.time_per_frame)
@@ -283,6 +356,13 @@ class SpeechRecognizer:
         # Slicing first is the cheap, exact way to decode only the opening: Whisper never sees
         # the rest, and 30 s is exactly one Whisper window.
         return np.ascontiguousarray(audio[:round(cut_seconds * SAMPLE_RATE)], dtype=np.float32)
+
+
+def _no_speech(audio: np.ndarray) -> bool:
+    """True when Silero VAD (bundled with faster-whisper) finds no speech in ``audio``."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    return not get_speech_timestamps(audio, VadOptions())
 
 
 @lru_cache(maxsize=1)

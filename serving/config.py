@@ -137,8 +137,10 @@ class ServeConfig:
         policy: Decision policy YAML; ``""`` = ``serving/configs/policy.yaml``.
         limits: Request, audio and session limits.
         batching: Adaptive batching of ``/score``.
-        decode_workers: Threads that run live-call decodes (one decode per call at a time;
-            more calls than workers queue). ~ CPU cores / ASR threads.
+        decode_workers: ASR decodes that run at the same time (each with cores / workers
+            threads). Live calls share them through a batcher (``live_batch_size``).
+        live_batch_size: Most live calls whose pending audio is decoded together in one ASR
+            batch (serving/asr_batcher.py); 1 = each call's decode runs alone.
         redact_pii: Replace card numbers, phone numbers, emails and SSNs in every transcript and
             evidence span the service returns or logs.
         store_audio: Keep uploaded and streamed audio on disk (under ``audio_dir``); off by default,
@@ -162,6 +164,7 @@ class ServeConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     decode_workers: int = 2
+    live_batch_size: int = 8
     redact_pii: bool = True
     store_audio: bool = False
     audio_dir: str = "served_audio"
@@ -177,7 +180,7 @@ class ServeConfig:
             raise ValueError(f"variant must be one of {list(VARIANTS)}, got {self.variant!r}")
         if isinstance(self.model_threads, bool) or not isinstance(self.model_threads, int) or self.model_threads < 0:
             raise ValueError(f"model_threads must be an integer >= 0, got {self.model_threads!r}")
-        for name in ("decode_workers", "workers", "timeout_seconds"):
+        for name in ("decode_workers", "live_batch_size", "workers", "timeout_seconds"):
             _positive(name, getattr(self, name), integer=True)
         if self.store_audio and not self.audio_dir:
             raise ValueError("audio_dir must be set when store_audio is true")

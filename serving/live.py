@@ -293,7 +293,7 @@ class LiveSession(abc.ABC):
         self.call_id = call_id
         call_id_context.set(call_id)
         config = dataclasses.replace(self.svc.config.stream, redact_pii=self.svc.config.redact_pii)
-        self.call = LiveCall(call_id, metadata, asr=self.svc.asr, scorer=_PredictorScorer(self.svc.predictor),
+        self.call = LiveCall(call_id, metadata, asr=self.svc.live_asr, scorer=_PredictorScorer(self.svc.predictor),
                              policy=self.svc.policy, config=config, model=self.svc.predictor.model_id)
         await self._send_events([self.call.start()])
         return None

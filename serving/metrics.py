@@ -11,6 +11,7 @@ Names (all prefixed ``callintent_``):
   ``live_sessions_refused_total{reason}`` (capacity, unauthorized, bad_start)
 * ``live_sessions_ended_total{reason}`` (stop, idle, disconnect, shutdown, limit, error)
 * ``decode_seconds`` (histogram): one live decode + score step
+* ``asr_batch_size`` (histogram): live calls decoded together in one ASR batch
 * ``update_latency_seconds`` (histogram): frame arrival → partial event sent
 * ``time_to_decision_seconds`` (histogram): call audio time when the decision was made
 * ``decisions_total{route,source}`` (source: score, score_audio, stream, twilio)
@@ -24,6 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 32)
 _DECISION_BUCKETS = (1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 25.0, 30.0, 60.0)
 
 
@@ -36,6 +38,7 @@ class ServiceMetrics:
     sessions_refused: Any
     sessions_ended: Any
     decode_seconds: Any
+    asr_batch_size: Any
     update_latency: Any
     time_to_decision: Any
     decisions: Any
@@ -56,6 +59,8 @@ def service_metrics() -> ServiceMetrics:
         sessions_ended=Counter("callintent_live_sessions_ended", "Live calls ended", ["reason"]),
         decode_seconds=Histogram("callintent_decode_seconds", "One live decode + score step",
                                  buckets=_LATENCY_BUCKETS),
+        asr_batch_size=Histogram("callintent_asr_batch_size", "Live calls decoded together in one ASR batch",
+                                 buckets=_BATCH_BUCKETS),
         update_latency=Histogram("callintent_update_latency_seconds",
                                  "Audio frame arrival to the partial event that includes it",
                                  buckets=_LATENCY_BUCKETS),

@@ -77,6 +77,7 @@ class CallIntentService:
         from serving.auth import load_api_keys
         from serving.limits import SessionSlots
         from serving.metrics import service_metrics
+        from serving.asr_batcher import BatchingTranscriber
         from serving.policy import DecisionPolicy
 
         started = time.perf_counter()
@@ -91,8 +92,13 @@ class CallIntentService:
         self.api_keys = load_api_keys(CONFIG.api_keys_file or None)
         self.slots = SessionSlots(CONFIG.limits.max_live_sessions)
         self.metrics = service_metrics()
-        # Live decodes get their own bounded pool so they never starve request handling threads.
-        self.decode_pool = concurrent.futures.ThreadPoolExecutor(CONFIG.decode_workers, thread_name_prefix="decode")
+        # Live calls decode through one batcher: their pending clips run as one ASR batch.
+        self.live_asr = BatchingTranscriber(self.asr, max_batch=CONFIG.live_batch_size, workers=CONFIG.decode_workers,
+                                            on_batch=self.metrics.asr_batch_size.observe)
+        # Live steps get their own bounded pool so they never starve request handling threads; a
+        # step mostly waits for its batch, so there is a thread for every call that may be open.
+        self.decode_pool = concurrent.futures.ThreadPoolExecutor(
+            max(CONFIG.decode_workers, CONFIG.limits.max_live_sessions), thread_name_prefix="decode")
         self.sessions: set[api.LiveSession] = set()
         self.draining = False
         if not self.api_keys.enabled:
@@ -115,6 +121,7 @@ class CallIntentService:
     @bentoml.on_shutdown
     def close_pools(self) -> None:
         self.decode_pool.shutdown(wait=False, cancel_futures=True)
+        self.live_asr.close()
 
 
 def _asr_config(config: ServeConfig) -> AsrConfig:

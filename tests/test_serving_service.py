@@ -336,7 +336,7 @@ def test_generic_and_twilio_sessions_share_one_pump(tmp_path):
     from serving.policy import DecisionPolicy
 
     config = load_serve_config(environ={}, overrides={"store_audio": True, "audio_dir": str(tmp_path / "kept")})
-    svc = SimpleNamespace(config=config, asr=_FixedRecognizer(), predictor=_BuyingPredictor(),
+    svc = SimpleNamespace(config=config, asr=_FixedRecognizer(), live_asr=_FixedRecognizer(), predictor=_BuyingPredictor(),
                           policy=DecisionPolicy.from_yaml(), api_keys=ApiKeys(), slots=SessionSlots(2),
                           metrics=service_metrics(), sessions=set(), draining=False,
                           decode_pool=concurrent.futures.ThreadPoolExecutor(1))

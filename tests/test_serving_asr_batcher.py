@@ -1,0 +1,125 @@
+"""serving.asr_batcher: live calls' decodes batched across threads (fake recognizer), and the
+recognizer's batched decode itself (real tiny.en)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import jiwer
+import numpy as np
+import pytest
+
+from data.audio import SAMPLE_RATE, decode_audio
+from data.transcript import OpeningTranscript, Word
+from serving.asr_batcher import BatchingTranscriber
+from tests.conftest import SHARED_AUDIO
+
+
+class FakeRecognizer:
+    """Each clip 'says' one word: its first sample value; a clip starting with -1 is poison."""
+
+    def __init__(self, seconds_per_batch: float = 0.05) -> None:
+        self.batches: list[int] = []
+        self.seconds_per_batch = seconds_per_batch
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def transcribe_many(self, clips, *, offsets, cut_seconds):
+        self.gate.wait(5)
+        self.batches.append(len(clips))
+        time.sleep(self.seconds_per_batch)
+        if any(clip[0] == -1 for clip in clips):
+            raise RuntimeError("poisoned clip")
+        return [OpeningTranscript((Word(f"w{int(clip[0])}", offset, offset + 0.2),), audio_seconds=len(clip) / SAMPLE_RATE,
+                                  cut_seconds=cut)
+                for clip, offset, cut in zip(clips, offsets, cut_seconds)]
+
+
+def clip(value: float) -> np.ndarray:
+    return np.full(SAMPLE_RATE // 2, value, dtype=np.float32)
+
+
+def test_concurrent_calls_are_decoded_together_and_each_gets_its_own_transcript() -> None:
+    fake = FakeRecognizer()
+    sizes: list[int] = []
+    batcher = BatchingTranscriber(fake, max_batch=8, workers=1, on_batch=sizes.append)
+    try:
+        fake.gate.clear()  # hold the worker so the other calls' clips queue up behind the first
+        with ThreadPoolExecutor(6) as pool:
+            futures = [pool.submit(batcher.transcribe, clip(i), cut_seconds=30.0 - i, offset=float(i)) for i in range(6)]
+            time.sleep(0.3)
+            fake.gate.set()
+            results = [f.result(5) for f in futures]
+    finally:
+        batcher.close()
+    assert [r.words[0].text for r in results] == [f"w{i}" for i in range(6)]
+    assert [r.words[0].start for r in results] == [float(i) for i in range(6)]
+    assert [r.cut_seconds for r in results] == [30.0 - i for i in range(6)]
+    assert fake.batches == sizes and sum(sizes) == 6
+    assert sizes[0] == 1 and sizes[1] == 5  # the first ran alone (no waiting), the rest together
+
+
+def test_max_batch_bounds_each_batch() -> None:
+    fake = FakeRecognizer()
+    batcher = BatchingTranscriber(fake, max_batch=2, workers=1)
+    try:
+        fake.gate.clear()
+        with ThreadPoolExecutor(7) as pool:
+            futures = [pool.submit(batcher.transcribe, clip(i)) for i in range(7)]
+            time.sleep(0.3)
+            fake.gate.set()
+            assert sorted(f.result(5).words[0].text for f in futures) == sorted(f"w{i}" for i in range(7))
+    finally:
+        batcher.close()
+    assert max(fake.batches) == 2 and sum(fake.batches) == 7
+
+
+def test_a_failing_clip_fails_only_its_own_call() -> None:
+    fake = FakeRecognizer()
+    batcher = BatchingTranscriber(fake, max_batch=8, workers=1)
+    try:
+        fake.gate.clear()
+        with ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(batcher.transcribe, clip(v)) for v in (1, -1, 2, 3)]
+            time.sleep(0.3)
+            fake.gate.set()
+            outcomes = []
+            for f in futures:
+                try:
+                    outcomes.append(f.result(5).words[0].text)
+                except RuntimeError as e:
+                    outcomes.append(str(e))
+    finally:
+        batcher.close()
+    assert outcomes == ["w1", "poisoned clip", "w2", "w3"]
+
+
+def test_closed_batcher_refuses_new_clips() -> None:
+    batcher = BatchingTranscriber(FakeRecognizer(), max_batch=4, workers=2)
+    assert batcher.transcribe(clip(5)).words[0].text == "w5"
+    batcher.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        batcher.transcribe(clip(1))
+
+
+@pytest.mark.integration
+def test_batched_decode_matches_single_decodes_on_real_speech() -> None:
+    from data.asr import AsrConfig, SpeechRecognizer
+
+    recognizer = SpeechRecognizer(AsrConfig(encoder_min_seconds=10.0))
+    jfk = decode_audio(SHARED_AUDIO / "jfk.flac")
+    osr = decode_audio(SHARED_AUDIO / "OSR_us_000_0034_8k.wav")
+    clips = [jfk, osr[:8 * SAMPLE_RATE], np.zeros(3 * SAMPLE_RATE, np.float32), jfk[:50]]
+    batched = recognizer.transcribe_many(clips, offsets=[0.0, 12.0, 0.0, 0.0], cut_seconds=[30.0, 5.0, 30.0, 30.0])
+    reference = "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
+    heard = " ".join(w.text.lower().strip(".,?!") for w in batched[0].words)
+    assert jiwer.wer(reference, heard) <= 0.1, heard
+    single = recognizer.transcribe(jfk)
+    assert [w.text for w in batched[0].words] == [w.text for w in single.words]
+    # offset moves word times onto the call's clock; cut keeps words starting before 5 s
+    assert batched[1].words and all(12.0 <= w.start < 17.0 for w in batched[1].words)
+    assert batched[1].audio_seconds == pytest.approx(5.0) and batched[1].cut_seconds == 5.0
+    assert "gold ring" in batched[1].text.lower()
+    assert batched[2].words == () and batched[3].words == ()  # silence and a 3 ms clip: nothing heard
