@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -47,6 +48,12 @@ _NO_SPEECH_PROB = 0.6
 _LOG_PROB_FLOOR = -1.0
 #: Shorter clips hold no word (and faster-whisper needs at least one mel frame).
 _MIN_CLIP_SAMPLES = SAMPLE_RATE // 10
+
+#: A phrase repeated back to back more than this many times is a decoder loop (guard_words).
+MAX_REPEATS = 2
+_MAX_REPEAT_NGRAM = 8
+_WORDLIKE = re.compile(r"\w")
+_WORD_CHARS = re.compile(r"[^\w']+")
 
 #: Upper bound on tokens generated per second of audio (fast speech is about 5 tokens/s plus
 #: timestamp tokens). It caps the cost of a hallucination loop on noise or hold music.
@@ -167,6 +174,37 @@ def check_model_dir(path: Path) -> Path:
     return path
 
 
+def guard_words(words: Sequence[Word]) -> tuple[tuple[Word, ...], int]:
+    """Remove what Whisper writes when it is not hearing speech.
+
+    * Tokens with no letter or digit ("." "…" "♪"): Whisper's output on music and noise.
+    * A phrase (1 to :data:`_MAX_REPEAT_NGRAM` words) said more than :data:`MAX_REPEATS` times
+      back to back is cut to its first copy: that is a decoder loop, Whisper's best-known
+      failure on short or noisy audio ("a gold ring, a gold ring, a gold ring, …"). A caller
+      who really repeats a phrase three times loses nothing the classifier needs.
+
+    Returns:
+        The kept words (in order) and how many were removed.
+    """
+    kept = [w for w in words if _WORDLIKE.search(w.text)]
+    norms = [_WORD_CHARS.sub("", w.text.lower()) for w in kept]
+    out: list[Word] = []
+    i = 0
+    while i < len(kept):
+        for n in range(1, _MAX_REPEAT_NGRAM + 1):
+            copies = 1
+            while i + (copies + 1) * n <= len(kept) and norms[i + copies * n:i + (copies + 1) * n] == norms[i:i + n]:
+                copies += 1
+            if copies > MAX_REPEATS:
+                out.extend(kept[i:i + n])
+                i += copies * n
+                break
+        else:
+            out.append(kept[i])
+            i += 1
+    return tuple(out), len(words) - len(out)
+
+
 def cut_words(words: Iterable[Word], seconds: float) -> tuple[Word, ...]:
     """Keep the words that *start* before ``seconds`` (a word straddling the cut stays whole)."""
     return tuple(w for w in words if w.start < seconds)
@@ -251,11 +289,11 @@ class SpeechRecognizer:
                          offset: float = 0.0) -> tuple[OpeningTranscript, float]:
         """Like :meth:`transcribe`, also returning the wall seconds the decode took."""
         started = time.perf_counter()
-        words = tuple(self.words(audio, cut_seconds=cut_seconds, offset=offset))
+        words, dropped = guard_words(tuple(self.words(audio, cut_seconds=cut_seconds, offset=offset)))
         elapsed = time.perf_counter() - started
         audio_seconds = min(len(audio), round(cut_seconds * SAMPLE_RATE)) / SAMPLE_RATE
         transcript = OpeningTranscript(words=words, audio_seconds=audio_seconds, cut_seconds=cut_seconds,
-                                       language=self.config.language)
+                                       language=self.config.language, dropped_words=dropped)
         logger.debug("transcribed %.2f s of audio in %.3f s: %d words", audio_seconds, elapsed, len(words))
         return transcript, elapsed
 
@@ -322,8 +360,9 @@ class SpeechRecognizer:
                         words[i].append(Word(text=text, start=round(start + offsets[i], 3),
                                              end=round(float(w.end) - clip_start + offsets[i], 3),
                                              probability=round(float(w.probability), 4)))
-        return [OpeningTranscript(words=tuple(words[i]), audio_seconds=cut[i].size / SAMPLE_RATE,
-                                  cut_seconds=cuts[i], language=self.config.language) for i in range(n)]
+        guarded = [guard_words(w) for w in words]
+        return [OpeningTranscript(words=guarded[i][0], audio_seconds=cut[i].size / SAMPLE_RATE, cut_seconds=cuts[i],
+                                  language=self.config.language, dropped_words=guarded[i][1]) for i in range(n)]
 
     def _batched(self):  # noqa: ANN202 (a faster_whisper.BatchedInferencePipeline)
         # The pipeline keeps per-run state (last_speech_timestamp): one per thread.

@@ -34,12 +34,15 @@ class OpeningTranscript:
         audio_seconds: Seconds of audio that were decoded (≤ the window).
         cut_seconds: The window length that was applied.
         language: Language code the ASR used.
+        dropped_words: Words the ASR's hallucination guards removed (a phrase looped back to
+            back, tokens with no letter or digit such as "." or "♪"; see ``data.asr.guard_words``).
     """
 
     words: tuple[Word, ...] = field(default_factory=tuple)
     audio_seconds: float = 0.0
     cut_seconds: float = 30.0
     language: str = "en"
+    dropped_words: int = 0
 
     @property
     def text(self) -> str:

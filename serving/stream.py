@@ -31,6 +31,11 @@ How it listens
 * **VAD gate**: a step whose new audio is silence (``data.audio.is_silent``) decodes nothing —
   except that pending unstable words get up to ``stable_agreement`` more decodes over the
   pause (the first hears the last word whole, the others confirm it): that is when they settle.
+* **Hallucination guards** (Whisper's known failures on live audio): the VAD gate above (silence
+  is never decoded), Silero VAD in the ASR (a clip with no speech is not decoded), no
+  conditioning on earlier text, a token cap per second of audio, and ``data.asr.guard_words``:
+  a phrase looped back to back is cut to one copy and "."/"♪" tokens (music, noise) are dropped
+  (``dropped_words`` in the events).
 * **Lag bound**: when a step starts more than ``max_lag_seconds`` after the oldest audio it has
   not looked at arrived (the ASR cannot keep up), it skips ahead: the previous hypothesis' words
   before ``skip_overlap_seconds`` from the end of the last decode are committed as they are, and
@@ -80,6 +85,8 @@ Every event has::
     lagging         true when this step skipped ahead because decoding fell behind
     lag_seconds     how far behind real time the step started
     skipped_seconds seconds at the start of the buffer that decodes no longer re-read
+    dropped_words   words the ASR's hallucination guards removed in this decode (a phrase looped
+                    back to back, "." or "♪" tokens on music; data.asr.guard_words)
     window_complete true on the last decode of the opening window
 
 ``decision`` (exactly once per call) adds::
@@ -97,7 +104,7 @@ Every event has::
     label, probabilities, buying_intent, signals, decision   as above
     totals          {"audio_seconds" received, "opening_seconds" transcribed window,
                      "ignored_seconds" after the window, "decodes", "vad_skips", "lag_skips",
-                     "latency_ms_mean", "latency_ms_p95", "decision_audio_seconds"}
+                     "latency_ms_mean", "latency_ms_p95", "decision_audio_seconds", "dropped_words"}
 
 ``error`` adds ``{"error": {"code": str, "message": str}}``; the transport decides whether the
 call goes on.
@@ -238,6 +245,8 @@ class CallTotals:
         latency_ms_mean: Mean of the partial events' ``latency_ms`` (None without a decode).
         latency_ms_p95: 95th percentile of the same.
         decision_audio_seconds: Audio heard when the decision was made.
+        dropped_words: Words the ASR's hallucination guards removed over the call
+            (``data.asr.guard_words``: looped phrases, punctuation-only tokens).
     """
 
     audio_seconds: float
@@ -249,6 +258,7 @@ class CallTotals:
     latency_ms_mean: float | None
     latency_ms_p95: float | None
     decision_audio_seconds: float | None
+    dropped_words: int = 0
 
     def to_json(self) -> dict:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in dataclasses.asdict(self).items()}
@@ -278,6 +288,7 @@ class StreamEvent:
         lagging: Partial: this step skipped ahead.
         lag_seconds: Partial: how far behind real time the step started.
         skipped_seconds: Partial: buffer seconds that decodes no longer re-read.
+        dropped_words: Partial: words this decode's hallucination guards removed.
         window_complete: Partial/decision: the opening window is complete.
         totals: Final: per-call counters.
         metadata: Started: the call metadata.
@@ -302,6 +313,7 @@ class StreamEvent:
     lagging: bool = False
     lag_seconds: float = 0.0
     skipped_seconds: float = 0.0
+    dropped_words: int = 0
     window_complete: bool = False
     totals: CallTotals | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
@@ -341,7 +353,8 @@ class StreamEvent:
             out.update({
                 "latency_ms": _ms(self.latency_ms), "decode_ms": _ms(self.decode_ms), "score_ms": _ms(self.score_ms),
                 "lagging": self.lagging, "lag_seconds": round(self.lag_seconds, 3),
-                "skipped_seconds": round(self.skipped_seconds, 3), "window_complete": self.window_complete,
+                "skipped_seconds": round(self.skipped_seconds, 3), "dropped_words": self.dropped_words,
+                "window_complete": self.window_complete,
             })
         elif self.type == "decision":
             out["window_complete"] = self.window_complete
@@ -491,6 +504,7 @@ class LiveCall:
         self._decodes = 0
         self._vad_skips = 0
         self._lag_skips = 0
+        self._dropped_words = 0
         self._latencies_ms: list[float] = []
         self._busy = threading.Lock()
 
@@ -669,6 +683,7 @@ class LiveCall:
         hypothesis = self._asr.transcribe(self._buffer[self._decode_from:upto],
                                           cut_seconds=cfg.window_seconds - offset, offset=offset)
         decoded = self._clock()
+        self._dropped_words += hypothesis.dropped_words
         self._prefix.update([w for w in hypothesis.words if w.start < cfg.window_seconds])
         if last:
             self._prefix.flush()
@@ -684,7 +699,8 @@ class LiveCall:
             "partial", audio_seconds=audio_seconds, stable=stable, unstable=unstable, scores=scores,
             latency_ms=latency_ms, decode_ms=(decoded - started) * 1000.0,
             score_ms=(done - decoded) * 1000.0 if scored else 0.0, lagging=lagging, lag_seconds=max(lag, 0.0),
-            skipped_seconds=offset, window_complete=last and upto >= self._window,
+            skipped_seconds=offset, dropped_words=hypothesis.dropped_words,
+            window_complete=last and upto >= self._window,
         )]
         logger.debug("call %s: partial at %.2f s, latency %.0f ms, %d stable words", self.call_id, audio_seconds,
                      latency_ms, len(self._prefix.committed))
@@ -761,6 +777,7 @@ class LiveCall:
             lag_skips=self._lag_skips, latency_ms_mean=float(lat.mean()) if lat.size else None,
             latency_ms_p95=float(np.percentile(lat, 95)) if lat.size else None,
             decision_audio_seconds=self._decision.audio_seconds if self._decision else None,
+            dropped_words=self._dropped_words,
         )
         return self._event("final", audio_seconds=self.audio_seconds, words=words, scores=scores,
                            decision=self._decision, totals=totals)

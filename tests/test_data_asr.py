@@ -67,6 +67,7 @@ class FakeWhisper:
 
     instances = 0
     calls: list[dict] = []
+    script: list[str] | None = None  # words to say instead of w0, w1, … (one per second)
 
     def __init__(self, path: str, **kwargs) -> None:
         FakeWhisper.instances += 1
@@ -79,7 +80,8 @@ class FakeWhisper:
         def segments():
             for second in range(int(np.ceil(len(audio) / SAMPLE_RATE))):
                 self.segments_pulled += 1
-                word = SimpleNamespace(word=f" w{second}", start=second + 0.2, end=second + 0.7, probability=0.9)
+                text = FakeWhisper.script[second] if FakeWhisper.script else f"w{second}"
+                word = SimpleNamespace(word=f" {text}", start=second + 0.2, end=second + 0.7, probability=0.9)
                 yield SimpleNamespace(start=float(second), end=second + 1.0, words=[word])
 
         return segments(), SimpleNamespace(language="en")
@@ -91,6 +93,7 @@ def fake_whisper(monkeypatch):
 
     FakeWhisper.instances = 0
     FakeWhisper.calls = []
+    FakeWhisper.script = None
     monkeypatch.setattr(faster_whisper, "WhisperModel", FakeWhisper)
     return FakeWhisper
 
@@ -405,3 +408,36 @@ def test_transcribe_cli_end_to_end(tmp_path, monkeypatch, capsys):
 
     assert main(["data", "transcribe", str(manifest), "--out", str(out), "--asr-model", str(tmp_path / "nope")]) == 2
     assert "nope: ASR model directory does not exist" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------- hallucination guards
+
+
+def _words(text: str) -> tuple[Word, ...]:
+    return tuple(Word(t, i * 0.5, i * 0.5 + 0.4) for i, t in enumerate(text.split()))
+
+
+@pytest.mark.parametrize(("heard", "kept", "dropped"), [
+    ("a gold ring, a gold ring, a gold ring, a gold ring.", "a gold ring,", 9),  # a loop: one copy stays
+    ("hello? hello? hello? is anybody there", "hello? is anybody there", 2),
+    ("no no I saw your ad", "no no I saw your ad", 0),  # said twice is speech, not a loop
+    ("thank you . . . ♪ ♪ …", "thank you", 6),  # punctuation and music symbols are not words
+    ("how much is it how much is it", "how much is it how much is it", 0),
+    ("i want i want i want a quote for a roof", "i want a quote for a roof", 4),
+    ("", "", 0),
+])
+def test_guard_words_cuts_loops_and_non_words(heard: str, kept: str, dropped: int) -> None:
+    from data.asr import guard_words
+
+    words = _words(heard)
+    out, removed = guard_words(words)
+    assert " ".join(w.text for w in out) == kept
+    assert removed == dropped == len(words) - len(out)
+    assert all(w in words for w in out) and list(out) == sorted(out, key=lambda w: w.start)  # words kept as heard
+
+
+def test_recognizer_transcript_carries_the_guard_count(fake_whisper) -> None:
+    recognizer = SpeechRecognizer(AsrConfig(vad=False))
+    fake_whisper.script = ["yes", "yes", "yes", "yes", "."]
+    transcript = recognizer.transcribe(np.zeros(5 * SAMPLE_RATE, np.float32))
+    assert [w.text for w in transcript.words] == ["yes"] and transcript.dropped_words == 4
