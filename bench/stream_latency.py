@@ -187,13 +187,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-calls", type=int, default=32, help="upper bound for --find-max (default %(default)s)")
     parser.add_argument("--frame-ms", type=int, default=20, help="audio per message (default %(default)s)")
     parser.add_argument("--api-key", default=os.environ.get("CALLINTENT_API_KEY"), help="API key, if required")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for the started server, e.g. decode_workers=1 (repeatable)")
     parser.add_argument("--no-write", action="store_true", help="print only; don't append to BENCHMARKS.md")
     args = parser.parse_args(argv)
 
     counts = sorted({int(c) for c in args.calls.split(",") if c.strip()})
     frames = load_frames(args.audio, args.seconds, args.frame_ms)
     frame_s = args.frame_ms / 1000.0
-    overrides = [f"limits.max_live_sessions={max(args.max_calls, *counts)}", "limits.idle_timeout_seconds=60"]
+    overrides = [f"limits.max_live_sessions={max(args.max_calls, *counts)}", "limits.idle_timeout_seconds=60", *args.set]
     levels: list[Level] = []
     max_real_time: int | None = None
     with running_server(args.url, registry=args.registry, model=args.model, overrides=overrides) as url:

@@ -6,9 +6,12 @@ event wire format) is :class:`serving.stream.LiveCall`, which knows nothing of s
 Generic protocol, ``/v1/stream``
 --------------------------------
 Client → server: one text message ``{"type": "start", "call_id"?: str, "encoding": "pcm16" |
-"mulaw" (default pcm16), "sample_rate": int (8000..48000, default 16000), "metadata"?: {…}}``;
-then binary messages of raw audio in that encoding (any size; 20 ms frames are typical; pcm16
-is little-endian, a frame may split a sample); then ``{"type": "stop"}``.
+"mulaw" (default pcm16), "sample_rate": int (8000..48000, default 16000), "metadata"?: {…},
+"channels"?: 1 | 2, "speakers"?: ["caller", "agent"]}``; then binary messages of raw audio in
+that encoding (any size; 20 ms frames are typical; pcm16 is little-endian, a message may split
+a sample); then ``{"type": "stop"}``. Two-channel audio (``channels: 2``) is interleaved, one
+channel per speaker in the order of ``speakers`` (default caller first): the speakers are
+transcribed apart and only the caller is scored (see :mod:`serving.stream`).
 
 Server → client: ``started``; ``partial`` events as decodes complete (at most one decode in flight
 per call; audio keeps being buffered meanwhile); one ``decision``; ``final``; then close 1000.
@@ -33,7 +36,8 @@ Twilio Media Streams, ``/v1/twilio``
 ------------------------------------
 Messages as :mod:`serving.twilio` parses them: ``connected``, ``start`` (``callSid`` = call id,
 ``customParameters`` = metadata, optional ``token`` parameter = API key), ``media`` (base64 μ-law
-8 kHz, inbound track transcribed), ``stop``. Point a unidirectional
+8 kHz, inbound track transcribed; with ``tracks: ["inbound", "outbound"]`` (``track="both_tracks"``)
+both are, as the caller and the agent), ``stop``. Point a unidirectional
 ``<Start><Stream url="wss://HOST/v1/twilio">`` (with ``<Parameter>``s for source, campaign,
 token) at it. The same events go back as JSON text messages (a unidirectional stream ignores
 them) and are logged; decisions also reach ``callintent_decisions_total``. The limits, idle
@@ -69,6 +73,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from data.audio import RAW_ENCODINGS, SAMPLE_RATE, StreamResampler, mulaw_to_float, pcm16_to_float
 from serving.limits import CLOSE_TRY_AGAIN_LATER
+from serving.stream import SCORED_SPEAKER, SPEAKERS
 from serving.schemas import clean_metadata, new_call_id, valid_call_id
 
 if TYPE_CHECKING:
@@ -210,8 +215,9 @@ class LiveSession(abc.ABC):
         """Handle a binary message."""
 
     @abc.abstractmethod
-    def _audio_tail(self) -> np.ndarray:
-        """The samples a stateful resampler still holds when the call ends (may be empty)."""
+    def _audio_tails(self) -> dict[str | None, np.ndarray]:
+        """The samples stateful resamplers still hold when the call ends, per speaker (None:
+        one channel); arrays may be empty."""
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -263,7 +269,7 @@ class LiveSession(abc.ABC):
     # -- the call --------------------------------------------------------------------------------
 
     async def _admit(self, call_id: str, metadata: dict[str, str], *, encoding: str,
-                     sample_rate: int) -> _Close | None:
+                     sample_rate: int, speakers: tuple[str, ...] = ()) -> _Close | None:
         """Take a session slot and start the call (``started`` event), or refuse it.
 
         Args:
@@ -271,6 +277,7 @@ class LiveSession(abc.ABC):
             metadata: Cleaned call metadata for the policy.
             encoding: Raw encoding of the audio the client sends (names stored audio).
             sample_rate: Its rate in Hz.
+            speakers: The speakers of a two-channel call, in channel order (``()``: one channel).
 
         Returns:
             None when the call runs; a close (1013) when the server drains or is full.
@@ -294,27 +301,32 @@ class LiveSession(abc.ABC):
         call_id_context.set(call_id)
         config = dataclasses.replace(self.svc.config.stream, redact_pii=self.svc.config.redact_pii)
         self.call = LiveCall(call_id, metadata, asr=self.svc.live_asr, scorer=_PredictorScorer(self.svc.predictor),
-                             policy=self.svc.policy, config=config, model=self.svc.predictor.model_id)
+                             policy=self.svc.policy, config=config, model=self.svc.predictor.model_id,
+                             speakers=speakers)
         await self._send_events([self.call.start()])
         return None
 
-    def _insert(self, samples: np.ndarray, source_seconds: float, raw: bytes) -> _Close | None:
-        """Feed converted audio to the call and start a decode when one is due.
+    def _insert(self, samples: np.ndarray, source_seconds: float, raw: bytes,
+                speaker: str | None = None) -> _Close | None:
+        """Feed converted audio to the call (one speaker's channel of a two-channel call) and
+        start a decode when one is due.
 
         Args:
             samples: float32 16 kHz mono (may be empty while a resampler fills).
             source_seconds: How much audio ``raw`` holds at the client's rate (the limit counts
                 what was sent, not what the resampler has released so far).
             raw: The bytes as received, kept only when ``store_audio`` is on.
+            speaker: The channel of a two-channel call; None for one channel.
         """
         assert self.call is not None
-        self._received_seconds += source_seconds
+        if speaker in (None, SCORED_SPEAKER):  # call time, counted once: on the caller's channel
+            self._received_seconds += source_seconds
         if self._received_seconds > self.limits.max_audio_seconds:
             return _Close(CLOSE_POLICY, f"audio limit of {self.limits.max_audio_seconds:g} s reached", "limit")
-        if self._stored is not None:
+        if self._stored is not None and raw:
             self._stored.append(raw)
         if samples.size:
-            self.call.insert(samples, arrived_at=time.monotonic())
+            self.call.insert(samples, arrived_at=time.monotonic(), speaker=speaker)
         self._schedule()
         return None
 
@@ -344,9 +356,9 @@ class LiveSession(abc.ABC):
             await self._error("audio_too_long", f"the call sent more than {self.limits.max_audio_seconds:g} s of "
                                                 "audio, the limit (limits.max_audio_seconds)")
         if close.finish and self.call is not None and not self.call.finished:
-            tail = self._audio_tail()
-            if tail.size and not self.call.window_complete:
-                self.call.insert(tail)
+            for speaker, tail in self._audio_tails().items():
+                if tail.size:
+                    self.call.insert(tail, speaker=speaker)
             try:
                 await self._send_events(await self._in_pool(self.call.finish))
             except Exception:  # same as a failed step: report, close 1011
@@ -412,7 +424,8 @@ class LiveSession(abc.ABC):
     def _store_stream_audio(self) -> None:
         directory = Path(self.svc.config.audio_dir)
         directory.mkdir(parents=True, exist_ok=True)
-        name = f"{self.call_id}.{self._encoding}.{self._rate}.raw"
+        channels = f".{len(self.call.speakers)}ch" if self.call is not None and self.call.speakers else ""
+        name = f"{self.call_id}.{self._encoding}.{self._rate}{channels}.raw"
         (directory / name).write_bytes(b"".join(self._stored or ()))
 
 
@@ -432,8 +445,9 @@ class GenericSession(LiveSession):
 
     def __init__(self, svc: CallIntentService, websocket: WebSocket) -> None:
         super().__init__(svc, websocket)
-        self._resampler: StreamResampler | None = None
-        self._carry = b""  # a pcm16 sample split across two frames
+        self._resamplers: list[StreamResampler] = []  # one per channel
+        self._speakers: tuple[str | None, ...] = (None,)  # channel -> speaker
+        self._carry = b""  # a sample (frame of channels) split across two messages
 
     async def _on_message(self, message: Any, text: str) -> _Close | None:
         kind = message.get("type") if isinstance(message, dict) else None
@@ -468,6 +482,9 @@ class GenericSession(LiveSession):
         metadata = message.get("metadata") or {}
         if problem is None and not isinstance(metadata, dict):
             problem = "metadata must be a JSON object"
+        speakers: tuple[str, ...] = ()
+        if problem is None:
+            speakers, problem = _channel_speakers(message)
         if problem is None:
             try:
                 metadata = clean_metadata(metadata, self.limits.max_metadata_items)
@@ -476,26 +493,30 @@ class GenericSession(LiveSession):
         if problem is not None:
             await self._error("invalid_start", problem, refused="bad_start")
             return _INVALID_START
-        self._resampler = StreamResampler(rate, SAMPLE_RATE)
-        return await self._admit(call_id, metadata, encoding=kind, sample_rate=rate)
+        self._speakers = speakers or (None,)
+        self._resamplers = [StreamResampler(rate, SAMPLE_RATE) for _ in self._speakers]
+        return await self._admit(call_id, metadata, encoding=kind, sample_rate=rate, speakers=speakers)
 
     async def _on_binary(self, data: bytes) -> _Close | None:
         if self.call is None:
             await self._error("binary_before_start", "audio before the start message: send "
                                                      '{"type": "start", "encoding", "sample_rate"} first')
             return _Close(CLOSE_POLICY, "audio before start", "bad_start", finish=False)
-        if self._encoding == "mulaw":
-            samples = mulaw_to_float(data)
-        else:
-            data = self._carry + data
-            cut = len(data) - len(data) % 2
-            self._carry = data[cut:]
-            samples = pcm16_to_float(data[:cut])
-        assert self._resampler is not None
-        return self._insert(self._resampler.push(samples), samples.size / self._rate, data)
+        channels = len(self._speakers)
+        data = self._carry + data
+        cut = len(data) - len(data) % ((1 if self._encoding == "mulaw" else 2) * channels)
+        self._carry = data[cut:]
+        samples = (mulaw_to_float if self._encoding == "mulaw" else pcm16_to_float)(data[:cut])
+        frames = samples.reshape(-1, channels)  # interleaved: one column per channel
+        for channel, (speaker, resampler) in enumerate(zip(self._speakers, self._resamplers)):
+            close = self._insert(resampler.push(np.ascontiguousarray(frames[:, channel])), len(frames) / self._rate,
+                                 data[:cut] if channel == 0 else b"", speaker)
+            if close is not None:
+                return close
+        return None
 
-    def _audio_tail(self) -> np.ndarray:
-        return self._resampler.flush() if self._resampler is not None else np.zeros(0, np.float32)
+    def _audio_tails(self) -> dict[str | None, np.ndarray]:
+        return {speaker: resampler.flush() for speaker, resampler in zip(self._speakers, self._resamplers)}
 
 
 class TwilioSession(LiveSession):
@@ -543,17 +564,18 @@ class TwilioSession(LiveSession):
         if isinstance(parsed, tw.StartMessage):
             return await self._start(parsed)
         if isinstance(parsed, tw.MediaMessage):
-            if parsed.track != "inbound":  # only the caller is transcribed
+            if parsed.track != "inbound" and not self._stream.two_channel:  # one track: the caller's
                 return None
+            speaker = tw.TRACK_SPEAKERS[parsed.track] if self._stream.two_channel else None
             return self._insert(self._stream.audio(parsed), len(parsed.payload) / tw.TWILIO_SAMPLE_RATE,
-                                parsed.payload)
+                                parsed.payload if parsed.track == "inbound" else b"", speaker)
         if isinstance(parsed, tw.StopMessage):
             return _STOPPED
         logger.debug("twilio %s message", parsed.event)
         return None
 
     async def _start(self, message: StartMessage) -> _Close | None:
-        from serving.twilio import TWILIO_SAMPLE_RATE
+        from serving.twilio import MEDIA_TRACKS, TRACK_SPEAKERS, TWILIO_SAMPLE_RATE
 
         params = dict(self._stream.metadata)
         token = params.pop("token", None)  # an API key must never reach metadata, events or logs
@@ -569,10 +591,32 @@ class TwilioSession(LiveSession):
             await self._error("invalid_start", f"customParameters: {e}", refused="bad_start")
             return _INVALID_START
         call_id = message.call_sid if valid_call_id(message.call_sid) else new_call_id()
-        return await self._admit(call_id, metadata, encoding="mulaw", sample_rate=TWILIO_SAMPLE_RATE)
+        speakers = tuple(TRACK_SPEAKERS[t] for t in MEDIA_TRACKS) if self._stream.two_channel else ()
+        return await self._admit(call_id, metadata, encoding="mulaw", sample_rate=TWILIO_SAMPLE_RATE,
+                                 speakers=speakers)
 
-    def _audio_tail(self) -> np.ndarray:
-        return self._stream.flush_audio()
+    def _audio_tails(self) -> dict[str | None, np.ndarray]:
+        from serving.twilio import TRACK_SPEAKERS
+
+        if not self._stream.two_channel:
+            return {None: self._stream.flush_audio()}
+        return {speaker: self._stream.flush_audio(track) for track, speaker in TRACK_SPEAKERS.items()}
+
+
+def _channel_speakers(message: dict[str, Any]) -> tuple[tuple[str, ...], str | None]:
+    """The ``channels``/``speakers`` of a generic start message: (speakers, problem or None)."""
+    channels = message.get("channels", 1)
+    if isinstance(channels, bool) or channels not in (1, 2):
+        return (), f"channels must be 1 (one mixed channel) or 2 (interleaved caller and agent), got {channels!r}"
+    speakers = message.get("speakers")
+    if channels == 1:
+        if speakers is not None:
+            return (), "speakers is only for two-channel audio (channels: 2)"
+        return (), None
+    speakers = list(SPEAKERS) if speakers is None else speakers
+    if not isinstance(speakers, list) or sorted(map(str, speakers)) != sorted(SPEAKERS):
+        return (), f"speakers must list the two channels in order, e.g. {list(SPEAKERS)}, got {speakers!r}"
+    return tuple(speakers), None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -47,6 +47,11 @@ How it listens
   event per call.
 * When the buffer is full the last decode commits every word (``window_complete: true``); later
   audio is counted but not transcribed.
+* **Two channels** (``speakers=("caller", "agent")``, e.g. stereo PCM or Twilio's inbound and
+  outbound tracks): each speaker has its own buffer, decodes and stable prefix, so the speakers
+  never mix in one decode; every word carries its speaker. Only the caller's words are scored
+  (the agent's greeting and offers say nothing about the caller's intent; a model trained on
+  speaker-tagged text could take both), and the events add each speaker's transcript.
 * All text leaving this module (transcripts, evidence, reasons) is PII-redacted
   (:mod:`serving.redact`) unless ``StreamConfig.redact_pii`` is false.
 
@@ -64,12 +69,14 @@ Every event has::
 
     metadata        the call metadata (source, campaign, …) used to pick the policy segment
     config          {"sample_rate", "window_seconds", "decode_interval_seconds", "decode_window_seconds",
-                     "stable_agreement",
-                     "decision_deadline_seconds", "redact_pii"}
+                     "stable_agreement", "decision_deadline_seconds", "redact_pii",
+                     "speakers": [] for one channel, or the channel order ["caller", "agent"]}
 
 ``partial`` (after each decode) adds::
 
     transcript      {"stable": str, "unstable": str, "text": stable + " " + unstable}
+                    (two channels: the caller's, plus "speakers": {"caller"|"agent":
+                    {"stable", "unstable", "text"}})
                     stable words never change once sent; unstable may be rewritten by the next
                     partial. Redaction tags are the one exception: a digit run at the end of the
                     text shows as "[NUMBER]" while it may still grow, then as "[PHONE]"/"[CARD]"/…
@@ -99,7 +106,9 @@ Every event has::
 
 ``final`` (last event of a call) adds::
 
-    transcript      {"text": str, "words": [{"text", "start", "end", "probability"}]}
+    transcript      {"text": str, "words": [{"text", "start", "end", "probability", "speaker"?}]}
+                    (two channels: text is the caller's, words are both speakers' in time
+                    order, plus "speakers": {"caller"|"agent": {"text"}})
                     (word times in call seconds; a redacted item is one word "[PHONE]")
     label, probabilities, buying_intent, signals, decision   as above
     totals          {"audio_seconds" received, "opening_seconds" transcribed window,
@@ -130,7 +139,7 @@ from data.audio import SAMPLE_RATE, is_silent
 from data.transcript import OpeningTranscript, Word
 from models.scores import IntentScores
 from serving.policy import Decision, DecisionPolicy
-from serving.redact import map_scores, redact, redact_words
+from serving.redact import Redaction, map_scores, redact, redact_words
 
 logger = logging.getLogger(__name__)
 
@@ -277,9 +286,11 @@ class StreamEvent:
         seq: Position of the event in the call (0 = started).
         model: Scoring model version.
         audio_seconds: Call audio the event is based on.
-        stable: Stable transcript (partial, decision).
+        stable: Stable transcript (partial, decision); of the caller in a two-channel call.
         unstable: Unstable tail (partial, decision).
-        words: The opening's words with times (final).
+        speaker_text: Two-channel calls: each speaker's (stable, unstable) text (partial, decision).
+        words: The opening's words with times (final); with their speakers in a two-channel
+            call, all speakers merged in time order.
         scores: Scores with evidence mapped onto ``stable + " " + unstable`` (or the final text).
         decision: The routing decision (decision, final).
         latency_ms: Partial: now − arrival of the newest decoded audio.
@@ -304,6 +315,7 @@ class StreamEvent:
     audio_seconds: float = 0.0
     stable: str = ""
     unstable: str = ""
+    speaker_text: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     words: tuple[Word, ...] = ()
     scores: IntentScores | None = None
     decision: Decision | None = None
@@ -327,9 +339,10 @@ class StreamEvent:
 
     @property
     def text(self) -> str:
-        """The full transcript this event shows (partial/decision: stable + unstable; final: words)."""
+        """The scored transcript this event shows (partial/decision: stable + unstable; final: the
+        words, the caller's only in a two-channel call). Evidence offsets index it."""
         if self.type == "final":
-            return " ".join(w.text for w in self.words)
+            return " ".join(w.text for w in self.words if w.speaker in (None, SCORED_SPEAKER))
         return _join(self.stable, self.unstable)
 
     def to_json(self) -> dict:
@@ -343,8 +356,15 @@ class StreamEvent:
             out["error"] = {"code": self.error_code, "message": self.message}
         elif self.type == "final":
             out["transcript"] = {"text": self.text, "words": [_word_json(w) for w in self.words]}
+            speakers = sorted({w.speaker for w in self.words if w.speaker is not None})
+            if speakers:
+                out["transcript"]["speakers"] = {
+                    s: {"text": " ".join(w.text for w in self.words if w.speaker == s)} for s in speakers}
         else:
             out["transcript"] = {"stable": self.stable, "unstable": self.unstable, "text": self.text}
+            if self.speaker_text:
+                out["transcript"]["speakers"] = {s: {"stable": st, "unstable": un, "text": _join(st, un)}
+                                                 for s, (st, un) in self.speaker_text.items()}
         if self.scores is not None:
             out.update(_scores_json(self.scores))
         if self.decision is not None:
@@ -451,12 +471,76 @@ class StablePrefix:
         return candidates
 
 
+#: Speakers of a two-channel call, one per channel; the caller's words are the ones scored (the
+#: agent's greeting and sales talk say nothing about the caller's intent).
+SPEAKERS = ("caller", "agent")
+SCORED_SPEAKER = "caller"
+
+
+class _Channel:
+    """One channel of a call: its opening buffer, what decodes have read of it, its stable prefix."""
+
+    def __init__(self, speaker: str | None, config: StreamConfig) -> None:
+        self.speaker = speaker
+        self.window = round(config.window_seconds * SAMPLE_RATE)
+        self.interval = round(config.decode_interval_seconds * SAMPLE_RATE)
+        self.buffer = np.zeros(self.window, dtype=np.float32)
+        self.n = 0  # samples in the buffer
+        self.block_ends: list[int] = []  # buffer end after each insert …
+        self.block_arrivals: list[float] = []  # … and when that block arrived
+        self.consumed = 0  # samples a step has looked at (decoded, or skipped as silence)
+        self.decoded_end = 0  # samples covered by the latest decode
+        self.decode_from = 0  # first sample decodes read (moves forward on a lag skip or a slide)
+        self.prefix = StablePrefix(config.stable_agreement)
+        self.silent_decodes = 0
+        self.complete = False  # the full window has been looked at
+        self.received = 0
+        self.ignored = 0
+
+    def insert(self, samples: np.ndarray, arrived: float) -> None:
+        self.received += samples.size
+        take = min(self.window - self.n, samples.size)
+        if take > 0:
+            self.buffer[self.n:self.n + take] = samples[:take]
+            self.block_ends.append(self.n + take)
+            self.block_arrivals.append(arrived)
+            self.n += take  # published last: a concurrent step never sees unwritten samples
+        self.ignored += samples.size - take
+
+    def ready(self) -> bool:
+        return not self.complete and (self.n >= self.window or self.n - self.consumed >= self.interval)
+
+    def arrival_of(self, sample: int) -> float:
+        """Arrival time of the block holding buffer sample ``sample``."""
+        i = bisect.bisect_right(self.block_ends, sample)
+        return self.block_arrivals[min(i, len(self.block_arrivals) - 1)]
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    """What one channel's decode in a step did (for the step's ``partial`` event)."""
+
+    channel: _Channel
+    upto: int
+    last: bool
+    lag: float
+    lagging: bool
+    offset: float
+    decode_seconds: float
+    dropped_words: int
+
+
 class LiveCall:
     """The state of one live call (see the module docstring).
 
     :meth:`insert` may run on the event loop while :meth:`step` runs in a worker thread (the
-    buffer is append-only); :meth:`step` and :meth:`finish` must be serialised by the caller,
+    buffers are append-only); :meth:`step` and :meth:`finish` must be serialised by the caller,
     and re-entering them raises :class:`StreamStateError`.
+
+    A two-channel call (``speakers``) keeps one buffer, decode state and stable prefix per
+    speaker; a step decodes each channel that has new audio, every word carries its speaker,
+    and only the caller's words are scored (evidence indexes the caller's text). Events add the
+    per-speaker transcripts.
 
     Args:
         call_id: The caller's id for the call (shown in every event and log line).
@@ -468,39 +552,36 @@ class LiveCall:
         clock: Seconds, monotonic; injectable so tests control time (arrival times given to
             :meth:`insert` must come from the same clock).
         model: Scoring model version shown before the first score (later: from the scores).
+        speakers: ``()`` for one mixed channel, or the speakers of a two-channel call (both
+            of :data:`SPEAKERS`, in channel order).
     """
 
     def __init__(self, call_id: str, metadata: Mapping[str, str], *, asr: Transcriber, scorer: Scorer,
                  policy: DecisionPolicy, config: StreamConfig = StreamConfig(),
-                 clock: Callable[[], float] = time.monotonic, model: str = "") -> None:
+                 clock: Callable[[], float] = time.monotonic, model: str = "",
+                 speakers: Sequence[str] = ()) -> None:
+        speakers = tuple(speakers)
+        if speakers and sorted(speakers) != sorted(SPEAKERS):
+            raise StreamInputError(f"speakers must be () for one channel or both of {list(SPEAKERS)}, "
+                                   f"got {list(speakers)}")
         self.call_id = call_id
         self.metadata = {str(k): str(v) for k, v in metadata.items()}
         self.config = config
+        self.speakers = speakers
         self._asr = asr
         self._scorer = scorer
         self._policy = policy
         self._clock = clock
         self._model = model
-        self._window = round(config.window_seconds * SAMPLE_RATE)
-        self._interval = round(config.decode_interval_seconds * SAMPLE_RATE)
-        self._buffer = np.zeros(self._window, dtype=np.float32)
-        self._n = 0  # samples in the buffer
-        self._block_ends: list[int] = []  # buffer end after each insert …
-        self._block_arrivals: list[float] = []  # … and when that block arrived
-        self._consumed = 0  # samples a step has looked at (decoded, or skipped as silence)
-        self._decoded_end = 0  # samples covered by the latest decode
-        self._decode_from = 0  # first sample decodes read (moves forward only on a lag skip)
-        self._prefix = StablePrefix(config.stable_agreement)
-        self._silent_decodes = 0
+        self._channels: dict[str | None, _Channel] = (
+            {s: _Channel(s, config) for s in speakers} if speakers else {None: _Channel(None, config)})
+        self._scored = self._channels[SCORED_SPEAKER if speakers else None]
         self._seq = 0
         self._started = False
-        self._window_complete = False
         self._finished = False
         self._decision: Decision | None = None
         self._scored_text: str | None = None
         self._raw_scores: IntentScores | None = None  # scores of _scored_text (evidence on the original)
-        self._received = 0
-        self._ignored = 0
         self._decodes = 0
         self._vad_skips = 0
         self._lag_skips = 0
@@ -520,12 +601,13 @@ class LiveCall:
 
     @property
     def window_complete(self) -> bool:
-        return self._window_complete
+        """Every channel's opening window has been looked at (no audio is decoded after this)."""
+        return all(ch.complete for ch in self._channels.values())
 
     @property
     def audio_seconds(self) -> float:
-        """Audio in the opening buffer so far."""
-        return self._n / SAMPLE_RATE
+        """Audio in the opening buffer so far (the longer channel)."""
+        return max(ch.n for ch in self._channels.values()) / SAMPLE_RATE
 
     def start(self) -> StreamEvent:
         """The ``started`` event (seq 0); send it before any other."""
@@ -534,49 +616,47 @@ class LiveCall:
         self._started = True
         cfg = self.config
         # Keys only: metadata values may come from a telephony platform and hold caller details.
-        logger.info("call %s started (metadata keys %s)", self.call_id, sorted(self.metadata))
+        logger.info("call %s started (metadata keys %s, %s)", self.call_id, sorted(self.metadata),
+                    "channels " + "+".join(self.speakers) if self.speakers else "one channel")
         return self._event("started", metadata=dict(self.metadata), config={
             "sample_rate": cfg.sample_rate, "window_seconds": cfg.window_seconds,
             "decode_interval_seconds": cfg.decode_interval_seconds,
             "decode_window_seconds": cfg.decode_window_seconds, "stable_agreement": cfg.stable_agreement,
             "decision_deadline_seconds": cfg.decision_deadline_seconds, "redact_pii": cfg.redact_pii,
+            "speakers": list(self.speakers),
         })
 
     def error(self, message: str, *, code: str = "bad_request") -> StreamEvent:
         """An ``error`` event with this call's id and next seq (for the transport to send)."""
         return self._event("error", error_code=code, message=message, audio_seconds=self.audio_seconds)
 
-    def insert(self, audio: np.ndarray, *, arrived_at: float | None = None) -> None:
-        """Append audio (float32 16 kHz mono, any length).
+    def insert(self, audio: np.ndarray, *, arrived_at: float | None = None, speaker: str | None = None) -> None:
+        """Append audio (float32 16 kHz mono, any length) to the call, or to one speaker's channel.
 
         Args:
             audio: Samples in [-1, 1].
             arrived_at: When the audio arrived (``clock`` seconds); default now.
+            speaker: Whose channel (two-channel calls; must be None for one channel).
 
         Raises:
-            StreamInputError: not a 1-D float array, or NaN/inf samples.
+            StreamInputError: not a 1-D float array, NaN/inf samples, or a speaker this call
+                does not have.
             StreamStateError: the call is finished.
         """
         if self._finished:
             raise StreamStateError(f"call {self.call_id}: insert() after finish()")
+        channel = self._channels.get(speaker)
+        if channel is None:
+            raise StreamInputError(
+                f"speaker {speaker!r} is not a channel of this call (channels: "
+                f"{list(self.speakers) if self.speakers else 'one, speaker None'})")
         samples = _as_samples(audio)
-        if samples.size == 0:
-            return
-        arrived = self._clock() if arrived_at is None else float(arrived_at)
-        self._received += samples.size
-        take = min(self._window - self._n, samples.size)
-        if take > 0:
-            self._buffer[self._n:self._n + take] = samples[:take]
-            self._block_ends.append(self._n + take)
-            self._block_arrivals.append(arrived)
-            self._n += take  # published last: a concurrent step never sees unwritten samples
-        self._ignored += samples.size - take
+        if samples.size:
+            channel.insert(samples, self._clock() if arrived_at is None else float(arrived_at))
 
     def ready(self) -> bool:
         """True when :meth:`step` has work: enough new audio, or a full window not yet decoded."""
-        if self._finished or self._window_complete:
-            return False
-        return self._n >= self._window or self._n - self._consumed >= self._interval
+        return not self._finished and any(ch.ready() for ch in self._channels.values())
 
     def step(self) -> list[StreamEvent]:
         """Decode, score and maybe decide (blocking; returns ``[]`` when not :meth:`ready`).
@@ -593,14 +673,23 @@ class LiveCall:
                 raise StreamStateError(f"call {self.call_id}: step() after finish()")
             if not self.ready():
                 return []
-            upto = self._n  # insert() may append while we decode; this step covers what is here now
-            last = upto >= self._window
-            events = self._advance(upto, last=last)
-            if last:
-                self._window_complete = True
+            was_complete = self._scored.complete
+            decoded = []
+            for channel in self._channels.values():
+                if channel.ready():
+                    upto = channel.n  # insert() may append while we decode; this step covers what is here now
+                    last = upto >= channel.window
+                    result = self._advance(channel, upto, last=last)
+                    channel.complete = last
+                    if result is not None:
+                        decoded.append(result)
+            events = self._partial(decoded) if decoded else []
+            if self._scored.complete:
                 events += self._decide_if_needed(early=False)
-                logger.info("call %s: opening window complete (%.1f s)", self.call_id, upto / SAMPLE_RATE)
-            elif upto / SAMPLE_RATE >= self.config.decision_deadline_seconds:
+                if not was_complete:
+                    logger.info("call %s: opening window complete (%.1f s)", self.call_id,
+                                self._scored.n / SAMPLE_RATE)
+            elif self._scored.n / SAMPLE_RATE >= self.config.decision_deadline_seconds:
                 events += self._decide_if_needed(early=True)  # deadline: decide even if not confident
             return events
 
@@ -616,10 +705,15 @@ class LiveCall:
         with self._exclusive("finish"):
             if self._finished:
                 return []
-            events: list[StreamEvent] = []
-            if not self._window_complete and self._consumed < self._n:
-                events += self._advance(self._n, last=True)
-            self._prefix.flush()
+            decoded = []
+            for channel in self._channels.values():
+                if not channel.complete and channel.consumed < channel.n:
+                    result = self._advance(channel, channel.n, last=True)
+                    if result is not None:
+                        decoded.append(result)
+            events = self._partial(decoded, closed=True) if decoded else []
+            for channel in self._channels.values():
+                channel.prefix.flush()
             self._finished = True
             self._ensure_scores()
             events += self._decide_if_needed(early=False)
@@ -642,82 +736,95 @@ class LiveCall:
         finally:
             self._busy.release()
 
-    def _advance(self, upto: int, *, last: bool) -> list[StreamEvent]:
-        """Look at the audio up to sample ``upto``: decode it unless the VAD gate says skip."""
+    def _advance(self, channel: _Channel, upto: int, *, last: bool) -> _Decoded | None:
+        """Look at a channel's audio up to sample ``upto``: decode it unless the VAD gate says skip."""
         now = self._clock()
-        lag = now - self._arrival_of(self._consumed) if self._consumed < upto else 0.0
-        if self.config.vad_gate and self._gate_closed(self._buffer[self._consumed:upto]):
-            self._consumed = upto
+        lag = now - channel.arrival_of(channel.consumed) if channel.consumed < upto else 0.0
+        if self.config.vad_gate and self._gate_closed(channel, channel.buffer[channel.consumed:upto]):
+            channel.consumed = upto
             self._vad_skips += 1
             logger.debug("call %s: new audio up to %.2f s is silent, no decode", self.call_id, upto / SAMPLE_RATE)
             if last:
-                self._prefix.flush()
-            return []
-        return self._decode(upto, lag=lag, last=last)
+                channel.prefix.flush()
+            return None
+        return self._decode(channel, upto, lag=lag, last=last)
 
-    def _gate_closed(self, new_audio: np.ndarray) -> bool:
+    def _gate_closed(self, channel: _Channel, new_audio: np.ndarray) -> bool:
         if not is_silent(new_audio, self.config.vad_threshold_dbfs):
-            self._silent_decodes = 0
+            channel.silent_decodes = 0
             return False
         # Silence after speech: the first decode over the pause hears the last word whole (it was
         # cut off before), and agreement - 1 more confirm it; after that, silence costs nothing.
-        if self._prefix.tail and self._silent_decodes < self.config.stable_agreement:
-            self._silent_decodes += 1
+        if channel.prefix.tail and channel.silent_decodes < self.config.stable_agreement:
+            channel.silent_decodes += 1
             return False
         return True
 
-    def _decode(self, upto: int, *, lag: float, last: bool) -> list[StreamEvent]:
+    def _decode(self, channel: _Channel, upto: int, *, lag: float, last: bool) -> _Decoded:
         cfg = self.config
-        lagging = lag > cfg.max_lag_seconds and self._decoded_end > 0
+        lagging = lag > cfg.max_lag_seconds and channel.decoded_end > 0
         if lagging:
-            resume = max(self._decode_from / SAMPLE_RATE, self._decoded_end / SAMPLE_RATE - cfg.skip_overlap_seconds)
-            resume = self._prefix.commit_until(resume)
-            self._decode_from = max(self._decode_from, min(round(resume * SAMPLE_RATE), upto - 1))
+            resume = max(channel.decode_from / SAMPLE_RATE,
+                         channel.decoded_end / SAMPLE_RATE - cfg.skip_overlap_seconds)
+            resume = channel.prefix.commit_until(resume)
+            channel.decode_from = max(channel.decode_from, min(round(resume * SAMPLE_RATE), upto - 1))
             self._lag_skips += 1
             logger.warning("call %s: decoding is %.1f s behind, skipping ahead to %.2f s", self.call_id, lag,
-                           self._decode_from / SAMPLE_RATE)
-        elif (upto - self._decode_from) / SAMPLE_RATE > cfg.decode_window_seconds:
-            self._slide_window(upto)
-        offset = self._decode_from / SAMPLE_RATE
+                           channel.decode_from / SAMPLE_RATE)
+        elif (upto - channel.decode_from) / SAMPLE_RATE > cfg.decode_window_seconds:
+            self._slide_window(channel, upto)
+        offset = channel.decode_from / SAMPLE_RATE
         started = self._clock()
-        hypothesis = self._asr.transcribe(self._buffer[self._decode_from:upto],
+        hypothesis = self._asr.transcribe(channel.buffer[channel.decode_from:upto],
                                           cut_seconds=cfg.window_seconds - offset, offset=offset)
         decoded = self._clock()
-        self._dropped_words += hypothesis.dropped_words
-        self._prefix.update([w for w in hypothesis.words if w.start < cfg.window_seconds])
+        words = [w for w in hypothesis.words if w.start < cfg.window_seconds]
+        if channel.speaker is not None:
+            words = [dataclasses.replace(w, speaker=channel.speaker) for w in words]
+        channel.prefix.update(words)
         if last:
-            self._prefix.flush()
-        self._consumed = self._decoded_end = upto
+            channel.prefix.flush()
+        channel.consumed = channel.decoded_end = upto
         self._decodes += 1
+        self._dropped_words += hypothesis.dropped_words
+        return _Decoded(channel=channel, upto=upto, last=last, lag=lag, lagging=lagging, offset=offset,
+                        decode_seconds=decoded - started, dropped_words=hypothesis.dropped_words)
+
+    def _partial(self, decoded: Sequence[_Decoded], *, closed: bool = False) -> list[StreamEvent]:
+        """Score after a step's decodes: the ``partial`` event, and an early decision if due."""
+        closed = closed or any(d.last for d in decoded if d.channel is self._scored)
+        started = self._clock()
         scored = self._ensure_scores()
         done = self._clock()
-        latency_ms = (done - self._arrival_of(upto - 1)) * 1000.0
-        self._latencies_ms.append(latency_ms)
-        audio_seconds = upto / SAMPLE_RATE
-        stable, unstable, scores = self._view(closed=last)
+        latencies = [(done - d.channel.arrival_of(d.upto - 1)) * 1000.0 for d in decoded]
+        self._latencies_ms.extend(latencies)
+        audio_seconds = max(d.upto for d in decoded) / SAMPLE_RATE
+        stable, unstable, scores = self._view(closed=closed)
         events = [self._event(
             "partial", audio_seconds=audio_seconds, stable=stable, unstable=unstable, scores=scores,
-            latency_ms=latency_ms, decode_ms=(decoded - started) * 1000.0,
-            score_ms=(done - decoded) * 1000.0 if scored else 0.0, lagging=lagging, lag_seconds=max(lag, 0.0),
-            skipped_seconds=offset, dropped_words=hypothesis.dropped_words,
-            window_complete=last and upto >= self._window,
+            speaker_text=self._speaker_view(closed=closed), latency_ms=max(latencies),
+            decode_ms=sum(d.decode_seconds for d in decoded) * 1000.0,
+            score_ms=(done - started) * 1000.0 if scored else 0.0, lagging=any(d.lagging for d in decoded),
+            lag_seconds=max(max(d.lag, 0.0) for d in decoded), skipped_seconds=self._scored.decode_from / SAMPLE_RATE,
+            dropped_words=sum(d.dropped_words for d in decoded),
+            window_complete=any(d.last and d.upto >= d.channel.window for d in decoded if d.channel is self._scored),
         )]
         logger.debug("call %s: partial at %.2f s, latency %.0f ms, %d stable words", self.call_id, audio_seconds,
-                     latency_ms, len(self._prefix.committed))
-        if self._decision is None and not last:
+                     max(latencies), len(self._scored.prefix.committed))
+        if self._decision is None and not closed:
             decision = self._policy.early_decision(scores, self.metadata, audio_seconds)
             if decision is not None:
                 events.append(self._decision_event(decision, closed=False))
         return events
 
-    def _slide_window(self, upto: int) -> None:
+    def _slide_window(self, channel: _Channel, upto: int) -> None:
         """Start decodes after a stable word, keeping at least half a window of context."""
         keep_from = upto / SAMPLE_RATE - self.config.decode_window_seconds / 2
         # At a word boundary: a decode that starts inside a word hears a fragment of it.
-        resume = round(self._prefix.stable_end_before(keep_from) * SAMPLE_RATE)
-        if resume > self._decode_from:
+        resume = round(channel.prefix.stable_end_before(keep_from) * SAMPLE_RATE)
+        if resume > channel.decode_from:
             logger.debug("call %s: decode window slides to %.2f s", self.call_id, resume / SAMPLE_RATE)
-            self._decode_from = resume
+            channel.decode_from = resume
 
     def _decide_if_needed(self, *, early: bool) -> list[StreamEvent]:
         """Decide now unless decided (window end, stop, deadline); ``early`` marks a deadline."""
@@ -725,7 +832,8 @@ class LiveCall:
             return []
         self._ensure_scores()
         _, _, scores = self._view(closed=not early)
-        decision = self._policy.decide(scores, self.metadata, audio_seconds=self._consumed / SAMPLE_RATE, early=early)
+        decision = self._policy.decide(scores, self.metadata, audio_seconds=self._scored.consumed / SAMPLE_RATE,
+                                       early=early)
         return [self._decision_event(decision, closed=not early)]
 
     def _decision_event(self, decision: Decision, *, closed: bool) -> StreamEvent:
@@ -734,11 +842,13 @@ class LiveCall:
                     decision.label, decision.confidence, decision.audio_seconds or 0.0, decision.segment)
         stable, unstable, scores = self._view(closed=closed)
         return self._event("decision", audio_seconds=decision.audio_seconds or 0.0, stable=stable, unstable=unstable,
-                           scores=scores, decision=decision, window_complete=self._window_complete)
+                           scores=scores, speaker_text=self._speaker_view(closed=closed), decision=decision,
+                           window_complete=self.window_complete)
 
     def _ensure_scores(self) -> bool:
         """Score the current transcript unless it was already scored; True when it ran."""
-        text = _join(self._prefix.stable_text, self._prefix.unstable_text)
+        prefix = self._scored.prefix
+        text = _join(prefix.stable_text, prefix.unstable_text)
         if text == self._scored_text and self._raw_scores is not None:
             return False
         (scores,) = self._scorer.score([text])
@@ -755,37 +865,45 @@ class LiveCall:
         While the call is open (``closed`` False) a digit run at the very end is held back as
         ``[NUMBER]``: it may be the start of a phone or card number still being read out.
         """
-        stable, unstable = self._prefix.stable_text, self._prefix.unstable_text
+        prefix = self._scored.prefix
         scores = self._raw_scores
-        assert scores is not None and self._scored_text == _join(stable, unstable), "view before scoring"
+        assert scores is not None and self._scored_text == _join(prefix.stable_text, prefix.unstable_text), \
+            "view before scoring"
+        stable, unstable, redaction = self._redacted(prefix, closed=closed)
+        return stable, unstable, scores if redaction is None else map_scores(redaction, scores)
+
+    def _redacted(self, prefix: StablePrefix, *, closed: bool) -> tuple[str, str, Redaction | None]:
+        stable, unstable = prefix.stable_text, prefix.unstable_text
         if not self.config.redact_pii:
-            return stable, unstable, scores
-        redaction = redact(self._scored_text, open_ended=not closed)
+            return stable, unstable, None
+        redaction = redact(_join(stable, unstable), open_ended=not closed)
         boundary = redaction.map_offset(min(len(stable), redaction.original_length))
-        return (redaction.text[:boundary].rstrip(), redaction.text[boundary:].lstrip(),
-                map_scores(redaction, scores))
+        return redaction.text[:boundary].rstrip(), redaction.text[boundary:].lstrip(), redaction
+
+    def _speaker_view(self, *, closed: bool) -> dict[str, tuple[str, str]]:
+        """Two-channel calls: each speaker's (stable, unstable) text, redacted; ``{}`` for one channel."""
+        return {s: self._redacted(self._channels[s].prefix, closed=closed)[:2] for s in self.speakers}
 
     def _final_event(self) -> StreamEvent:
-        words = tuple(self._prefix.committed)
-        _, _, scores = self._view(closed=True)  # evidence indexes the joined final words
+        _, _, scores = self._view(closed=True)  # evidence indexes the scored (caller's) words
+        per_channel = [tuple(ch.prefix.committed) for ch in self._channels.values()]
         if self.config.redact_pii:
-            words = redact_words(words)
+            per_channel = [redact_words(words) for words in per_channel]
+        words = tuple(sorted((w for ws in per_channel for w in ws), key=lambda w: (w.start, w.end)))
         lat = np.asarray(self._latencies_ms, dtype=np.float64)
+        channels = self._channels.values()
         totals = CallTotals(
-            audio_seconds=self._received / SAMPLE_RATE, opening_seconds=self._n / SAMPLE_RATE,
-            ignored_seconds=self._ignored / SAMPLE_RATE, decodes=self._decodes, vad_skips=self._vad_skips,
-            lag_skips=self._lag_skips, latency_ms_mean=float(lat.mean()) if lat.size else None,
+            audio_seconds=max(ch.received for ch in channels) / SAMPLE_RATE,
+            opening_seconds=max(ch.n for ch in channels) / SAMPLE_RATE,
+            ignored_seconds=max(ch.ignored for ch in channels) / SAMPLE_RATE, decodes=self._decodes,
+            vad_skips=self._vad_skips, lag_skips=self._lag_skips,
+            latency_ms_mean=float(lat.mean()) if lat.size else None,
             latency_ms_p95=float(np.percentile(lat, 95)) if lat.size else None,
             decision_audio_seconds=self._decision.audio_seconds if self._decision else None,
             dropped_words=self._dropped_words,
         )
         return self._event("final", audio_seconds=self.audio_seconds, words=words, scores=scores,
                            decision=self._decision, totals=totals)
-
-    def _arrival_of(self, sample: int) -> float:
-        """Arrival time of the block holding buffer sample ``sample``."""
-        i = bisect.bisect_right(self._block_ends, sample)
-        return self._block_arrivals[min(i, len(self._block_arrivals) - 1)]
 
     def _event(self, type_: str, **fields: Any) -> StreamEvent:
         event = StreamEvent(type=type_, call_id=self.call_id, seq=self._seq, model=self._model, **fields)

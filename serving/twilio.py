@@ -20,8 +20,10 @@ missing or mistyped required ones are not. :class:`TwilioStreamState` follows on
 checks the order (start before media, one stream id), reports duplicate, out-of-order and lost
 messages by ``sequenceNumber``, exposes the call metadata from ``customParameters`` and the
 ``callSid`` as the call id, and converts inbound media payloads to the float32 16 kHz audio
-:class:`serving.stream.LiveCall` takes. Only the *inbound* track (the caller) is transcribed;
-outbound media (bidirectional streams) is accepted and ignored.
+:class:`serving.stream.LiveCall` takes. Of a one-track stream only the *inbound* track (the
+caller) is transcribed; outbound media is accepted and ignored. A stream
+started with both tracks (``<Stream track="both_tracks">``) is a two-channel call: inbound is
+the caller, outbound the agent (:data:`TRACK_SPEAKERS`), each transcribed on its own.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ MULAW_ENCODING = "audio/x-mulaw"
 TWILIO_SAMPLE_RATE = 8000
 EVENTS = ("connected", "start", "media", "dtmf", "mark", "stop")
 MEDIA_TRACKS = ("inbound", "outbound")
+#: Who speaks on each track: inbound is what the caller says to Twilio, outbound what is played
+#: or said back to the caller (the agent).
+TRACK_SPEAKERS = {"inbound": "caller", "outbound": "agent"}
 #: Twilio sends 20 ms frames (160 bytes); anything far larger is not Twilio.
 MAX_PAYLOAD_BYTES = 64_000
 #: Sequence numbers remembered to tell a duplicate from a late message.
@@ -269,7 +274,7 @@ class TwilioStreamState:
         self.dtmf_digits: list[str] = []
         self._seen: deque[int] = deque(maxlen=_SEEN_WINDOW)
         self._seen_set: set[int] = set()
-        self._resampler = None
+        self._resamplers: dict[str, Any] = {}  # track -> data.audio.StreamResampler
 
     @property
     def call_id(self) -> str:
@@ -329,24 +334,31 @@ class TwilioStreamState:
             self.dtmf_digits.append(message.digit)
         return arrival
 
-    def audio(self, message: MediaMessage) -> np.ndarray:
-        """Inbound media → float32 16 kHz samples (empty for outbound frames).
+    @property
+    def two_channel(self) -> bool:
+        """The stream carries both tracks (``<Stream track="both_tracks">``): caller and agent."""
+        return self.start is not None and set(self.start.tracks) == set(MEDIA_TRACKS)
 
-        One resampler is kept for the whole stream so 20 ms frames join without clicks.
+    def audio(self, message: MediaMessage) -> np.ndarray:
+        """Media → float32 16 kHz samples of its track (outbound: empty unless :attr:`two_channel`).
+
+        One resampler per track is kept for the whole stream so 20 ms frames join without clicks.
         """
-        if message.track != "inbound":
+        if message.track != "inbound" and not self.two_channel:
             return np.zeros(0, dtype=np.float32)
         from data.audio import SAMPLE_RATE, StreamResampler, mulaw_to_float
 
-        if self._resampler is None:
-            self._resampler = StreamResampler(TWILIO_SAMPLE_RATE, SAMPLE_RATE)
-        return self._resampler.push(mulaw_to_float(message.payload))
+        resampler = self._resamplers.get(message.track)
+        if resampler is None:
+            resampler = self._resamplers[message.track] = StreamResampler(TWILIO_SAMPLE_RATE, SAMPLE_RATE)
+        return resampler.push(mulaw_to_float(message.payload))
 
-    def flush_audio(self) -> np.ndarray:
-        """The resampler's last samples at the end of the stream."""
-        if self._resampler is None:
+    def flush_audio(self, track: str = "inbound") -> np.ndarray:
+        """A track's resampler's last samples at the end of the stream."""
+        resampler = self._resamplers.get(track)
+        if resampler is None:
             return np.zeros(0, dtype=np.float32)
-        return self._resampler.flush()
+        return resampler.flush()
 
     def summary(self) -> dict[str, Any]:
         """Counters for logs and the final event."""
