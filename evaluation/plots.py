@@ -242,7 +242,7 @@ def decision_time_figure(decisions: Sequence[Any], window_seconds: float) -> Fig
     fig, ax = plt.subplots(figsize=(7.0, 3.8))
     buying = [d for d in decisions if d.label == "buying"]
     edges = np.arange(0.0, float(np.ceil(window_seconds)) + 1.0, 1.0)
-    groups = (("routed to sales or another right class", [d.seconds for d in buying if d.correct], COLORS[2]),
+    groups = (("decided buying (right)", [d.seconds for d in buying if d.correct], COLORS[2]),
               ("wrong class", [d.seconds for d in buying if d.correct is False], "#D55E00"),
               ("undetermined (abstained)", [d.seconds for d in buying if d.abstained], "#999999"))
     bottom = np.zeros(len(edges) - 1)
@@ -260,7 +260,7 @@ def decision_time_figure(decisions: Sequence[Any], window_seconds: float) -> Fig
     ax.set_xlabel("seconds into the call when the routing decision was made")
     ax.set_ylabel("buying calls")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8)
     return Figure(
         key="decision-time", title="When buying calls get their routing decision",
         explanation="Bars left of the end are early decisions made as soon as the model was confident enough; "
