@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from data.render import render_telephone_audio  # noqa: F401 (re-exported: the robustness renderer)
 from data.schema import CLASS_NAMES, OPENING_SECONDS
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ import pytest
 
 from callintent.config import ConfigError, load_config
 from data.schema import CLASS_INDEX, SIGNAL_INDEX, SIGNAL_NAMES
-from training.augment import AsrText, mix_asr_text, prefix_copies, read_asr_texts
+from training.augment import mix_asr_text, prefix_copies, read_asr_texts
 
 TEXT = "thanks for calling hi I saw your ad how much is a new roof"
 
