@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--noise-db", type=float, default=None, metavar="DBFS",
                    help="pink noise under the speech, e.g. -35 (default: none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the voice draws and of --limit (default: 0)")
-    p.add_argument("--workers", type=int, default=1, help="calls rendered and transcribed at once (default: 1)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="calls rendered and transcribed at once (default: 1; on 2 cores: --workers 2 --threads 1)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads per ASR decode, 0 = library default")
     p.add_argument("--asr-model", default="", metavar="DIR",
                    help="faster-whisper (CTranslate2) model directory (default: bundled tiny.en, as serving)")
