@@ -5,6 +5,7 @@ Examples::
     callintent evaluate --model candidate --data data/generated/corpus.jsonl --compare production --out reports/v3
     callintent evaluate --model v3 --data calls.csv --split all --export-errors errors.csv --out reports/v3
     callintent evaluate --model candidate --data corpus.jsonl --robustness --robustness-n 40 --out reports/v3
+    callintent evaluate --model production --data test_asr.jsonl --out reports/asr   # + accuracy over time
     callintent evaluate review-import reports/v3/errors.csv --out corrections.jsonl
 
 When the model is a registry version, the gate verdict is also written to
@@ -22,7 +23,9 @@ from callintent.errors import UserError
 from evaluation.config import SPLIT_CHOICES, VARIANT_CHOICES
 
 if TYPE_CHECKING:
+    from evaluation.evalset import EvalSet
     from evaluation.evaluate import ModelRef
+    from evaluation.timecuts import TimecutResult
     from models.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -61,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(espeak-ng + sox + faster-whisper)")
     parser.add_argument("--robustness-n", type=int, default=40, metavar="N", help="calls in that sample (40)")
     parser.add_argument("--asr-cache", default=".cache/asr", metavar="DIR", help="ASR cache folder (.cache/asr)")
+    parser.add_argument("--timecuts", action=argparse.BooleanOptionalAction, default=None,
+                        help="score each call's prefix at 5/10/15/20/30 s and replay the serving decision policy "
+                             "(default: on when the data has word timings, 'words')")
+    parser.add_argument("--policy", default=None, metavar="YAML",
+                        help="decision policy replayed by --timecuts (default serving/configs/policy.yaml)")
     parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                         help="bootstrap resamples for confidence intervals (1000; 0 = none)")
     parser.add_argument("--latency-iterations", type=int, default=10, metavar="N",
@@ -130,11 +138,16 @@ def _evaluate(args: argparse.Namespace, ref: str) -> int:
         predictor = IntentPredictor.load(model.directory, variant=config.variant)
         robustness = robustness_check(predictor, eval_set, rconfig)
 
+    timecuts = None
+    if args.timecuts or (args.timecuts is None and eval_set.has_timings):
+        timecuts = _timecuts(args, model, eval_set, config.variant)
+
     files = write_report(args.out, evaluation, comparison=comparison, gate=gate, gate_policy=policy,
-                         robustness=robustness, gate_source=args.gate or "")
+                         robustness=robustness, timecuts=timecuts, gate_source=args.gate or "")
     if model.registry_version is not None:
         write_gate(model.directory, gate, policy=policy,
-                   metrics=metrics_document(evaluation, comparison=comparison, gate=gate, robustness=robustness),
+                   metrics=metrics_document(evaluation, comparison=comparison, gate=gate, robustness=robustness,
+                                            timecuts=timecuts),
                    report_dir=files.directory)
     if args.export_errors:
         from evaluation.review import export_errors
@@ -153,6 +166,13 @@ def _evaluate(args: argparse.Namespace, ref: str) -> int:
     if robustness is not None:
         print(f"robustness ({robustness.n} calls as phone audio): macro-F1 {robustness.macro_f1_clean:.3f} text "
               f"vs {robustness.macro_f1_asr:.3f} ASR")
+    if timecuts is not None:
+        cuts = ", ".join(f"{c.seconds:g} s {c.macro_f1:.3f}" for c in timecuts.cutoffs)
+        t = timecuts.summary
+        median = "n/a" if t.median_buying_seconds is None else f"{t.median_buying_seconds:g} s"
+        print(f"over time ({timecuts.n} calls, {timecuts.timing_source} timings): macro-F1 {cuts}")
+        print(f"decisions: median {median} on buying calls; {t.early} early ({t.early_wrong} wrong, "
+              f"{_fmt(t.early_wrong_rate)}); {t.abstained} undetermined")
     print(f"gate: {'PASS' if gate.passed else 'FAIL'}"
           + (f" (compared with {gate.compared_to})" if gate.compared_to else ""))
     for reason in gate.reasons:
@@ -166,6 +186,21 @@ def _evaluate(args: argparse.Namespace, ref: str) -> int:
     if args.fail_on_gate and not gate.passed:
         return GATE_FAILED_EXIT
     return 0
+
+
+def _timecuts(args: argparse.Namespace, model: ModelRef, eval_set: EvalSet, variant: str) -> TimecutResult:
+    """Accuracy over time and the decision replay (``--timecuts``); the policy is serving's, read-only."""
+    from evaluation.timecuts import evaluate_timecuts
+    from models.predictor import IntentPredictor
+    from serving.policy import DecisionPolicy
+
+    if not eval_set.has_timings:
+        raise UserError(f"--timecuts needs word timings: no row of {', '.join(eval_set.files)} has 'words' "
+                        "(render text with 'callintent data render-asr', or transcribe audio with "
+                        "'callintent data transcribe')")
+    policy = DecisionPolicy.from_yaml(args.policy)  # ConfigError (a UserError) names the file and key
+    predictor = IntentPredictor.load(model.directory, variant=variant)
+    return evaluate_timecuts(predictor, eval_set, policy, model_id=model.model_id)
 
 
 def _uncompared_production(registry: Registry, model: ModelRef) -> str | None:

@@ -18,11 +18,28 @@ if TYPE_CHECKING:
     import numpy as np
 
     from data.dataset import DataConfig
+    from data.transcript import Word
 
 logger = logging.getLogger(__name__)
 
 #: Split orders for ``split="all"``.
 _ALL_SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class CallTiming:
+    """When each word of a call was said (from the row's ``words``).
+
+    Attributes:
+        words: The words in time order (ASR words, or the corpus's simulated timings).
+        audio_seconds: Length of the opening's audio (the row's ``audio_seconds``, else the last
+            word's end): where a live stream would stop and decide.
+        asr_model: The ASR that produced the words (``""`` for simulated or unknown timings).
+    """
+
+    words: tuple[Word, ...]
+    audio_seconds: float
+    asr_model: str = ""
 
 
 @dataclass(frozen=True)
@@ -42,6 +59,8 @@ class EvalSet:
         files: The labeled files read.
         fingerprint: ``data.dataset.fingerprint`` of the evaluated rows.
         corrections_applied: Correction rows merged into these files while loading.
+        timings: Per call, its word timings (None for a row without ``words``); empty when no
+            row has any.
     """
 
     call_ids: tuple[str, ...]
@@ -58,6 +77,12 @@ class EvalSet:
     files: tuple[str, ...]
     fingerprint: str
     corrections_applied: int = 0
+    timings: tuple[CallTiming | None, ...] = ()
+
+    @property
+    def has_timings(self) -> bool:
+        """Whether any call carries word timings (time cut-offs can be evaluated)."""
+        return any(t is not None for t in self.timings)
 
     def __len__(self) -> int:
         return len(self.call_ids)
@@ -74,6 +99,7 @@ class EvalSet:
             signals_labeled=self.signals_labeled[idx], signals=pick(self.signals), source=pick(self.source),
             campaign=pick(self.campaign), industry=pick(self.industry), split=self.split, files=self.files,
             fingerprint=self.fingerprint, corrections_applied=self.corrections_applied,
+            timings=pick(self.timings) if self.timings else (),
         )
 
 
@@ -135,7 +161,37 @@ def load_eval_set(
         files=report.files,
         fingerprint=fingerprint(DatasetDict({split: dataset})),
         corrections_applied=report.corrections_applied,
+        timings=_timings(rows["extra"]),
     )
     logger.info("evaluating %d calls (%s split of %s; %d with labeled signals)", len(eval_set), split,
                 ", ".join(report.files), int(eval_set.signals_labeled.sum()))
     return eval_set
+
+
+def _timings(extras: Sequence[str]) -> tuple[CallTiming | None, ...]:
+    """Word timings from the rows' ``extra`` JSON (``words``, ``audio_seconds``, ``asr_model``).
+
+    A row whose ``words`` are missing or malformed gets None (scored on full text only), so
+    one odd row never stops a report.
+    """
+    import json
+
+    from data.transcript import Word
+
+    out: list[CallTiming | None] = []
+    for extra in extras:
+        data = json.loads(extra or "{}")
+        try:
+            words = tuple(Word(text=str(w["text"]), start=float(w["start"]), end=float(w["end"]),
+                               probability=float(w.get("probability", 1.0)), speaker=w.get("speaker"))
+                          for w in data.get("words") or ())
+        except (TypeError, KeyError, ValueError):
+            words = ()
+        if not words:
+            out.append(None)
+            continue
+        seconds = data.get("audio_seconds")
+        seconds = float(seconds) if isinstance(seconds, (int, float)) and seconds > 0 else max(w.end for w in words)
+        out.append(CallTiming(words=tuple(sorted(words, key=lambda w: w.start)), audio_seconds=seconds,
+                              asr_model=str(data.get("asr_model") or "")))
+    return tuple(out) if any(t is not None for t in out) else ()

@@ -205,6 +205,70 @@ def robustness_figure(rows: Sequence[Any], model: str) -> Figure:
     )
 
 
+def timecut_figure(curve: Sequence[Any], model: str, cutoffs: Sequence[float] = ()) -> Figure:
+    """Macro-F1, buying recall/precision and ECE against seconds into the call (curve: ``CutoffMetrics``)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.0, 4.0))
+    seconds = [c.seconds for c in curve]
+    lines = (("macro-F1", [c.macro_f1 for c in curve], COLORS[0], "-"),
+             ("buying recall", [c.buying_recall for c in curve], COLORS[1], "-"),
+             ("buying precision", [c.buying_precision for c in curve], COLORS[2], "--"),
+             ("ECE (lower is better)", [c.ece for c in curve], COLORS[3], ":"))
+    for name, values, color, style in lines:
+        ax.plot(seconds, [float("nan") if v is None else v for v in values], style, color=color, label=name,
+                linewidth=2)
+    for c in cutoffs:
+        ax.axvline(c, color="grey", alpha=0.25, linewidth=1)
+    ax.set_xlim(0, max(seconds) if seconds else 30)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("seconds into the call")
+    ax.set_ylabel("score (0 to 1)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(model, fontsize=10)
+    return Figure(
+        key="timecuts", title="How right the model is as the call goes on",
+        explanation="Each point scores every call on only the words heard by that second; the lines rise as "
+                    "callers say what they want, and where they flatten, waiting longer buys little.",
+        data_uri=_render(fig), alt="line chart of macro-F1, buying recall, buying precision and ECE over seconds",
+    )
+
+
+def decision_time_figure(decisions: Sequence[Any], window_seconds: float) -> Figure:
+    """When the replayed policy decided on each buying call, stacked by outcome (decisions: ``CallDecision``)."""
+    import numpy as np
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.0, 3.8))
+    buying = [d for d in decisions if d.label == "buying"]
+    edges = np.arange(0.0, float(np.ceil(window_seconds)) + 1.0, 1.0)
+    groups = (("decided buying (right)", [d.seconds for d in buying if d.correct], COLORS[2]),
+              ("wrong class", [d.seconds for d in buying if d.correct is False], "#D55E00"),
+              ("undetermined (abstained)", [d.seconds for d in buying if d.abstained], "#999999"))
+    bottom = np.zeros(len(edges) - 1)
+    for name, values, color in groups:
+        counts, _ = np.histogram(values, bins=edges)
+        ax.bar(edges[:-1], counts, width=1.0, align="edge", bottom=bottom, color=color, edgecolor="white",
+               label=f"{name} ({len(values)})")
+        bottom += counts
+    if buying:
+        median = float(np.median([d.seconds for d in buying]))
+        ax.axvline(median, color="black", linestyle="--", linewidth=1, label=f"median {median:.0f} s")
+    else:
+        ax.text(0.5, 0.5, "no buying calls in this data", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlim(0, edges[-1])
+    ax.set_xlabel("seconds into the call when the routing decision was made")
+    ax.set_ylabel("buying calls")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    return Figure(
+        key="decision-time", title="When buying calls get their routing decision",
+        explanation="Bars left of the end are early decisions made as soon as the model was confident enough; "
+                    "the bar at the end holds calls that needed the whole opening, including those it would not call.",
+        data_uri=_render(fig), alt="histogram of time-to-decision of buying calls",
+    )
+
+
 def _pyplot() -> Any:
     import matplotlib
 

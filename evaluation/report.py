@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from evaluation.gate import GateResult
     from evaluation.plots import Figure
     from evaluation.robustness import RobustnessResult
+    from evaluation.timecuts import TimecutResult
     from models.scores import IntentScores
 
 logger = logging.getLogger(__name__)
@@ -139,8 +140,9 @@ def metrics_document(
     comparison: Comparison | None = None,
     gate: GateResult | None = None,
     robustness: RobustnessResult | None = None,
+    timecuts: TimecutResult | None = None,
 ) -> dict[str, Any]:
-    """The ``metrics.json`` content: the evaluation plus comparison, gate and robustness when present."""
+    """The ``metrics.json`` content: the evaluation plus comparison, gate, robustness and time cut-offs when present."""
     document = evaluation.to_json()
     if comparison is not None:
         document["comparison"] = comparison.to_json()
@@ -149,11 +151,13 @@ def metrics_document(
         document["gate"] = gate.to_json()
     if robustness is not None:
         document["robustness"] = robustness.to_json()
+    if timecuts is not None:
+        document["timecuts"] = timecuts.to_json()
     return document
 
 
 def figures(evaluation: ModelEvaluation, comparison: Comparison | None = None,
-            robustness: RobustnessResult | None = None) -> tuple[Figure, ...]:
+            robustness: RobustnessResult | None = None, timecuts: TimecutResult | None = None) -> tuple[Figure, ...]:
     """Every chart of the report, in page order."""
     from evaluation import plots
 
@@ -167,6 +171,9 @@ def figures(evaluation: ModelEvaluation, comparison: Comparison | None = None,
         out.append(plots.signal_f1_figure([(n, e.signals) for n, e in zip(names, evaluations)]))
     if robustness is not None:
         out.append(plots.robustness_figure(robustness.rows, robustness.model_id))
+    if timecuts is not None:
+        out.append(plots.timecut_figure(timecuts.curve, timecuts.model_id, timecuts.config.cutoffs))
+        out.append(plots.decision_time_figure(timecuts.decisions, timecuts.config.window_seconds))
     return tuple(out)
 
 
@@ -177,6 +184,7 @@ def render_report(
     gate: GateResult | None = None,
     gate_policy: GatePolicy | None = None,
     robustness: RobustnessResult | None = None,
+    timecuts: TimecutResult | None = None,
     gate_source: str = "",
     generated_at: str | None = None,
 ) -> str:
@@ -188,6 +196,7 @@ def render_report(
         gate: The promotion gate verdict.
         gate_policy: The policy behind ``gate`` (shown).
         robustness: Clean-text vs telephone-ASR results.
+        timecuts: Accuracy over time and the decision replay.
         gate_source: The policy file the gate came from (shown; default ``evaluation/configs/gate.yaml``).
         generated_at: Time stamp shown (default: now, UTC).
 
@@ -204,7 +213,7 @@ def render_report(
         lstrip_blocks=True,
     )
     env.filters.update(num=_num, pct=_pct, ci=_ci, signed=_signed, ms=_ms)
-    figs = figures(evaluation, comparison, robustness)
+    figs = figures(evaluation, comparison, robustness, timecuts)
     context = {
         "title": f"Call intent report — {evaluation.model.model_id}",
         "generated_at": generated_at or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -219,6 +228,7 @@ def render_report(
         "gate_policy": gate_policy,
         "gate_source": gate_source or "evaluation/configs/gate.yaml",
         "robustness": robustness,
+        "timecuts": timecuts,
         "figures": {f.key: f for f in figs},
         "figure_list": figs,
         "errors": error_table(evaluation, evaluation.config.max_errors_shown),
@@ -238,24 +248,25 @@ def write_report(
     gate: GateResult | None = None,
     gate_policy: GatePolicy | None = None,
     robustness: RobustnessResult | None = None,
+    timecuts: TimecutResult | None = None,
     gate_source: str = "",
 ) -> ReportFiles:
     """Write ``metrics.json`` and ``report.html`` into ``out_dir`` (created).
 
     Args:
         out_dir: Output folder.
-        evaluation, comparison, gate, gate_policy, robustness, gate_source: As for :func:`render_report`.
+        evaluation, comparison, gate, gate_policy, robustness, timecuts, gate_source: As for :func:`render_report`.
 
     Returns:
         The written paths.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    metrics = metrics_document(evaluation, comparison=comparison, gate=gate, robustness=robustness)
+    metrics = metrics_document(evaluation, comparison=comparison, gate=gate, robustness=robustness, timecuts=timecuts)
     metrics_path = out / METRICS_FILE
     metrics_path.write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     html = render_report(evaluation, comparison=comparison, gate=gate, gate_policy=gate_policy,
-                         robustness=robustness, gate_source=gate_source)
+                         robustness=robustness, timecuts=timecuts, gate_source=gate_source)
     html_path = out / REPORT_FILE
     html_path.write_text(html, encoding="utf-8")
     logger.info("wrote %s and %s", html_path, metrics_path)

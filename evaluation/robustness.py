@@ -2,25 +2,20 @@
 
 Each sampled transcript is spoken by espeak-ng (voice and speed varied per call), squeezed into
 what a phone line carries (sox: 8 kHz, mono, μ-law), decoded back through ``data.audio`` and
-transcribed by ``data.asr.SpeechRecognizer`` — the path a live call takes. ASR results are cached
-with ``data.transcribe``'s cache (keyed by the audio's content hash, the ASR model and its
-decoding options), so re-running a report only transcribes what is new.
+transcribed by ``data.asr.SpeechRecognizer`` — the path a live call takes. The renderer is
+:mod:`data.render` (also behind ``callintent data render-asr``); its results are cached in the ASR
+cache, so re-running a report only renders and transcribes what is new.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from callintent.errors import UserError
 from data.schema import CLASS_NAMES, OPENING_SECONDS
 
 if TYPE_CHECKING:
@@ -34,10 +29,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_VOICES: tuple[str, ...] = ("en-us", "en-gb", "en-us+f3", "en-gb-scotland")
 #: Speaking rates (words per minute) cycled over the sample.
 DEFAULT_SPEEDS: tuple[int, ...] = (150, 170, 190)
-
-
-class RobustnessError(UserError):
-    """The robustness check cannot run (espeak-ng or sox missing, synthesis failed)."""
 
 
 @dataclass(frozen=True)
@@ -161,46 +152,6 @@ class RobustnessResult:
         }
 
 
-def render_telephone_audio(text: str, out: Path, *, voice: str = "en-us", wpm: int = 160) -> Path:
-    """Speak ``text`` with espeak-ng and convert it to an 8 kHz mono μ-law WAV (a phone line).
-
-    Args:
-        text: What to say.
-        out: Output ``.wav`` path.
-        voice: espeak-ng voice (``espeak-ng --voices=en`` lists them).
-        wpm: Speaking rate in words per minute.
-
-    Returns:
-        ``out``.
-
-    Raises:
-        RobustnessError: espeak-ng or sox missing or failing.
-    """
-    espeak, sox = shutil.which("espeak-ng"), shutil.which("sox")
-    if espeak is None or sox is None:
-        raise RobustnessError("the robustness check needs espeak-ng and sox "
-                              "(apt-get install espeak-ng sox libsox-fmt-all)")
-    text_file = out.with_suffix(".txt")
-    raw = out.with_suffix(".espeak.wav")
-    # Text goes through a file, so a transcript starting with "-" is never read as an option.
-    text_file.write_text(text, encoding="utf-8")
-    try:
-        subprocess.run([espeak, "-v", voice, "-s", str(wpm), "-w", str(raw), "-f", str(text_file)],
-                       check=True, capture_output=True, timeout=120)
-        # -R: sox dithers with random noise when it cuts bit depth; "repeatable" mode seeds it, so the
-        # same text gives the same bytes and the content-keyed ASR cache hits on the next run.
-        subprocess.run([sox, "-R", str(raw), "-r", "8000", "-c", "1", "-e", "u-law", "-b", "8", str(out)],
-                       check=True, capture_output=True, timeout=120)
-    except subprocess.CalledProcessError as e:
-        detail = (e.stderr or b"").decode("utf-8", "replace").strip()
-        tool = Path(e.cmd[0]).name
-        raise RobustnessError(f"speech synthesis failed ({tool}, voice {voice!r}): {detail}") from None
-    finally:
-        text_file.unlink(missing_ok=True)
-        raw.unlink(missing_ok=True)
-    return out
-
-
 def telephone_transcripts(
     texts: Sequence[str],
     voices: Sequence[str],
@@ -213,6 +164,9 @@ def telephone_transcripts(
 ) -> tuple[list[str], int, str]:
     """What telephone ASR hears when each text is spoken (``voices[i]`` at ``speeds[i]`` wpm).
 
+    Rendering and transcription are :class:`data.render.TelephoneEar`'s (the one renderer that
+    ``callintent data render-asr`` also uses), with one voice per call and a clean line.
+
     Args:
         texts: Transcripts to speak.
         voices, speeds: Per-text voice and rate (same length as ``texts``).
@@ -224,33 +178,17 @@ def telephone_transcripts(
     Returns:
         ``(asr_texts, cache_hits, asr_model_id)``.
     """
-    from data.asr import AsrConfig, SpeechRecognizer, asr_model_id
-    from data.audio import decode_audio
-    from data.transcribe import TranscriptCache, cache_key
+    from data.render import RenderPlan, TelephoneEar, Turn, Voice
 
-    if recognizer is not None:
-        asr_config = recognizer.config
-    asr_config = asr_config or AsrConfig()
-    model_id = asr_model_id(asr_config)
-    cache = TranscriptCache(Path(cache_dir))
+    ear = TelephoneEar(asr_config, cache_dir=cache_dir, cut_seconds=cut_seconds, recognizer=recognizer)
     out: list[str] = []
     hits = 0
-    with tempfile.TemporaryDirectory(prefix="callintent-robustness-") as tmp:
-        for i, (text, voice, wpm) in enumerate(zip(texts, voices, speeds, strict=True)):
-            wav = render_telephone_audio(text, Path(tmp) / f"call{i}.wav", voice=voice, wpm=wpm)
-            key = cache_key(hashlib.sha256(wav.read_bytes()).hexdigest(), model_id, cut_seconds, asr_config)
-            transcript = cache.get(key)
-            if transcript is None:
-                if recognizer is None:
-                    recognizer = SpeechRecognizer(asr_config)
-                audio = decode_audio(wav, max_seconds=cut_seconds)
-                transcript = recognizer.transcribe(audio, cut_seconds=cut_seconds)
-                cache.put(key, transcript)
-            else:
-                hits += 1
-            out.append(transcript.text)
-            wav.unlink()
-    return out, hits, model_id
+    for text, voice, wpm in zip(texts, voices, speeds, strict=True):
+        one = Voice(voice, int(wpm))
+        transcript, hit = ear.hear((Turn(text),), RenderPlan(agent=one, caller=one))
+        hits += hit
+        out.append(transcript.text)
+    return out, hits, ear.model_id
 
 
 def sample_indices(labels: Sequence[int], n: int, seed: int = 0) -> list[int]:

@@ -11,9 +11,10 @@ from model_fixtures import build_tiny_artifact
 
 from callintent.cli import main
 from data.audio import decode_audio
+from data.render import render_telephone_audio
 from evaluation.evalset import load_eval_set
 from evaluation.robustness import (
-    RobustnessClassRow, RobustnessConfig, render_telephone_audio, robustness_check, sample_indices,
+    RobustnessClassRow, RobustnessConfig, robustness_check, sample_indices,
 )
 from models.predictor import IntentPredictor
 

@@ -65,6 +65,17 @@ class TrainConfig:
         log_every: Log the training loss every this many steps.
         buying_precision_target: Choose the buying operating threshold as the lowest one whose
             validation precision reaches this; 0 = the threshold maximising buying-vs-rest F1.
+        asr_files: ASR-text versions of the training data (``callintent data render-asr`` output),
+            matched to ``train_files`` rows by ``call_id``.
+        asr_mix: Share (0 to 1) of the train and validation rows with an ASR version that are
+            trained on the ASR text instead of the clean text (seeded per call); 0 = clean only.
+            Labels stay the clean rows'; spans are dropped for switched rows.
+        prefix_seconds: Cut-offs (seconds into the call) for prefix-truncated copies of training
+            rows, made from their ``words`` timings (empty = none), so the model also learns the
+            partial openings a live stream scores.
+        prefix_copies: Copies per training row, each at a different cut-off drawn (seeded) from
+            ``prefix_seconds``. Training time grows by about this factor times the copies' share
+            of the words.
     """
 
     base_model: str = ""
@@ -92,6 +103,10 @@ class TrainConfig:
     max_train_examples: int = 0
     log_every: int = 50
     buying_precision_target: float = 0.0
+    asr_files: tuple[str, ...] = ()
+    asr_mix: float = 0.0
+    prefix_seconds: tuple[float, ...] = ()
+    prefix_copies: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.base_model, str):
@@ -137,6 +152,15 @@ class TrainConfig:
                                  f"{list(CLASS_NAMES)}), got {list(weights)!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {list(DEVICES)}, got {self.device!r}")
+        if isinstance(self.asr_files, (str, bytes)) or not all(isinstance(f, str) and f for f in self.asr_files):
+            raise ValueError(f"asr_files must be a list of file paths, got {self.asr_files!r}")
+        _number("asr_mix", self.asr_mix, low=0.0, high=1.0)
+        if self.asr_mix > 0 and not self.asr_files:
+            raise ValueError("asr_mix > 0 needs asr_files (make them with 'callintent data render-asr')")
+        if isinstance(self.prefix_seconds, (str, bytes, int, float)) or not all(
+                is_number(t) and 0 < t <= 600 for t in self.prefix_seconds):
+            raise ValueError(f"prefix_seconds must be a list of seconds in (0, 600], got {self.prefix_seconds!r}")
+        _positive_int("prefix_copies", self.prefix_copies)
         if not isinstance(self.output_dir, str) or not self.output_dir:
             raise ValueError(f"output_dir must be a non-empty path, got {self.output_dir!r}")
 

@@ -90,6 +90,9 @@ class RunResult:
         device: Device the model trained on.
         wall_seconds: Total wall time of :func:`train`.
         base_model: The encoder fine-tuned from.
+        corrections_applied: QA corrections merged into the data.
+        augmentation: ``asr_train`` / ``asr_validation`` (rows switched to ASR text) and
+            ``prefix_copies`` (truncated copies added to train); None when neither was asked for.
     """
 
     output_dir: str
@@ -105,6 +108,7 @@ class RunResult:
     wall_seconds: float
     base_model: str = ""
     corrections_applied: int = 0
+    augmentation: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,6 +132,41 @@ def load_training_data(config: TrainConfig) -> tuple[Any, int]:
     if config.correction_files:
         logger.info("applied %d QA corrections from %s", report.corrections_applied, ", ".join(config.correction_files))
     return dsd, report.corrections_applied
+
+
+def augment_splits(config: TrainConfig, splits: dict[str, Any]) -> dict[str, int] | None:
+    """Apply ``asr_mix`` (train and validation) and ``prefix_seconds`` (train) in place on ``splits``.
+
+    Validation takes ASR text too, so early stopping and calibration see the text serving scores;
+    it gets no prefix copies (model selection stays on whole openings), and test is left as
+    loaded (the run's test metrics stay comparable with earlier runs).
+
+    Returns:
+        Counts of what changed, or None when neither option is set.
+    """
+    from datasets import Dataset
+
+    from training.augment import mix_asr_text, prefix_copies, read_asr_texts
+
+    if not (config.asr_mix > 0 or config.prefix_seconds):
+        return None
+    counts = {"asr_train": 0, "asr_validation": 0, "prefix_copies": 0}
+    if config.asr_mix > 0:
+        asr = read_asr_texts(config.asr_files)
+        for name in ("train", "validation"):
+            rows, counts[f"asr_{name}"] = mix_asr_text(splits[name].to_list(), asr, config.asr_mix, config.seed)
+            splits[name] = Dataset.from_list(rows, features=splits[name].features)
+        if not counts["asr_train"]:
+            logger.warning("asr_mix %.2f switched no training row: no call_id of %s is in the training split",
+                           config.asr_mix, ", ".join(config.asr_files))
+    if config.prefix_seconds:
+        rows = splits["train"].to_list()
+        copies = prefix_copies(rows, config.prefix_seconds, config.prefix_copies, config.seed)
+        counts["prefix_copies"] = len(copies)
+        splits["train"] = Dataset.from_list(rows + copies, features=splits["train"].features)
+    logger.info("augmentation: %d train / %d validation rows on ASR text, %d prefix copies added to train",
+                counts["asr_train"], counts["asr_validation"], counts["prefix_copies"])
+    return counts
 
 
 def class_weight_vector(config: TrainConfig, labels: np.ndarray) -> list[float] | None:
@@ -324,6 +363,7 @@ def train(config: TrainConfig, dataset: Any | None = None) -> RunResult:
     if config.max_train_examples and config.max_train_examples < len(train_rows):
         train_rows = train_rows.shuffle(seed=config.seed).select(range(config.max_train_examples))
     splits = {"train": train_rows, "validation": dsd["validation"], "test": dsd.get("test", dsd["validation"].select([]))}
+    augmentation = augment_splits(config, splits)
     sizes = {name: len(ds) for name, ds in splits.items()}
     logger.info("data %s…: train %d, validation %d, test %d", data_fingerprint[:12], *sizes.values())
 
@@ -388,6 +428,7 @@ def train(config: TrainConfig, dataset: Any | None = None) -> RunResult:
         wall_seconds=round(time.perf_counter() - started, 1),
         base_model=model.intent_config.base_model,
         corrections_applied=corrections_applied,
+        augmentation=augmentation,
     )
     if trainer.is_world_process_zero():
         _write_run(output_dir, config, model, calibration, result, splits)

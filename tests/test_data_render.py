@@ -1,0 +1,117 @@
+"""render-asr: labeled openings spoken by espeak-ng, put on an 8 kHz μ-law line, transcribed by tiny.en, cached."""
+
+from __future__ import annotations
+
+import json
+import wave
+
+import numpy as np
+import pytest
+
+from callintent.cli import main
+from data.audio import decode_audio
+from data.render import (
+    RenderConfig, RenderError, RenderPlan, Turn, Voice, plan_for, render_call_audio, render_rows, turns_of,
+)
+
+ROWS = [
+    {"call_id": "r1", "transcript": "Thanks for calling. Hi, can I get a quote for a new roof?", "label": "buying",
+     "signals": ["quote_request"], "spans": [{"signal": "quote_request", "start": 30, "end": 41,
+                                              "text": "get a quote"}],
+     "turns": [{"speaker": "agent", "text": "Thanks for calling."},
+               {"speaker": "caller", "text": "Hi, can I get a quote for a new roof?"}],
+     "words": [{"text": "Thanks", "start": 0.1, "end": 0.4}], "source": "google_ads", "split": "test"},
+    {"call_id": "r2", "transcript": "my bill is wrong this month", "label": "service", "signals": None,
+     "industry": "utilities", "split": "test"},
+]
+
+
+def test_plan_is_drawn_per_call_and_stable():
+    config = RenderConfig(voices=("en-us", "en-gb", "en-us+f3"), rates=(140, 190), pitches=(30, 70), seed=3)
+    plans = {cid: plan_for(cid, config) for cid in ("a", "b", "c", "d", "e", "f")}
+    assert plan_for("c", config) == plans["c"]  # order and batch do not matter
+    assert all(p.agent.name != p.caller.name for p in plans.values())  # two speakers, two voices
+    assert len({(p.agent, p.caller) for p in plans.values()}) > 1  # varied across calls
+    assert plan_for("c", RenderConfig(voices=config.voices, rates=config.rates, pitches=config.pitches, seed=4)) \
+        != plans["c"] or plan_for("d", RenderConfig(voices=config.voices, seed=4)) != plans["d"]
+    assert plans["a"].voice_for("caller") == plans["a"].caller and plans["a"].voice_for(None) == plans["a"].agent
+
+
+def test_turns_are_used_only_when_they_spell_the_transcript():
+    assert turns_of(ROWS[0]) == (Turn("Thanks for calling.", "agent"),
+                                 Turn("Hi, can I get a quote for a new roof?", "caller"))
+    edited = {**ROWS[0], "transcript": "Thanks for calling. Hi, can I get a price?"}
+    assert turns_of(edited) == (Turn("Thanks for calling. Hi, can I get a price?"),)
+    assert turns_of(ROWS[1]) == (Turn("my bill is wrong this month"),)
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="voices"):
+        RenderConfig(voices=())
+    with pytest.raises(ValueError, match="rates"):
+        RenderConfig(rates=(20,))
+    with pytest.raises(ValueError, match="pitches"):
+        RenderConfig(pitches=(120,))
+    with pytest.raises(ValueError, match="noise_db"):
+        RenderConfig(noise_db=6.0)
+
+
+def test_two_voices_on_a_mulaw_line_with_and_without_noise(tmp_path):
+    turns = (Turn("good morning", "agent"), Turn("I need a plumber", "caller"))
+    a, b = Voice("en-us", 170, 40), Voice("en-gb+f3", 150, 70)
+    clean = render_call_audio(turns, tmp_path / "clean.wav", RenderPlan(agent=a, caller=b, gap_seconds=1.0))
+    noisy = render_call_audio(turns, tmp_path / "noisy.wav", RenderPlan(agent=a, caller=b, gap_seconds=1.0,
+                                                                        noise_db=-30.0))
+    header = clean.read_bytes()[:64]
+    assert header[:4] == b"RIFF" and header[20:22] == (7).to_bytes(2, "little")  # WAVE_FORMAT_MULAW
+    assert int.from_bytes(header[24:28], "little") == 8000
+    with pytest.raises(wave.Error):
+        wave.open(str(clean))  # the stdlib reads PCM only
+    x, y = decode_audio(clean), decode_audio(noisy)
+    assert abs(len(x) - len(y)) < 160 and 2.0 < len(x) / 16000 < 6.0
+    # Somewhere in the second of silence between the turns: a clean line is silent, the noisy one is not.
+    rms = lambda a: float(np.sqrt(np.mean(a ** 2)))  # noqa: E731
+    windows = [x[i:i + 1600] for i in range(0, len(x) - 1600, 800)]
+    quiet = min(range(len(windows)), key=lambda k: rms(windows[k]))
+    assert rms(windows[quiet]) < 1e-3
+    assert rms(y[quiet * 800:quiet * 800 + 1600]) > 0.005
+    assert not list(tmp_path.glob(".*"))  # temporary parts cleaned up
+    with pytest.raises(RenderError, match="espeak-ng, voice 'nosuchvoice'"):
+        render_call_audio(turns, tmp_path / "bad.wav", RenderPlan(agent=Voice("nosuchvoice"), caller=b))
+
+
+@pytest.mark.integration
+def test_render_asr_cli_writes_asr_rows_and_caches(tmp_path, capsys):
+    data = tmp_path / "calls.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    out, cache = tmp_path / "asr.jsonl", tmp_path / "cache"
+    args = ["data", "render-asr", "--in", str(data), "--out", str(out), "--cache-dir", str(cache),
+            "--voices", "en-us", "en-gb", "--rates", "150", "--pitches", "50"]
+    assert main(args) == 0
+    assert "2 calls: 2 ok (0 cached, 2 rendered and transcribed), 0 errors" in capsys.readouterr().out
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["call_id"] for r in rows] == ["r1", "r2"]
+    first = rows[0]
+    assert first["label"] == "buying" and first["signals"] == ["quote_request"] and first["split"] == "test"
+    assert first["source"] == "google_ads" and "spans" not in first and "turns" not in first
+    assert first["reference_transcript"] == ROWS[0]["transcript"]
+    assert first["asr_model"].startswith("tiny.en@")
+    assert first["render"]["agent"]["name"] != first["render"]["caller"]["name"]
+    assert "get a quote" in first["transcript"].lower()  # ASR errors elsewhere are the point
+    assert first["transcript"] == " ".join(w["text"] for w in first["words"])
+    starts = [w["start"] for w in first["words"]]
+    assert starts == sorted(starts) and starts[-1] > 1.0 and first["audio_seconds"] > starts[-1]
+    assert rows[1]["signals"] is None and "wrong this month" in rows[1]["transcript"].lower()
+
+    # Re-run: every call from the cache, same output.
+    before = out.read_text()
+    assert main(args) == 0
+    assert "2 ok (2 cached, 0 rendered and transcribed)" in capsys.readouterr().out
+    assert out.read_text() == before
+
+    # A voice espeak-ng does not have: each row fails with the reason, the batch does not.
+    report = render_rows(rows[:1], tmp_path / "bad.jsonl", RenderConfig(voices=("nosuchvoice",),
+                                                                          cache_dir=str(cache)))
+    assert (report.ok, report.errors) == (0, 1)
+    error = json.loads((tmp_path / "bad.errors.jsonl").read_text())
+    assert error["call_id"] == "r1" and "nosuchvoice" in error["error"]

@@ -1,0 +1,199 @@
+"""Accuracy at time cut-offs and the replayed serving decision, on hand-computed cases."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from model_fixtures import build_tiny_artifact
+
+from callintent.cli import main
+from data.schema import CLASS_INDEX, CLASS_NAMES, SIGNAL_NAMES
+from data.transcript import Word
+from evaluation.evalset import CallTiming, EvalSet, load_eval_set
+from evaluation.timecuts import TimecutConfig, evaluate_timecuts, prefix_text
+from models.scores import IntentScores, SignalScore
+from serving.policy import DecisionPolicy, PolicyConfig, Segment
+
+
+class KeywordScorer:
+    """Scores by the words heard so far: 'price' -> buying 0.95, 'bill' -> service 0.92,
+    'hours' -> informational 0.60, anything else -> informational 0.34 (below the 0.40 abstain floor)."""
+
+    model_id = "fake/v0"
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def predict(self, texts, *, evidence=True):
+        self.calls.append(list(texts))
+        return [self._one(t) for t in texts]
+
+    @staticmethod
+    def _one(text: str) -> IntentScores:
+        if "price" in text:
+            probs = {"buying": 0.95, "service": 0.02, "informational": 0.02, "noise": 0.01}
+        elif "bill" in text:
+            probs = {"buying": 0.02, "service": 0.92, "informational": 0.04, "noise": 0.02}
+        elif "hours" in text:
+            probs = {"buying": 0.2, "service": 0.1, "informational": 0.6, "noise": 0.1}
+        else:
+            probs = {"buying": 0.33, "service": 0.2, "informational": 0.34, "noise": 0.13}
+        label = max(CLASS_NAMES, key=lambda c: probs[c])
+        signals = tuple(SignalScore(name, 0.0, False) for name in SIGNAL_NAMES)
+        return IntentScores(label=label, probabilities=probs, buying_intent=probs["buying"], signals=signals,
+                            model="fake/v0")
+
+
+# (call_id, label, [(word, start)], audio_seconds, source)
+CALLS = [
+    ("A", "buying", [("hi", 0.5), ("price", 7.2)], 15.0, "web"),
+    ("B", "service", [("my", 2.0), ("bill", 3.0)], 10.0, "web"),
+    ("C", "informational", [("what", 1.0), ("hours", 12.0)], 20.0, "fast"),
+    ("D", "buying", [("um", 1.0)], 6.0, "web"),
+    ("E", "noise", [("price", 2.0)], 8.0, "web"),
+]
+
+
+def make_eval_set(calls=CALLS) -> EvalSet:
+    n = len(calls)
+    timings = tuple(CallTiming(words=tuple(Word(w, s, s + 0.3) for w, s in words), audio_seconds=audio)
+                    for _, _, words, audio, _ in calls)
+    return EvalSet(
+        call_ids=tuple(c[0] for c in calls), transcripts=tuple(" ".join(w for w, _ in c[2]) for c in calls),
+        labels=tuple(c[1] for c in calls), label_ids=np.asarray([CLASS_INDEX[c[1]] for c in calls]),
+        signal_labels=np.zeros((n, len(SIGNAL_NAMES)), np.float32), signals_labeled=np.zeros(n, bool),
+        signals=((),) * n, source=tuple(c[4] for c in calls), campaign=("",) * n, industry=("",) * n,
+        split="test", files=("calls.jsonl",), fingerprint="x", timings=timings,
+    )
+
+
+def test_prefix_keeps_words_that_started_before_the_cut():
+    timing = CallTiming(words=(Word("a", 0.5, 1.2), Word("b", 1.0, 1.5), Word("c", 2.0, 2.4)), audio_seconds=3)
+    assert prefix_text(timing, 1.0) == "a"  # "b" starts exactly at 1.0: not yet
+    assert prefix_text(timing, 1.01) == "a b"
+    assert prefix_text(timing, 0.5) == ""
+
+
+def test_metrics_at_each_cutoff_are_the_hand_computed_ones():
+    scorer = KeywordScorer()
+    result = evaluate_timecuts(scorer, make_eval_set(), DecisionPolicy())
+
+    # Each distinct prefix is scored once, in one batch.
+    assert len(scorer.calls) == 1 and len(scorer.calls[0]) == len(set(scorer.calls[0]))
+    at5 = result.at(5)
+    # 5 s: predictions A inf, B serv, C inf, D inf, E buy against buy, serv, inf, buy, noise.
+    # F1: buying 0, service 1, informational 0.5 (P 1/3, R 1), noise 0 -> macro 0.375.
+    assert at5.macro_f1 == pytest.approx(0.375)
+    assert at5.accuracy == pytest.approx(2 / 5)
+    assert at5.buying_recall == 0.0 and at5.buying_precision == 0.0
+    # ECE: bin (0.3, 0.4] holds A, C, D (conf 0.34, 1 of 3 right); bin (0.9, 1] B and E (0.935, 1 of 2).
+    assert at5.ece == pytest.approx(3 / 5 * abs(1 / 3 - 0.34) + 2 / 5 * abs(0.5 - 0.935))
+    assert at5.with_words == 5 and result.at(1).with_words == 1
+    # 10 s: A has said "price" (7.2 s). buying P 1/2 R 1/2, service 1, informational 2/3, noise 0.
+    at10 = result.at(10)
+    assert at10.macro_f1 == pytest.approx((0.5 + 1 + 2 / 3 + 0) / 4)
+    assert at10.buying_recall == pytest.approx(0.5) and at10.buying_precision == pytest.approx(0.5)
+    # C's "hours" (12 s) keeps it informational; D's call ended at 6 s: nothing changes after 10 s.
+    assert result.at(30).macro_f1 == pytest.approx(at10.macro_f1)
+    assert [c.seconds for c in result.cutoffs] == [5, 10, 15, 20, 30]
+    assert len(result.curve) == 30 and result.n == 5 and result.skipped == 0
+    assert result.timing_source == "simulated"
+
+
+def test_replayed_decisions_time_and_abstentions():
+    result = evaluate_timecuts(KeywordScorer(), make_eval_set(), DecisionPolicy())
+    by_id = {d.call_id: d for d in result.decisions}
+    # A: "price" at 7.2 s -> first step with it is 8 s, P(buying) 0.95 >= early 0.90.
+    assert (by_id["A"].route, by_id["A"].seconds, by_id["A"].early, by_id["A"].correct) == (
+        "priority_sales", 8.0, True, True)
+    # B and E: confident from 3 s, but no early decision before min_audio_seconds (4 s).
+    assert (by_id["B"].route, by_id["B"].seconds, by_id["B"].early) == ("standard", 4.0, True)
+    assert (by_id["E"].decided, by_id["E"].seconds, by_id["E"].correct) == ("buying", 4.0, False)
+    # C: informational 0.60 never reaches 0.90 -> decided at the end of its audio (20 s), right.
+    assert (by_id["C"].route, by_id["C"].seconds, by_id["C"].early, by_id["C"].correct) == (
+        "standard", 20.0, False, True)
+    # D: top class 0.34 < abstain_below 0.40 when its audio ends (6 s) -> undetermined, with the reason.
+    d = by_id["D"]
+    assert (d.route, d.seconds, d.abstained, d.correct) == ("undetermined", 6.0, True, None)
+    assert "abstain_below" in d.reasons[0]
+
+    s = result.summary
+    assert (s.early, s.early_wrong, s.at_end, s.at_end_wrong, s.abstained) == (3, 1, 2, 0, 1)
+    assert s.early_wrong_rate == pytest.approx(1 / 3)
+    assert s.decided_wrong_rate == pytest.approx(1 / 4)  # abstentions are neither right nor wrong
+    assert s.buying_seconds == (8.0, 6.0) and s.median_buying_seconds == pytest.approx(7.0)
+    assert (s.buying_calls, s.buying_early, s.buying_priority) == (2, 1, 1)
+    doc = result.to_json()
+    assert doc["decisions"]["buying"]["median_seconds_to_decision"] == pytest.approx(7.0)
+    assert doc["cutoffs"]["5"]["macro_f1"] == pytest.approx(0.375)
+
+
+def test_policy_segment_is_chosen_from_the_call_metadata():
+    fast = Segment(name="fast", match={"source": "fast"}, priority_threshold=0.6, screen_threshold=0.6,
+                   early_threshold=0.6)
+    result = evaluate_timecuts(KeywordScorer(), make_eval_set(), DecisionPolicy(PolicyConfig(segments=(fast,))))
+    c = next(d for d in result.decisions if d.call_id == "C")
+    # Its segment decides early at 0.60: "hours" starts at 12 s, so the 13 s step.
+    assert (c.seconds, c.early, c.route) == (13.0, True, "standard")
+    assert result.summary.early == 4
+
+
+def test_config_validation_and_missing_timings():
+    with pytest.raises(ValueError, match="cutoffs"):
+        TimecutConfig(cutoffs=(5.5,))
+    with pytest.raises(ValueError, match="cutoffs"):
+        TimecutConfig(cutoffs=(45.0,))
+    with pytest.raises(ValueError, match="step_seconds"):
+        TimecutConfig(step_seconds=0)
+    assert TimecutConfig(step_seconds=2.5, cutoffs=(5, 10)).steps[:3] == (2.5, 5.0, 7.5)
+    untimed = make_eval_set()
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="word timings"):
+        evaluate_timecuts(KeywordScorer(), replace(untimed, timings=()), DecisionPolicy())
+    partly = replace(untimed, timings=(None,) + untimed.timings[1:])
+    result = evaluate_timecuts(KeywordScorer(), partly, DecisionPolicy())
+    assert (result.n, result.skipped) == (4, 1)
+
+
+def test_evaluate_cli_adds_the_sections_for_rows_with_words(tmp_path, capsys):
+    artifact = build_tiny_artifact(tmp_path / "artifact")
+    rows = []
+    for call_id, label, words, audio, source in CALLS * 3:
+        rows.append({"call_id": f"{call_id}{len(rows)}", "transcript": " ".join(w for w, _ in words) + f" n{len(rows)}",
+                     "label": label, "signals": None, "source": source,
+                     "words": [{"text": w, "start": s, "end": s + 0.3} for w, s in words]
+                     + [{"text": f"n{len(rows)}", "start": 2.5, "end": 2.8}],
+                     "audio_seconds": audio, "asr_model": "tiny.en@test"})
+    data = tmp_path / "asr.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    eval_set = load_eval_set(data, split="all")
+    assert eval_set.has_timings and eval_set.timings[0].asr_model == "tiny.en@test"
+    assert eval_set.timings[0].audio_seconds == 15.0
+
+    out = tmp_path / "report"
+    assert main(["evaluate", str(artifact), "--data", str(data), "--split", "all", "--out", str(out),
+                 "--bootstrap", "0", "--latency-iterations", "0", "--registry", str(tmp_path / "reg")]) == 0
+    printed = capsys.readouterr().out
+    assert "over time (15 calls, asr timings): macro-F1 5 s" in printed
+    doc = json.loads((out / "metrics.json").read_text())["timecuts"]
+    assert set(doc["cutoffs"]) == {"5", "10", "15", "20", "30"} and doc["n"] == 15
+    assert doc["decisions"]["n"] == 15
+    assert doc["decisions"]["early"] + doc["decisions"]["at_end"] == 15
+    html = (out / "report.html").read_text()
+    for anchor in ('id="timecuts-table"', 'id="fig-timecuts"', 'id="fig-decision-time"', 'id="card-median-decision"'):
+        assert anchor in html
+
+    # Off on request; and asked for on data without timings -> a one-line user error (exit 2).
+    assert main(["evaluate", str(artifact), "--data", str(data), "--split", "all", "--out", str(tmp_path / "r2"),
+                 "--no-timecuts", "--bootstrap", "0", "--latency-iterations", "0",
+                 "--registry", str(tmp_path / "reg")]) == 0
+    assert "timecuts" not in json.loads((tmp_path / "r2" / "metrics.json").read_text())
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "words"}) + "\n" for r in rows))
+    assert main(["evaluate", str(artifact), "--data", str(plain), "--split", "all", "--out", str(tmp_path / "r3"),
+                 "--timecuts", "--bootstrap", "0", "--latency-iterations", "0",
+                 "--registry", str(tmp_path / "reg")]) == 2
+    assert "needs word timings" in capsys.readouterr().err

@@ -1,0 +1,143 @@
+"""Training on what serving scores: ASR text mixed in by call_id, and prefix-truncated copies from word timings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from callintent.config import ConfigError, load_config
+from data.schema import CLASS_INDEX, SIGNAL_INDEX, SIGNAL_NAMES
+from training.augment import mix_asr_text, prefix_copies, read_asr_texts
+
+TEXT = "thanks for calling hi I saw your ad how much is a new roof"
+
+
+def timed_row(call_id: str = "c1", text: str = TEXT, label: str = "buying",
+              found: list[tuple[str, str]] | None = (("ad_reference", "saw your ad"), ("price_inquiry", "how much")),
+              seconds_per_word: float = 0.5) -> dict:
+    """A ``data.dataset`` row whose ``extra.words`` spell ``text``, one word every ``seconds_per_word`` (from then)."""
+    spans = []
+    for signal, phrase in found or []:
+        start = text.index(phrase)
+        spans.append({"signal": signal, "start": start, "end": start + len(phrase), "text": phrase})
+    signals = sorted({s for s, _ in found or []})
+    words = [{"text": w, "start": (k + 1) * seconds_per_word, "end": (k + 1) * seconds_per_word + 0.4}
+             for k, w in enumerate(text.split())]
+    return {"call_id": call_id, "transcript": text, "label": label, "label_id": CLASS_INDEX[label],
+            "signals": signals, "signal_labels": [1.0 if s in signals else 0.0 for s in SIGNAL_NAMES],
+            "signals_labeled": found is not None, "spans": json.dumps(spans), "source": "", "campaign": "",
+            "industry": "", "extra": json.dumps({"words": words})}
+
+
+def test_prefix_copy_keeps_the_spans_said_before_the_cut():
+    row = timed_row()
+    # Words start every 0.5 s from 0.5 s: by 4.5 s the first 8 ("... I saw your ad") have started.
+    (copy,) = prefix_copies([row], [4.5])
+    assert copy["transcript"] == "thanks for calling hi I saw your ad"
+    assert copy["call_id"] == "c1#4.5s" and copy["label"] == "buying"
+    assert copy["signals"] == ["ad_reference"] and copy["signals_labeled"] is True
+    assert copy["signal_labels"][SIGNAL_INDEX["ad_reference"]] == 1.0
+    assert copy["signal_labels"][SIGNAL_INDEX["price_inquiry"]] == 0.0  # not said yet
+    (span,) = json.loads(copy["spans"])
+    assert copy["transcript"][span["start"]:span["end"]] == "saw your ad"
+    extra = json.loads(copy["extra"])
+    assert extra["prefix_seconds"] == 4.5 and len(extra["words"]) == 8
+    # Cut-offs that keep nothing or everything make no copy.
+    assert prefix_copies([row], [0.5, 60.0]) == []
+
+
+def test_prefix_copies_are_seeded_distinct_and_masked_when_unknown():
+    rows = [timed_row(f"c{i}") for i in range(20)]
+    picks = prefix_copies(rows, [1.0, 2.0, 3.0, 4.0], copies=2, seed=1)
+    assert len(picks) == 40
+    per_row = {}
+    for c in picks:
+        base, t = c["call_id"].split("#")
+        per_row.setdefault(base, set()).add(t)
+    assert all(len(ts) == 2 for ts in per_row.values())  # two different cut-offs per row
+    assert len({frozenset(ts) for ts in per_row.values()}) > 1  # not the same two for every row
+    assert prefix_copies(rows, [1.0, 2.0, 3.0, 4.0], copies=2, seed=1) == picks
+    assert len(prefix_copies(rows[:1], [1.0, 2.0], copies=5)) == 2  # capped at the usable cut-offs
+
+    # A present signal without a span: whether it was said before the cut is unknown -> unlabeled copy.
+    no_span = {**timed_row(), "spans": "[]"}
+    (copy,) = prefix_copies([no_span], [2.0])
+    assert copy["signals_labeled"] is False and copy["signal_labels"] == [0.0] * len(SIGNAL_NAMES)
+    # Rows without timings give nothing.
+    assert prefix_copies([{**timed_row(), "extra": "{}"}], [2.0]) == []
+
+
+def test_asr_mix_switches_text_by_call_id_and_drops_spans(tmp_path):
+    rows = [timed_row(f"c{i}") for i in range(40)]
+    asr_file = tmp_path / "asr.jsonl"
+    asr_file.write_text("".join(json.dumps({"call_id": f"c{i}", "transcript": f"thanks for calling I sure your ad {i}",
+                                            "label": "noise", "words": [{"text": "thanks", "start": 0.2, "end": 0.5}],
+                                            "asr_model": "tiny.en@x", "audio_seconds": 9.5}) + "\n"
+                                for i in range(30)))
+    asr = read_asr_texts([asr_file])
+    assert len(asr) == 30 and asr["c3"].asr_model == "tiny.en@x"
+
+    everything, switched = mix_asr_text(rows, asr, 1.0)
+    assert switched == 30  # only the rows that have an ASR version
+    c3 = next(r for r in everything if r["call_id"] == "c3")
+    assert c3["transcript"] == "thanks for calling I sure your ad 3"
+    assert c3["label"] == "buying" and c3["signals"] == ["ad_reference", "price_inquiry"]  # the clean row's labels
+    assert c3["spans"] == "[]"
+    extra = json.loads(c3["extra"])
+    assert extra["text_source"] == "asr" and extra["reference_transcript"] == TEXT and extra["audio_seconds"] == 9.5
+    assert next(r for r in everything if r["call_id"] == "c35")["transcript"] == TEXT
+
+    half, n = mix_asr_text(rows, asr, 0.5, seed=7)
+    assert 5 < n < 25 and mix_asr_text(list(reversed(rows)), asr, 0.5, seed=7)[1] == n  # per-call draws
+    assert mix_asr_text(rows, asr, 0.0)[1] == 0
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"call_id": "x", "transcript": "hi"}\n{"call_id": 3}\n')
+    with pytest.raises(Exception, match="bad.jsonl:2: expected a JSON object with call_id and transcript"):
+        read_asr_texts([bad])
+
+
+def test_config_options_are_validated(tmp_path):
+    from training.config import TrainConfig
+
+    with pytest.raises(ValueError, match="asr_mix > 0 needs asr_files"):
+        TrainConfig(asr_mix=0.5)
+    with pytest.raises(ValueError, match="asr_mix must be"):
+        TrainConfig(asr_mix=1.5, asr_files=("a.jsonl",))
+    with pytest.raises(ValueError, match="prefix_seconds"):
+        TrainConfig(prefix_seconds=(-1.0,))
+    with pytest.raises(ValueError, match="prefix_copies"):
+        TrainConfig(prefix_copies=0)
+    path = tmp_path / "c.yaml"
+    path.write_text("asr_files: [asr.jsonl]\nasr_mix: 0.5\nprefix_seconds: [5, 10]\nprefix_copies: 2\n")
+    config = load_config(path, TrainConfig)
+    assert config.prefix_seconds == (5, 10) and config.asr_files == ("asr.jsonl",) and config.prefix_copies == 2
+    with pytest.raises(ConfigError, match="prefix_seconds"):
+        load_config(path, TrainConfig, ["prefix_seconds=[0]"])
+
+
+def test_tiny_training_run_with_asr_mix_and_prefix_copies(tiny_encoder_dir, tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    from test_training import tiny_config
+    from training.train import train
+
+    texts = [(TEXT, "buying", [("ad_reference", "saw your ad")]),
+             ("hello I am calling about my bill it is wrong again", "service", []),
+             ("hi what time do you open on saturday morning please", "informational", []),
+             ("press one now about your car warranty offer today", "noise", [])]
+    rows = [timed_row(f"{label}{k}", text, label, found) for k in range(3) for text, label, found in texts]
+    ds = Dataset.from_list(rows)
+    asr_file = tmp_path / "asr.jsonl"
+    asr_file.write_text("".join(json.dumps({"call_id": r["call_id"], "transcript": r["transcript"].upper(),
+                                            "words": json.loads(r["extra"])["words"]}) + "\n" for r in rows[:6]))
+    config = tiny_config(tiny_encoder_dir, tmp_path / "run", epochs=1, asr_files=(str(asr_file),), asr_mix=1.0,
+                         prefix_seconds=(2.0, 4.0), prefix_copies=2)
+    result = train(config, DatasetDict(train=ds, validation=ds, test=ds))
+    # The 6 rows with an ASR version switch in train and in validation; each of the 12 training
+    # rows (10-11 words, one every 0.5 s) gets copies at 2 s and 4 s.
+    assert result.augmentation == {"asr_train": 6, "asr_validation": 6, "prefix_copies": 24}
+    assert result.split_sizes == {"train": 36, "validation": 12, "test": 12}
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["augmentation"]["prefix_copies"] == 24

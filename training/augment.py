@@ -1,0 +1,189 @@
+"""Training rows closer to what serving scores: ASR text instead of clean text, and partial openings.
+
+Two pure transforms on ``data.dataset`` rows (plain dicts with its columns), both driven by
+:class:`training.config.TrainConfig`:
+
+* :func:`mix_asr_text` — a seeded share of rows take the transcript that the serving ASR made of
+  their rendered speech (``callintent data render-asr`` output, matched by ``call_id``). Labels stay
+  the clean row's (corrections included); spans go (their offsets point into the clean text), so
+  the token-level loss of a present signal is masked while the sequence-level signal labels stay.
+* :func:`prefix_copies` — extra copies of a row cut at a few seconds into the call (the words that
+  started before the cut, from the row's ``words`` timings), so the model also learns what a live
+  stream sees at 5 or 10 s: often only a greeting, for which the honest answer is uncertainty.
+  A copy keeps the call's label; its signals are those whose spans lie inside the prefix, or
+  unlabeled (masked) when the row's present signals have no spans to tell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from callintent.errors import UserError
+from data.schema import SIGNAL_NAMES
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AsrText:
+    """What the serving ASR heard for one call.
+
+    Attributes:
+        transcript: The ASR text.
+        words: Its words with timings (``{"text", "start", "end", ...}`` dicts, as rendered).
+        asr_model: The ASR model id.
+        audio_seconds: Length of the rendered opening.
+    """
+
+    transcript: str
+    words: tuple[dict[str, Any], ...]
+    asr_model: str = ""
+    audio_seconds: float | None = None
+
+
+def read_asr_texts(paths: Iterable[str | Path]) -> dict[str, AsrText]:
+    """ASR transcripts by ``call_id`` from ``render-asr`` (or ``data transcribe``) JSONL files.
+
+    Args:
+        paths: JSONL files; a later file's row replaces an earlier one's with the same id.
+
+    Returns:
+        ``call_id`` → ASR text (rows with an empty transcript are skipped).
+
+    Raises:
+        UserError: a missing file, or a line that is not a JSON object with ``call_id`` and
+            ``transcript`` (named as ``file:line``).
+    """
+    out: dict[str, AsrText] = {}
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise UserError(f"{path}: ASR text file not found (asr_files; make it with 'callintent data render-asr')")
+        with path.open(encoding="utf-8") as f:
+            for line_no, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise UserError(f"{path}:{line_no}: not valid JSON: {e.msg}") from None
+                if not isinstance(row, dict) or not isinstance(row.get("call_id"), str) or not isinstance(
+                        row.get("transcript"), str):
+                    raise UserError(f"{path}:{line_no}: expected a JSON object with call_id and transcript")
+                if not row["transcript"].strip():
+                    continue
+                words = row.get("words") if isinstance(row.get("words"), list) else []
+                seconds = row.get("audio_seconds")
+                out[row["call_id"]] = AsrText(
+                    transcript=row["transcript"], words=tuple(w for w in words if isinstance(w, dict)),
+                    asr_model=str(row.get("asr_model") or ""),
+                    audio_seconds=float(seconds) if isinstance(seconds, (int, float)) else None)
+    return out
+
+
+def mix_asr_text(rows: Sequence[Mapping[str, Any]], asr: Mapping[str, AsrText], share: float,
+                 seed: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Replace the transcript of a seeded ``share`` of the rows that have an ASR version.
+
+    Each row's draw depends only on (seed, call_id), so the same calls switch whatever the order.
+
+    Args:
+        rows: ``data.dataset`` rows.
+        asr: ASR texts by call id (:func:`read_asr_texts`).
+        share: Probability in [0, 1] that a row with an ASR version takes it.
+        seed: Seed of the draws.
+
+    Returns:
+        ``(rows, switched)``: new row dicts (unchanged ones copied) and how many switched.
+    """
+    out, switched = [], 0
+    for row in rows:
+        heard = asr.get(row["call_id"])
+        if heard is None or _draw(seed, "asr", row["call_id"]).random() >= share:
+            out.append(dict(row))
+            continue
+        extra = json.loads(row.get("extra") or "{}")
+        extra.update({"words": list(heard.words), "asr_model": heard.asr_model, "text_source": "asr",
+                      "reference_transcript": row["transcript"]})
+        if heard.audio_seconds is not None:
+            extra["audio_seconds"] = heard.audio_seconds
+        out.append({**row, "transcript": heard.transcript, "spans": "[]", "extra": json.dumps(extra)})
+        switched += 1
+    return out, switched
+
+
+def prefix_copies(rows: Sequence[Mapping[str, Any]], seconds: Sequence[float], copies: int = 1,
+                  seed: int = 0) -> list[dict[str, Any]]:
+    """Copies of rows cut at ``seconds`` into the call (only the copies; see the module docstring).
+
+    Args:
+        rows: ``data.dataset`` rows; those without ``words`` timings in ``extra`` give no copies.
+        seconds: Cut-offs to draw from.
+        copies: Copies per row, each at a different cut-off (at most the number of cut-offs that
+            give a non-empty prefix shorter than the whole opening).
+        seed: Seed of the draws (per call id).
+
+    Returns:
+        The new rows; ``call_id`` is ``"<id>#<t>s"`` and ``extra`` records ``prefix_seconds``.
+    """
+    out = []
+    for row in rows:
+        extra = json.loads(row.get("extra") or "{}")
+        words = _timed_words(extra.get("words"))
+        if not words:
+            continue
+        usable = [t for t in sorted(set(seconds)) if 0 < sum(1 for w in words if w[1] < t) < len(words)]
+        if not usable:
+            continue
+        picks = _draw(seed, "prefix", row["call_id"]).sample(usable, min(copies, len(usable)))
+        for t in sorted(picks):
+            out.append(_cut(row, extra, words, t))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def _cut(row: Mapping[str, Any], extra: dict[str, Any], words: list[tuple[str, float, dict]], t: float
+         ) -> dict[str, Any]:
+    kept = [w for w in words if w[1] < t]
+    text = " ".join(w[0] for w in kept)
+    spans = json.loads(row.get("spans") or "[]")
+    signals: list[str] = list(row.get("signals") or [])
+    labeled = bool(row.get("signals_labeled"))
+    # The prefix is a true prefix of the transcript only when the words spell it; then spans that
+    # end inside it keep their offsets.
+    spelled = " ".join(w[0] for w in words) == row["transcript"]
+    if labeled and spelled and all(any(s["signal"] == name for s in spans) for name in signals):
+        spans = [s for s in spans if s["end"] <= len(text)]
+        signals = sorted({s["signal"] for s in spans})
+    else:
+        # Which present signals were said before the cut is unknown: mask the signal losses.
+        spans, labeled = [], False
+    return {**row, "call_id": f"{row['call_id']}#{t:g}s", "transcript": text, "spans": json.dumps(spans),
+            "signals": signals if labeled else [], "signals_labeled": labeled,
+            "signal_labels": [1.0 if labeled and s in signals else 0.0 for s in SIGNAL_NAMES],
+            "extra": json.dumps({**extra, "words": [w[2] for w in kept], "prefix_seconds": t})}
+
+
+def _timed_words(words: Any) -> list[tuple[str, float, dict]]:
+    """``(text, start, word dict)`` in time order; empty when the timings are missing or malformed."""
+    if not isinstance(words, list):
+        return []
+    out = []
+    for w in words:
+        if not isinstance(w, dict) or not isinstance(w.get("text"), str) or not isinstance(w.get("start"), (int, float)):
+            return []
+        out.append((w["text"], float(w["start"]), w))
+    return sorted(out, key=lambda w: w[1])
+
+
+def _draw(seed: int, purpose: str, call_id: str) -> random.Random:
+    digest = hashlib.sha256(f"{seed}:{purpose}:{call_id}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
