@@ -9,7 +9,8 @@ Examples::
     callintent evaluate review-import reports/v3/errors.csv --out corrections.jsonl
 
 When the model is a registry version, the gate verdict is also written to
-``<version>/evaluation/gate.json``, which ``callintent models promote`` requires. The exit code is
+``<version>/evaluation/gate.json``, which ``callintent models promote`` requires (the last
+evaluation decides; ``--no-record`` keeps exploratory runs on other data from changing it). The exit code is
 0 even when the gate fails (the report is the product) unless ``--fail-on-gate`` is given.
 """
 
@@ -55,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="report folder (metrics.json, report.html); for review-import the .jsonl to write")
     parser.add_argument("--gate", default=None, metavar="YAML",
                         help="promotion gate policy (default evaluation/configs/gate.yaml)")
+    parser.add_argument("--no-record", action="store_true",
+                        help="exploratory run (other data, ASR text, a what-if policy): write the report "
+                             "but leave the version's recorded gate verdict untouched")
     parser.add_argument("--fail-on-gate", action="store_true",
                         help=f"exit {GATE_FAILED_EXIT} when the gate fails")
     parser.add_argument("--export-errors", default=None, metavar="FILE",
@@ -144,7 +148,7 @@ def _evaluate(args: argparse.Namespace, ref: str) -> int:
 
     files = write_report(args.out, evaluation, comparison=comparison, gate=gate, gate_policy=policy,
                          robustness=robustness, timecuts=timecuts, gate_source=args.gate or "")
-    if model.registry_version is not None:
+    if model.registry_version is not None and not args.no_record:
         write_gate(model.directory, gate, policy=policy,
                    metrics=metrics_document(evaluation, comparison=comparison, gate=gate, robustness=robustness,
                                             timecuts=timecuts),
@@ -179,6 +183,8 @@ def _evaluate(args: argparse.Namespace, ref: str) -> int:
         print(f"  - {reason}")
     if model.registry_version is None:
         print("gate not recorded: the model is not a registry version")
+    elif args.no_record:
+        print(f"gate not recorded (--no-record): {model.directory}/evaluation/gate.json is unchanged")
     else:
         print(f"gate recorded in {model.directory}/evaluation/gate.json")
     print(f"report: {files.html}")

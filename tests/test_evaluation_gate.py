@@ -185,6 +185,12 @@ def test_cli_writes_the_gate_and_promote_uses_it(tmp_path, artifact, capsys):
 
     assert main([*common, "--model", v1, "--out", str(tmp_path / "r3"), "--gate", str(lenient)]) == 0
     assert "gate: PASS" in capsys.readouterr().out
+    # an exploratory run (here: a strict what-if gate) reports FAIL but leaves the verdict alone
+    recorded = gate_file.read_text()
+    assert main([*common, "--model", v1, "--out", str(tmp_path / "r3b"), "--gate", str(strict), "--no-record"]) == 0
+    out = capsys.readouterr().out
+    assert "gate: FAIL" in out and "gate not recorded (--no-record)" in out
+    assert gate_file.read_text() == recorded and (tmp_path / "r3b" / "report.html").is_file()
     registry.promote(v1)
     assert registry.aliases()["production"] == "v1"
 
