@@ -490,6 +490,11 @@ class LiveCall:
         return self._window_complete
 
     @property
+    def transcript(self) -> str:
+        """The text scored last, as heard (not redacted; the events carry the redacted text)."""
+        return self._scored_text or ""
+
+    @property
     def audio_seconds(self) -> float:
         """Audio in the opening buffer so far."""
         return self._n / SAMPLE_RATE
