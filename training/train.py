@@ -105,6 +105,7 @@ class RunResult:
     wall_seconds: float
     base_model: str = ""
     corrections_applied: int = 0
+    call_log_rows: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,6 +129,30 @@ def load_training_data(config: TrainConfig) -> tuple[Any, int]:
     if config.correction_files:
         logger.info("applied %d QA corrections from %s", report.corrections_applied, ", ".join(config.correction_files))
     return dsd, report.corrections_applied
+
+
+def call_log_rows(dsd: Any) -> dict[str, int]:
+    """How many rows are real calls from the service's call log (``origin: "call_log"`` in ``extra``).
+
+    Args:
+        dsd: The ``DatasetDict`` (every split counts).
+
+    Returns:
+        ``{"total", "train", "qa_labeled"}``: all call-log rows, those in the train split, and those
+        whose label a person corrected (``label_source: "qa"``; the rest carry the logged model's label).
+    """
+    import json
+
+    counts = {"total": 0, "train": 0, "qa_labeled": 0}
+    for split, rows in dsd.items():
+        for raw in rows["extra"]:
+            extra = json.loads(raw or "{}")
+            if extra.get("origin") != "call_log":
+                continue
+            counts["total"] += 1
+            counts["train"] += split == "train"
+            counts["qa_labeled"] += extra.get("label_source") == "qa"
+    return counts
 
 
 def class_weight_vector(config: TrainConfig, labels: np.ndarray) -> list[float] | None:
@@ -388,6 +413,7 @@ def train(config: TrainConfig, dataset: Any | None = None) -> RunResult:
         wall_seconds=round(time.perf_counter() - started, 1),
         base_model=model.intent_config.base_model,
         corrections_applied=corrections_applied,
+        call_log_rows=call_log_rows(dsd),
     )
     if trainer.is_world_process_zero():
         _write_run(output_dir, config, model, calibration, result, splits)

@@ -213,9 +213,10 @@ class CallLogStore:
         Returns:
             What happened, the recorded outcome and whether the call is logged.
         """
-        statement = self._insert(outcomes).on_conflict_do_nothing(index_elements=[outcomes.c.call_id])
+        statement = self._insert(outcomes).values(_outcome_row(outcome)) \
+            .on_conflict_do_nothing(index_elements=[outcomes.c.call_id]).returning(outcomes.c.call_id)
         with self.engine.begin() as connection:
-            inserted = connection.execute(statement, _outcome_row(outcome)).rowcount == 1
+            inserted = connection.execute(statement).first() is not None  # RETURNING: a row only when inserted
             stored = _outcome(connection.execute(
                 sa.select(outcomes).where(outcomes.c.call_id == outcome.call_id)).mappings().one())
             call_logged = connection.execute(
