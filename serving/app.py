@@ -18,6 +18,9 @@ audio_too_long          413     audio over ``limits.max_audio_seconds``
 bad_audio               422     audio that cannot be decoded
 not_found / method_not_allowed  404 / 405
 overloaded              503     the batcher shed the request (``batching.max_latency_ms``); retry
+outcome_conflict        409     a different outcome is already recorded for the call (serving/calllog/routes.py)
+call_log_unavailable    503     the call log database is down (outcome and ``GET /calls`` only); retry
+call_log_disabled       404     ``call_log.enabled`` is false
 internal_error          500     a bug (details only in the server log)
 ======================  ======  ==========================================================
 

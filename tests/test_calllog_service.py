@@ -8,7 +8,6 @@ import json
 import signal
 import sqlite3
 import time
-from pathlib import Path
 
 import httpx
 import pytest

@@ -367,3 +367,32 @@ def test_service_starts_and_scores_when_postgres_is_unreachable(tmp_path):
     assert [writer.submit(record(f"c{i}", "buying")) for i in range(5)].count(False) >= 1
     stats = writer.close(timeout=0.3)
     assert stats.written == 0 and stats.dropped == 5 and stats.errors >= 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+
+
+def test_call_log_config_defaults_env_override_and_errors(tmp_path):
+    from callintent.config import ConfigError
+    from serving.calllog.store import resolve_url
+    from serving.config import load_serve_config
+
+    config = load_serve_config(environ={"CALLINTENT_REGISTRY": str(tmp_path / "reg")})
+    assert (config.call_log.enabled, config.call_log.url, config.call_log.transcript) == (True, "", "redacted")
+    assert resolve_url(config.call_log.url, str(tmp_path / "reg")) == f"sqlite:///{tmp_path / 'reg' / 'calls.db'}"
+    env = load_serve_config(environ={"CALLINTENT_CALL_LOG_URL": "postgresql+psycopg://u@db/calls"})
+    assert env.call_log.url == "postgresql+psycopg://u@db/calls"
+    with pytest.raises(ConfigError, match="transcript must be one of"):
+        load_serve_config(environ={}, overrides={"call_log.transcript": "some"})
+    with pytest.raises(ConfigError, match="queue_size must be an integer > 0"):
+        load_serve_config(environ={}, overrides={"call_log.queue_size": 0})
+
+
+def test_a_bad_url_is_a_user_error_naming_it():
+    from serving.calllog.store import CallLogError, display_url
+
+    with pytest.raises(CallLogError, match="only sqlite and postgresql") as refused:
+        CallLogStore("mysql://u:secret@db/x")
+    assert "secret" not in str(refused.value)
+    assert display_url("postgresql+psycopg://u:secret@db/x") == "postgresql+psycopg://u:***@db/x"
