@@ -1,13 +1,11 @@
 """Alembic environment of the decision log.
 
-Run by :meth:`serving.calllog.store.CallLogStore.migrate`, which passes its open connection in
-``config.attributes["connection"]``. Operators can also run Alembic by hand::
-
-    alembic -c /dev/null -x url=postgresql+psycopg://user@host/db \\
-        --raiseerr upgrade head   # with script_location = serving/calllog/migrations
-
-(``-x url=…``, or ``sqlalchemy.url`` in an alembic.ini, names the database when no connection
-is passed in).
+Run by :meth:`serving.calllog.store.CallLogStore.migrate` (the service at start, and every
+``callintent report calls`` / ``calls export``), which passes its open connection in
+``config.attributes["connection"]``. To migrate a database before a deploy without starting the
+service, any of those does it, or Alembic itself with an ini whose ``script_location`` is this
+folder: ``alembic -c calllog.ini -x url=postgresql+psycopg://user@host/db upgrade head``
+(``-x url=…`` or the ini's ``sqlalchemy.url`` names the database when no connection is passed in).
 """
 
 from __future__ import annotations
