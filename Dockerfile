@@ -31,7 +31,8 @@ RUN rm -rf models/registry && pip install . && python -c "import serving.service
 ARG REGISTRY=models/registry
 COPY ${REGISTRY} /models/registry
 
-RUN useradd --create-home --uid 10001 callintent && mkdir -p /tmp/bentoml && chown callintent /tmp/bentoml
+# The call log's default SQLite file is <registry>/calls.db: the service user must be able to write there.
+RUN useradd --create-home --uid 10001 callintent && mkdir -p /tmp/bentoml && chown callintent /tmp/bentoml /models/registry
 USER callintent
 
 EXPOSE 3000

@@ -2,6 +2,7 @@
 
 Each stage module named in :data:`COMMANDS` provides ``add_arguments(parser)`` and
 ``run(args) -> int`` and keeps its heavy imports inside ``run``, so ``--help`` stays fast.
+``"module:attr"`` names an object of that module with the two instead (one module, several commands).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bootstrap": ("callintent.bootstrap", "build the default model (corpus, train, export, promote) if there is none"),
     "serve": ("serving.cli", "run the live scoring service (builds the default model if none)"),
     "stream": ("serving.stream_cli", "play an audio file into a running server as a live call"),
+    "report": ("serving.calls_cli:report", "measure the call log: conversion of buying calls per source/campaign"),
+    "calls": ("serving.calls_cli:calls", "export logged calls with outcomes as labeled training data"),
 }
 
 EPILOG = """\
@@ -49,13 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"callintent {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module_name, help_text) in COMMANDS.items():
+    for name, (spec, help_text) in COMMANDS.items():
+        module_name, _, attr = spec.partition(":")
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as e:
             if e.name and module_name.startswith(e.name):
                 continue  # stage not built yet / not installed in this (e.g. serving-only) install
             raise
+        module = getattr(module, attr) if attr else module
         cmd = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip().split("\n\n")[0],
                              formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(cmd)

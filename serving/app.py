@@ -18,6 +18,9 @@ audio_too_long          413     audio over ``limits.max_audio_seconds``
 bad_audio               422     audio that cannot be decoded
 not_found / method_not_allowed  404 / 405
 overloaded              503     the batcher shed the request (``batching.max_latency_ms``); retry
+outcome_conflict        409     a different outcome is already recorded for the call (serving/calllog/routes.py)
+call_log_unavailable    503     the call log database is down (outcome and ``GET /calls`` only); retry
+call_log_disabled       404     ``call_log.enabled`` is false
 internal_error          500     a bug (details only in the server log)
 ======================  ======  ==========================================================
 
@@ -106,6 +109,9 @@ def create_app(config: ServeConfig) -> FastAPI:
     app.add_middleware(ApiKeyMiddleware, keys=lambda: _service().api_keys, deferred_paths=("/v1/twilio",))
     app.add_middleware(RequestMetricsMiddleware, endpoints=("/score", "/score_audio"))
     _add_error_handlers(app)
+    from serving.calllog.routes import router as call_log_router  # /calls/{call_id}[/outcome]
+
+    app.include_router(call_log_router)
     limits = config.limits
 
     @app.post("/score", response_model=ScoreResponse, responses=_ERROR_RESPONSES)
@@ -305,12 +311,26 @@ def score_items(svc: CallIntentService, items: Sequence[BatchItem]) -> list[dict
             text, scores = redact_scores(text, scores)
         decision = svc.policy.decide(scores, item.metadata)
         service_metrics().decisions.labels(route=decision.route, source=item.source).inc()
+        if svc.call_log is not None:
+            _log_scored(svc, item, text, scores, decision)
         result = score_result(item.call_id, text, scores, decision, timings_ms={"model": model_ms})
         result["batch_size"] = len(items)
         results.append(result)
         logger.info("scored %s: %s (buying_intent %.2f) -> %s", item.source, scores.label, scores.buying_intent,
                     decision.route, extra={"call_id": item.call_id})
     return results
+
+
+def _log_scored(svc: CallIntentService, item: BatchItem, text: str, scores: Any, decision: Any) -> None:
+    """Queue the decision log record of a REST-scored call (``text`` is what the client got back)."""
+    from serving.calllog.records import record_from_scores
+
+    mode = svc.config.call_log.transcript
+    heard, redacted = (text, True) if svc.config.redact_pii and mode != "full" else (item.transcript, False)
+    svc.call_log.submit(record_from_scores(
+        item.call_id, channel=item.source, metadata=item.metadata, scores=scores, decision=decision,
+        transcript=heard, transcript_mode=mode, redacted=redacted, audio_seconds=item.audio_seconds,
+        decision_seconds=item.audio_seconds))
 
 
 @dataclass(frozen=True)
@@ -345,7 +365,8 @@ async def _score_audio(svc: CallIntentService, request: Request, config: ServeCo
     transcript, asr_seconds = await loop.run_in_executor(
         svc.decode_pool, lambda: svc.asr.transcribe_timed(audio, cut_seconds=OPENING_SECONDS))
     (result,) = await score_batched(svc, [BatchItem(transcript=transcript.text, call_id=upload.call_id,
-                                                    metadata=upload.metadata, source="score_audio")])
+                                                    metadata=upload.metadata, source="score_audio",
+                                                    audio_seconds=round(transcript.audio_seconds, 3))])
     result.update(transcript_json(transcript, redact_pii=config.redact_pii))
     result["timings_ms"].update({"decode": round((decoded - started) * 1000.0, 2), "asr": round(asr_seconds * 1000, 2),
                                  "total": _ms_since(started)})

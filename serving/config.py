@@ -5,7 +5,8 @@ Resolution order (later wins):
 1. the dataclass defaults below;
 2. the YAML file ``$CALLINTENT_SERVE_CONFIG`` (default ``serving/configs/serve.yaml``);
 3. the named variables ``CALLINTENT_MODEL``, ``CALLINTENT_VARIANT``, ``CALLINTENT_REGISTRY``,
-   ``CALLINTENT_POLICY``, ``CALLINTENT_ASR_MODEL``, ``CALLINTENT_ASR_DEVICE``;
+   ``CALLINTENT_POLICY``, ``CALLINTENT_ASR_MODEL``, ``CALLINTENT_ASR_DEVICE``,
+   ``CALLINTENT_CALL_LOG_URL``;
 4. ``$CALLINTENT_SERVE_OVERRIDES``: a JSON object of dotted keys, e.g.
    ``{"limits.max_live_sessions": 2, "asr.device": "cuda"}`` (what ``callintent serve --set`` and
    ``--model`` write, so the command line beats the ambient environment).
@@ -48,6 +49,7 @@ ENV_KEYS: dict[str, str] = {
     "CALLINTENT_POLICY": "policy",
     "CALLINTENT_ASR_MODEL": "asr.model_path",
     "CALLINTENT_ASR_DEVICE": "asr.device",
+    "CALLINTENT_CALL_LOG_URL": "call_log.url",
 }
 
 VARIANTS = ("int8", "fp32")
@@ -116,6 +118,56 @@ class BatchingConfig:
         _positive("max_latency_ms", self.max_latency_ms, integer=True)
 
 
+#: ``call_log.transcript`` values: no transcript, PII-redacted, or as heard.
+TRANSCRIPT_MODES = ("off", "redacted", "full")
+
+
+@dataclass(frozen=True)
+class CallLogConfig:
+    """The decision log: every scored call (REST or live) written to a database, plus outcomes.
+
+    Writes go through a bounded write-behind queue on a background thread (``serving.calllog.writer``),
+    so scoring never waits for the database; when the queue is full a record is dropped and counted
+    (``callintent_call_log_dropped_total``), never blocking a call.
+
+    Attributes:
+        enabled: Log scored calls and serve ``/calls/…`` (off: the routes answer 404).
+        url: SQLAlchemy URL, e.g. ``postgresql+psycopg://user@db/callintent`` (password from
+            ``PGPASSWORD`` or ``~/.pgpass`` rather than the URL); ``""`` = SQLite file
+            ``calls.db`` in the registry root (``$CALLINTENT_REGISTRY`` or ``models/registry``),
+            so the log lives with the models in one mounted volume. Env ``CALLINTENT_CALL_LOG_URL``.
+        transcript: What is kept of the transcript: ``off`` (nothing; such calls cannot be exported
+            for training), ``redacted`` (card/phone/email/SSN replaced), ``full`` (as heard).
+        queue_size: Records waiting for the database at most; beyond, new records are dropped.
+        batch_size: Records per database transaction at most.
+        flush_seconds: How long the writer gathers a batch after the first record arrives (fewer,
+            larger transactions; a call appears in ``GET /calls/{id}`` after about this long).
+        retry_max_seconds: Longest wait between retries while the database is unavailable
+            (backoff doubles from 0.1 s up to this).
+        drain_seconds: Longest a graceful shutdown waits for queued records to be written.
+    """
+
+    enabled: bool = True
+    url: str = ""
+    transcript: str = "redacted"
+    queue_size: int = 10000
+    batch_size: int = 200
+    flush_seconds: float = 0.2
+    retry_max_seconds: float = 10.0
+    drain_seconds: float = 15.0
+
+    def __post_init__(self) -> None:
+        if self.transcript not in TRANSCRIPT_MODES:
+            raise ValueError(f"transcript must be one of {list(TRANSCRIPT_MODES)}, got {self.transcript!r}")
+        for name in ("queue_size", "batch_size"):
+            _positive(name, getattr(self, name), integer=True)
+        for name in ("retry_max_seconds", "drain_seconds"):
+            _positive(name, getattr(self, name))
+        if isinstance(self.flush_seconds, bool) or not isinstance(self.flush_seconds, (int, float)) \
+                or self.flush_seconds < 0:
+            raise ValueError(f"flush_seconds must be a number >= 0, got {self.flush_seconds!r}")
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     """How the live scoring service runs.
@@ -152,6 +204,7 @@ class ServeConfig:
             per worker).
         timeout_seconds: BentoML request timeout (HTTP routes; WebSocket calls are bounded by
             ``limits`` instead).
+        call_log: The decision log and outcome feedback (``serving/calllog``).
     """
 
     model: str = "production"
@@ -172,6 +225,7 @@ class ServeConfig:
     log_json: bool = True
     workers: int = 1
     timeout_seconds: int = 120
+    call_log: CallLogConfig = field(default_factory=CallLogConfig)
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():

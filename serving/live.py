@@ -389,7 +389,22 @@ class LiveSession(abc.ABC):
                 metrics.time_to_decision.observe(event.audio_seconds)
                 logger.info("decision %s at %.1f s of audio: %s", event.decision.route, event.audio_seconds,
                             "; ".join(event.decision.reasons))
+            elif event.type == "final" and self.svc.call_log is not None:
+                self._log_call(event)
             await self._send(event.to_json())
+
+    def _log_call(self, final: StreamEvent) -> None:
+        """Queue the call's decision log record (its ``final`` event; also on disconnect and shutdown)."""
+        from serving.calllog.records import record_from_scores
+
+        assert self.call is not None and final.scores is not None and final.decision is not None
+        mode = self.svc.config.call_log.transcript
+        redact_pii = self.svc.config.redact_pii
+        heard, redacted = (final.text, True) if redact_pii and mode != "full" else (self.call.transcript, False)
+        self.svc.call_log.submit(record_from_scores(
+            self.call_id, channel=self.source, metadata=self.call.metadata, scores=final.scores,
+            decision=final.decision, transcript=heard, transcript_mode=mode, redacted=redacted,
+            audio_seconds=round(final.totals.audio_seconds, 3) if final.totals else None))
 
     async def _error(self, code: str, message: str, *, refused: str | None = None) -> None:
         """Send an ``error`` event; ``refused`` also counts a refused call under that reason."""

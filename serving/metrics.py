@@ -16,6 +16,8 @@ Names (all prefixed ``callintent_``):
 * ``time_to_decision_seconds`` (histogram): call audio time when the decision was made
 * ``decisions_total{route,source}`` (source: score, score_audio, stream, twilio)
 * ``requests_total{endpoint,status}``: every scoring request, errors included
+* ``call_log_written_total``, ``call_log_dropped_total`` (queue full, unwritable, undrained at
+  shutdown), ``call_log_errors_total`` (failed write attempts, retried), ``call_log_queued`` (gauge)
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ class ServiceMetrics:
     time_to_decision: Any
     decisions: Any
     requests: Any
+    call_log_written: Any
+    call_log_dropped: Any
+    call_log_errors: Any
+    call_log_queued: Any
 
 
 @lru_cache(maxsize=1)
@@ -68,4 +74,10 @@ def service_metrics() -> ServiceMetrics:
                                    "Call audio seconds heard before the decision", buckets=_DECISION_BUCKETS),
         decisions=Counter("callintent_decisions", "Decisions made", ["route", "source"]),
         requests=Counter("callintent_requests", "Scoring requests by outcome", ["endpoint", "status"]),
+        call_log_written=Counter("callintent_call_log_written", "Scored calls written to the call log"),
+        call_log_dropped=Counter("callintent_call_log_dropped", "Scored calls the call log dropped "
+                                                                "(queue full, unwritable, not drained at shutdown)"),
+        call_log_errors=Counter("callintent_call_log_errors", "Failed call log writes (retried)"),
+        call_log_queued=Gauge("callintent_call_log_queued", "Scored calls waiting to be written",
+                              multiprocess_mode="livesum"),
     )

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from data.transcript import OpeningTranscript
 from models.scores import IntentScores
@@ -88,6 +89,22 @@ class ScoreRequest(BaseModel):
         return value
 
 
+class OutcomeRequest(BaseModel):
+    """``POST /calls/{call_id}/outcome``: what happened to the call, from a CRM or agent desktop."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "converted": True, "revenue": 420.0, "disposition": "sold", "agent": "a.lee", "queue": "sales",
+        "occurred_at": "2026-11-27T15:04:05Z"}]})
+
+    converted: StrictBool = Field(description="Did the call convert (sale, booking…)?")
+    revenue: float | None = Field(default=None, ge=0, allow_inf_nan=False, description="Value, when known.")
+    disposition: str = Field(default="", max_length=64, description="The CRM's disposition code.")
+    agent: str = Field(default="", max_length=256, description="Agent who handled the call.")
+    queue: str = Field(default="", max_length=256, description="Queue or team the call reached.")
+    occurred_at: datetime | None = Field(
+        default=None, description="When it happened (ISO 8601; no zone = UTC). Default: when received.")
+
+
 class BatchItem(BaseModel):
     """One transcript inside the internal batched call (already validated by the public route)."""
 
@@ -95,6 +112,7 @@ class BatchItem(BaseModel):
     call_id: str
     metadata: dict[str, str] = Field(default_factory=dict)
     source: str = "score"
+    audio_seconds: float | None = None  # /score_audio: the opening decoded (for the call log)
 
 
 class EvidenceOut(BaseModel):

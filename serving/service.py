@@ -19,6 +19,10 @@ HTTP surface (JSON; every error is ``{"error": {"code", "message"[, "fields"]}}`
     WS   /v1/twilio      Twilio Media Streams (connected/start/media/stop, base64 μ-law 8 kHz,
                          customParameters = metadata, callSid = call_id); events are sent back as
                          JSON text (Twilio ignores them) and logged
+    POST /calls/{call_id}/outcome   {"converted", "revenue"?, "disposition"?, "agent"?, "queue"?,
+                         "occurred_at"?} -> 201 recorded | 200 same again | 202 call not logged (yet) |
+                         409 a different outcome is recorded (serving/calllog/routes.py)
+    GET  /calls/{call_id}  the logged call (scores, decision, transcript per call_log.transcript) + outcome
     GET  /livez /readyz /metrics /docs.json    BentoML: liveness, readiness, Prometheus, OpenAPI
                          (/docs.json includes /score and /score_audio; WebSockets are documented here)
 
@@ -75,6 +79,7 @@ class CallIntentService:
         from models.predictor import IntentPredictor
         from models.registry import Registry
         from serving.auth import load_api_keys
+        from serving.calllog.writer import WriterMetrics, start_call_log
         from serving.limits import SessionSlots
         from serving.metrics import service_metrics
         from serving.asr_batcher import BatchingTranscriber
@@ -101,6 +106,10 @@ class CallIntentService:
             max(CONFIG.decode_workers, CONFIG.limits.max_live_sessions), thread_name_prefix="decode")
         self.sessions: set[api.LiveSession] = set()
         self.draining = False
+        # The decision log (None when call_log.enabled is false): scoring only queues records.
+        self.call_log = start_call_log(CONFIG.call_log, CONFIG.registry, WriterMetrics(
+            self.metrics.call_log_written, self.metrics.call_log_dropped, self.metrics.call_log_errors,
+            self.metrics.call_log_queued))
         if not self.api_keys.enabled:
             logger.warning("no API keys configured: the scoring routes are open (set CALLINTENT_API_KEYS)")
         logger.info("callintent service ready in %.1f s: model %s (%s) from %s, ASR %s, %d API keys",
@@ -122,6 +131,12 @@ class CallIntentService:
     def close_pools(self) -> None:
         self.decode_pool.shutdown(wait=False, cancel_futures=True)
         self.live_asr.close()
+
+    @bentoml.on_shutdown
+    def drain_call_log(self) -> None:
+        """Write every queued call record (live calls got their final event before this runs)."""
+        if self.call_log is not None:
+            self.call_log.close(CONFIG.call_log.drain_seconds)
 
 
 def _asr_config(config: ServeConfig) -> AsrConfig:

@@ -605,6 +605,11 @@ class LiveCall:
         return all(ch.complete for ch in self._channels.values())
 
     @property
+    def transcript(self) -> str:
+        """The text scored last, as heard (not redacted; the events carry the redacted text)."""
+        return self._scored_text or ""
+
+    @property
     def audio_seconds(self) -> float:
         """Audio in the opening buffer so far (the longer channel)."""
         return max(ch.n for ch in self._channels.values()) / SAMPLE_RATE

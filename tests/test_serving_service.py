@@ -330,6 +330,8 @@ def test_generic_and_twilio_sessions_share_one_pump(tmp_path):
     from starlette.testclient import TestClient
     from starlette.websockets import WebSocketDisconnect
 
+    from serving.calllog.store import open_store
+    from serving.calllog.writer import CallLogWriter
     from serving.client import plan_stream
     from serving.live import GenericSession, TwilioSession
     from serving.metrics import service_metrics
@@ -339,7 +341,8 @@ def test_generic_and_twilio_sessions_share_one_pump(tmp_path):
     svc = SimpleNamespace(config=config, asr=_FixedRecognizer(), live_asr=_FixedRecognizer(), predictor=_BuyingPredictor(),
                           policy=DecisionPolicy.from_yaml(), api_keys=ApiKeys(), slots=SessionSlots(2),
                           metrics=service_metrics(), sessions=set(), draining=False,
-                          decode_pool=concurrent.futures.ThreadPoolExecutor(1))
+                          decode_pool=concurrent.futures.ThreadPoolExecutor(1),
+                          call_log=CallLogWriter(open_store(f"sqlite:///{tmp_path / 'calls.db'}"), flush_seconds=0))
 
     async def stream(websocket) -> None:
         await GenericSession(svc, websocket).run()
@@ -383,6 +386,11 @@ def test_generic_and_twilio_sessions_share_one_pump(tmp_path):
     assert (kept / "gen-1.mulaw.8000.raw").read_bytes() == (kept / f"CA{'7' * 32}.mulaw.8000.raw").read_bytes()
     assert len((kept / "gen-1.mulaw.8000.raw").read_bytes()) == 16000  # 2 s of 8 kHz μ-law, one byte a sample
     assert not svc.sessions and svc.slots.active == 0
+    assert svc.call_log.close().written == 2  # each final event went to the call log
+    logged = {c.call_id: c.call for c in svc.call_log.store.calls()}
+    assert {k: v.channel for k, v in logged.items()} == {"gen-1": "stream", "CA" + "7" * 32: "twilio"}
+    assert logged["gen-1"].transcript == "hi how much for a roof" and logged["gen-1"].source == "ads"
+    assert logged["gen-1"].audio_seconds == pytest.approx(2.0, abs=0.01) and logged["gen-1"].label == "buying"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,7 +399,8 @@ def test_generic_and_twilio_sessions_share_one_pump(tmp_path):
 
 def test_serving_imports_no_heavy_libraries():
     code = ("import sys, serving.service, serving.app, serving.live, serving.client, serving.cli, "
-            "serving.stream_cli, serving.schemas, serving.metrics\n"
+            "serving.stream_cli, serving.schemas, serving.metrics, serving.calls_cli, serving.calllog.store, "
+            "serving.calllog.writer, serving.calllog.routes, serving.calllog.report, serving.calllog.export\n"
             "heavy = sorted(m for m in ('torch', 'transformers', 'datasets', 'pandas', 'sklearn') if m in sys.modules)\n"
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,

@@ -232,6 +232,7 @@ def _export(run_dir: Path, out: Path, config: ExportConfig, name: str) -> Export
         extra={"run_dir": str(run_dir.resolve()), "best_epoch": run_metrics.get("best_epoch"),
                "split_sizes": run_metrics.get("split_sizes", {}),
                "corrections_applied": run_metrics.get("corrections_applied", 0),
+               "call_log_rows": run_metrics.get("call_log_rows") or {"total": 0, "train": 0, "qa_labeled": 0},
                "opset": config.opset, "parity_max_abs_diff": parity, "int8_probe_argmax_agreement": agreement},
     )
     meta.save(out)
@@ -409,6 +410,16 @@ def _score_splits(artifact: Path, variant: str, eval_data: Any, meta: ArtifactMe
     return scores
 
 
+def _call_log_line(counts: dict[str, int]) -> str:
+    """The model card's count of real calls from the service's call log (``callintent calls export``)."""
+    total = counts.get("total", 0)
+    if not total:
+        return "Real calls from the call log: 0 (no rows with `origin: call_log`)."
+    qa = counts.get("qa_labeled", 0)
+    return (f"Real calls from the call log: {total} ({counts.get('train', 0)} in train; {qa} labeled by QA, "
+            f"{total - qa} with the logged model's own label).")
+
+
 def model_card(meta: ArtifactMeta, calibration: Calibration, run_metrics: dict[str, Any]) -> str:
     """``MODEL_CARD.md``: intended use, data, metrics, calibration, limits, label definitions.
 
@@ -451,6 +462,7 @@ for languages other than English, or for whole-call transcripts.
 - Fingerprint: `{meta.data_fingerprint}`
 - Rows: train {sizes.get('train', '?')}, validation {sizes.get('validation', '?')}, test {sizes.get('test', '?')}.
 - QA corrections used: {meta.extra.get('corrections_applied', 0)} (rows overridden by `call_id` from `correction_files`).
+- {_call_log_line(meta.extra.get('call_log_rows') or {})}
 - Validation macro-F1 per epoch: {epochs or 'n/a'} (best epoch {run_metrics.get('best_epoch')}).
 
 ## Metrics

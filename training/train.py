@@ -109,6 +109,7 @@ class RunResult:
     base_model: str = ""
     corrections_applied: int = 0
     augmentation: dict[str, int] | None = None
+    call_log_rows: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,6 +167,30 @@ def augment_splits(config: TrainConfig, splits: dict[str, Any]) -> dict[str, int
         splits["train"] = Dataset.from_list(rows + copies, features=splits["train"].features)
     logger.info("augmentation: %d train / %d validation rows on ASR text, %d prefix copies added to train",
                 counts["asr_train"], counts["asr_validation"], counts["prefix_copies"])
+    return counts
+
+
+def call_log_rows(dsd: Any) -> dict[str, int]:
+    """How many rows are real calls from the service's call log (``origin: "call_log"`` in ``extra``).
+
+    Args:
+        dsd: The ``DatasetDict`` (every split counts).
+
+    Returns:
+        ``{"total", "train", "qa_labeled"}``: all call-log rows, those in the train split, and those
+        whose label a person corrected (``label_source: "qa"``; the rest carry the logged model's label).
+    """
+    import json
+
+    counts = {"total": 0, "train": 0, "qa_labeled": 0}
+    for split, rows in dsd.items():
+        for raw in rows["extra"]:
+            extra = json.loads(raw or "{}")
+            if extra.get("origin") != "call_log":
+                continue
+            counts["total"] += 1
+            counts["train"] += split == "train"
+            counts["qa_labeled"] += extra.get("label_source") == "qa"
     return counts
 
 
@@ -429,6 +454,7 @@ def train(config: TrainConfig, dataset: Any | None = None) -> RunResult:
         base_model=model.intent_config.base_model,
         corrections_applied=corrections_applied,
         augmentation=augmentation,
+        call_log_rows=call_log_rows(dsd),
     )
     if trainer.is_world_process_zero():
         _write_run(output_dir, config, model, calibration, result, splits)

@@ -1,0 +1,1 @@
+"""Alembic revisions of the decision log, oldest first (``0001_…``)."""

@@ -1,0 +1,140 @@
+"""The call log's HTTP routes: outcome feedback from a CRM, and reading a logged call back.
+
+``POST /calls/{call_id}/outcome`` — body :class:`serving.schemas.OutcomeRequest`. An outcome is
+written **once** per call id (first report wins):
+
+======  ==========================================================================================
+status  when
+======  ==========================================================================================
+201     recorded; the call is in the log
+200     the same outcome again: nothing changed (a CRM retry is safe)
+202     accepted for a call the log has not seen (yet): stored as an *orphan*, joined to the call
+        when it is logged (a CRM may be faster than the write-behind queue), counted as an
+        orphan by ``callintent report calls`` while no call arrives
+409     a *different* outcome is already recorded: nothing changed; ``error.recorded`` holds it
+        and ``error.fields`` names the fields that differ (correct it in the database on purpose,
+        not by a retry)
+422     invalid field (``error.fields`` names it), or a malformed call id
+404     ``call_log.enabled`` is false (``call_log_disabled``)
+503     the database is unavailable (``call_log_unavailable``, ``Retry-After``); retry
+======  ==========================================================================================
+
+Body of 200/201/202: ``{"call_id", "status": "recorded" | "unchanged", "call_logged": bool,
+"outcome": {converted, revenue, disposition, agent, queue, occurred_at, received_at}}``.
+
+``GET /calls/{call_id}`` — ``{"call_id", "call": {…} | null, "outcome": {…} | null, "orphan"}``
+(the record of :class:`serving.calllog.records.CallRecord`); 404 ``not_found`` when neither is
+logged. A scored call appears about ``call_log.flush_seconds`` after its response.
+
+Both routes sit behind the same API-key check as the scoring routes (``serving.auth``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from serving.limits import error_body
+from serving.schemas import OutcomeRequest, valid_call_id
+
+if TYPE_CHECKING:
+    from serving.calllog.store import CallLogStore
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter()
+
+_STATUS = {("created", True): 201, ("created", False): 202, ("unchanged", True): 200, ("unchanged", False): 202}
+
+
+@router.post("/calls/{call_id}/outcome")
+async def record_outcome(call_id: str, body: OutcomeRequest) -> JSONResponse:
+    """Record what happened to a call (idempotent; see the module docstring for the statuses)."""
+    from serving.calllog.records import Outcome, as_utc
+
+    store = _store()
+    if isinstance(store, JSONResponse):
+        return store
+    problem = _bad_call_id(call_id)
+    if problem is not None:
+        return problem
+    outcome = Outcome(call_id=call_id, converted=body.converted, revenue=body.revenue, disposition=body.disposition,
+                      agent=body.agent, queue=body.queue,
+                      occurred_at=as_utc(body.occurred_at) if body.occurred_at is not None else None)
+    try:
+        written = await asyncio.to_thread(store.record_outcome, outcome)
+    except Exception as e:  # noqa: BLE001 - only database outages become 503; the rest re-raise
+        return _unavailable(e)
+    if written.status == "conflict":
+        recorded = written.outcome
+        fields = [name for name in ("converted", "revenue", "disposition", "agent", "queue")
+                  if getattr(recorded, name) != getattr(outcome, name)]
+        if not fields:
+            fields = ["occurred_at"]
+        logger.warning("outcome for call %s refused: differs from the recorded one in %s", call_id, ", ".join(fields),
+                       extra={"call_id": call_id})
+        return JSONResponse(error_body(
+            "outcome_conflict", f"a different outcome is already recorded for call {call_id} "
+                                f"(differs in {', '.join(fields)}); outcomes are written once",
+            fields=fields, recorded=recorded.to_json()), status_code=409)
+    status = _STATUS[(written.status, written.call_logged)]
+    logger.info("outcome for call %s: %s (converted %s%s)", call_id, written.status, written.outcome.converted,
+                "" if written.call_logged else ", call not logged yet", extra={"call_id": call_id})
+    return JSONResponse({"call_id": call_id, "status": "recorded" if written.status == "created" else "unchanged",
+                         "call_logged": written.call_logged, "outcome": written.outcome.to_json()},
+                        status_code=status)
+
+
+@router.get("/calls/{call_id}")
+async def get_call(call_id: str) -> JSONResponse:
+    """The logged call and its outcome."""
+    store = _store()
+    if isinstance(store, JSONResponse):
+        return store
+    problem = _bad_call_id(call_id)
+    if problem is not None:
+        return problem
+    try:
+        logged = await asyncio.to_thread(store.get, call_id)
+    except Exception as e:  # noqa: BLE001
+        return _unavailable(e)
+    if logged is None:
+        return JSONResponse(error_body("not_found", f"nothing logged for call {call_id} (a scored call appears "
+                                                    "call_log.flush_seconds after its response)"), status_code=404)
+    return JSONResponse(logged.to_json())
+
+
+def _store() -> CallLogStore | JSONResponse:
+    import bentoml
+
+    writer = bentoml.get_current_service().call_log
+    if writer is None:
+        return JSONResponse(error_body("call_log_disabled", "the call log is disabled on this server "
+                                                            "(call_log.enabled: false)"), status_code=404)
+    return writer.store
+
+
+def _bad_call_id(call_id: str) -> JSONResponse | None:
+    if valid_call_id(call_id):
+        return None
+    return JSONResponse(error_body("invalid_request", "call_id: letters, digits and . _ : - only, "
+                                                      "at most 128 characters", fields=["call_id"]), status_code=422)
+
+
+def _unavailable(error: Exception) -> JSONResponse:
+    from serving.calllog.writer import is_transient
+
+    if not is_transient(error):
+        raise error
+    logger.warning("call log unavailable: %s", error)
+    response = JSONResponse(error_body("call_log_unavailable", "the call log database is unavailable; retry shortly"),
+                            status_code=503)
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+__all__: list[Any] = ["router"]

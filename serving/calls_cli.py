@@ -1,0 +1,147 @@
+"""The call log's commands: ``callintent report calls`` (measurement) and ``callintent calls export`` (training data).
+
+Examples::
+
+    callintent report calls --since 7d --by source                       # table in the terminal
+    callintent report calls --since 2026-11-01 --until 2026-12-01 --by campaign --html calls.html
+    callintent calls export --since 30d --out calls.jsonl --corrections corrections.jsonl
+
+The database is ``--db URL``, else the service's own (``call_log.url`` of ``serve.yaml`` or
+``--config``, ``$CALLINTENT_CALL_LOG_URL``; default ``sqlite:///<registry root>/calls.db``).
+Times are UTC: ``2026-11-01``, ``2026-11-01T08:00``, or an age such as ``7d``, ``12h``, ``30m``.
+
+``--html`` needs the evaluation extra (matplotlib, jinja2): the page is rendered by
+``evaluation/calls_report.py``, imported only then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+import sys
+from typing import TYPE_CHECKING
+
+from callintent.errors import UserError
+
+if TYPE_CHECKING:
+    from serving.calllog.store import CallLogStore
+
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)([dhm])$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def parse_when(text: str, option: str, *, now: dt.datetime | None = None) -> dt.datetime:
+    """A time option as naive UTC: ISO date/datetime (no zone = UTC) or an age (``7d``, ``12h``, ``30m``).
+
+    Raises:
+        UserError: naming ``option`` and the accepted forms.
+    """
+    from serving.calllog.records import as_utc, utc_now
+
+    value = text.strip()
+    age = _AGE.match(value)
+    if age:
+        return (now or utc_now()) - dt.timedelta(**{_UNITS[age[2]]: float(age[1])})
+    try:
+        return as_utc(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError:
+        raise UserError(f"{option} {text!r}: expected a UTC date or time (2026-11-01, 2026-11-01T08:00) "
+                        "or an age (7d, 12h, 30m)") from None
+
+
+def _add_database(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default=None, metavar="URL",
+                        help="call log database (default: the service's call_log.url, $CALLINTENT_CALL_LOG_URL, "
+                             "else sqlite:///<registry root>/calls.db)")
+    parser.add_argument("--config", default=None, metavar="FILE", help="service YAML to take call_log.url from")
+
+
+def _open(args: argparse.Namespace) -> CallLogStore:
+    from serving.calllog.store import open_store, resolve_url
+
+    url = args.db
+    if not url:
+        from serving.config import load_serve_config
+
+        config = load_serve_config(args.config)
+        url = resolve_url(config.call_log.url, config.registry)
+    return open_store(url)
+
+
+def _window(args: argparse.Namespace) -> tuple[dt.datetime | None, dt.datetime | None]:
+    since = parse_when(args.since, "--since") if args.since else None
+    until = parse_when(args.until, "--until") if args.until else None
+    if since is not None and until is not None and until <= since:
+        raise UserError(f"--until {args.until} is not after --since {args.since}")
+    return since, until
+
+
+class ReportCommand:
+    """Measure the call log: conversion of buying calls per source or campaign, the handoff gap, time to decision."""
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("kind", choices=["calls"], help="what to report on (calls: the decision log)")
+        parser.add_argument("--since", required=True, metavar="WHEN", help="start (UTC date/time, or an age: 7d, 12h)")
+        parser.add_argument("--until", default=None, metavar="WHEN", help="end, exclusive (default: now)")
+        parser.add_argument("--by", choices=["source", "campaign"], default="source", help="group by (default source)")
+        parser.add_argument("--html", default=None, metavar="FILE", help="also write the self-contained HTML page")
+        _add_database(parser)
+
+    @staticmethod
+    def run(args: argparse.Namespace) -> int:
+        from serving.calllog.report import build_report, format_table
+
+        since, until = _window(args)
+        store = _open(args)
+        try:
+            report = build_report(store, by=args.by, since=since, until=until)
+        finally:
+            store.close()
+        print(format_table(report))
+        if args.html:
+            try:
+                from evaluation.calls_report import write_calls_report
+            except ImportError as e:
+                raise UserError(f"--html needs the evaluation extra (pip install 'callintent[eval]'): {e}") from None
+            path = write_calls_report(report, args.html)
+            print(f"wrote {path}", file=sys.stderr)
+        return 0
+
+
+class CallsCommand:
+    """Work with the call log: export logged calls (with outcomes and QA corrections) as labeled training data."""
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        sub = parser.add_subparsers(dest="calls_command", metavar="SUBCOMMAND", required=True)
+        export = sub.add_parser("export", help="logged calls -> labeled JSONL (data/ARCHITECTURE format)",
+                                description=(sys.modules[__name__].__doc__ or "").split("\n\n")[0])
+        export.add_argument("--out", required=True, metavar="FILE.jsonl", help="training file to write")
+        export.add_argument("--since", default=None, metavar="WHEN", help="first call (UTC date/time or age)")
+        export.add_argument("--until", default=None, metavar="WHEN", help="end, exclusive")
+        export.add_argument("--corrections", action="append", default=[], metavar="FILE",
+                            help="QA corrections JSONL (callintent evaluate review-import); repeatable")
+        _add_database(export)
+
+    @staticmethod
+    def run(args: argparse.Namespace) -> int:
+        from serving.calllog.export import export_calls
+
+        since, until = _window(args)
+        store = _open(args)
+        try:
+            report = export_calls(store, args.out, since=since, until=until, corrections=args.corrections)
+        finally:
+            store.close()
+        print(f"wrote {report.rows} labeled calls to {report.path}: {report.qa_labeled} QA-labeled, "
+              f"{report.model_labeled} model-labeled, {report.with_outcome} with an outcome; skipped "
+              f"{report.no_transcript} without a logged transcript and {report.unusable_transcript} empty or too long"
+              + (f"; {report.unused_corrections} corrections matched no exported call" if report.unused_corrections
+                 else ""))
+        return 0
+
+
+report = ReportCommand
+calls = CallsCommand
