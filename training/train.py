@@ -93,6 +93,8 @@ class RunResult:
         corrections_applied: QA corrections merged into the data.
         augmentation: ``asr_train`` / ``asr_validation`` (rows switched to ASR text) and
             ``prefix_copies`` (truncated copies added to train); None when neither was asked for.
+        call_log_rows: Rows that are real calls from the service's call log (``{"total", "train",
+            "qa_labeled"}``; see :func:`call_log_rows`).
     """
 
     output_dir: str
