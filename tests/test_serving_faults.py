@@ -670,7 +670,10 @@ def test_overload_is_shed_with_503_and_retry_after(fault_server, tmp_path, speec
     assert [r.status_code for r in done] == [200, 200, 200]
     assert after.status_code == 200
     _assert_witness(witness)
-    metrics = httpx.get(f"{fault_server.url}/metrics").text
+    deadline = time.monotonic() + 5  # worker metric files are merged on scrape; give them a moment
+    while 'callintent_requests_total{endpoint="/score",status="503"}' not in (
+            metrics := httpx.get(f"{fault_server.url}/metrics").text) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert 'callintent_requests_total{endpoint="/score",status="503"}' in metrics
 
 
