@@ -100,9 +100,11 @@ def presented_key(headers: Mapping[str, str], query: Mapping[str, str] | None = 
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     if query is not None:
-        token = query.get(TOKEN_PARAM, "")
-        if token:
-            return token
+        # The first of repeated ?token= values, as for headers: a mapping would keep the last, so
+        # "?token=<anything>&token=<key>" and "Authorization" twice would be judged differently.
+        tokens = query.getlist(TOKEN_PARAM) if hasattr(query, "getlist") else [query.get(TOKEN_PARAM, "")]
+        if tokens and tokens[0]:
+            return tokens[0]
     return None
 
 
