@@ -162,7 +162,10 @@ def start_server(name: str, tmp_root: Path, *, registry: Path | None = None,
     log = tmp_root / f"server-{name}-{port}.log"
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("CALLINTENT_")}
     child_env.update({"CALLINTENT_REGISTRY": str(registry), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
-                      "BENTOML_DO_NOT_TRACK": "True", **(env or {})})
+                      "BENTOML_DO_NOT_TRACK": "True",
+                      # Its own BentoML home: every `bentoml serve` empties $BENTOML_HOME/prometheus_multiproc_dir
+                      # at start, which would wipe the metrics of the servers already running.
+                      "BENTOML_HOME": str(tmp_root / f"bentoml-{name}-{port}"), **(env or {})})
     command = [sys.executable, "-m", "callintent", "serve", "--host", "127.0.0.1", "--port", str(port)]
     for key, value in (overrides or {}).items():
         command += ["--set", f"{key}={json.dumps(value)}"]
