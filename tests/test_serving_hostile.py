@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import json
@@ -29,7 +28,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.server_harness import (  # noqa: F401 (live_server, serving_tmp: fixtures)
-    API_KEYS, Server, close_of, collect_until_close, err, live_server, recv_json, run, serving_tmp, start_server,
+    API_KEYS, Server, close_of, collect_until_close, err, live_server, run, serving_tmp, start_server,
 )
 
 #: Bounded and reproducible: the same examples every run, nothing stored between runs.
