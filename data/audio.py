@@ -45,6 +45,10 @@ DEFAULT_RAW_RATE = 8000
 
 _BYTES_PER_SAMPLE = {"mulaw": 1, "pcm16": 2}
 _MAX_RATE = 384_000
+#: Lowest rate a container may declare. No speech is recorded below it, and resampling expands a
+#: frame by 16000 / rate: a 220 kB FLAC declaring 1 Hz with 32768-sample frames would become
+#: 2 GB of float32 before any length limit could look at it.
+MIN_CONTAINER_RATE = 1000
 
 AudioSource = str | Path | bytes | bytearray | memoryview | BinaryIO
 
@@ -77,7 +81,8 @@ def decode_audio(
         slightly), averaged over channels.
 
     Raises:
-        AudioError: missing, unreadable, empty, corrupt or unsupported audio; the message names
+        AudioError: missing, unreadable, empty, corrupt or unsupported audio (including a
+            container rate outside :data:`MIN_CONTAINER_RATE`..384000 Hz); the message names
             the source and the reason.
         ValueError: ``max_seconds`` is not positive.
     """
@@ -288,6 +293,9 @@ def _decode_container(source: AudioSource, name: str, max_seconds: float | None)
             # makes identical channels 1.4x louder and can clip.
             resampler = AudioResampler(format="fltp", rate=SAMPLE_RATE)
             for frame in _valid_frames(container.decode(audio=0)):
+                if not MIN_CONTAINER_RATE <= frame.sample_rate <= _MAX_RATE:  # checked per frame: it may change
+                    raise AudioError(f"{name}: sample rate {frame.sample_rate} Hz is outside "
+                                     f"{MIN_CONTAINER_RATE}..{_MAX_RATE} Hz")
                 frame.pts = None  # timestamps of broken files confuse the resampler; order is enough
                 for out in resampler.resample(frame):
                     parts.append(out.to_ndarray().mean(axis=0, dtype=np.float32))

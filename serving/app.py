@@ -17,7 +17,10 @@ text_too_long           413     transcript over ``limits.max_text_chars``
 audio_too_long          413     audio over ``limits.max_audio_seconds``
 bad_audio               422     audio that cannot be decoded
 not_found / method_not_allowed  404 / 405
-overloaded              503     the batcher shed the request (``batching.max_latency_ms``); retry
+overloaded              503     shed: more than ``limits.max_inflight_requests`` (``/score``) or
+                                ``limits.max_inflight_audio_requests`` (``/score_audio``) in flight,
+                                or the batcher predicted a miss of ``batching.max_latency_ms``;
+                                ``Retry-After: 1`` says when to retry
 outcome_conflict        409     a different outcome is already recorded for the call (serving/calllog/routes.py)
 call_log_unavailable    503     the call log database is down (outcome and ``GET /calls`` only); retry
 call_log_disabled       404     ``call_log.enabled`` is false
@@ -55,7 +58,7 @@ from data.audio import RAW_ENCODINGS, SAMPLE_RATE, AudioError
 from data.schema import OPENING_SECONDS
 from serving.auth import ApiKeyMiddleware, Unauthorized
 from serving.config import ServeConfig
-from serving.limits import LimitExceeded, check_text, error_body
+from serving.limits import RETRY_AFTER_SECONDS, InflightLimitMiddleware, LimitExceeded, check_text, error_body
 # LiveSession and install_drain are re-exported: serving.service reaches them as ``api.*``.
 from serving.live import GenericSession, LiveSession, TwilioSession, call_id_context, install_drain
 from serving.schemas import (
@@ -78,8 +81,13 @@ MIN_UPLOAD_RATE, MAX_UPLOAD_RATE = 4000, 192000
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text} for status, text in (
         (400, "Body is not JSON"), (401, "Missing or wrong API key"), (413, "Over a configured limit"),
-        (422, "Invalid field (error.fields names it) or undecodable audio"))
+        (422, "Invalid field (error.fields names it) or undecodable audio"),
+        (503, "Overloaded: retry after the Retry-After header's seconds"))
 }
+
+#: Most validation problems a 422 body lists: a body with 100 000 unknown keys must not earn a
+#: response larger than itself.
+MAX_LISTED_ERRORS = 10
 
 
 class InvalidRequest(UserError):
@@ -105,6 +113,9 @@ def create_app(config: ServeConfig) -> FastAPI:
     """
     app = FastAPI(title="callintent", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
                   description="Buying intent in the opening 30 seconds of a call.")
+    # Inside the key check: requests without a valid key never take an in-flight slot.
+    app.add_middleware(InflightLimitMiddleware, limits={
+        "/score": config.limits.max_inflight_requests, "/score_audio": config.limits.max_inflight_audio_requests})
     # Added last = outermost: metrics see every outcome, including refused keys.
     app.add_middleware(ApiKeyMiddleware, keys=lambda: _service().api_keys, deferred_paths=("/v1/twilio",))
     app.add_middleware(RequestMetricsMiddleware, endpoints=("/score", "/score_audio"))
@@ -175,11 +186,13 @@ def _add_error_handlers(app: FastAPI) -> None:
             return error(400, "bad_json", f"request body is not valid JSON: {detail}")
         fields = []
         messages = []
-        for e in errors:
+        for e in errors[:MAX_LISTED_ERRORS]:
             loc = [str(part) for part in e.get("loc", ()) if part != "body"]
             name = ".".join(loc) or "body"
             fields.append(name)
             messages.append(f"{name}: {e.get('msg', 'invalid')}")
+        if len(errors) > MAX_LISTED_ERRORS:
+            messages.append(f"and {len(errors) - MAX_LISTED_ERRORS} more problems")
         return error(422, "invalid_request", "; ".join(messages), fields=list(dict.fromkeys(fields)))
 
     @app.exception_handler(InvalidRequest)
@@ -204,6 +217,12 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, (ValueError, RecursionError)):
+            # FastAPI's "There was an error parsing the body": json.loads raised something other
+            # than a JSONDecodeError (bytes that are not UTF-8, nesting past the recursion limit,
+            # an integer with more than 4300 digits).
+            return error(400, "bad_json", "request body is not valid JSON: not UTF-8, nested too deeply "
+                                          "or a number too long")
         codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
         return error(exc.status_code, codes.get(exc.status_code, f"http_{exc.status_code}"), str(exc.detail))
 
@@ -211,7 +230,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def overloaded(_: Request, exc: BentoMLServiceUnavailable) -> JSONResponse:
         # The adaptive batcher shed the request: it predicted a miss of batching.max_latency_ms.
         response = error(503, "overloaded", "the server is overloaded; retry shortly")
-        response.headers["Retry-After"] = "1"
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
 
     @app.exception_handler(Exception)

@@ -12,6 +12,13 @@ can end up in proxy access logs: prefer the header wherever the client allows it
 
 Every comparison runs :func:`hmac.compare_digest` against *all* keys (no early exit), so the
 time a check takes does not reveal which key, or how much of one, matched.
+
+Rotation without a restart: the service holds an :class:`ApiKeySource`, which re-reads the key
+files when they change (checked at most every :data:`RELOAD_SECONDS`). Add the new key as a
+second line, move clients over, delete the old line. A change that would leave no key at all,
+or that is unreadable or invalid, is refused (logged; the keys in use stay), so a truncated or
+half-written file can never switch authentication off. Keys from ``$CALLINTENT_API_KEYS`` are
+read once, at start.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -37,6 +45,9 @@ TOKEN_PARAM = "token"
 
 #: Shortest key accepted: a shorter one is guessable.
 MIN_KEY_LENGTH = 8
+
+#: How often the key files are checked for changes (a stat per file; the read only on change).
+RELOAD_SECONDS = 2.0
 
 
 class Unauthorized(UserError):
@@ -100,9 +111,11 @@ def presented_key(headers: Mapping[str, str], query: Mapping[str, str] | None = 
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     if query is not None:
-        token = query.get(TOKEN_PARAM, "")
-        if token:
-            return token
+        # The first of repeated ?token= values, as for headers: a mapping would keep the last, so
+        # "?token=<anything>&token=<key>" and "Authorization" twice would be judged differently.
+        tokens = query.getlist(TOKEN_PARAM) if hasattr(query, "getlist") else [query.get(TOKEN_PARAM, "")]
+        if tokens and tokens[0]:
+            return tokens[0]
     return None
 
 
@@ -130,6 +143,66 @@ def load_api_keys(keys_file: str | Path | None = None, *, environ: Mapping[str, 
         if path:
             keys.extend(_read_key_file(Path(path)))
     return ApiKeys(keys)
+
+
+class ApiKeySource:
+    """The accepted keys, re-read from the key files when they change (rotation without a restart).
+
+    Args:
+        keys_file: ``ServeConfig.api_keys_file`` (``""``/None = none).
+        environ: Environment to read (default ``os.environ``).
+        reload_seconds: Least time between two looks at the files.
+        clock: Monotonic clock (tests pass a fake).
+
+    Raises:
+        UserError: at construction, as :func:`load_api_keys` (a bad start fails fast).
+    """
+
+    def __init__(self, keys_file: str | Path | None = None, *, environ: Mapping[str, str] | None = None,
+                 reload_seconds: float = RELOAD_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self._keys_file = keys_file
+        self._environ = dict(os.environ if environ is None else environ)
+        self._files = [Path(p) for p in (self._environ.get(ENV_KEYS_FILE), keys_file) if p]
+        self._reload_seconds = reload_seconds
+        self._clock = clock
+        self._keys = load_api_keys(keys_file, environ=self._environ)
+        self._stamp = self._file_stamp()
+        self._checked = clock()
+
+    def current(self) -> ApiKeys:
+        """The keys to check a request against (reloaded first when a key file changed)."""
+        if self._files and self._clock() - self._checked >= self._reload_seconds:
+            self._checked = self._clock()
+            stamp = self._file_stamp()
+            if stamp != self._stamp:
+                self._stamp = stamp  # judged once per change, so a refused change is logged once
+                self._reload()
+        return self._keys
+
+    def _reload(self) -> None:
+        try:
+            keys = load_api_keys(self._keys_file, environ=self._environ)
+        except UserError as e:
+            logger.error("API key files changed but cannot be used (%s); keeping the %d keys in use", e,
+                         len(self._keys))
+            return
+        if self._keys.enabled and not keys.enabled:
+            logger.error("API key files changed to hold no key; refusing to switch authentication off "
+                         "(keeping the %d keys in use; restart without keys to really turn it off)", len(self._keys))
+            return
+        logger.info("API key files changed: %d keys accepted (were %d)", len(keys), len(self._keys))
+        self._keys = keys
+
+    def _file_stamp(self) -> tuple[tuple[int, int, int] | None, ...]:
+        stamps = []
+        for path in self._files:
+            try:
+                st = path.stat()
+            except OSError:
+                stamps.append(None)
+                continue
+            stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(stamps)
 
 
 def _read_key_file(path: Path) -> list[str]:

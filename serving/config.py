@@ -76,6 +76,12 @@ class LimitsConfig:
         max_text_chars: Longest transcript ``/score`` accepts (the model reads ~150 words anyway).
         max_message_bytes: Largest single WebSocket message (an audio frame or a JSON message).
         max_metadata_items: Most metadata keys per request or call.
+        max_inflight_requests: ``POST /score`` requests handled at once (per worker); the next
+            one gets 503 ``overloaded`` with ``Retry-After`` at once instead of a slow answer.
+            64 is two full batches: more only queues behind the batcher.
+        max_inflight_audio_requests: ``POST /score_audio`` requests handled at once (per
+            worker); each holds a decode worker for seconds, which live calls share, so a
+            burst of uploads is shed (503) rather than let it slow every live call down.
     """
 
     max_body_bytes: int = 10 * 1024 * 1024
@@ -85,10 +91,12 @@ class LimitsConfig:
     max_text_chars: int = 5000
     max_message_bytes: int = 256 * 1024
     max_metadata_items: int = 32
+    max_inflight_requests: int = 64
+    max_inflight_audio_requests: int = 2
 
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "max_live_sessions", "max_text_chars", "max_message_bytes",
-                     "max_metadata_items"):
+                     "max_metadata_items", "max_inflight_requests", "max_inflight_audio_requests"):
             _positive(name, getattr(self, name), integer=True)
         for name in ("max_audio_seconds", "idle_timeout_seconds"):
             _positive(name, getattr(self, name))

@@ -5,6 +5,10 @@
 * :func:`check_text` / :func:`check_audio_seconds` guard what the model and the ASR get.
 * :class:`SessionSlots` counts live calls; a call over capacity is refused at its start so the
   calls already admitted keep real time (nobody degrades, the newcomer retries).
+* :class:`InflightLimitMiddleware` sheds REST scoring requests over ``max_inflight_requests``
+  (``/score``) or ``max_inflight_audio_requests`` (``/score_audio``) at once: 503 ``overloaded``
+  with ``Retry-After``, answered before the body is read, so an overloaded server says so at once
+  instead of queueing every caller into a timeout.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 #: WebSocket close code "Try Again Later" (RFC 6455 registry): the server is at capacity.
 CLOSE_TRY_AGAIN_LATER = 1013
+#: ``Retry-After`` seconds on a shed request: scoring takes milliseconds to a few seconds.
+RETRY_AFTER_SECONDS = 1
 
 
 class LimitExceeded(UserError):
@@ -140,6 +146,50 @@ class _BodyOverLimit(HTTPException):
         super().__init__(status_code=413, detail=str(body_too_large(max_bytes)))
 
 
+class InflightLimitMiddleware:
+    """ASGI middleware: at most ``limits[path]`` HTTP requests in flight per path; 503 beyond.
+
+    A request over the limit is answered at once with 503 ``overloaded``, a ``Retry-After``
+    header and the JSON error body, before its body is read, so overload costs the server
+    almost nothing and the caller (a call router) can fail over instead of waiting out a
+    timeout. Only the event loop thread runs it, so plain counters are enough.
+
+    Args:
+        app: The wrapped ASGI app.
+        limits: Path -> most requests in flight (``/score`` -> ``max_inflight_requests``,
+            ``/score_audio`` -> ``max_inflight_audio_requests``); other paths are not limited.
+    """
+
+    def __init__(self, app: Any, limits: dict[str, int]) -> None:
+        self.app = app
+        self.limits = dict(limits)
+        self.inflight = dict.fromkeys(self.limits, 0)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path not in self.limits:
+            await self.app(scope, receive, send)
+            return
+        limit = self.limits[path]
+        if self.inflight[path] >= limit:
+            logger.warning("shed %s: %d requests in flight (the limit)", path, limit)
+            await _send_error(send, Overloaded(f"the server is overloaded ({limit} {path} requests in flight); "
+                                               f"retry after {RETRY_AFTER_SECONDS} s"))
+            return
+        self.inflight[path] += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.inflight[path] -= 1
+
+
+class Overloaded(UserError):
+    """The server sheds a request it cannot serve in time (HTTP 503 with ``Retry-After``)."""
+
+    code = "overloaded"
+    status = 503
+
+
 def _content_length(scope: dict) -> int | None:
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
@@ -155,9 +205,12 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
-async def _send_error(send: Any, error: LimitExceeded) -> None:
+async def _send_error(send: Any, error: LimitExceeded | Overloaded) -> None:
     body = json.dumps(error_body(error.code, str(error))).encode("utf-8")
-    await send({"type": "http.response.start", "status": error.status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+    # Connection: close — the body was never read, and must not be parsed as the next request.
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"connection", b"close")]
+    if isinstance(error, Overloaded):
+        headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

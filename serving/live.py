@@ -30,7 +30,9 @@ The socket is closed after:
 * ``audio_too_long``: more than ``limits.max_audio_seconds`` of audio → ``final``, close 1008;
 * idle: nothing received for ``limits.idle_timeout_seconds`` → ``final``, close **1001**
   ``"idle timeout"``; server shutdown → ``final``, close 1001 ``"server shutting down"``;
-* ``internal_error``: a bug while decoding → close 1011.
+* ``internal_error``: a bug while decoding or handling a message → close 1011 (other calls go on);
+* a client that stops reading: an event it does not take within :data:`SEND_TIMEOUT_SECONDS`
+  ends the call as a disconnect (the slot is freed; nothing more is sent).
 
 Twilio Media Streams, ``/v1/twilio``
 ------------------------------------
@@ -94,6 +96,10 @@ CLOSE_INTERNAL_ERROR = 1011
 MIN_STREAM_RATE, MAX_STREAM_RATE = 8000, 48000
 #: Longest a shutdown waits for open calls to get their final event.
 DRAIN_SECONDS = 10.0
+#: Longest one event may take to go out. A client that stops reading (a half-open socket, a
+#: stuck consumer) fills the socket buffers and would block the send — and with it the decode
+#: task and the call's slot — forever; past this the client counts as gone.
+SEND_TIMEOUT_SECONDS = 10.0
 
 #: The call whose work is running. A ``ContextVar`` rather than a logger adapter because decodes
 #: run in pool threads: :meth:`LiveSession._in_pool` copies the context there, so the log
@@ -189,6 +195,11 @@ class LiveSession(abc.ABC):
         except WebSocketDisconnect:
             close = _CLIENT_GONE
             await self._end(close)
+        except Exception:  # a bug handling one call must end that call (1011), never the server
+            logger.exception("live call failed")
+            close = _INTERNAL_ERROR
+            await self._error("internal_error", "the call failed on the server; see the server log")
+            await self._end(close)
         finally:
             reader.cancel()
             if self.decoding is not None:
@@ -263,6 +274,9 @@ class LiveSession(abc.ABC):
             message = json.loads(text)
         except json.JSONDecodeError as e:
             await self._error("bad_json", f"message is not valid JSON: {e}")
+            return None
+        except (ValueError, RecursionError):  # an integer over 4300 digits; nesting past the stack
+            await self._error("bad_json", "message is not valid JSON: nested too deeply or a number too long")
             return None
         return await self._on_message(message, text)
 
@@ -423,7 +437,11 @@ class LiveSession(abc.ABC):
             return
         async with self._send_lock:  # the decode task and the session loop both send
             try:
-                await self.ws.send_text(json.dumps(payload))
+                await asyncio.wait_for(self.ws.send_text(json.dumps(payload)), SEND_TIMEOUT_SECONDS)
+            except TimeoutError:  # before OSError, its base class
+                logger.warning("client took no event for %g s: treating it as gone", SEND_TIMEOUT_SECONDS)
+                self.closed = True
+                self.inbox.put_nowait({"type": "websocket.disconnect", "code": CLOSE_GOING_AWAY})
             except (WebSocketDisconnect, RuntimeError, OSError):
                 self.closed = True  # the client is gone; the loop sees the disconnect
 

@@ -12,9 +12,11 @@ import re
 import uuid
 from datetime import datetime
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints, field_validator,
+)
 
 from data.transcript import OpeningTranscript
 from models.scores import IntentScores
@@ -26,7 +28,11 @@ _CALL_ID = re.compile(CALL_ID_PATTERN)
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 256
 
-MetadataValue = str | int | float | bool | None
+# Constrained here (not only in clean_metadata) so the OpenAPI schema documents what is accepted;
+# strict numbers, else a too-long string of digits would slip through as an int.
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_METADATA_KEY)]
+MetadataValue = (Annotated[str, StringConstraints(max_length=MAX_METADATA_VALUE)] | StrictInt | StrictFloat
+                 | StrictBool | None)
 
 
 def new_call_id() -> str:
@@ -78,7 +84,7 @@ class ScoreRequest(BaseModel):
     transcript: str = Field(min_length=1, description="The opening ~30 s of the call as text.")
     call_id: str | None = Field(default=None, pattern=CALL_ID_PATTERN,
                                 description="Your id for the call (generated when absent).")
-    metadata: dict[str, MetadataValue] = Field(
+    metadata: dict[MetadataKey, MetadataValue] = Field(
         default_factory=dict, description="source, campaign, industry, … (the decision policy keys on them).")
 
     @field_validator("transcript")

@@ -47,6 +47,7 @@ import bentoml
 
 from data.asr import AsrConfig
 from serving import app as api
+from serving.auth import ApiKeys
 from serving.config import ServeConfig, load_serve_config
 from serving.limits import BodyLimitMiddleware
 from serving.schemas import BatchItem
@@ -78,11 +79,11 @@ class CallIntentService:
         from data.asr import SpeechRecognizer
         from models.predictor import IntentPredictor
         from models.registry import Registry
-        from serving.auth import load_api_keys
+        from serving.asr_batcher import BatchingTranscriber
+        from serving.auth import ApiKeySource
         from serving.calllog.writer import WriterMetrics, start_call_log
         from serving.limits import SessionSlots
         from serving.metrics import service_metrics
-        from serving.asr_batcher import BatchingTranscriber
         from serving.policy import DecisionPolicy
 
         started = time.perf_counter()
@@ -94,7 +95,7 @@ class CallIntentService:
                                               batch_size=CONFIG.batching.max_batch_size)
         self.asr = SpeechRecognizer(_asr_config(CONFIG))
         self.policy = DecisionPolicy.from_yaml(CONFIG.policy or None)
-        self.api_keys = load_api_keys(CONFIG.api_keys_file or None)
+        self.key_source = ApiKeySource(CONFIG.api_keys_file or None)  # re-reads key files on change
         self.slots = SessionSlots(CONFIG.limits.max_live_sessions)
         self.metrics = service_metrics()
         # Live calls decode through one batcher: their pending clips run as one ASR batch.
@@ -115,6 +116,11 @@ class CallIntentService:
         logger.info("callintent service ready in %.1f s: model %s (%s) from %s, ASR %s, %d API keys",
                     time.perf_counter() - started, self.predictor.model_id, CONFIG.variant, model_dir,
                     self.asr.model_path, len(self.api_keys))
+
+    @property
+    def api_keys(self) -> ApiKeys:
+        """The API keys accepted now (``serving.auth.ApiKeySource``: key files are re-read on change)."""
+        return self.key_source.current()
 
     @bentoml.api(batchable=True, batch_dim=0, max_batch_size=CONFIG.batching.max_batch_size,
                  max_latency_ms=CONFIG.batching.max_latency_ms, route="/internal/score_batch")

@@ -55,6 +55,10 @@ TRACK_SPEAKERS = {"inbound": "caller", "outbound": "agent"}
 MAX_PAYLOAD_BYTES = 64_000
 #: Sequence numbers remembered to tell a duplicate from a late message.
 _SEEN_WINDOW = 512
+#: Longest counter string (sequenceNumber, chunk, timestamp) accepted.
+_MAX_COUNTER_DIGITS = 18
+#: Longest quote of a bad value in an error message (they reach the client and the log).
+_MAX_QUOTE_CHARS = 80
 
 
 class TwilioProtocolError(UserError):
@@ -175,15 +179,17 @@ def parse_message(text: str | bytes) -> TwilioMessage:
     """
     try:
         data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise TwilioProtocolError(f"twilio message is not valid JSON: {e}") from None
+    except (ValueError, RecursionError) as e:
+        # ValueError covers JSONDecodeError, UnicodeDecodeError and integers over Python's
+        # 4300-digit limit; RecursionError is nesting deeper than the parser's stack.
+        raise TwilioProtocolError(f"twilio message is not valid JSON: {_short(e)}") from None
     if not isinstance(data, dict):
         raise TwilioProtocolError(f"twilio message must be a JSON object, got {type(data).__name__}")
     event = data.get("event")
     if not isinstance(event, str):
         raise TwilioProtocolError("twilio message has no 'event' string")
     if event not in EVENTS:
-        raise TwilioProtocolError(f"unknown twilio event {event!r} (expected one of {', '.join(EVENTS)})")
+        raise TwilioProtocolError(f"unknown twilio event {_short(event)} (expected one of {', '.join(EVENTS)})")
     if event == "connected":
         return ConnectedMessage(protocol=_str(data, "protocol", event), version=_str(data, "version", event))
     seq = _seq(data, event)
@@ -195,7 +201,7 @@ def parse_message(text: str | bytes) -> TwilioMessage:
         tracks = body.get("tracks")
         if not isinstance(tracks, list) or not tracks or not all(t in MEDIA_TRACKS for t in tracks):
             raise TwilioProtocolError(f"start: start.tracks must be a non-empty list of {MEDIA_TRACKS}, "
-                                      f"got {tracks!r}")
+                                      f"got {_short(tracks)}")
         params = body.get("customParameters", {})
         if params is None:
             params = {}
@@ -211,7 +217,7 @@ def parse_message(text: str | bytes) -> TwilioMessage:
         body = _obj(data, "media", event)
         track = _str(body, "track", event, "media.")
         if track not in MEDIA_TRACKS:
-            raise TwilioProtocolError(f"media: media.track must be one of {MEDIA_TRACKS}, got {track!r}")
+            raise TwilioProtocolError(f"media: media.track must be one of {MEDIA_TRACKS}, got {_short(track)}")
         return MediaMessage(sequence_number=seq, stream_sid=stream_sid, track=track,
                             chunk=_int_str(body, "chunk", event, "media."),
                             timestamp_ms=_int_str(body, "timestamp", event, "media."),
@@ -220,7 +226,7 @@ def parse_message(text: str | bytes) -> TwilioMessage:
         body = _obj(data, "dtmf", event)
         digit = _str(body, "digit", event, "dtmf.")
         if len(digit) != 1 or digit not in "0123456789*#ABCD":
-            raise TwilioProtocolError(f"dtmf: dtmf.digit must be one key (0-9, *, #, A-D), got {digit!r}")
+            raise TwilioProtocolError(f"dtmf: dtmf.digit must be one key (0-9, *, #, A-D), got {_short(digit)}")
         return DtmfMessage(sequence_number=seq, stream_sid=stream_sid, track=_str(body, "track", event, "dtmf."),
                            digit=digit)
     if event == "mark":
@@ -390,12 +396,18 @@ class TwilioStreamState:
 # -- field helpers: each raises with the event and the dotted field name ---------------------
 
 
+def _short(value: object) -> str:
+    """``repr(value)`` cut to :data:`_MAX_QUOTE_CHARS`: an error quotes what was sent, never all of it."""
+    text = repr(value) if not isinstance(value, BaseException) else str(value)
+    return text if len(text) <= _MAX_QUOTE_CHARS else text[:_MAX_QUOTE_CHARS] + f"… ({len(text)} characters)"
+
+
 def _str(obj: Mapping[str, Any], key: str, event: str, prefix: str = "") -> str:
     value = obj.get(key)
     if value is None:
         raise TwilioProtocolError(f"{event}: missing field {prefix}{key}")
     if not isinstance(value, str) or not value:
-        raise TwilioProtocolError(f"{event}: {prefix}{key} must be a non-empty string, got {value!r}")
+        raise TwilioProtocolError(f"{event}: {prefix}{key} must be a non-empty string, got {_short(value)}")
     return value
 
 
@@ -413,11 +425,12 @@ def _int_str(obj: Mapping[str, Any], key: str, event: str, prefix: str = "") -> 
     value = obj.get(key)
     if value is None:
         raise TwilioProtocolError(f"{event}: missing field {prefix}{key}")
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10 ** _MAX_COUNTER_DIGITS:
         return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    # At most 18 digits: a counter never needs more, and int() of a 5000-digit string raises.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= _MAX_COUNTER_DIGITS:
         return int(value)
-    raise TwilioProtocolError(f"{event}: {prefix}{key} must be a non-negative integer string, got {value!r}")
+    raise TwilioProtocolError(f"{event}: {prefix}{key} must be a non-negative integer string, got {_short(value)}")
 
 
 def _seq(data: Mapping[str, Any], event: str) -> int:
@@ -448,7 +461,7 @@ def _media_format(fmt: Mapping[str, Any]) -> MediaFormat:
     if encoding != MULAW_ENCODING or type(rate) is not int or rate != TWILIO_SAMPLE_RATE \
             or type(channels) is not int or channels != 1:
         raise TwilioProtocolError(
-            f"start: unsupported start.mediaFormat {dict(fmt)!r}: expected encoding {MULAW_ENCODING!r}, "
+            f"start: unsupported start.mediaFormat {_short(dict(fmt))}: expected encoding {MULAW_ENCODING!r}, "
             f"sampleRate {TWILIO_SAMPLE_RATE}, channels 1")
     return MediaFormat(encoding=encoding, sample_rate=rate, channels=channels)
 
