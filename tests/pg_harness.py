@@ -15,6 +15,7 @@ empty database: a new SQLite file, or a new PostgreSQL database on the session s
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -32,11 +33,26 @@ from tests.server_harness import free_port
 
 @dataclass(frozen=True)
 class PgServer:
-    """A running throwaway cluster. Attributes: port, data_dir, bin_dir."""
+    """A running throwaway cluster. Attributes: port, data_dir, bin_dir, options (``pg_ctl -o``), log."""
 
     port: int
     data_dir: Path
     bin_dir: Path
+    options: str = ""
+    log: Path | None = None
+
+    def stop(self) -> None:
+        """Stop the server (a database outage); :meth:`start` brings it back on the same port."""
+        subprocess.run(_as_owner([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w",
+                                  "stop"]), check=True, capture_output=True)
+
+    def start(self) -> None:
+        started = subprocess.run(_as_owner([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-o", self.options,
+                                            "-l", str(self.log), "-w", "-t", "60", "start"]),
+                                 capture_output=True, text=True)
+        if started.returncode != 0:
+            raise RuntimeError(f"pg_ctl start failed: {started.stderr}\n"
+                               f"{self.log.read_text() if self.log and self.log.exists() else ''}")
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
@@ -68,32 +84,41 @@ def _as_owner(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    bin_dir = postgres_bin_dir()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql/*/bin; "
-                    "apt-get install postgresql (as .ci/run does)")
+@contextlib.contextmanager
+def postgres_cluster(bin_dir: Path) -> Iterator[PgServer]:
+    """``initdb`` + ``pg_ctl start`` in a fresh temporary folder (loopback, a free port, trust auth)."""
     # Not under pytest's tmp folder: that one is private to root, and the cluster runs as postgres.
     root = Path(tempfile.mkdtemp(prefix="callintent-pg-"))
     data_dir = root / "data"
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
     port = free_port()
-    log = root / "server.log"
     subprocess.run(_as_owner([str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", "-A", "trust",
                               "--no-sync", "-E", "UTF8"]), check=True, capture_output=True)
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-    started = subprocess.run(_as_owner([str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-o", options, "-l", str(log),
-                                        "-w", "-t", "60", "start"]), capture_output=True, text=True)
-    if started.returncode != 0:
-        raise RuntimeError(f"pg_ctl start failed: {started.stderr}\n{log.read_text() if log.exists() else ''}")
+    server = PgServer(port, data_dir, bin_dir, options, root / "server.log")
+    server.start()
     try:
-        yield PgServer(port, data_dir, bin_dir)
+        yield server
     finally:
         subprocess.run(_as_owner([str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-m", "immediate", "-w", "stop"]),
                        capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def require_postgres() -> Path:
+    """The PostgreSQL binaries' folder, or skip (with the reason) where the server cannot exist."""
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql/*/bin; "
+                    "apt-get install postgresql (as .ci/run does)")
+    return bin_dir
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    with postgres_cluster(require_postgres()) as server:
+        yield server
 
 
 BACKENDS = ("sqlite", "postgresql")

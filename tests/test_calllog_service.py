@@ -168,3 +168,64 @@ def test_graceful_stop_mid_traffic_loses_no_record(serving_tmp, tmp_path):  # no
     assert rows["drain-live"] == "stream" and sum(channel == "score" for channel in rows.values()) == n
     assert live_transcript[0].lower().startswith("and so my fellow")  # call_log.transcript: full
     assert "call log writer closed: 31 written, 0 dropped" in server.log_text()
+
+
+def test_scoring_goes_on_while_the_log_database_is_down(serving_tmp):  # noqa: F811
+    """PostgreSQL stops mid-traffic: /score and live calls go on, the log reports the outage, the
+    records wait in the queue and are all written once the database is back."""
+    from tests.pg_harness import postgres_cluster, require_postgres
+
+    with postgres_cluster(require_postgres()) as pg:
+        url = pg.create_database()
+        server = start_server("calllog-outage", serving_tmp, overrides={
+            "call_log.url": url, "call_log.flush_seconds": 0.02, "call_log.retry_max_seconds": 0.5})
+        try:
+            def score(call_id: str) -> httpx.Response:
+                return httpx.post(f"{server.url}/score", json={"transcript": "how much is a new roof",
+                                                               "call_id": call_id}, timeout=30)
+
+            assert score("up-0").status_code == 200
+            deadline = time.monotonic() + 10
+            while httpx.get(f"{server.url}/calls/up-0").status_code != 200:
+                assert time.monotonic() < deadline, "the first call never reached the log"
+                time.sleep(0.05)
+
+            pg.stop()
+            for i in range(5):
+                r = score(f"down-{i}")
+                assert r.status_code == 200 and r.json()["intent"], r.text  # scoring does not wait for the log
+            frames = pcm16_frames(decoded(JFK)[:3 * 16000])
+
+            async def stream() -> list[dict]:
+                import websockets
+
+                async with websockets.connect(f"{server.ws}/v1/stream") as ws:
+                    await ws.send(json.dumps({"type": "start", "call_id": "down-live", "encoding": "pcm16"}))
+                    await recv_json(ws)
+                    for frame in frames:
+                        await ws.send(frame)
+                    await ws.send(json.dumps({"type": "stop"}))
+                    return await collect_until_close(ws)
+
+            assert run(stream())[-1]["type"] == "final"
+            r = httpx.get(f"{server.url}/calls/down-0")
+            assert r.status_code == 503 and err(r)["code"] == "call_log_unavailable", r.text
+            deadline = time.monotonic() + 10
+            while True:  # the writer has tried, failed and counted it
+                metrics = httpx.get(f"{server.url}/metrics").text
+                errors = [float(line.split()[-1]) for line in metrics.splitlines()
+                          if line.startswith("callintent_call_log_errors_total")]
+                if errors and errors[0] > 0:
+                    break
+                assert time.monotonic() < deadline, "no call log error was counted during the outage"
+                time.sleep(0.2)
+            assert "callintent_call_log_dropped_total 0.0" in metrics  # queued, not dropped
+
+            pg.start()
+            deadline = time.monotonic() + 20
+            for call_id in ["up-0", "down-live", *(f"down-{i}" for i in range(5))]:
+                while (r := httpx.get(f"{server.url}/calls/{call_id}")).status_code != 200 or not r.json()["call"]:
+                    assert time.monotonic() < deadline, f"{call_id} was not written after the database came back"
+                    time.sleep(0.1)
+        finally:
+            server.stop()

@@ -94,7 +94,9 @@ def _fake_service(**limits):
 
     overrides = {f"limits.{k}": v for k, v in limits.items()}
     config = load_serve_config(environ={}, overrides=overrides)
-    return SimpleNamespace(config=config, asr=_Recognizer(), predictor=_Predictor(), policy=DecisionPolicy.from_yaml(),
+    recognizer = _Recognizer()
+    return SimpleNamespace(config=config, asr=recognizer, live_asr=recognizer, call_log=None,
+                           predictor=_Predictor(), policy=DecisionPolicy.from_yaml(),
                            api_keys=ApiKeys(), slots=SessionSlots(config.limits.max_live_sessions),
                            metrics=service_metrics(), sessions=set(), draining=False,
                            decode_pool=concurrent.futures.ThreadPoolExecutor(2))
@@ -292,8 +294,11 @@ FAULT_HOOK = textwrap.dedent('''
     def _install():
         from data import asr
         from models import predictor
+        from serving import asr_batcher
 
-        transcribe = asr.SpeechRecognizer.transcribe
+        # Live calls reach the ASR through the batcher, in the call's own decode thread (where
+        # the call id context is set); the batch itself runs on a worker thread.
+        transcribe = asr_batcher.BatchingTranscriber.transcribe
         transcribe_timed = asr.SpeechRecognizer.transcribe_timed
         predict = predictor.IntentPredictor.predict
 
@@ -313,7 +318,7 @@ FAULT_HOOK = textwrap.dedent('''
                 time.sleep(0.6)
             return predict(self, texts, **kw)
 
-        asr.SpeechRecognizer.transcribe = faulty_transcribe
+        asr_batcher.BatchingTranscriber.transcribe = faulty_transcribe
         asr.SpeechRecognizer.transcribe_timed = slow_transcribe_timed
         predictor.IntentPredictor.predict = slow_predict
 
