@@ -201,7 +201,7 @@ class StreamConfig:
 
     sample_rate: int = SAMPLE_RATE
     decode_interval_seconds: float = 1.0
-    decode_window_seconds: float = 10.0
+    decode_window_seconds: float = 8.0
     window_seconds: float = MAX_WINDOW_SECONDS
     vad_gate: bool = True
     vad_threshold_dbfs: float = -50.0
