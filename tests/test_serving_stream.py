@@ -202,7 +202,7 @@ def test_agreement_of_one_commits_everything() -> None:
 
 
 def test_stream_stable_text_only_grows_and_never_holds_a_misheard_word() -> None:
-    call, asr, _, clock = make_call(ROOF)
+    call, asr, _, clock = make_call(ROOF, decode_window_seconds=30.0)  # no sliding: see the window test
     events = run_realtime(call, clock, tone(10.0))
     partials = of(events, "partial")
     assert len(partials) == 10 and len(asr.calls) == 10
