@@ -309,9 +309,23 @@ def _find_spoken_runs(text: str) -> Iterable[tuple[int, int, str]]:
             i += 1
             continue
         end_index, digits, spoken, span = run
-        if spoken and len(digits) >= MIN_SPOKEN_DIGITS:
+        if len(digits) >= MIN_SPOKEN_DIGITS and (spoken or _read_out(text[span[0]:span[1]])):
             yield span[0], span[1], _tag_for_digit_count(digits)
         i = end_index
+
+
+#: Digit-group lengths of a phone, SSN or card number read out in groups ("555, 123, 4567").
+_READ_OUT_SHAPES = frozenset({(3, 4), (3, 3, 4), (1, 3, 3, 4), (3, 2, 4), (4, 4, 4, 4), (4, 6, 5)})
+
+
+def _read_out(span: str) -> bool:
+    """Numerals the ASR wrote with commas (and periods) between them, as it writes a number read out
+    digit by digit ("5, 5, 5, 1, 2, 3…", "5 .5, 1, 2…") or in the groups of a phone, SSN or card
+    number. Written numbers without those separators are :func:`_find_written_numbers`' job."""
+    if "," not in span:
+        return False  # "2019 2020 2021", "(555) 123-4567": written numbers, judged elsewhere
+    groups = tuple(len(g) for g in re.findall(r"\d+", span))
+    return all(n == 1 for n in groups) or groups in _READ_OUT_SHAPES
 
 
 #: Digits at the end of a partial transcript that are held back as a possible number.

@@ -44,6 +44,10 @@ CATCH = [
     ("my social is 123-45-6789", "my social is [SSN]"),
     ("ssn 123 45 6789", "ssn [SSN]"),
     ("social security one two three four five six seven eight nine", "social security [SSN]"),
+    # digits the ASR writes as numerals between commas/periods while a caller reads them out
+    ("call me Mac at 5 .5, 1, 2, 3, 4, 5, 6, 7", "call me Mac at [SSN]"),
+    ("call me at 5, 5, 5, 1, 2, 3, 4, 5, 6, 7", "call me at [PHONE]"),
+    ("it is 555, 123, 4567 ok", "it is [PHONE] ok"),
 ]
 
 KEEP = [
@@ -65,6 +69,8 @@ KEEP = [
     "one two three four five six",  # six spoken digits: below the run length
     "we close at five thirty on Saturday",
     "I'm at home at the moment",
+    "years 2019, 2020, 2021 were good",
+    "rooms 12, 14 and 16 are free",
 ]
 
 
