@@ -148,7 +148,8 @@ EVENT_TYPES = ("started", "partial", "decision", "final", "error")
 #: Whisper's window: the ASR cannot decode more than this in one pass.
 MAX_WINDOW_SECONDS = 30.0
 
-#: Word timings jitter between decodes; a word this close before the stable end is the same word.
+#: Word timings jitter between decodes: a word starting within this of the last stable word's
+#: start is that word again (and a repeated n-gram at the seam is removed too).
 _SEAM_TOLERANCE_SECONDS = 0.1
 #: Longest repeated word sequence removed at the seam between stable words and a new hypothesis.
 _MAX_SEAM_NGRAM = 5
@@ -464,7 +465,9 @@ class StablePrefix:
         if len(words) >= k and all(_norm(a.text) == _norm(b.text) for a, b in zip(words, committed)):
             return list(words[k:])
         # The hypothesis re-spelled a stable word: align by time instead.
-        candidates = [w for w in words if w.start >= committed[-1].end - _SEAM_TOLERANCE_SECONDS]
+        # By start times: Whisper stretches the end of a word before a pause (up to the next word),
+        # so the last stable word's end may lie past the start of the word after it.
+        candidates = [w for w in words if w.start > committed[-1].start + _SEAM_TOLERANCE_SECONDS]
         for n in range(1, min(_MAX_SEAM_NGRAM, len(committed), len(candidates)) + 1):
             if [_norm(w.text) for w in committed[-n:]] == [_norm(w.text) for w in candidates[:n]]:
                 return candidates[n:]

@@ -183,6 +183,18 @@ def test_committed_words_never_change_when_asr_rewrites_them() -> None:
     assert prefix.stable_text == "I saw your ad"
 
 
+def test_a_word_after_a_stretched_stable_word_is_not_lost_when_decodes_slide() -> None:
+    # Whisper stretched "you" (said at 7.24 s) over the pause up to 8.3 s; "ask" starts at 8.08 s.
+    prefix = StablePrefix(2)
+    for _ in range(2):
+        prefix.update([w("do", 6.8), w("for", 7.0), Word("you", 7.24, 8.3)])
+    assert prefix.stable_text == "do for you"
+    # a slid decode starts after the stable words: it hears "you" again (jittered) and then "ask"
+    for _ in range(2):
+        prefix.update([Word("you.", 7.3, 7.5), Word("ask", 8.08, 8.3), Word("what", 8.66, 8.9)])
+    assert prefix.stable_text == "do for you ask what"  # "you" not doubled, "ask" not dropped
+
+
 def test_agreement_of_three_needs_three_hypotheses() -> None:
     prefix = StablePrefix(3)
     prefix.update([w("a", 0)])
