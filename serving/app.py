@@ -115,7 +115,8 @@ def create_app(config: ServeConfig) -> FastAPI:
                   description="Buying intent in the opening 30 seconds of a call.")
     # Inside the key check: requests without a valid key never take an in-flight slot.
     app.add_middleware(InflightLimitMiddleware, limits={
-        "/score": config.limits.max_inflight_requests, "/score_audio": config.limits.max_inflight_audio_requests})
+        "/score": config.limits.max_inflight_requests, "/score_audio": config.limits.max_inflight_audio_requests},
+        drain_bytes=config.limits.max_body_bytes)
     # Added last = outermost: metrics see every outcome, including refused keys.
     app.add_middleware(ApiKeyMiddleware, keys=lambda: _service().api_keys, deferred_paths=("/v1/twilio",))
     app.add_middleware(RequestMetricsMiddleware, endpoints=("/score", "/score_audio"))

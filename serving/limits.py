@@ -150,19 +150,24 @@ class InflightLimitMiddleware:
     """ASGI middleware: at most ``limits[path]`` HTTP requests in flight per path; 503 beyond.
 
     A request over the limit is answered at once with 503 ``overloaded``, a ``Retry-After``
-    header and the JSON error body, before its body is read, so overload costs the server
-    almost nothing and the caller (a call router) can fail over instead of waiting out a
-    timeout. Only the event loop thread runs it, so plain counters are enough.
+    header and the JSON error body, without scoring it, so overload costs the server almost
+    nothing and the caller (a call router) can fail over instead of waiting out a timeout. The
+    request body is read and dropped first (up to ``drain_bytes``): a response sent while the
+    client is still uploading (an audio file) can be lost to the connection reset that follows,
+    and the client would see a read error instead of the 503. Only the event loop thread runs
+    it, so plain counters are enough.
 
     Args:
         app: The wrapped ASGI app.
         limits: Path -> most requests in flight (``/score`` -> ``max_inflight_requests``,
             ``/score_audio`` -> ``max_inflight_audio_requests``); other paths are not limited.
+        drain_bytes: Most body bytes read from a shed request (``limits.max_body_bytes``).
     """
 
-    def __init__(self, app: Any, limits: dict[str, int]) -> None:
+    def __init__(self, app: Any, limits: dict[str, int], drain_bytes: int = 10 * 2**20) -> None:
         self.app = app
         self.limits = dict(limits)
+        self.drain_bytes = drain_bytes
         self.inflight = dict.fromkeys(self.limits, 0)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -173,6 +178,7 @@ class InflightLimitMiddleware:
         limit = self.limits[path]
         if self.inflight[path] >= limit:
             logger.warning("shed %s: %d requests in flight (the limit)", path, limit)
+            await _drain(receive, self.drain_bytes)
             await _send_error(send, Overloaded(f"the server is overloaded ({limit} {path} requests in flight); "
                                                f"retry after {RETRY_AFTER_SECONDS} s"))
             return
@@ -188,6 +194,18 @@ class Overloaded(UserError):
 
     code = "overloaded"
     status = 503
+
+
+async def _drain(receive: Any, max_bytes: int) -> None:
+    """Read and drop a request's body, up to ``max_bytes`` (a larger one is cut off there)."""
+    seen = 0
+    while seen <= max_bytes:
+        message = await receive()
+        if message["type"] != "http.request":
+            return  # the client went away
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 def _content_length(scope: dict) -> int | None:

@@ -666,7 +666,10 @@ def test_overload_is_shed_with_503_and_retry_after(fault_server, tmp_path, speec
             witness = asyncio.create_task(_witness(fault_server, speech_frames, "witness-overload"))
             await asyncio.sleep(0.2)  # the slow ones are in flight
             shed = await client.post("/score", json={"transcript": "how much for a roof"})
-            shed_audio = await client.post("/score_audio", files={"file": ("call.wav", wav.read_bytes())})
+            # 3 MB: the client is still uploading when the 503 is ready; it must still read it
+            # (a response sent before the body is read used to reach it as a connection reset)
+            big = wav.read_bytes() + bytes(3_000_000)
+            shed_audio = await client.post("/score_audio", files={"file": ("call.wav", big)})
             answered_first = not any(task.done() for task in slow)
             done = await asyncio.gather(*slow, audio)
             after = await client.post("/score", json={"transcript": "how much for a roof"})
@@ -749,3 +752,35 @@ async def _send_slowly(ws, frames: list[bytes]) -> None:
             await asyncio.sleep(0.02)
     except ConnectionClosed:
         pass
+
+
+def test_a_shed_request_body_is_read_before_the_503_goes_out() -> None:
+    """A 503 sent while the client is still uploading can reach it as a connection reset; the
+    middleware reads (and drops) the body first, bounded by drain_bytes."""
+    from serving.limits import InflightLimitMiddleware
+
+    async def scenario(chunks: int, drain_bytes: int) -> tuple[list[str], int]:
+        events: list[str] = []
+        received = 0
+
+        async def receive():
+            nonlocal received
+            received += 1
+            events.append("body")
+            return {"type": "http.request", "body": b"x" * 1000, "more_body": received < chunks}
+
+        async def send(message):
+            events.append(message["type"])
+
+        async def app(scope, receive, send):  # the one request in flight, never finishing here
+            raise AssertionError("a shed request must not reach the app")
+
+        middleware = InflightLimitMiddleware(app, limits={"/score_audio": 1}, drain_bytes=drain_bytes)
+        middleware.inflight["/score_audio"] = 1
+        await middleware({"type": "http", "path": "/score_audio", "headers": []}, receive, send)
+        return events, received
+
+    events, received = run(scenario(chunks=5, drain_bytes=10_000))
+    assert events == ["body"] * 5 + ["http.response.start", "http.response.body"] and received == 5
+    events, received = run(scenario(chunks=50, drain_bytes=2_500))  # a huge upload is cut off, not read whole
+    assert received == 3 and events[-2:] == ["http.response.start", "http.response.body"]
