@@ -56,12 +56,9 @@ async def record_outcome(call_id: str, body: OutcomeRequest) -> JSONResponse:
     """Record what happened to a call (idempotent; see the module docstring for the statuses)."""
     from serving.calllog.records import Outcome, as_utc
 
-    store = _store()
+    store = _store_for(call_id)
     if isinstance(store, JSONResponse):
         return store
-    problem = _bad_call_id(call_id)
-    if problem is not None:
-        return problem
     outcome = Outcome(call_id=call_id, converted=body.converted, revenue=body.revenue, disposition=body.disposition,
                       agent=body.agent, queue=body.queue,
                       occurred_at=as_utc(body.occurred_at) if body.occurred_at is not None else None)
@@ -92,12 +89,9 @@ async def record_outcome(call_id: str, body: OutcomeRequest) -> JSONResponse:
 @router.get("/calls/{call_id}")
 async def get_call(call_id: str) -> JSONResponse:
     """The logged call and its outcome."""
-    store = _store()
+    store = _store_for(call_id)
     if isinstance(store, JSONResponse):
         return store
-    problem = _bad_call_id(call_id)
-    if problem is not None:
-        return problem
     try:
         logged = await asyncio.to_thread(store.get, call_id)
     except Exception as e:  # noqa: BLE001
@@ -118,9 +112,11 @@ def _store() -> CallLogStore | JSONResponse:
     return writer.store
 
 
-def _bad_call_id(call_id: str) -> JSONResponse | None:
-    if valid_call_id(call_id):
-        return None
+def _store_for(call_id: str) -> CallLogStore | JSONResponse:
+    """The store for a request about ``call_id``, or the error answer (log disabled, bad id)."""
+    store = _store()
+    if isinstance(store, JSONResponse) or valid_call_id(call_id):
+        return store
     return JSONResponse(error_body("invalid_request", "call_id: letters, digits and . _ : - only, "
                                                       "at most 128 characters", fields=["call_id"]), status_code=422)
 
