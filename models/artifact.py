@@ -60,6 +60,8 @@ class ArtifactMeta:
         metrics: Validation/test metrics at export (fp32 and int8).
         created_at: ISO time of export.
         extra: Free-form provenance (git commit, corrections used, real calls used…).
+        speaker_tags: The model was trained on speaker-tagged text too (``agent: … caller: …``,
+            :mod:`data.speakers`): serving gives it both speakers of a two-channel call, tagged.
     """
 
     classes: tuple[str, ...]
@@ -76,6 +78,7 @@ class ArtifactMeta:
     created_at: str = ""
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    speaker_tags: bool = False
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / META

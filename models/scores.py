@@ -14,12 +14,15 @@ class Evidence:
         end: Character offset (exclusive).
         text: ``text[start:end]``.
         score: The strongest per-token signal probability inside the span.
+        speaker: Whose words (``"caller"``/``"agent"``) when a two-channel call was scored as
+            speaker-tagged text; the offsets then index that speaker's transcript. None otherwise.
     """
 
     start: int
     end: int
     text: str
     score: float
+    speaker: str | None = None
 
 
 @dataclass(frozen=True)

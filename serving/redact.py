@@ -24,9 +24,10 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from data.speakers import TaggedText
 from data.transcript import Word
 from models.scores import Evidence, IntentScores
 
@@ -186,6 +187,40 @@ def map_scores(redaction: Redaction, scores: IntentScores) -> IntentScores:
             start, end = redaction.map_span(min(ev.start, redaction.original_length),
                                             min(ev.end, redaction.original_length))
             evidence.append(Evidence(start=start, end=end, text=redaction.text[start:end], score=ev.score))
+        signals.append(dataclasses.replace(signal, evidence=_dedupe(evidence)))
+    return dataclasses.replace(scores, signals=tuple(signals))
+
+
+def map_tagged_scores(scores: IntentScores, tagged: TaggedText, texts: Mapping[str, str],
+                      redactions: Mapping[str, Redaction | None]) -> IntentScores:
+    """Move the evidence of ``scores`` (made on speaker-tagged text) into each speaker's transcript.
+
+    Args:
+        scores: Scores whose evidence offsets index ``tagged.text``.
+        tagged: The tagged text that was scored (its pieces' sources index ``texts``).
+        texts: Each speaker's transcript as heard.
+        redactions: Each speaker's redaction of its transcript (None: shown unredacted).
+
+    Returns:
+        The scores with every evidence span carrying its ``speaker`` and offsets into that
+        speaker's (redacted) transcript; spans over tags only are dropped.
+    """
+    signals = []
+    for signal in scores.signals:
+        evidence = []
+        for ev in signal.evidence:
+            located = tagged.to_source(ev.start, ev.end)
+            if located is None:
+                continue
+            speaker, start, end = located
+            redaction = redactions.get(speaker)
+            if redaction is None:
+                shown = texts[speaker]
+            else:
+                start, end = redaction.map_span(min(start, redaction.original_length),
+                                                min(end, redaction.original_length))
+                shown = redaction.text
+            evidence.append(Evidence(start=start, end=end, text=shown[start:end], score=ev.score, speaker=speaker))
         signals.append(dataclasses.replace(signal, evidence=_dedupe(evidence)))
     return dataclasses.replace(scores, signals=tuple(signals))
 
@@ -492,16 +527,16 @@ def _card_prefix(digits: str) -> bool:
 
 def _dedupe(evidence: list[Evidence]) -> tuple[Evidence, ...]:
     """Two evidence spans inside one phone number map to the same tag: report it once."""
-    seen: set[tuple[int, int]] = set()
+    seen: set[tuple[str | None, int, int]] = set()
     out = []
     for ev in evidence:
-        if (ev.start, ev.end) not in seen:
-            seen.add((ev.start, ev.end))
+        if (ev.speaker, ev.start, ev.end) not in seen:
+            seen.add((ev.speaker, ev.start, ev.end))
             out.append(ev)
     return tuple(out)
 
 
 __all__ = [
     "CARD", "EMAIL", "NUMBER", "PHONE", "SSN", "TAGS", "Redaction", "Replacement", "contains_pii",
-    "map_scores", "redact", "redact_scores", "redact_words",
+    "map_scores", "map_tagged_scores", "redact", "redact_scores", "redact_words",
 ]

@@ -49,9 +49,13 @@ How it listens
   audio is counted but not transcribed.
 * **Two channels** (``speakers=("caller", "agent")``, e.g. stereo PCM or Twilio's inbound and
   outbound tracks): each speaker has its own buffer, decodes and stable prefix, so the speakers
-  never mix in one decode; every word carries its speaker. Only the caller's words are scored
-  (the agent's greeting and offers say nothing about the caller's intent; a model trained on
-  speaker-tagged text could take both), and the events add each speaker's transcript.
+  never mix in one decode; every word carries its speaker, and the events add each speaker's
+  transcript. What is scored depends on the model: one trained on speaker-tagged text
+  (``ArtifactMeta.speaker_tags``; the scorer's ``speaker_tags``) gets both speakers' words in time
+  order, written ``agent: … caller: …`` (:mod:`data.speakers`), so it learns whose words carry
+  intent; its evidence spans then carry a ``speaker`` and index that speaker's transcript. Any
+  other model gets the caller's words only (a greeting and sales talk say nothing of the
+  caller's intent, and the model has no way to tell them apart).
 * All text leaving this module (transcripts, evidence, reasons) is PII-redacted
   (:mod:`serving.redact`) unless ``StreamConfig.redact_pii`` is false.
 
@@ -70,13 +74,15 @@ Every event has::
     metadata        the call metadata (source, campaign, …) used to pick the policy segment
     config          {"sample_rate", "window_seconds", "decode_interval_seconds", "decode_window_seconds",
                      "stable_agreement", "decision_deadline_seconds", "redact_pii",
-                     "speakers": [] for one channel, or the channel order ["caller", "agent"]}
+                     "speakers": [] for one channel, or the channel order ["caller", "agent"],
+                     "scored": "all" (one channel), "caller" or "caller+agent" (tagged)}
 
 ``partial`` (after each decode) adds::
 
     transcript      {"stable": str, "unstable": str, "text": stable + " " + unstable}
                     (two channels: the caller's, plus "speakers": {"caller"|"agent":
                     {"stable", "unstable", "text"}})
+                    (stable/unstable/text stay the caller's when both speakers are scored)
                     stable words never change once sent; unstable may be rewritten by the next
                     partial. Redaction tags are the one exception: a digit run at the end of the
                     text shows as "[NUMBER]" while it may still grow, then as "[PHONE]"/"[CARD]"/…
@@ -85,8 +91,9 @@ Every event has::
     probabilities   {"buying": p, "service": p, "informational": p, "noise": p} (calibrated)
     buying_intent   probabilities["buying"]
     signals         present signals only: [{"name", "probability",
-                     "evidence": [{"text", "start", "end", "score"}]}]
-                    evidence offsets index transcript.text (of this event)
+                     "evidence": [{"text", "start", "end", "score", "speaker"?}]}]
+                    evidence offsets index transcript.text (of this event); with "speaker"
+                    (both speakers scored) they index transcript.speakers[speaker].text
     latency_ms      now − arrival of the newest audio in this decode (what a listener waits)
     decode_ms       ASR time of this step;  score_ms  classifier time of this step
     lagging         true when this step skipped ahead because decoding fell behind
@@ -136,10 +143,11 @@ import numpy as np
 
 from callintent.errors import UserError
 from data.audio import SAMPLE_RATE, is_silent
+from data.speakers import SPEAKERS, TaggedText, tag_words
 from data.transcript import OpeningTranscript, Word
-from models.scores import IntentScores
+from models.scores import Evidence, IntentScores
 from serving.policy import Decision, DecisionPolicy
-from serving.redact import Redaction, map_scores, redact, redact_words
+from serving.redact import Redaction, map_scores, map_tagged_scores, redact, redact_words
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +171,11 @@ class Transcriber(Protocol):
 
 
 class Scorer(Protocol):
-    """What the stream needs from a classifier (e.g. an adapter over ``IntentPredictor.predict``)."""
+    """What the stream needs from a classifier (e.g. an adapter over ``IntentPredictor.predict``).
+
+    A scorer may also have ``speaker_tags = True`` (its model reads speaker-tagged text): a
+    two-channel call then scores both speakers, tagged. Without the attribute it is False.
+    """
 
     def score(self, texts: Sequence[str]) -> list[IntentScores]:
         ...
@@ -474,9 +486,8 @@ class StablePrefix:
         return candidates
 
 
-#: Speakers of a two-channel call, one per channel; the caller's words are the ones scored (the
-#: agent's greeting and sales talk say nothing about the caller's intent).
-SPEAKERS = ("caller", "agent")
+#: In a two-channel call the caller's words are always scored (the agent's too when the model
+#: reads speaker-tagged text); the events' ``transcript.text`` is theirs.
 SCORED_SPEAKER = "caller"
 
 
@@ -542,8 +553,8 @@ class LiveCall:
 
     A two-channel call (``speakers``) keeps one buffer, decode state and stable prefix per
     speaker; a step decodes each channel that has new audio, every word carries its speaker,
-    and only the caller's words are scored (evidence indexes the caller's text). Events add the
-    per-speaker transcripts.
+    and the caller's words are scored, with the agent's when the scorer reads speaker-tagged text
+    (``scorer.speaker_tags``). Events add the per-speaker transcripts.
 
     Args:
         call_id: The caller's id for the call (shown in every event and log line).
@@ -579,6 +590,9 @@ class LiveCall:
         self._channels: dict[str | None, _Channel] = (
             {s: _Channel(s, config) for s in speakers} if speakers else {None: _Channel(None, config)})
         self._scored = self._channels[SCORED_SPEAKER if speakers else None]
+        #: Both speakers are scored as tagged text (a two-channel call and a model that reads tags).
+        self.tagged = bool(speakers) and bool(getattr(scorer, "speaker_tags", False))
+        self._tagged_text: TaggedText | None = None
         self._seq = 0
         self._started = False
         self._finished = False
@@ -609,8 +623,10 @@ class LiveCall:
 
     @property
     def transcript(self) -> str:
-        """The text scored last, as heard (not redacted; the events carry the redacted text)."""
-        return self._scored_text or ""
+        """The caller's words so far (of the whole call with one channel), as heard: not redacted
+        (the events carry the redacted text) and without speaker tags."""
+        prefix = self._scored.prefix
+        return _join(prefix.stable_text, prefix.unstable_text)
 
     @property
     def audio_seconds(self) -> float:
@@ -632,6 +648,7 @@ class LiveCall:
             "decode_window_seconds": cfg.decode_window_seconds, "stable_agreement": cfg.stable_agreement,
             "decision_deadline_seconds": cfg.decision_deadline_seconds, "redact_pii": cfg.redact_pii,
             "speakers": list(self.speakers),
+            "scored": "caller+agent" if self.tagged else (SCORED_SPEAKER if self.speakers else "all"),
         })
 
     def error(self, message: str, *, code: str = "bad_request") -> StreamEvent:
@@ -853,14 +870,24 @@ class LiveCall:
                            scores=scores, speaker_text=self._speaker_view(closed=closed), decision=decision,
                            window_complete=self.window_complete)
 
+    def _scoring_text(self) -> tuple[str, TaggedText | None]:
+        """What the model reads now: the caller's (or the one channel's) stable + unstable words, or
+        both speakers' words in time order, speaker-tagged."""
+        if not self.tagged:
+            return self.transcript, None
+        words = [w for s in SPEAKERS for w in (*self._channels[s].prefix.committed, *self._channels[s].prefix.tail)]
+        # Stable sort: each speaker's words keep their order (it is also their text's order).
+        tagged = tag_words(sorted(words, key=lambda w: w.start))
+        return tagged.text, tagged
+
     def _ensure_scores(self) -> bool:
         """Score the current transcript unless it was already scored; True when it ran."""
-        prefix = self._scored.prefix
-        text = _join(prefix.stable_text, prefix.unstable_text)
+        text, tagged = self._scoring_text()
         if text == self._scored_text and self._raw_scores is not None:
             return False
         (scores,) = self._scorer.score([text])
         self._scored_text = text
+        self._tagged_text = tagged
         self._raw_scores = scores
         self._model = scores.model or self._model
         return True
@@ -875,9 +902,14 @@ class LiveCall:
         """
         prefix = self._scored.prefix
         scores = self._raw_scores
-        assert scores is not None and self._scored_text == _join(prefix.stable_text, prefix.unstable_text), \
-            "view before scoring"
+        assert scores is not None and self._scored_text == self._scoring_text()[0], "view before scoring"
         stable, unstable, redaction = self._redacted(prefix, closed=closed)
+        if self._tagged_text is not None:
+            # Evidence moves to offsets in its speaker's transcript, then through that speaker's redaction.
+            texts = {s: _join(self._channels[s].prefix.stable_text, self._channels[s].prefix.unstable_text)
+                     for s in SPEAKERS}
+            redactions = {s: self._redacted(self._channels[s].prefix, closed=closed)[2] for s in SPEAKERS}
+            return stable, unstable, map_tagged_scores(scores, self._tagged_text, texts, redactions)
         return stable, unstable, scores if redaction is None else map_scores(redaction, scores)
 
     def _redacted(self, prefix: StablePrefix, *, closed: bool) -> tuple[str, str, Redaction | None]:
@@ -893,7 +925,7 @@ class LiveCall:
         return {s: self._redacted(self._channels[s].prefix, closed=closed)[:2] for s in self.speakers}
 
     def _final_event(self) -> StreamEvent:
-        _, _, scores = self._view(closed=True)  # evidence indexes the scored (caller's) words
+        _, _, scores = self._view(closed=True)  # evidence indexes the caller's words (or its speaker's)
         per_channel = [tuple(ch.prefix.committed) for ch in self._channels.values()]
         if self.config.redact_pii:
             per_channel = [redact_words(words) for words in per_channel]
@@ -968,11 +1000,17 @@ def _scores_json(scores: IntentScores) -> dict:
         "buying_intent": round(float(scores.buying_intent), 4),
         "signals": [
             {"name": s.name, "probability": round(float(s.probability), 4),
-             "evidence": [{"text": e.text, "start": e.start, "end": e.end, "score": round(float(e.score), 4)}
-                          for e in s.evidence]}
+             "evidence": [_evidence_json(e) for e in s.evidence]}
             for s in scores.present_signals
         ],
     }
+
+
+def _evidence_json(e: Evidence) -> dict:
+    out = {"text": e.text, "start": e.start, "end": e.end, "score": round(float(e.score), 4)}
+    if e.speaker is not None:
+        out["speaker"] = e.speaker
+    return out
 
 
 def _ms(value: float | None) -> float | None:

@@ -61,6 +61,7 @@ def test_export_writes_the_contract_artifact(exported, run_dir):
     assert tokenizer["truncation"]["max_length"] == 32 and tokenizer["padding"] is None
     card = (out / "MODEL_CARD.md").read_text()
     assert meta.data_fingerprint in card and "| int8 | validation |" in card and "`existing_customer`" in card
+    assert meta.speaker_tags is False and "Reads plain text" in card
 
 
 def test_onnx_matches_torch_through_the_serving_predictor(exported, run_dir):

@@ -681,6 +681,69 @@ def test_two_channels_keep_speakers_apart_and_score_only_the_caller() -> None:
     assert asr.caller.calls and asr.agent.calls
 
 
+class TaggedKeywordScorer(KeywordScorer):
+    """The keyword scorer as a model trained on speaker-tagged text: it reads the agent too."""
+
+    speaker_tags = True
+
+
+def run_two_channels(call: LiveCall, clock: Clock, caller, agent) -> list:
+    events = [call.start()]
+    for i in range(len(caller) // 8000):  # 0.5 s of each channel per tick, in real time
+        clock.t = 100.0 + (i + 1) * 0.5
+        chunk = slice(i * 8000, (i + 1) * 8000)
+        call.insert(agent[chunk], arrived_at=clock.t, speaker="agent")
+        call.insert(caller[chunk], arrived_at=clock.t, speaker="caller")
+        if call.ready():
+            events += call.step()
+    return events + call.finish()
+
+
+def test_a_model_that_reads_speaker_tags_scores_both_speakers_and_evidence_names_the_speaker() -> None:
+    clock = Clock()
+    caller_words = script("hi I saw your ad how much is a new roof", start=2.3)
+    agent_words = script("thanks for calling my order desk how can I help", start=0.2, step=0.2, length=0.15)
+    scorer = TaggedKeywordScorer(clock)
+    call = LiveCall("call-tag", {"source": "test"}, asr=ChannelASR(caller_words, agent_words), scorer=scorer,
+                    policy=POLICY, config=StreamConfig(), clock=clock, speakers=("caller", "agent"))
+    events = run_two_channels(call, clock, tone(9.0, 0.3), tone(9.0, 0.1))
+    assert events[0].to_json()["config"]["scored"] == "caller+agent"
+
+    # the model read both speakers, tagged, in time order
+    assert scorer.texts[-1] == ("agent: thanks for calling my order desk how can I help "
+                                "caller: hi I saw your ad how much is a new roof")
+    assert any(t.startswith("agent: thanks") and "caller:" not in t for t in scorer.texts)  # before the caller spoke
+    final = events[-1].to_json()
+    assert final["transcript"]["text"] == "hi I saw your ad how much is a new roof"  # still the caller's
+    evidence = {s["name"]: s["evidence"] for s in final["signals"]}
+    assert set(evidence) == {"price_inquiry", "ad_reference", "existing_customer"}
+    for spans in evidence.values():
+        for ev in spans:  # every span indexes its speaker's transcript
+            assert final["transcript"]["speakers"][ev["speaker"]]["text"][ev["start"]:ev["end"]] == ev["text"]
+    assert [(e["speaker"], e["text"]) for e in evidence["existing_customer"]] == [("agent", "my order")]
+    assert [(e["speaker"], e["text"]) for e in evidence["price_inquiry"]] == [("caller", "how much")]
+    assert call.transcript == "hi I saw your ad how much is a new roof"  # what the call log keeps: no tags
+
+
+def test_tagged_evidence_goes_through_each_speakers_redaction() -> None:
+    clock = Clock()
+    caller_words = script("call me on 5 5 5 1 2 3 4 5 6 7 how much is it", start=2.3)
+    agent_words = script("thanks for calling my order desk", start=0.2, step=0.2, length=0.15)
+    call = LiveCall("call-tag-pii", {"source": "test"}, asr=ChannelASR(caller_words, agent_words),
+                    scorer=TaggedKeywordScorer(clock), policy=POLICY, config=StreamConfig(), clock=clock,
+                    speakers=("caller", "agent"))
+    final = run_two_channels(call, clock, tone(12.0, 0.3), tone(12.0, 0.1))[-1].to_json()
+    caller_text = final["transcript"]["speakers"]["caller"]["text"]
+    assert caller_text == "call me on [PHONE] how much is it" == final["transcript"]["text"]
+    (ev,) = next(s["evidence"] for s in final["signals"] if s["name"] == "price_inquiry")
+    assert ev["speaker"] == "caller" and caller_text[ev["start"]:ev["end"]] == "how much"
+
+
+def test_a_plain_model_on_one_channel_is_unchanged_by_speaker_tags() -> None:
+    call = LiveCall("mono", {}, asr=FakeASR(ROOF), scorer=TaggedKeywordScorer(), policy=POLICY)
+    assert call.tagged is False and call.start().to_json()["config"]["scored"] == "all"
+
+
 def test_two_channel_calls_need_a_known_speaker_per_chunk() -> None:
     call, *_ = make_call(ROOF)
     with pytest.raises(StreamInputError, match="speaker 'caller' is not a channel"):

@@ -137,7 +137,95 @@ def test_tiny_training_run_with_asr_mix_and_prefix_copies(tiny_encoder_dir, tmp_
     result = train(config, DatasetDict(train=ds, validation=ds, test=ds))
     # The 6 rows with an ASR version switch in train and in validation; each of the 12 training
     # rows (10-11 words, one every 0.5 s) gets copies at 2 s and 4 s.
-    assert result.augmentation == {"asr_train": 6, "asr_validation": 6, "prefix_copies": 24}
+    assert result.augmentation == {"asr_train": 6, "asr_validation": 6, "tagged_train": 0, "tagged_validation": 0,
+                                   "prefix_copies": 24}
     assert result.split_sizes == {"train": 36, "validation": 12, "test": 12}
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["augmentation"]["prefix_copies"] == 24
+
+
+# -- speaker tags --------------------------------------------------------------------------------
+
+TURNS = [("agent", "thanks for calling apex roofing how can I help"), ("caller", "hi I saw your ad"),
+         ("caller", "how much is a new roof"), ("agent", "let me check")]
+
+
+def turns_row(call_id: str = "t1", turns=TURNS, label: str = "buying",
+              found=(("ad_reference", "saw your ad"), ("price_inquiry", "how much"))) -> dict:
+    """A corpus-like row: ``turns`` spell the transcript, ``words`` carry speakers (one every 0.5 s)."""
+    text = " ".join(t for _, t in turns)
+    row = timed_row(call_id, text, label, list(found) if found is not None else None)
+    words = [{"text": w, "start": (k + 1) * 0.5, "end": (k + 1) * 0.5 + 0.4, "speaker": s}
+             for k, (s, w) in enumerate((s, w) for s, t in turns for w in t.split())]
+    row["extra"] = json.dumps({"words": words, "turns": [{"speaker": s, "text": t} for s, t in turns]})
+    return row
+
+
+def test_tagged_rows_keep_their_labels_and_spans_point_at_the_same_words():
+    from training.augment import SPEAKER_TAGGED, tag_speakers
+
+    (row,), n = tag_speakers([turns_row()], share=1.0)
+    assert n == 1
+    assert row["transcript"] == ("agent: thanks for calling apex roofing how can I help "
+                                 "caller: hi I saw your ad how much is a new roof agent: let me check")
+    assert row["label"] == "buying" and row["signals"] == ["ad_reference", "price_inquiry"]
+    spans = json.loads(row["spans"])
+    assert [row["transcript"][s["start"]:s["end"]] for s in spans] == ["saw your ad", "how much"]
+    assert json.loads(row["extra"])["text_form"] == SPEAKER_TAGGED
+
+
+def test_tagging_is_seeded_per_call_and_skips_rows_it_cannot_tag():
+    from training.augment import tag_speakers
+
+    rows = [turns_row(f"t{i}") for i in range(40)]
+    tagged, n = tag_speakers(rows, share=0.5, seed=3)
+    assert 10 < n < 30  # about half
+    again, _ = tag_speakers(list(reversed(rows)), share=0.5, seed=3)
+    assert {r["call_id"] for r in tagged if r["transcript"].startswith("agent:")} == \
+        {r["call_id"] for r in again if r["transcript"].startswith("agent:")}
+    plain = timed_row("p1")  # no turns
+    asr = {**turns_row("a1"), "extra": json.dumps({**json.loads(turns_row("a1")["extra"]), "text_source": "asr"})}
+    respelled = {**turns_row("r1"), "transcript": "something else entirely"}
+    out, n = tag_speakers([plain, asr, respelled], share=1.0)
+    assert n == 0 and [r["transcript"] for r in out] == [plain["transcript"], asr["transcript"], "something else entirely"]
+
+
+def test_prefix_copies_of_a_tagged_row_are_tagged_with_their_spans():
+    from training.augment import tag_speakers
+
+    (row,), _ = tag_speakers([turns_row()], share=1.0)
+    # words every 0.5 s from 0.5 s: by 7.5 s the 14 words up to "saw your ad" have started
+    (copy,) = prefix_copies([row], [7.5])
+    assert copy["transcript"] == "agent: thanks for calling apex roofing how can I help caller: hi I saw your ad"
+    assert copy["signals"] == ["ad_reference"] and copy["signals_labeled"] is True
+    (span,) = json.loads(copy["spans"])
+    assert copy["transcript"][span["start"]:span["end"]] == "saw your ad"
+
+
+def test_a_model_trained_with_speaker_tags_is_marked_for_serving(tiny_encoder_dir, tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    from models.artifact import ArtifactMeta
+    from serving.live import _PredictorScorer
+    from test_training import tiny_config
+    from training.export import export_run
+    from training.train import train
+
+    rows = [turns_row(f"b{k}") for k in range(3)] + [
+        turns_row(f"s{k}", [("agent", "thanks for calling"), ("caller", "my bill is wrong again")], "service", ())
+        for k in range(3)]
+    ds = Dataset.from_list(rows)
+    config = tiny_config(tiny_encoder_dir, tmp_path / "run", epochs=1, speaker_tags=0.5)
+    result = train(config, DatasetDict(train=ds, validation=ds, test=ds))
+    assert 0 < result.augmentation["tagged_train"] < 6
+    assert result.augmentation["tagged_train"] == result.augmentation["tagged_validation"]  # same seeded draws
+    artifact = export_run(tmp_path / "run", tmp_path / "artifact").artifact_dir
+    meta = ArtifactMeta.load(artifact)
+    assert meta.speaker_tags is True
+    assert f"{result.augmentation['tagged_train']} speaker-tagged" in (artifact / "MODEL_CARD.md").read_text()
+
+    class Predictor:  # what serving wraps: the artifact's metadata decides
+        pass
+
+    Predictor.meta = meta
+    assert _PredictorScorer(Predictor()).speaker_tags is True

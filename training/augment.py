@@ -12,6 +12,9 @@ Two pure transforms on ``data.dataset`` rows (plain dicts with its columns), bot
   stream sees at 5 or 10 s: often only a greeting, for which the honest answer is uncertainty.
   A copy keeps the call's label; its signals are those whose spans lie inside the prefix, or
   unlabeled (masked) when the row's present signals have no spans to tell.
+* :func:`tag_speakers` — a seeded share of rows with speaker ``turns`` are written as
+  speaker-tagged text (``agent: … caller: …``, :mod:`data.speakers`), the form serving scores for
+  a two-channel call; spans move with the text. Prefix copies of a tagged row are tagged too.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ from typing import Any
 
 from callintent.errors import UserError
 from data.schema import SIGNAL_NAMES
+from data.speakers import TaggedText, has_speakers, tag_turns, tag_words
+
+#: ``extra["text_form"]`` of a row written as speaker-tagged text.
+SPEAKER_TAGGED = "speaker_tagged"
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +125,41 @@ def mix_asr_text(rows: Sequence[Mapping[str, Any]], asr: Mapping[str, AsrText], 
     return out, switched
 
 
+def tag_speakers(rows: Sequence[Mapping[str, Any]], share: float, seed: int = 0
+                 ) -> tuple[list[dict[str, Any]], int]:
+    """Write a seeded ``share`` of the rows that have speaker turns as speaker-tagged text.
+
+    A row qualifies when its ``turns`` (in ``extra``) spell its transcript and every turn has a
+    speaker of :data:`data.speakers.SPEAKERS`; rows already switched to ASR text do not (a
+    mono rendering has no speakers). Evidence spans move to their tagged offsets; the row's
+    ``words`` keep their speakers, so prefix copies of it are tagged too.
+
+    Args:
+        rows: ``data.dataset`` rows.
+        share: Probability in [0, 1] that a qualifying row is tagged.
+        seed: Seed of the draws (per call id, so the same calls are tagged whatever the order).
+
+    Returns:
+        ``(rows, tagged)``: new row dicts and how many were tagged.
+    """
+    out, tagged = [], 0
+    for row in rows:
+        extra = json.loads(row.get("extra") or "{}")
+        text = _tagged_transcript(row, extra)
+        if text is None or _draw(seed, "speakers", row["call_id"]).random() >= share:
+            out.append(dict(row))
+            continue
+        spans = []
+        for span in json.loads(row.get("spans") or "[]"):
+            moved = text.from_source(int(span["start"]), int(span["end"]))
+            if moved is not None:
+                spans.append({**span, "start": moved[0], "end": moved[1], "text": text.text[moved[0]:moved[1]]})
+        extra["text_form"] = SPEAKER_TAGGED
+        out.append({**row, "transcript": text.text, "spans": json.dumps(spans), "extra": json.dumps(extra)})
+        tagged += 1
+    return out, tagged
+
+
 def prefix_copies(rows: Sequence[Mapping[str, Any]], seconds: Sequence[float], copies: int = 1,
                   seed: int = 0) -> list[dict[str, Any]]:
     """Copies of rows cut at ``seconds`` into the call (only the copies; see the module docstring).
@@ -150,16 +192,34 @@ def prefix_copies(rows: Sequence[Mapping[str, Any]], seconds: Sequence[float], c
 # --------------------------------------------------------------------------------------------------
 
 
+def _tagged_transcript(row: Mapping[str, Any], extra: Mapping[str, Any]) -> TaggedText | None:
+    """The row's tagged text when its turns spell its transcript (else None)."""
+    if extra.get("text_source") == "asr" or extra.get("text_form") == SPEAKER_TAGGED:
+        return None
+    turns = extra.get("turns")
+    if not isinstance(turns, list) or not turns:
+        return None
+    tagged = tag_turns(turns)
+    if tagged is None or " ".join(t["text"].strip() for t in turns if t["text"].strip()) != row["transcript"]:
+        return None
+    return tagged
+
+
+def _join_words(words: Sequence[dict], tagged: bool) -> str:
+    return tag_words(words).text if tagged else " ".join(w["text"] for w in words)
+
+
 def _cut(row: Mapping[str, Any], extra: dict[str, Any], words: list[tuple[str, float, dict]], t: float
          ) -> dict[str, Any]:
     kept = [w for w in words if w[1] < t]
-    text = " ".join(w[0] for w in kept)
+    tagged = extra.get("text_form") == SPEAKER_TAGGED and has_speakers(w[2] for w in words)
+    text = _join_words([w[2] for w in kept], tagged)
     spans = json.loads(row.get("spans") or "[]")
     signals: list[str] = list(row.get("signals") or [])
     labeled = bool(row.get("signals_labeled"))
     # The prefix is a true prefix of the transcript only when the words spell it; then spans that
     # end inside it keep their offsets.
-    spelled = " ".join(w[0] for w in words) == row["transcript"]
+    spelled = _join_words([w[2] for w in words], tagged) == row["transcript"]
     if labeled and spelled and all(any(s["signal"] == name for s in spans) for name in signals):
         spans = [s for s in spans if s["end"] <= len(text)]
         signals = sorted({s["signal"] for s in spans})

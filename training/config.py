@@ -76,6 +76,12 @@ class TrainConfig:
         prefix_copies: Copies per training row, each at a different cut-off drawn (seeded) from
             ``prefix_seconds``. Training time grows by about this factor times the copies' share
             of the words.
+        speaker_tags: Share (0 to 1) of the train and validation rows with speaker ``turns`` that
+            are written as speaker-tagged text (``agent: … caller: …``; :mod:`data.speakers`),
+            seeded per call; the rest stay plain. Above 0 the exported model is marked as
+            reading tagged text, and serving then scores a two-channel call's caller and agent
+            words together, tagged (one channel, or a model trained without tags: the plain text).
+            A share below 1 keeps the model good on plain text too (mono calls).
     """
 
     base_model: str = ""
@@ -107,6 +113,7 @@ class TrainConfig:
     asr_mix: float = 0.0
     prefix_seconds: tuple[float, ...] = ()
     prefix_copies: int = 1
+    speaker_tags: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.base_model, str):
@@ -161,6 +168,7 @@ class TrainConfig:
                 is_number(t) and 0 < t <= 600 for t in self.prefix_seconds):
             raise ValueError(f"prefix_seconds must be a list of seconds in (0, 600], got {self.prefix_seconds!r}")
         _positive_int("prefix_copies", self.prefix_copies)
+        _number("speaker_tags", self.speaker_tags, low=0.0, high=1.0)
         if not isinstance(self.output_dir, str) or not self.output_dir:
             raise ValueError(f"output_dir must be a non-empty path, got {self.output_dir!r}")
 

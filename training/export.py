@@ -228,6 +228,7 @@ def _export(run_dir: Path, out: Path, config: ExportConfig, name: str) -> Export
         name=name,
         base_model=model.intent_config.base_model,
         data_fingerprint=run_metrics.get("data_fingerprint", ""),
+        speaker_tags=bool((run_metrics.get("augmentation") or {}).get("tagged_train")),
         created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         extra={"run_dir": str(run_dir.resolve()), "best_epoch": run_metrics.get("best_epoch"),
                "split_sizes": run_metrics.get("split_sizes", {}),
@@ -420,6 +421,17 @@ def _call_log_line(counts: dict[str, int]) -> str:
             f"{total - qa} with the logged model's own label).")
 
 
+def _augmentation_line(counts: dict[str, int]) -> str:
+    """The model card's line on what training added or rewrote (``training/augment.py``)."""
+    reads = ("Reads speaker-tagged text too: a two-channel call is scored with both speakers' words, tagged."
+             if counts.get("tagged_train") else "Reads plain text: a two-channel call is scored on the caller's words.")
+    if not counts:
+        return f"Training text: as loaded (no ASR text, speaker tags or prefix copies). {reads}"
+    return (f"Training text: {counts.get('asr_train', 0)} train rows on ASR text, "
+            f"{counts.get('tagged_train', 0)} speaker-tagged (`agent: … caller: …`), "
+            f"{counts.get('prefix_copies', 0)} partial-opening copies added. {reads}")
+
+
 def model_card(meta: ArtifactMeta, calibration: Calibration, run_metrics: dict[str, Any]) -> str:
     """``MODEL_CARD.md``: intended use, data, metrics, calibration, limits, label definitions.
 
@@ -463,6 +475,7 @@ for languages other than English, or for whole-call transcripts.
 - Rows: train {sizes.get('train', '?')}, validation {sizes.get('validation', '?')}, test {sizes.get('test', '?')}.
 - QA corrections used: {meta.extra.get('corrections_applied', 0)} (rows overridden by `call_id` from `correction_files`).
 - {_call_log_line(meta.extra.get('call_log_rows') or {})}
+- {_augmentation_line(run_metrics.get('augmentation') or {})}
 - Validation macro-F1 per epoch: {epochs or 'n/a'} (best epoch {run_metrics.get('best_epoch')}).
 
 ## Metrics

@@ -91,8 +91,9 @@ class RunResult:
         wall_seconds: Total wall time of :func:`train`.
         base_model: The encoder fine-tuned from.
         corrections_applied: QA corrections merged into the data.
-        augmentation: ``asr_train`` / ``asr_validation`` (rows switched to ASR text) and
-            ``prefix_copies`` (truncated copies added to train); None when neither was asked for.
+        augmentation: ``asr_train`` / ``asr_validation`` (rows switched to ASR text),
+            ``tagged_train`` / ``tagged_validation`` (rows written speaker-tagged) and
+            ``prefix_copies`` (truncated copies added to train); None when none was asked for.
         call_log_rows: Rows that are real calls from the service's call log (``{"total", "train",
             "qa_labeled"}``; see :func:`call_log_rows`).
     """
@@ -138,22 +139,24 @@ def load_training_data(config: TrainConfig) -> tuple[Any, int]:
 
 
 def augment_splits(config: TrainConfig, splits: dict[str, Any]) -> dict[str, int] | None:
-    """Apply ``asr_mix`` (train and validation) and ``prefix_seconds`` (train) in place on ``splits``.
+    """Apply ``asr_mix`` and ``speaker_tags`` (train and validation) and ``prefix_seconds`` (train)
+    in place on ``splits``, in that order.
 
-    Validation takes ASR text too, so early stopping and calibration see the text serving scores;
-    it gets no prefix copies (model selection stays on whole openings), and test is left as
-    loaded (the run's test metrics stay comparable with earlier runs).
+    Validation takes ASR and tagged text too, so early stopping and calibration see the text
+    serving scores; it gets no prefix copies (model selection stays on whole openings), and test
+    is left as loaded (the run's test metrics stay comparable with earlier runs). Prefix copies
+    are cut from the switched rows, so some copies are ASR text and some are tagged.
 
     Returns:
-        Counts of what changed, or None when neither option is set.
+        Counts of what changed, or None when no option is set.
     """
     from datasets import Dataset
 
-    from training.augment import mix_asr_text, prefix_copies, read_asr_texts
+    from training.augment import mix_asr_text, prefix_copies, read_asr_texts, tag_speakers
 
-    if not (config.asr_mix > 0 or config.prefix_seconds):
+    if not (config.asr_mix > 0 or config.speaker_tags > 0 or config.prefix_seconds):
         return None
-    counts = {"asr_train": 0, "asr_validation": 0, "prefix_copies": 0}
+    counts = {"asr_train": 0, "asr_validation": 0, "tagged_train": 0, "tagged_validation": 0, "prefix_copies": 0}
     if config.asr_mix > 0:
         asr = read_asr_texts(config.asr_files)
         for name in ("train", "validation"):
@@ -162,13 +165,21 @@ def augment_splits(config: TrainConfig, splits: dict[str, Any]) -> dict[str, int
         if not counts["asr_train"]:
             logger.warning("asr_mix %.2f switched no training row: no call_id of %s is in the training split",
                            config.asr_mix, ", ".join(config.asr_files))
+    if config.speaker_tags > 0:
+        for name in ("train", "validation"):
+            rows, counts[f"tagged_{name}"] = tag_speakers(splits[name].to_list(), config.speaker_tags, config.seed)
+            splits[name] = Dataset.from_list(rows, features=splits[name].features)
+        if not counts["tagged_train"]:
+            logger.warning("speaker_tags %.2f tagged no training row: no row has speaker turns that spell its "
+                           "transcript (a 'turns' list of {speaker: caller|agent, text})", config.speaker_tags)
     if config.prefix_seconds:
         rows = splits["train"].to_list()
         copies = prefix_copies(rows, config.prefix_seconds, config.prefix_copies, config.seed)
         counts["prefix_copies"] = len(copies)
         splits["train"] = Dataset.from_list(rows + copies, features=splits["train"].features)
-    logger.info("augmentation: %d train / %d validation rows on ASR text, %d prefix copies added to train",
-                counts["asr_train"], counts["asr_validation"], counts["prefix_copies"])
+    logger.info("augmentation: %d train / %d validation rows on ASR text, %d / %d speaker-tagged, "
+                "%d prefix copies added to train", counts["asr_train"], counts["asr_validation"],
+                counts["tagged_train"], counts["tagged_validation"], counts["prefix_copies"])
     return counts
 
 

@@ -1,0 +1,200 @@
+"""Speaker-tagged text: how a model trained with ``speaker_tags`` reads who said what.
+
+A two-channel call (stereo PCM, Twilio's inbound and outbound tracks) knows which words are the
+caller's and which the agent's. The tagged form writes each change of speaker as a tag word::
+
+    agent: thank you for calling harbor view, how can I help? caller: hi, I saw your ad for ...
+
+The tags are plain words (``caller:``, ``agent:``), so any tokenizer reads them without new
+vocabulary and any local encoder can be fine-tuned on them. A model trained on a mix of tagged
+and plain text reads both: tagged text for two-channel calls, plain text for mono audio and for
+text with no speakers.
+
+:class:`TaggedText` keeps where each run of words came from, so character spans map both ways:
+training moves evidence spans from the plain transcript into the tagged text
+(:meth:`TaggedText.from_source`), and serving moves the model's evidence back to offsets in one
+speaker's transcript (:meth:`TaggedText.to_source`).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+#: The speakers of a two-channel call.
+SPEAKERS = ("caller", "agent")
+
+
+def tag_of(speaker: str) -> str:
+    """The tag word written before a run of ``speaker``'s words."""
+    return f"{speaker}:"
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A run of one speaker's text inside a :class:`TaggedText`.
+
+    Attributes:
+        speaker: Whose words.
+        start: First character in the tagged text (inclusive).
+        end: Last character in the tagged text (exclusive).
+        source: Where the same characters start in the source text the piece came from (the
+            plain transcript for :func:`tag_turns`, the speaker's own transcript for
+            :func:`tag_words`).
+    """
+
+    speaker: str
+    start: int
+    end: int
+    source: int
+
+
+@dataclass(frozen=True)
+class TaggedText:
+    """Speaker-tagged text and the map from its runs back to their sources.
+
+    Attributes:
+        text: The tagged text.
+        pieces: The runs of words in order (tags lie between them).
+    """
+
+    text: str
+    pieces: tuple[Piece, ...]
+
+    def to_source(self, start: int, end: int) -> tuple[str, int, int] | None:
+        """Where a span of :attr:`text` lies in its speaker's source text.
+
+        A span that starts inside a tag begins at the next run; a span running past the end
+        of its run is cut there (a span never covers two speakers).
+
+        Returns:
+            ``(speaker, start, end)`` in source offsets, or None when the span covers only tags.
+        """
+        k = max(bisect.bisect_right([p.start for p in self.pieces], start) - 1, 0)
+        for piece in self.pieces[k:]:
+            if piece.end <= start:
+                continue
+            if piece.start >= end:
+                return None
+            lo, hi = max(start, piece.start), min(end, piece.end)
+            return piece.speaker, piece.source + lo - piece.start, piece.source + hi - piece.start
+        return None
+
+    def from_source(self, start: int, end: int) -> tuple[int, int] | None:
+        """Where a span of the source text lies in :attr:`text` (sources must not overlap).
+
+        Returns:
+            ``(start, end)`` in tagged offsets (cut at the end of the run holding ``start``), or
+            None when no run holds ``start``.
+        """
+        for piece in self.pieces:
+            length = piece.end - piece.start
+            if piece.source <= start < piece.source + length:
+                return piece.start + start - piece.source, piece.start + min(end - piece.source, length)
+        return None
+
+
+def tag(parts: Iterable[tuple[str, str, int]]) -> TaggedText:
+    """Join ``(speaker, text, source offset)`` parts in order, writing a tag at each change of speaker.
+
+    Consecutive parts of one speaker join with a space and no tag; they share a :class:`Piece`
+    when they are also consecutive in the source (one space apart).
+
+    Raises:
+        ValueError: a speaker that is not one of :data:`SPEAKERS`.
+    """
+    chunks: list[str] = []
+    pieces: list[Piece] = []
+    length = 0
+    speaker: str | None = None
+    for who, text, source in parts:
+        text = text.strip()
+        if not text:
+            continue
+        if who not in SPEAKERS:
+            raise ValueError(f"speaker must be one of {list(SPEAKERS)}, got {who!r}")
+        sep = " " if chunks else ""
+        if who != speaker:
+            chunks.append(f"{sep}{tag_of(who)}")
+            length += len(sep) + len(tag_of(who))
+            sep = " "
+            speaker = who
+        start = length + len(sep)
+        chunks.append(sep + text)
+        length = start + len(text)
+        last = pieces[-1] if pieces else None
+        if last is not None and last.speaker == who and last.end + 1 == start and \
+                last.source + (last.end - last.start) + 1 == source:
+            pieces[-1] = Piece(who, last.start, length, last.source)
+        else:
+            pieces.append(Piece(who, start, length, source))
+    return TaggedText("".join(chunks), tuple(pieces))
+
+
+def tag_turns(turns: Sequence[Mapping[str, Any]]) -> TaggedText | None:
+    """Tag a labeled row's ``turns`` (``{"speaker", "text"}``); sources index the plain transcript.
+
+    The plain transcript is the turns' texts joined by single spaces (how the corpus writes it),
+    so a span of the row's ``transcript`` maps with :meth:`TaggedText.from_source`.
+
+    Returns:
+        The tagged text, or None when a turn has no text or a speaker outside :data:`SPEAKERS`.
+    """
+    parts, offset = [], 0
+    for turn in turns:
+        if not isinstance(turn, Mapping) or turn.get("speaker") not in SPEAKERS or not isinstance(turn.get("text"), str):
+            return None
+        text = turn["text"].strip()
+        if not text:
+            continue
+        parts.append((turn["speaker"], text, offset))
+        offset += len(text) + 1
+    return tag(parts) if parts else None
+
+
+class _SpokenWord(Protocol):
+    text: str
+    speaker: str | None
+
+
+def tag_words(words: Sequence[_SpokenWord | Mapping[str, Any]]) -> TaggedText:
+    """Tag time-ordered words of both speakers; sources index each speaker's own transcript.
+
+    A speaker's transcript is their words joined by single spaces, in order (what a two-channel
+    stream shows per speaker), so :meth:`TaggedText.to_source` gives offsets into it.
+
+    Args:
+        words: :class:`data.transcript.Word` objects or ``{"text", "speaker"}`` dicts, in the
+            order they were said.
+
+    Raises:
+        ValueError: a word without a speaker of :data:`SPEAKERS`.
+    """
+    cursor = {s: 0 for s in SPEAKERS}
+    parts = []
+    for w in words:
+        text, speaker = (w.get("text"), w.get("speaker")) if isinstance(w, Mapping) else (w.text, w.speaker)
+        text = (text or "").strip()
+        if not text:
+            continue
+        if speaker not in cursor:
+            raise ValueError(f"every word needs a speaker of {list(SPEAKERS)} to be tagged, got {speaker!r}")
+        parts.append((speaker, text, cursor[speaker]))
+        cursor[speaker] += len(text) + 1
+    return tag(parts)
+
+
+def has_speakers(words: Iterable[Any]) -> bool:
+    """True when every word (a ``Word`` or a dict) has a speaker of :data:`SPEAKERS`, and there is one."""
+    seen = False
+    for w in words:
+        speaker = w.get("speaker") if isinstance(w, Mapping) else getattr(w, "speaker", None)
+        if speaker not in SPEAKERS:
+            return False
+        seen = True
+    return seen
+
+
+__all__ = ["Piece", "SPEAKERS", "TaggedText", "has_speakers", "tag", "tag_of", "tag_turns", "tag_words"]
