@@ -154,6 +154,19 @@ def tag_turns(turns: Sequence[Mapping[str, Any]]) -> TaggedText | None:
     return tag(parts) if parts else None
 
 
+def tag_row(transcript: str, turns: Any) -> TaggedText | None:
+    """A labeled row's tagged text, when its ``turns`` spell its ``transcript`` (else None).
+
+    Only then do the row's spans (offsets into ``transcript``) map into the tagged text.
+    """
+    if not isinstance(turns, list) or not turns:
+        return None
+    tagged = tag_turns(turns)
+    if tagged is None or " ".join(t["text"].strip() for t in turns if t["text"].strip()) != transcript:
+        return None
+    return tagged
+
+
 class _SpokenWord(Protocol):
     text: str
     speaker: str | None
@@ -197,4 +210,4 @@ def has_speakers(words: Iterable[Any]) -> bool:
     return seen
 
 
-__all__ = ["Piece", "SPEAKERS", "TaggedText", "has_speakers", "tag", "tag_of", "tag_turns", "tag_words"]
+__all__ = ["Piece", "SPEAKERS", "TaggedText", "has_speakers", "tag", "tag_of", "tag_row", "tag_turns", "tag_words"]

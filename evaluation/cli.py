@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"exit {GATE_FAILED_EXIT} when the gate fails")
     parser.add_argument("--export-errors", default=None, metavar="FILE",
                         help="write the misclassified calls to FILE (.csv or .jsonl) for label review")
+    parser.add_argument("--speaker-tags", action="store_true",
+                        help="score calls whose speaker turns are known as speaker-tagged text (agent: … caller: …), "
+                             "what a two-channel live call gives a model trained with speaker_tags; default plain text")
     parser.add_argument("--robustness", action="store_true",
                         help="also score a sample as 8 kHz telephone audio through ASR "
                              "(espeak-ng + sox + faster-whisper)")
@@ -117,7 +120,10 @@ def _evaluate(args: argparse.Namespace, ref: str) -> int:
     registry = Registry(args.registry)
     model = resolve_model(ref, registry)
     baseline_model = resolve_model(args.compare, registry) if args.compare else None
-    eval_set = load_eval_set(args.data, split=config.split, corrections=args.corrections)
+    if args.speaker_tags and args.robustness:
+        raise UserError("--robustness speaks the plain transcripts: run it without --speaker-tags")
+    eval_set = load_eval_set(args.data, split=config.split, corrections=args.corrections,
+                             speaker_tags=args.speaker_tags)
 
     evaluation = evaluate_model(model, eval_set, config)
     comparison = None

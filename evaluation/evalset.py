@@ -35,11 +35,13 @@ class CallTiming:
         audio_seconds: Length of the opening's audio (the row's ``audio_seconds``, else the last
             word's end): where a live stream would stop and decide.
         asr_model: The ASR that produced the words (``""`` for simulated or unknown timings).
+        tagged: The call is scored as speaker-tagged text (its prefixes are tagged too).
     """
 
     words: tuple[Word, ...]
     audio_seconds: float
     asr_model: str = ""
+    tagged: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class EvalSet:
         corrections_applied: Correction rows merged into these files while loading.
         timings: Per call, its word timings (None for a row without ``words``); empty when no
             row has any.
+        tagged: Per call, whether its transcript is speaker-tagged (``speaker_tags`` loading: the
+            rows whose ``turns`` spell their transcript); empty when none is.
     """
 
     call_ids: tuple[str, ...]
@@ -78,6 +82,12 @@ class EvalSet:
     fingerprint: str
     corrections_applied: int = 0
     timings: tuple[CallTiming | None, ...] = ()
+    tagged: tuple[bool, ...] = ()
+
+    @property
+    def tagged_calls(self) -> int:
+        """Calls scored as speaker-tagged text (0 = plain text throughout)."""
+        return sum(self.tagged)
 
     @property
     def has_timings(self) -> bool:
@@ -100,6 +110,7 @@ class EvalSet:
             campaign=pick(self.campaign), industry=pick(self.industry), split=self.split, files=self.files,
             fingerprint=self.fingerprint, corrections_applied=self.corrections_applied,
             timings=pick(self.timings) if self.timings else (),
+            tagged=pick(self.tagged) if self.tagged else (),
         )
 
 
@@ -109,6 +120,7 @@ def load_eval_set(
     split: str = "auto",
     corrections: Sequence[str | Path] | None = None,
     config: DataConfig | None = None,
+    speaker_tags: bool = False,
 ) -> EvalSet:
     """Load labeled files and pick the rows to evaluate.
 
@@ -119,6 +131,10 @@ def load_eval_set(
             the same one training makes with the default settings) and ``all`` otherwise.
         corrections: Correction files (override rows by ``call_id``).
         config: Loader settings (default ``DataConfig()``, as training uses).
+        speaker_tags: Score calls whose speaker ``turns`` spell their transcript as speaker-tagged
+            text (``agent: … caller: …``; :mod:`data.speakers`), what a two-channel live call gives
+            a model trained with ``speaker_tags``; their word timings are tagged too. Rows
+            without turns (ASR text from a mono rendering, most real data) stay plain.
 
     Returns:
         The evaluation set.
@@ -146,9 +162,12 @@ def load_eval_set(
         raise UserError(f"{', '.join(report.files)}: the {split!r} split is empty ({counts}); "
                         "use --split all or another split")
     rows = dataset.to_dict()
+    transcripts, tagged = list(rows["transcript"]), [False] * len(dataset)
+    if speaker_tags:
+        transcripts, tagged = _tag_transcripts(transcripts, rows["extra"])
     eval_set = EvalSet(
         call_ids=tuple(rows["call_id"]),
-        transcripts=tuple(rows["transcript"]),
+        transcripts=tuple(transcripts),
         labels=tuple(rows["label"]),
         label_ids=np.asarray(rows["label_id"], dtype=np.int64),
         signal_labels=np.asarray(rows["signal_labels"], dtype=np.float32).reshape(len(dataset), -1),
@@ -161,15 +180,34 @@ def load_eval_set(
         files=report.files,
         fingerprint=fingerprint(DatasetDict({split: dataset})),
         corrections_applied=report.corrections_applied,
-        timings=_timings(rows["extra"]),
+        timings=_timings(rows["extra"], tagged),
+        tagged=tuple(tagged) if any(tagged) else (),
     )
-    logger.info("evaluating %d calls (%s split of %s; %d with labeled signals)", len(eval_set), split,
-                ", ".join(report.files), int(eval_set.signals_labeled.sum()))
+    logger.info("evaluating %d calls (%s split of %s; %d with labeled signals%s)", len(eval_set), split,
+                ", ".join(report.files), int(eval_set.signals_labeled.sum()),
+                f"; {eval_set.tagged_calls} speaker-tagged" if speaker_tags else "")
+    if speaker_tags and not eval_set.tagged_calls:
+        logger.warning("--speaker-tags: no row has speaker turns that spell its transcript; every call is plain text")
     return eval_set
 
 
-def _timings(extras: Sequence[str]) -> tuple[CallTiming | None, ...]:
-    """Word timings from the rows' ``extra`` JSON (``words``, ``audio_seconds``, ``asr_model``).
+def _tag_transcripts(transcripts: Sequence[str], extras: Sequence[str]) -> tuple[list[str], list[bool]]:
+    """Each row's tagged transcript where its ``turns`` spell it (see :func:`data.speakers.tag_row`)."""
+    import json
+
+    from data.speakers import tag_row
+
+    out, tagged = [], []
+    for transcript, extra in zip(transcripts, extras):
+        text = tag_row(transcript, json.loads(extra or "{}").get("turns"))
+        out.append(transcript if text is None else text.text)
+        tagged.append(text is not None)
+    return out, tagged
+
+
+def _timings(extras: Sequence[str], tagged: Sequence[bool]) -> tuple[CallTiming | None, ...]:
+    """Word timings from the rows' ``extra`` JSON (``words``, ``audio_seconds``, ``asr_model``);
+    a tagged row's timings are tagged when every word has a speaker.
 
     A row whose ``words`` are missing or malformed gets None (scored on full text only), so
     one odd row never stops a report.
@@ -178,8 +216,10 @@ def _timings(extras: Sequence[str]) -> tuple[CallTiming | None, ...]:
 
     from data.transcript import Word
 
+    from data.speakers import has_speakers
+
     out: list[CallTiming | None] = []
-    for extra in extras:
+    for extra, tag in zip(extras, tagged):
         data = json.loads(extra or "{}")
         try:
             words = tuple(Word(text=str(w["text"]), start=float(w["start"]), end=float(w["end"]),
@@ -193,5 +233,5 @@ def _timings(extras: Sequence[str]) -> tuple[CallTiming | None, ...]:
         seconds = data.get("audio_seconds")
         seconds = float(seconds) if isinstance(seconds, (int, float)) and seconds > 0 else max(w.end for w in words)
         out.append(CallTiming(words=tuple(sorted(words, key=lambda w: w.start)), audio_seconds=seconds,
-                              asr_model=str(data.get("asr_model") or "")))
+                              asr_model=str(data.get("asr_model") or ""), tagged=tag and has_speakers(words)))
     return tuple(out) if any(t is not None for t in out) else ()

@@ -144,6 +144,7 @@ class ModelEvaluation:
                 "files": list(self.data.files), "split": self.data.split, "n": len(self.data),
                 "fingerprint": self.data.fingerprint, "signals_labeled": self.signals.rows,
                 "corrections_applied": self.data.corrections_applied,
+                "speaker_tagged": self.data.tagged_calls,
                 "class_counts": {cm.name: cm.support for cm in c.per_class},
             },
             "accuracy": _r(c.accuracy),

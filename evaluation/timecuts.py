@@ -269,10 +269,13 @@ class TimecutResult:
 
 
 def prefix_text(timing: CallTiming, seconds: float) -> str:
-    """The transcript available ``seconds`` into the call: words that started before it, joined."""
+    """The transcript available ``seconds`` into the call: words that started before it, joined
+    (speaker-tagged when the call is scored tagged)."""
     from data.asr import cut_words
+    from data.speakers import tag_words
 
-    return " ".join(w.text for w in cut_words(timing.words, seconds))
+    words = cut_words(timing.words, seconds)
+    return tag_words(words).text if timing.tagged else " ".join(w.text for w in words)
 
 
 def metrics_at(seconds: float, labels: Sequence[int], probs: Any, with_words: int, ece_bins: int = 10) -> CutoffMetrics:

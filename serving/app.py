@@ -130,11 +130,16 @@ def create_app(config: ServeConfig) -> FastAPI:
     async def score(body: ScoreRequest) -> JSONResponse:
         """Score one opening transcript (adaptively batched with concurrent requests)."""
         started = time.perf_counter()
-        check_text(body.transcript, limits.max_text_chars)
+        svc = _service()
+        text = body.text_for(svc.predictor.meta.speaker_tags)
+        if not text:
+            raise InvalidRequest("turns have no caller words to score (this model reads the caller's turns only; "
+                                 "it was not trained with speaker_tags)", fields=["turns"])
+        check_text(text, limits.max_text_chars)
         metadata = _metadata(body.metadata, limits.max_metadata_items)
         call_id = body.call_id or new_call_id()
-        (result,) = await score_batched(_service(), [BatchItem(transcript=body.transcript, call_id=call_id,
-                                                               metadata=metadata, source="score")])
+        (result,) = await score_batched(svc, [BatchItem(transcript=text, call_id=call_id, metadata=metadata,
+                                                        source="score")])
         result["timings_ms"]["total"] = _ms_since(started)
         return JSONResponse(result)
 

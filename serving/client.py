@@ -38,7 +38,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,6 +145,19 @@ class _Base:
         return data, {"file": (name, content, "application/octet-stream")}
 
 
+def _score_body(transcript: str | Sequence[Mapping[str, str] | tuple[str, str]],
+                metadata: Mapping[str, Any] | None, call_id: str | None) -> dict[str, Any]:
+    """The ``/score`` JSON body: ``transcript`` for text, ``turns`` for speaker turns."""
+    body: dict[str, Any] = {"metadata": dict(metadata or {})}
+    if isinstance(transcript, str):
+        body["transcript"] = transcript
+    else:
+        body["turns"] = [dict(t) if isinstance(t, Mapping) else {"speaker": t[0], "text": t[1]} for t in transcript]
+    if call_id:
+        body["call_id"] = call_id
+    return body
+
+
 def _raise_for(response: Any) -> dict[str, Any]:
     try:
         body = response.json()
@@ -185,22 +198,20 @@ class CallIntentClient(_Base):
     def close(self) -> None:
         self._http.close()
 
-    def score(self, transcript: str, metadata: Mapping[str, Any] | None = None, *,
-              call_id: str | None = None) -> dict[str, Any]:
+    def score(self, transcript: str | Sequence[Mapping[str, str] | tuple[str, str]],
+              metadata: Mapping[str, Any] | None = None, *, call_id: str | None = None) -> dict[str, Any]:
         """``POST /score``.
 
         Args:
-            transcript: The opening of the call as text.
+            transcript: The opening of the call as text, or its speaker turns in order
+                (``{"speaker": "caller"|"agent", "text"}`` dicts or ``(speaker, text)`` pairs).
             metadata: ``source``, ``campaign``, ``industry``… (the decision policy keys on them).
             call_id: Your id for the call (the server makes one when None).
 
         Returns:
             The result dict (see the module docstring).
         """
-        body: dict[str, Any] = {"transcript": transcript, "metadata": dict(metadata or {})}
-        if call_id:
-            body["call_id"] = call_id
-        return _raise_for(self._request("POST", "/score", json=body))
+        return _raise_for(self._request("POST", "/score", json=_score_body(transcript, metadata, call_id)))
 
     def score_audio(self, audio: str | Path | bytes, *, encoding: str | None = None, sample_rate: int | None = None,
                     metadata: Mapping[str, Any] | None = None, call_id: str | None = None) -> dict[str, Any]:
@@ -291,13 +302,10 @@ class AsyncCallIntentClient(_Base):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def score(self, transcript: str, metadata: Mapping[str, Any] | None = None, *,
-                    call_id: str | None = None) -> dict[str, Any]:
+    async def score(self, transcript: str | Sequence[Mapping[str, str] | tuple[str, str]],
+                    metadata: Mapping[str, Any] | None = None, *, call_id: str | None = None) -> dict[str, Any]:
         """``POST /score`` (see :meth:`CallIntentClient.score`)."""
-        body: dict[str, Any] = {"transcript": transcript, "metadata": dict(metadata or {})}
-        if call_id:
-            body["call_id"] = call_id
-        return _raise_for(await self._request("POST", "/score", json=body))
+        return _raise_for(await self._request("POST", "/score", json=_score_body(transcript, metadata, call_id)))
 
     async def score_audio(self, audio: str | Path | bytes, *, encoding: str | None = None,
                           sample_rate: int | None = None, metadata: Mapping[str, Any] | None = None,

@@ -134,7 +134,7 @@ class _PredictorScorer:
 
     def __init__(self, predictor: Any) -> None:
         self.predictor = predictor
-        self.speaker_tags = bool(getattr(predictor.meta, "speaker_tags", False))
+        self.speaker_tags = bool(getattr(getattr(predictor, "meta", None), "speaker_tags", False))
 
     def score(self, texts: Sequence[str]) -> list[IntentScores]:
         return self.predictor.predict(texts)

@@ -12,10 +12,11 @@ import re
 import uuid
 from datetime import datetime
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints, field_validator,
+    model_validator,
 )
 
 from data.transcript import OpeningTranscript
@@ -74,14 +75,33 @@ def clean_metadata(metadata: Mapping[str, Any], max_items: int) -> dict[str, str
     return out
 
 
+#: Most speaker turns one ``/score`` request may carry (an opening has a handful).
+MAX_TURNS = 200
+
+
+class TurnIn(BaseModel):
+    """One speaker turn of a ``/score`` request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    speaker: Literal["caller", "agent"]
+    text: str = Field(description="What the speaker said in this turn.")
+
+
 class ScoreRequest(BaseModel):
-    """``POST /score``: one opening transcript and what is known about the call."""
+    """``POST /score``: one opening (a transcript, or speaker turns) and what is known about the call."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "transcript": "hi I saw your ad for water heaters, what would a 50 gallon install cost",
         "call_id": "call-123", "metadata": {"source": "google_ads", "campaign": "spring-hvac"}}]})
 
-    transcript: str = Field(min_length=1, description="The opening ~30 s of the call as text.")
+    transcript: str | None = Field(default=None, min_length=1,
+                                   description="The opening ~30 s of the call as text (give this or turns).")
+    turns: list[TurnIn] | None = Field(
+        default=None, min_length=1, max_length=MAX_TURNS,
+        description="The opening as speaker turns in order, when caller and agent are known (give this or "
+                    "transcript). A model trained with speaker_tags scores them tagged (agent: … caller: …); "
+                    "any other model scores the caller's turns. The response's transcript is the text scored.")
     call_id: str | None = Field(default=None, pattern=CALL_ID_PATTERN,
                                 description="Your id for the call (generated when absent).")
     metadata: dict[MetadataKey, MetadataValue] = Field(
@@ -89,10 +109,30 @@ class ScoreRequest(BaseModel):
 
     @field_validator("transcript")
     @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
             raise ValueError("transcript must contain text, not only whitespace")
         return value
+
+    @model_validator(mode="after")
+    def _one_input(self) -> ScoreRequest:
+        if (self.transcript is None) == (self.turns is None):
+            raise ValueError("give either transcript or turns (exactly one of them)")
+        if self.turns is not None and not any(t.text.strip() for t in self.turns):
+            raise ValueError("turns must contain text, not only whitespace")
+        return self
+
+    def text_for(self, speaker_tags: bool) -> str:
+        """The text to score: the transcript, or the turns tagged (a model that reads speaker tags)
+        or the caller's turns joined (any other model; "" when the caller said nothing)."""
+        if self.turns is None:
+            assert self.transcript is not None
+            return self.transcript
+        if speaker_tags:
+            from data.speakers import tag
+
+            return tag((t.speaker, t.text, 0) for t in self.turns).text
+        return " ".join(t.text.strip() for t in self.turns if t.speaker == "caller" and t.text.strip())
 
 
 class OutcomeRequest(BaseModel):

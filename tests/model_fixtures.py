@@ -73,6 +73,7 @@ def build_tiny_artifact(
     max_length: int = 128,
     name: str = "intent",
     metrics: dict | None = None,
+    speaker_tags: bool = False,
 ) -> Path:
     """Write a complete, valid model artifact into ``directory`` (created if needed).
 
@@ -85,6 +86,7 @@ def build_tiny_artifact(
         max_length: Token budget (truncation) recorded in the meta and in ``tokenizer.json``.
         name: Registry model name recorded in the meta.
         metrics: Metrics recorded in the meta (default: a plausible validation summary).
+        speaker_tags: Mark the model as reading speaker-tagged text (its keywords work either way).
 
     Returns:
         ``directory``.
@@ -149,6 +151,7 @@ def build_tiny_artifact(
         },
         created_at="2024-01-01T00:00:00+00:00",
         extra={"fixture": "tests/model_fixtures.py", "seed": seed},
+        speaker_tags=speaker_tags,
     ).save(directory)
     (directory / TRAIN_CONFIG).write_text(f"base_model: tiny-keyword-fixture\nseed: {seed}\n"
                                           f"max_length: {max_length}\n", encoding="utf-8")

@@ -209,6 +209,20 @@ def live_server(serving_tmp: Path) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="session")
+def tagged_server(serving_tmp: Path) -> Iterator[Server]:
+    """Like :func:`live_server`, with the tiny keyword model marked as reading speaker-tagged text."""
+    from models.registry import Registry
+    from tests.model_fixtures import build_tiny_artifact
+
+    registry = Registry(serving_tmp / "tagged-registry")
+    ref = registry.register(build_tiny_artifact(serving_tmp / "tagged-artifact", speaker_tags=True))
+    registry.promote(ref, "production", force=True, reason="serving tests: tiny keyword model, speaker tags")
+    server = start_server("tagged", serving_tmp, registry=registry.root, overrides=LIVE_OVERRIDES)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def auth_server(serving_tmp: Path) -> Iterator[Server]:
     """API keys :data:`API_KEYS` on, default limits, the tiny keyword model."""
     server = start_server("auth", serving_tmp, env={"CALLINTENT_API_KEYS": ",".join(API_KEYS)})

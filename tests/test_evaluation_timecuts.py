@@ -197,3 +197,38 @@ def test_evaluate_cli_adds_the_sections_for_rows_with_words(tmp_path, capsys):
                  "--timecuts", "--bootstrap", "0", "--latency-iterations", "0",
                  "--registry", str(tmp_path / "reg")]) == 2
     assert "needs word timings" in capsys.readouterr().err
+
+
+def test_speaker_tags_score_calls_with_turns_as_tagged_text_and_their_prefixes_too(tmp_path, capsys):
+    turns = [{"speaker": "agent", "text": "thanks for calling"}, {"speaker": "caller", "text": "whats the price"}]
+    words = [{"text": w, "start": 1.0 + i, "end": 1.3 + i, "speaker": s}
+             for i, (s, w) in enumerate((t["speaker"], w) for t in turns for w in t["text"].split())]
+    rows = [{"call_id": f"t{i}", "transcript": "thanks for calling whats the price", "label": "buying", "signals": None,
+             "turns": turns, "words": words}
+            for i in range(3)]
+    rows.append({"call_id": "p0", "transcript": "my bill is wrong", "label": "service", "signals": None,
+                 "words": [{"text": w, "start": float(i), "end": i + 0.3} for i, w in enumerate("my bill is wrong".split())]})
+    data = tmp_path / "calls.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    plain = load_eval_set(data, split="all")
+    assert plain.tagged_calls == 0 and "thanks for calling whats the price" in plain.transcripts
+    tagged = load_eval_set(data, split="all", speaker_tags=True)
+    assert tagged.tagged_calls == 3
+    by_id = dict(zip(tagged.call_ids, tagged.transcripts))
+    assert by_id["t0"] == "agent: thanks for calling caller: whats the price"
+    assert by_id["p0"] == "my bill is wrong"  # no turns: plain
+    timing = tagged.timings[tagged.call_ids.index("t0")]
+    assert timing.tagged and prefix_text(timing, 4.5) == "agent: thanks for calling caller: whats"
+    assert tagged.subset([tagged.call_ids.index("t0")]).tagged_calls == 1
+
+    artifact = build_tiny_artifact(tmp_path / "artifact")
+    out = tmp_path / "report"
+    args = ["evaluate", str(artifact), "--data", str(data), "--split", "all", "--out", str(out), "--bootstrap", "0",
+            "--latency-iterations", "0", "--registry", str(tmp_path / "reg"), "--no-timecuts"]
+    assert main([*args, "--speaker-tags"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["data"]["speaker_tagged"] == 3
+    assert "<strong>speaker-tagged</strong>" in (out / "report.html").read_text()
+    capsys.readouterr()
+    assert main([*args, "--speaker-tags", "--robustness"]) == 2
+    assert "without --speaker-tags" in capsys.readouterr().err

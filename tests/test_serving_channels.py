@@ -1,6 +1,7 @@
 """Two-channel live calls against a real server: stereo PCM on /v1/stream and Twilio's
-inbound + outbound tracks on /v1/twilio. The speakers are transcribed apart, every word keeps
-its speaker, and only the caller's words are scored."""
+inbound + outbound tracks on /v1/twilio. The speakers are transcribed apart and every word keeps
+its speaker; a plain model scores the caller's words only, a model trained with speaker tags
+scores both speakers tagged (and /score takes speaker turns the same way)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import json
 import numpy as np
 import pytest
 
-from tests.server_harness import (  # noqa: F401 (live_server, serving_tmp: fixtures)
+from tests.server_harness import (  # noqa: F401 (live_server, serving_tmp, tagged_server: fixtures)
     CLEAR_SPEECH, close_of, collect_until_close, decoded, live_server, recv_json, run, serving_tmp, spoken,
+    tagged_server,
 )
 
 pytestmark = pytest.mark.integration
 
+# "today" is an urgency keyword of the tiny model: said by the agent, it counts only when the
+# model reads the agent's words too.
 AGENT_GREETING = "thank you for calling how can I help you today"
 
 
@@ -43,7 +47,7 @@ def check_speakers(final: dict) -> None:
     assert max(w["start"] for w in words if w["speaker"] == "agent") < first_caller  # the greeting came first
 
 
-def test_generic_stereo_pcm16(live_server, tmp_path):
+def stereo_call(server, tmp_path, call_id: str):
     import websockets
 
     caller, agent = two_speakers(tmp_path)
@@ -51,8 +55,8 @@ def test_generic_stereo_pcm16(live_server, tmp_path):
     data = (np.clip(stereo, -1, 1) * 32767).astype("<i2").tobytes()
 
     async def call():
-        async with websockets.connect(f"{live_server.ws}/v1/stream") as ws:
-            await ws.send(json.dumps({"type": "start", "call_id": "stereo-1", "encoding": "pcm16", "sample_rate": 16000,
+        async with websockets.connect(f"{server.ws}/v1/stream") as ws:
+            await ws.send(json.dumps({"type": "start", "call_id": call_id, "encoding": "pcm16", "sample_rate": 16000,
                                       "channels": 2, "speakers": ["agent", "caller"]}))
             started = await recv_json(ws)
             for i in range(0, len(data), 1283):  # odd-sized messages split samples and channels
@@ -60,11 +64,25 @@ def test_generic_stereo_pcm16(live_server, tmp_path):
             await ws.send(json.dumps({"type": "stop"}))
             return started, await collect_until_close(ws), close_of(ws)
 
-    started, events, (code, _) = run(call())
+    return caller, run(call())
+
+
+def evidence_of(event: dict) -> list[tuple[str, dict]]:
+    return [(s["name"], e) for s in event["signals"] for e in s["evidence"]]
+
+
+def test_generic_stereo_pcm16(live_server, tmp_path):
+    caller, (started, events, (code, _)) = stereo_call(live_server, tmp_path, "stereo-1")
     assert code == 1000 and started["config"]["speakers"] == ["agent", "caller"]
+    assert started["config"]["scored"] == "caller"  # the tiny model was not trained with speaker tags
     final = events[-1]
     assert final["type"] == "final"
     check_speakers(final)
+    # the agent's "today" is not scored; evidence indexes the caller's text and names no speaker
+    assert "urgency" not in {name for name, _ in evidence_of(final)}
+    assert evidence_of(final) and all("speaker" not in e for _, e in evidence_of(final))
+    for _, e in evidence_of(final):
+        assert final["transcript"]["text"][e["start"]:e["end"]] == e["text"]
     assert final["totals"]["audio_seconds"] == pytest.approx(len(caller) / 16000, abs=0.1)
     partials = [e for e in events if e["type"] == "partial"]
     assert partials and all(set(p["transcript"]["speakers"]) == {"caller", "agent"} for p in partials)
@@ -123,3 +141,49 @@ def test_twilio_both_tracks(live_server, tmp_path):
     check_speakers(events[-1])
     # call time is counted once (the caller's track), not once per track
     assert events[-1]["totals"]["audio_seconds"] == pytest.approx(len(caller) / 16000, abs=0.1)
+
+
+def test_a_model_trained_with_speaker_tags_scores_both_speakers(tagged_server, tmp_path):
+    _, (started, events, (code, _)) = stereo_call(tagged_server, tmp_path, "stereo-tagged")
+    assert code == 1000 and started["config"]["scored"] == "caller+agent"
+    final = events[-1]
+    check_speakers(final)
+    speakers = final["transcript"]["speakers"]
+    found = evidence_of(final)
+    for _, e in found:  # every span indexes the transcript of the speaker it names
+        assert speakers[e["speaker"]]["text"][e["start"]:e["end"]] == e["text"]
+    assert ("urgency", "agent") in {(name, e["speaker"]) for name, e in found}  # the agent's "today"
+    assert ("specific_need", "caller") in {(name, e["speaker"]) for name, e in found}  # the caller's "roof"
+
+
+def test_score_takes_speaker_turns(live_server, tagged_server):
+    import httpx
+
+    turns = [{"speaker": "agent", "text": "thanks for calling, can I help you today?"},
+             {"speaker": "caller", "text": "how much to fix my roof"}]
+    tagged = httpx.post(f"{tagged_server.url}/score", json={"turns": turns}, timeout=30).json()
+    assert tagged["transcript"] == "agent: thanks for calling, can I help you today? caller: how much to fix my roof"
+    spans = {(s["name"], e["text"]) for s in tagged["signals"] for e in s["evidence"]}
+    assert {("urgency", "today"), ("price_inquiry", "much"), ("specific_need", "roof")} <= spans
+    for s in tagged["signals"]:
+        for e in s["evidence"]:
+            assert tagged["transcript"][e["start"]:e["end"]] == e["text"]
+
+    from serving.client import CallIntentClient
+
+    with CallIntentClient(live_server.url) as client:  # turns as (speaker, text) pairs
+        plain = client.score([(t["speaker"], t["text"]) for t in turns], {"source": "crm"})
+    assert plain["transcript"] == "how much to fix my roof"  # a plain model scores the caller's turns
+    assert "urgency" not in {s["name"] for s in plain["signals"] if s["present"]}
+
+    for body, field, message in [
+        ({"turns": [{"speaker": "agent", "text": "hello?"}]}, "turns", "no caller words"),
+        ({"transcript": "hi", "turns": turns}, "body", "exactly one"),
+        ({}, "body", "exactly one"),
+        ({"turns": [{"speaker": "boss", "text": "hi"}]}, "turns.0.speaker", "caller"),
+        ({"turns": [{"speaker": "caller", "text": "  "}]}, "body", "only whitespace"),
+    ]:
+        r = httpx.post(f"{live_server.url}/score", json=body, timeout=30)
+        assert r.status_code == 422, (body, r.text)
+        error = r.json()["error"]
+        assert error["code"] == "invalid_request" and field in error["fields"] and message in error["message"], error

@@ -30,7 +30,7 @@ from typing import Any
 
 from callintent.errors import UserError
 from data.schema import SIGNAL_NAMES
-from data.speakers import TaggedText, has_speakers, tag_turns, tag_words
+from data.speakers import TaggedText, has_speakers, tag_row, tag_words
 
 #: ``extra["text_form"]`` of a row written as speaker-tagged text.
 SPEAKER_TAGGED = "speaker_tagged"
@@ -193,16 +193,10 @@ def prefix_copies(rows: Sequence[Mapping[str, Any]], seconds: Sequence[float], c
 
 
 def _tagged_transcript(row: Mapping[str, Any], extra: Mapping[str, Any]) -> TaggedText | None:
-    """The row's tagged text when its turns spell its transcript (else None)."""
+    """The row's tagged text when its turns spell its transcript and it is still clean text (else None)."""
     if extra.get("text_source") == "asr" or extra.get("text_form") == SPEAKER_TAGGED:
         return None
-    turns = extra.get("turns")
-    if not isinstance(turns, list) or not turns:
-        return None
-    tagged = tag_turns(turns)
-    if tagged is None or " ".join(t["text"].strip() for t in turns if t["text"].strip()) != row["transcript"]:
-        return None
-    return tagged
+    return tag_row(row["transcript"], extra.get("turns"))
 
 
 def _join_words(words: Sequence[dict], tagged: bool) -> str:
