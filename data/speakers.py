@@ -172,6 +172,11 @@ class _SpokenWord(Protocol):
     speaker: str | None
 
 
+class _TimedWord(Protocol):
+    text: str
+    start: float
+
+
 def tag_words(words: Sequence[_SpokenWord | Mapping[str, Any]]) -> TaggedText:
     """Tag time-ordered words of both speakers; sources index each speaker's own transcript.
 
@@ -199,6 +204,34 @@ def tag_words(words: Sequence[_SpokenWord | Mapping[str, Any]]) -> TaggedText:
     return tag(parts)
 
 
+def interleave(channels: Mapping[str, Sequence[_TimedWord]]) -> TaggedText:
+    """Tag the words of separately transcribed speakers, interleaved by start time.
+
+    Each speaker's words stay in their own order whatever their times (a decode may place a
+    word's start a little before the previous one's), and sources index each speaker's own
+    transcript, their words joined by single spaces.
+
+    Args:
+        channels: Speaker → that speaker's words in order (objects with ``text`` and ``start``).
+    """
+    parts = []
+    for speaker, words in channels.items():
+        offset = 0
+        for k, w in enumerate(words):
+            parts.append((w.start, k, speaker, w.text, offset))
+            offset += len(w.text) + 1
+    # By time; a speaker's own words in order (k), the earlier speaker of SPEAKERS first on a tie.
+    parts.sort(key=lambda p: (p[0], SPEAKERS.index(p[2]) if p[2] in SPEAKERS else len(SPEAKERS), p[1]))
+    order = {speaker: sorted((p for p in parts if p[2] == speaker), key=lambda p: p[1]) for speaker in channels}
+    ordered = []
+    cursor = {speaker: 0 for speaker in channels}
+    for p in parts:  # emit each speaker's next word in its own order at the time slot of this one
+        speaker = p[2]
+        ordered.append(order[speaker][cursor[speaker]])
+        cursor[speaker] += 1
+    return tag((speaker, text, offset) for _, _, speaker, text, offset in ordered)
+
+
 def has_speakers(words: Iterable[Any]) -> bool:
     """True when every word (a ``Word`` or a dict) has a speaker of :data:`SPEAKERS`, and there is one."""
     seen = False
@@ -210,4 +243,4 @@ def has_speakers(words: Iterable[Any]) -> bool:
     return seen
 
 
-__all__ = ["Piece", "SPEAKERS", "TaggedText", "has_speakers", "tag", "tag_of", "tag_row", "tag_turns", "tag_words"]
+__all__ = ["Piece", "SPEAKERS", "TaggedText", "has_speakers", "interleave", "tag", "tag_of", "tag_row", "tag_turns", "tag_words"]

@@ -143,7 +143,7 @@ import numpy as np
 
 from callintent.errors import UserError
 from data.audio import SAMPLE_RATE, is_silent
-from data.speakers import SPEAKERS, TaggedText, tag_words
+from data.speakers import SPEAKERS, TaggedText, interleave
 from data.transcript import OpeningTranscript, Word
 from models.scores import Evidence, IntentScores
 from serving.policy import Decision, DecisionPolicy
@@ -875,9 +875,7 @@ class LiveCall:
         both speakers' words in time order, speaker-tagged."""
         if not self.tagged:
             return self.transcript, None
-        words = [w for s in SPEAKERS for w in (*self._channels[s].prefix.committed, *self._channels[s].prefix.tail)]
-        # Stable sort: each speaker's words keep their order (it is also their text's order).
-        tagged = tag_words(sorted(words, key=lambda w: w.start))
+        tagged = interleave({s: (*self._channels[s].prefix.committed, *self._channels[s].prefix.tail) for s in SPEAKERS})
         return tagged.text, tagged
 
     def _ensure_scores(self) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from data.speakers import has_speakers, tag, tag_turns, tag_words
+from data.speakers import has_speakers, interleave, tag, tag_turns, tag_words
 from data.transcript import Word
 
 TURNS = [{"speaker": "agent", "text": "Thanks for calling Apex Roofing, how can I help?"},
@@ -60,3 +60,18 @@ def test_words_and_turns_give_the_same_text_and_speakers_are_checked():
         tag([("boss", "hi", 0)])
     assert tag_turns([{"speaker": "boss", "text": "hi"}]) is None
     assert tag([]).text == "" and tag_words([]).pieces == ()
+
+
+def test_interleaving_separately_decoded_speakers_keeps_each_speakers_order():
+    caller = [Word("how", 2.0, 2.2), Word("much", 1.9, 2.4), Word("today", 4.0, 4.3)]  # a start out of order
+    agent = [Word("hello", 0.5, 0.9), Word("sure", 3.0, 3.2)]
+    tagged = interleave({"caller": caller, "agent": agent})
+    assert tagged.text == "agent: hello caller: how much agent: sure caller: today"
+    caller_text = "how much today"
+    for word in ("how", "much", "today"):
+        i = tagged.text.index(word)
+        speaker, a, b = tagged.to_source(i, i + len(word))
+        assert speaker == "caller" and caller_text[a:b] == word
+    i = tagged.text.index("sure")
+    assert tagged.to_source(i, i + 4) == ("agent", 6, 10)
+    assert interleave({"caller": [], "agent": []}).text == ""
