@@ -643,6 +643,18 @@ class ChannelASR:
         return asr.transcribe(audio, cut_seconds=cut_seconds, offset=offset)
 
 
+def run_two_channels(call: LiveCall, clock: Clock, caller, agent) -> list:
+    events = [call.start()]
+    for i in range(len(caller) // 8000):  # 0.5 s of each channel per tick, in real time
+        clock.t = 100.0 + (i + 1) * 0.5
+        chunk = slice(i * 8000, (i + 1) * 8000)
+        call.insert(agent[chunk], arrived_at=clock.t, speaker="agent")
+        call.insert(caller[chunk], arrived_at=clock.t, speaker="caller")
+        if call.ready():
+            events += call.step()
+    return events + call.finish()
+
+
 def test_two_channels_keep_speakers_apart_and_score_only_the_caller() -> None:
     clock = Clock()
     caller_words = script("hi I saw your ad how much is a new roof", start=2.3)
@@ -651,18 +663,9 @@ def test_two_channels_keep_speakers_apart_and_score_only_the_caller() -> None:
     scorer = KeywordScorer(clock)
     call = LiveCall("call-2ch", {"source": "test"}, asr=asr, scorer=scorer, policy=POLICY,
                     config=StreamConfig(), clock=clock, speakers=("caller", "agent"))
-    started = call.start()
-    assert started.to_json()["config"]["speakers"] == ["caller", "agent"]
-    caller, agent = tone(9.0, 0.3), tone(9.0, 0.1)
-    events = [started]
-    for i in range(18):  # 0.5 s of each channel per tick, in real time
-        clock.t = 100.0 + (i + 1) * 0.5
-        chunk = slice(i * 8000, (i + 1) * 8000)
-        call.insert(agent[chunk], arrived_at=clock.t, speaker="agent")
-        call.insert(caller[chunk], arrived_at=clock.t, speaker="caller")
-        if call.ready():
-            events += call.step()
-    events += call.finish()
+    events = run_two_channels(call, clock, tone(9.0, 0.3), tone(9.0, 0.1))
+    assert events[0].to_json()["config"]["speakers"] == ["caller", "agent"]
+    assert events[0].to_json()["config"]["scored"] == "caller"
 
     final = events[-1].to_json()
     assert final["transcript"]["text"] == "hi I saw your ad how much is a new roof"
@@ -685,18 +688,6 @@ class TaggedKeywordScorer(KeywordScorer):
     """The keyword scorer as a model trained on speaker-tagged text: it reads the agent too."""
 
     speaker_tags = True
-
-
-def run_two_channels(call: LiveCall, clock: Clock, caller, agent) -> list:
-    events = [call.start()]
-    for i in range(len(caller) // 8000):  # 0.5 s of each channel per tick, in real time
-        clock.t = 100.0 + (i + 1) * 0.5
-        chunk = slice(i * 8000, (i + 1) * 8000)
-        call.insert(agent[chunk], arrived_at=clock.t, speaker="agent")
-        call.insert(caller[chunk], arrived_at=clock.t, speaker="caller")
-        if call.ready():
-            events += call.step()
-    return events + call.finish()
 
 
 def test_a_model_that_reads_speaker_tags_scores_both_speakers_and_evidence_names_the_speaker() -> None:
