@@ -11,12 +11,19 @@ Output rows keep the label fields (``label``, ``signals``, ``source``, ``campaig
 ``industry``), the split the loader assigned (so the rendered file splits like its source), and:
 
 * ``transcript``: the ASR text; the labeled text moves to ``reference_transcript``;
-* ``words``: the ASR words with their real timings (what time cut-offs use);
+* ``words``: the ASR words with their real timings (what time cut-offs use); with
+  ``channels=2`` each word also has its ``speaker``;
 * ``audio_seconds``, ``asr_model`` and ``render`` (voices, rates, pitches, noise, gap);
 * no ``spans``: their character offsets point into the labeled text, and ASR rewrites words
   ("4,500" → "four thousand five hundred", dropped or merged words), so no offset survives
   reliably. The row's ``signals`` stay (what the caller asked for has not changed); training
   masks the token-level targets of a present signal without spans (``training.features``).
+
+Two channels (``RenderConfig.channels = 2``, ``--channels 2``) render the call as a two-channel
+recording does (stereo PCM, Twilio's inbound and outbound tracks): each speaker on their own
+track, silence where the other speaks, each track transcribed on its own, the words merged by
+time with their speaker. That is the text a two-channel live call gives a model trained with
+``speaker_tags`` (``training.augment``, ``evaluate --speaker-tags``).
 
 Results are cached in the ASR cache of :mod:`data.transcribe`, keyed by what determines the words
 before any audio is made (turn texts, the render plan, the espeak-ng and sox versions, the ASR
@@ -94,12 +101,14 @@ class RenderPlan:
         caller: Voice of the caller's turns.
         gap_seconds: Silence between turns.
         noise_db: Pink noise level under the speech in dBFS (None = a clean line).
+        channels: 1 = both speakers on one line; 2 = a track per speaker, transcribed apart.
     """
 
     agent: Voice
     caller: Voice
     gap_seconds: float = 0.4
     noise_db: float | None = None
+    channels: int = 1
 
     def voice_for(self, speaker: str | None) -> Voice:
         """The caller's voice for ``"caller"``, the agent's for anything else."""
@@ -123,6 +132,8 @@ class RenderConfig:
             whatever else is in the batch).
         cut_seconds: Opening transcribed (as in the product).
         cache_dir: ASR cache directory (shared with ``callintent data transcribe``).
+        channels: 1 = one mixed line; 2 = each speaker on their own track, transcribed apart
+            (words carry their ``speaker``).
     """
 
     voices: tuple[str, ...] = DEFAULT_VOICES
@@ -133,6 +144,7 @@ class RenderConfig:
     seed: int = 0
     cut_seconds: float = OPENING_SECONDS
     cache_dir: str = ".cache/asr"
+    channels: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.voices, str) or not self.voices or not all(
@@ -152,6 +164,8 @@ class RenderConfig:
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
         if not is_number(self.cut_seconds) or not self.cut_seconds > 0:
             raise ValueError(f"cut_seconds must be > 0, got {self.cut_seconds!r}")
+        if self.channels not in (1, 2):
+            raise ValueError(f"channels must be 1 (one line) or 2 (a track per speaker), got {self.channels!r}")
 
 
 @dataclass(frozen=True)
@@ -222,7 +236,7 @@ def plan_for(call_id: str, config: RenderConfig = RenderConfig()) -> RenderPlan:
     agent = Voice(agent_name, rng.choice(config.rates), rng.choice(config.pitches))
     caller = Voice(caller_name, rng.choice(config.rates), rng.choice(config.pitches))
     return RenderPlan(agent=agent, caller=caller, gap_seconds=float(config.gap_seconds),
-                      noise_db=None if config.noise_db is None else float(config.noise_db))
+                      noise_db=None if config.noise_db is None else float(config.noise_db), channels=config.channels)
 
 
 def turns_of(row: Mapping[str, Any]) -> tuple[Turn, ...]:
@@ -252,7 +266,7 @@ def render_call_audio(turns: Sequence[Turn], out: Path, plan: RenderPlan) -> Pat
     Args:
         turns: What is said, in order.
         out: Output ``.wav`` path (its folder is used for temporary files).
-        plan: Voices, pause between turns, optional noise.
+        plan: Voices, pause between turns, optional noise (``plan.channels`` is not used here).
 
     Returns:
         ``out``.
@@ -260,46 +274,85 @@ def render_call_audio(turns: Sequence[Turn], out: Path, plan: RenderPlan) -> Pat
     Raises:
         RenderError: espeak-ng or sox missing or failing (the message names the tool and voice).
     """
+    return render_call_tracks(turns, out.parent, plan, stem=out.stem, speakers=(None,))[None]
+
+
+def render_call_tracks(turns: Sequence[Turn], out_dir: Path, plan: RenderPlan, *, stem: str = "call",
+                       speakers: Sequence[str | None] = ("caller", "agent")) -> dict[str | None, Path]:
+    """Speak ``turns`` once and put them on the line as one track per entry of ``speakers``.
+
+    The track of a speaker holds their turns and the same length of silence where the others
+    speak, so every track runs on the call's clock (what a two-channel recording gives); the
+    track of ``None`` holds everyone (a mono line). Turns without a speaker count as the agent's.
+
+    Args:
+        turns: What is said, in order.
+        out_dir: Where the ``<stem>.<speaker>.wav`` files go (``<stem>.wav`` for ``None``).
+        plan: Voices, pause between turns, optional noise (independent on each track).
+        stem: File name stem.
+        speakers: The tracks to make.
+
+    Returns:
+        Speaker → 8 kHz μ-law WAV path.
+
+    Raises:
+        RenderError: espeak-ng or sox missing or failing (the message names the tool and voice).
+    """
     espeak, sox = _tools()
     if not turns or not any(t.text.strip() for t in turns):
         raise RenderError("nothing to say: the transcript is empty")
-    parts: list[Path] = []
-    work = out.parent / f".{out.stem}.parts"
+    work = out_dir / f".{stem}.parts"
     work.mkdir(parents=True, exist_ok=True)
+    tracks: dict[str | None, Path] = {}
     try:
         silence = work / "gap.wav"
         if plan.gap_seconds > 0:
             _run([sox, "-n", "-r", str(_ESPEAK_RATE), "-c", "1", "-b", "16", str(silence), "trim", "0",
                   f"{plan.gap_seconds:.3f}"], "sox")
+        spoken: list[tuple[str, Path, Path]] = []  # (speaker, speech, the same length of silence)
         for k, turn in enumerate(t for t in turns if t.text.strip()):
             voice = plan.voice_for(turn.speaker)
-            text_file, wav = work / f"turn{k}.txt", work / f"turn{k}.wav"
+            text_file, wav, quiet = work / f"turn{k}.txt", work / f"turn{k}.wav", work / f"quiet{k}.wav"
             # Text goes through a file, so a transcript starting with "-" is never read as an option.
             text_file.write_text(turn.text, encoding="utf-8")
             _run([espeak, "-v", voice.name, "-s", str(voice.wpm), "-p", str(voice.pitch), "-w", str(wav),
                   "-f", str(text_file)], "espeak-ng", voice.name)
-            if parts and plan.gap_seconds > 0:
-                parts.append(silence)
-            parts.append(wav)
-        # -R: sox dithers with random noise when it cuts bit depth (and synth noise is random);
-        # "repeatable" mode seeds both, so the same plan gives the same bytes.
-        line = ["-r", "8000", "-c", "1"]
-        if plan.noise_db is None:
-            _run([sox, "-R", *map(str, parts), *line, "-e", "u-law", "-b", "8", str(out)], "sox")
-        else:
-            speech = work / "speech.wav"
-            _run([sox, "-R", *map(str, parts), *line, "-b", "16", str(speech)], "sox")
-            seconds = _wav_seconds(speech)
-            noise = work / "noise.wav"
-            amplitude = 10.0 ** (plan.noise_db / 20.0)
-            _run([sox, "-R", "-n", *line, "-b", "16", str(noise), "synth", f"{seconds:.3f}", "pinknoise",
-                  "vol", f"{amplitude:.6f}"], "sox")
-            # -m mixes; -v 1 on both keeps the speech level (sox would otherwise halve each input).
-            _run([sox, "-R", "-m", "-v", "1", str(speech), "-v", "1", str(noise), "-e", "u-law", "-b", "8",
-                  str(out)], "sox")
+            if any(s is not None for s in speakers):
+                _run([sox, str(wav), str(quiet), "vol", "0"], "sox")
+            spoken.append(("caller" if turn.speaker == "caller" else "agent", wav, quiet))
+        for speaker in speakers:
+            parts: list[Path] = []
+            for who, wav, quiet in spoken:
+                if parts and plan.gap_seconds > 0:
+                    parts.append(silence)
+                parts.append(wav if speaker is None or who == speaker else quiet)
+            out = out_dir / (f"{stem}.wav" if speaker is None else f"{stem}.{speaker}.wav")
+            _line(sox, parts, out, plan.noise_db, work / f"line-{speaker}")
+            tracks[speaker] = out
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return out
+    return tracks
+
+
+def _line(sox: str, parts: Sequence[Path], out: Path, noise_db: float | None, work: Path) -> None:
+    """Join ``parts`` into 8 kHz mono μ-law (a phone line), with pink noise under it when asked."""
+    # -R: sox dithers with random noise when it cuts bit depth (and synth noise is random);
+    # "repeatable" mode seeds both, so the same plan gives the same bytes.
+    line = ["-r", "8000", "-c", "1"]
+    if noise_db is None:
+        _run([sox, "-R", *map(str, parts), *line, "-e", "u-law", "-b", "8", str(out)], "sox")
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    speech = work / "speech.wav"
+    _run([sox, "-R", *map(str, parts), *line, "-b", "16", str(speech)], "sox")
+    seconds = _wav_seconds(speech)
+    noise = work / "noise.wav"
+    amplitude = 10.0 ** (noise_db / 20.0)
+    _run([sox, "-R", "-n", *line, "-b", "16", str(noise), "synth", f"{seconds:.3f}", "pinknoise",
+          "vol", f"{amplitude:.6f}"], "sox")
+    # -m mixes; -v 1 on both keeps the speech level (sox would otherwise halve each input).
+    _run([sox, "-R", "-m", "-v", "1", str(speech), "-v", "1", str(noise), "-e", "u-law", "-b", "8", str(out)],
+         "sox")
 
 
 def render_telephone_audio(text: str, out: Path, *, voice: str = "en-us", wpm: int = 160, pitch: int = 50,
@@ -324,8 +377,11 @@ def tool_versions() -> str:
 def render_cache_key(turns: Sequence[Turn], plan: RenderPlan, model_id: str, cut_seconds: float,
                      asr_config: AsrConfig) -> str:
     """Cache key of one rendered call: everything that decides its ASR words, before any audio exists."""
+    plan_json = plan.to_json()
+    if plan.channels == 1:
+        del plan_json["channels"]  # keys made before two-channel renders existed stay valid
     parts = {"v": RENDER_CACHE_VERSION, "kind": "render", "turns": [[t.speaker, t.text] for t in turns],
-             "plan": plan.to_json(), "tools": tool_versions(), "model": model_id, "cut": float(cut_seconds),
+             "plan": plan_json, "tools": tool_versions(), "model": model_id, "cut": float(cut_seconds),
              "vad": asr_config.vad, "beam": asr_config.beam_size, "compute_type": asr_config.compute_type,
              "language": asr_config.language}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
@@ -373,10 +429,13 @@ class TelephoneEar:
         transcript = self._cache.get(key)
         if transcript is not None:
             return transcript, True
+        speakers: tuple[str | None, ...] = ("caller", "agent") if plan.channels == 2 else (None,)
         with tempfile.TemporaryDirectory(prefix="callintent-render-") as tmp:
-            wav = render_call_audio(turns, Path(tmp) / "call.wav", plan)
-            audio = decode_audio(wav, max_seconds=self.cut_seconds)
-        transcript = self._recognizer_now().transcribe_timed(audio, cut_seconds=self.cut_seconds)[0]
+            tracks = render_call_tracks(turns, Path(tmp), plan, speakers=speakers)
+            heard = {s: self._recognizer_now().transcribe_timed(
+                decode_audio(tracks[s], max_seconds=self.cut_seconds), cut_seconds=self.cut_seconds)[0]
+                for s in speakers}
+        transcript = heard[None] if plan.channels == 1 else _merge_tracks(heard)
         self._cache.put(key, transcript)
         return transcript, False
 
@@ -387,6 +446,22 @@ class TelephoneEar:
 
                 self._recognizer = SpeechRecognizer(self.asr_config)
             return self._recognizer
+
+
+def _merge_tracks(heard: Mapping[str | None, OpeningTranscript]) -> OpeningTranscript:
+    """Each speaker's words (tagged with the speaker), merged by time into one transcript."""
+    from dataclasses import replace
+
+    from data.speakers import SPEAKERS
+    from data.transcript import OpeningTranscript
+
+    words = [replace(w, speaker=s) for s, t in heard.items() for w in t.words]
+    # By time; one speaker's words keep their order (a stable sort of a list built speaker by speaker).
+    words.sort(key=lambda w: (w.start, SPEAKERS.index(w.speaker)))
+    first = next(iter(heard.values()))
+    return OpeningTranscript(words=tuple(words), audio_seconds=max(t.audio_seconds for t in heard.values()),
+                             cut_seconds=first.cut_seconds, language=first.language,
+                             dropped_words=sum(t.dropped_words for t in heard.values()))
 
 
 def asr_row(row: Mapping[str, Any], transcript: OpeningTranscript, plan: RenderPlan, model_id: str) -> dict[str, Any]:
@@ -406,8 +481,8 @@ def asr_row(row: Mapping[str, Any], transcript: OpeningTranscript, plan: RenderP
     out: dict[str, Any] = {"call_id": row["call_id"], "transcript": transcript.text}
     out.update({k: v for k, v in row.items() if k not in dropped and k != "call_id"})
     out["reference_transcript"] = row.get("transcript", "")
-    out["words"] = [{"text": w.text, "start": w.start, "end": w.end, "probability": w.probability}
-                    for w in transcript.words]
+    out["words"] = [{"text": w.text, "start": w.start, "end": w.end, "probability": w.probability,
+                     **({"speaker": w.speaker} if w.speaker is not None else {})} for w in transcript.words]
     out["audio_seconds"] = round(transcript.audio_seconds, 3)
     out["asr_model"] = model_id
     out["render"] = plan.to_json()
@@ -591,4 +666,4 @@ def _stem(path: Path) -> str:
 
 __all__ = ["DEFAULT_PITCHES", "DEFAULT_RATES", "DEFAULT_VOICES", "RenderConfig", "RenderError", "RenderPlan",
            "RenderReport", "TelephoneEar", "Turn", "Voice", "asr_row", "labeled_rows", "plan_for",
-           "render_call_audio", "render_cache_key", "render_rows", "render_telephone_audio", "turns_of"]
+           "render_call_audio", "render_call_tracks", "render_cache_key", "render_rows", "render_telephone_audio", "turns_of"]

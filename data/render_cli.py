@@ -11,12 +11,15 @@ EPILOG = """\
 examples:
   callintent data render-asr --in data/generated/corpus.jsonl --split test --out data/generated/test_asr.jsonl
   callintent data render-asr --in corpus.jsonl --split train --limit 1000 --noise-db -35 --workers 2 --out train_asr.jsonl
+  callintent data render-asr --in corpus.jsonl --split test --channels 2 --out test_asr_2ch.jsonl
   callintent evaluate production --data data/generated/test_asr.jsonl --out reports/asr
 
 Each call is spoken by espeak-ng (agent and caller in different voices, rates and pitches), put on
 an 8 kHz μ-law line (optionally over pink noise) and transcribed by the serving ASR. Output rows
 keep the labels and split, carry the ASR words with timings, and drop spans. Failed rows go to
-OUT_STEM.errors.jsonl; results are cached, so a re-run is instant."""
+OUT_STEM.errors.jsonl; results are cached, so a re-run is instant. --channels 2 puts each speaker
+on their own track and transcribes the tracks apart (a two-channel call): words carry their speaker,
+for models trained with speaker_tags and evaluate --speaker-tags."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="espeak-ng pitches 0-99 (default: %(default)s)")
     p.add_argument("--noise-db", type=float, default=None, metavar="DBFS",
                    help="pink noise under the speech, e.g. -35 (default: none)")
+    p.add_argument("--channels", type=int, choices=(1, 2), default=1,
+                   help="1 = both speakers on one line; 2 = a track per speaker, transcribed apart (default: 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the voice draws and of --limit (default: 0)")
     p.add_argument("--workers", type=int, default=1,
                    help="calls rendered and transcribed at once (default: 1; on 2 cores: --workers 2 --threads 1)")
@@ -63,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one INFO line per call otherwise
     try:
         config = RenderConfig(voices=tuple(args.voices), rates=tuple(args.rates), pitches=tuple(args.pitches),
-                              noise_db=args.noise_db, seed=args.seed, cache_dir=args.cache_dir)
+                              noise_db=args.noise_db, seed=args.seed, cache_dir=args.cache_dir,
+                              channels=args.channels)
         asr = AsrConfig(model_path=args.asr_model, cpu_threads=args.threads)
         if args.limit < 0:
             raise ValueError(f"--limit must be >= 0, got {args.limit}")

@@ -154,17 +154,21 @@ def tag_turns(turns: Sequence[Mapping[str, Any]]) -> TaggedText | None:
     return tag(parts) if parts else None
 
 
-def tag_row(transcript: str, turns: Any) -> TaggedText | None:
-    """A labeled row's tagged text, when its ``turns`` spell its ``transcript`` (else None).
+def tag_row(transcript: str, turns: Any, words: Any = None) -> TaggedText | None:
+    """A labeled row's tagged text: from its ``turns`` when they spell its ``transcript``, else
+    from its ``words`` when every word has a speaker and they spell it (an ASR rendering of a
+    two-channel call); None when neither does.
 
-    Only then do the row's spans (offsets into ``transcript``) map into the tagged text.
+    Only then do the row's spans (offsets into ``transcript``, from turns) map into the tagged text.
     """
-    if not isinstance(turns, list) or not turns:
-        return None
-    tagged = tag_turns(turns)
-    if tagged is None or " ".join(t["text"].strip() for t in turns if t["text"].strip()) != transcript:
-        return None
-    return tagged
+    if isinstance(turns, list) and turns:
+        tagged = tag_turns(turns)
+        if tagged is not None and " ".join(t["text"].strip() for t in turns if t["text"].strip()) == transcript:
+            return tagged
+    if isinstance(words, list) and has_speakers(words) and all(isinstance(w, Mapping) for w in words) and \
+            " ".join(str(w.get("text", "")).strip() for w in words) == transcript:
+        return tag_words(words)
+    return None
 
 
 class _SpokenWord(Protocol):

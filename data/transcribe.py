@@ -293,8 +293,8 @@ class TranscriptCache:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             return OpeningTranscript(
-                words=tuple(Word(text=w["text"], start=w["start"], end=w["end"], probability=w["probability"])
-                            for w in data["words"]),
+                words=tuple(Word(text=w["text"], start=w["start"], end=w["end"], probability=w["probability"],
+                                 speaker=w.get("speaker")) for w in data["words"]),
                 audio_seconds=data["audio_seconds"], cut_seconds=data["cut_seconds"], language=data["language"],
             )
         except FileNotFoundError:
@@ -306,8 +306,8 @@ class TranscriptCache:
     def put(self, key: str, transcript: OpeningTranscript) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"words": [{"text": w.text, "start": w.start, "end": w.end, "probability": w.probability}
-                          for w in transcript.words],
+        data = {"words": [{"text": w.text, "start": w.start, "end": w.end, "probability": w.probability,
+                           **({"speaker": w.speaker} if w.speaker is not None else {})} for w in transcript.words],
                 "audio_seconds": transcript.audio_seconds, "cut_seconds": transcript.cut_seconds,
                 "language": transcript.language}
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")

@@ -131,10 +131,11 @@ def load_eval_set(
             the same one training makes with the default settings) and ``all`` otherwise.
         corrections: Correction files (override rows by ``call_id``).
         config: Loader settings (default ``DataConfig()``, as training uses).
-        speaker_tags: Score calls whose speaker ``turns`` spell their transcript as speaker-tagged
-            text (``agent: … caller: …``; :mod:`data.speakers`), what a two-channel live call gives
-            a model trained with ``speaker_tags``; their word timings are tagged too. Rows
-            without turns (ASR text from a mono rendering, most real data) stay plain.
+        speaker_tags: Score calls whose speakers are known as speaker-tagged text (``agent: …
+            caller: …``; :mod:`data.speakers`), what a two-channel live call gives a model
+            trained with ``speaker_tags``: rows whose ``turns`` spell their transcript, or whose
+            ``words`` all carry a speaker (``render-asr --channels 2``); their word timings are
+            tagged too. Other rows (a mono ASR rendering, most real data) stay plain.
 
     Returns:
         The evaluation set.
@@ -192,14 +193,15 @@ def load_eval_set(
 
 
 def _tag_transcripts(transcripts: Sequence[str], extras: Sequence[str]) -> tuple[list[str], list[bool]]:
-    """Each row's tagged transcript where its ``turns`` spell it (see :func:`data.speakers.tag_row`)."""
+    """Each row's tagged transcript where its turns or words tell the speakers (:func:`data.speakers.tag_row`)."""
     import json
 
     from data.speakers import tag_row
 
     out, tagged = [], []
     for transcript, extra in zip(transcripts, extras):
-        text = tag_row(transcript, json.loads(extra or "{}").get("turns"))
+        data = json.loads(extra or "{}")
+        text = tag_row(transcript, data.get("turns"), data.get("words"))
         out.append(transcript if text is None else text.text)
         tagged.append(text is not None)
     return out, tagged

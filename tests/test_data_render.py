@@ -11,7 +11,8 @@ import pytest
 from callintent.cli import main
 from data.audio import decode_audio
 from data.render import (
-    RenderConfig, RenderError, RenderPlan, Turn, Voice, plan_for, render_call_audio, render_rows, turns_of,
+    RenderConfig, RenderError, RenderPlan, Turn, Voice, plan_for, render_cache_key, render_call_audio,
+    render_call_tracks, render_rows, turns_of,
 )
 
 ROWS = [
@@ -80,6 +81,29 @@ def test_two_voices_on_a_mulaw_line_with_and_without_noise(tmp_path):
         render_call_audio(turns, tmp_path / "bad.wav", RenderPlan(agent=Voice("nosuchvoice"), caller=b))
 
 
+def test_two_channel_tracks_hold_one_speaker_each_on_the_calls_clock(tmp_path):
+    turns = (Turn("good morning", "agent"), Turn("I need a plumber today please", "caller"))
+    plan = RenderPlan(agent=Voice("en-us", 170, 40), caller=Voice("en-gb+f3", 150, 70), gap_seconds=1.0, channels=2)
+    tracks = render_call_tracks(turns, tmp_path, plan)
+    mono = decode_audio(render_call_audio(turns, tmp_path / "mono.wav", plan))
+    caller, agent = decode_audio(tracks["caller"]), decode_audio(tracks["agent"])
+    assert abs(len(caller) - len(mono)) < 160 and abs(len(agent) - len(mono)) < 160  # one clock
+    rms = lambda a: float(np.sqrt(np.mean(a ** 2)))  # noqa: E731
+    greeting = 16000 * 1  # the agent's "good morning" lies in the first second
+    assert rms(agent[:greeting]) > 0.01 and rms(caller[:greeting]) < 1e-3
+    tail = slice(len(mono) - 16000, len(mono))  # the caller's last second
+    assert rms(caller[tail]) > 0.01 and rms(agent[tail]) < 1e-3
+    assert not list(tmp_path.glob(".*"))
+    # a two-channel render is cached apart from a mono one of the same call
+    from data.asr import AsrConfig
+
+    mono_plan = RenderPlan(agent=plan.agent, caller=plan.caller, gap_seconds=1.0)
+    assert render_cache_key(turns, plan, "m", 30.0, AsrConfig()) != render_cache_key(turns, mono_plan, "m", 30.0,
+                                                                                      AsrConfig())
+    with pytest.raises(ValueError, match="channels"):
+        RenderConfig(channels=3)
+
+
 @pytest.mark.integration
 def test_render_asr_cli_writes_asr_rows_and_caches(tmp_path, capsys):
     data = tmp_path / "calls.jsonl"
@@ -115,3 +139,25 @@ def test_render_asr_cli_writes_asr_rows_and_caches(tmp_path, capsys):
     assert (report.ok, report.errors) == (0, 1)
     error = json.loads((tmp_path / "bad.errors.jsonl").read_text())
     assert error["call_id"] == "r1" and "nosuchvoice" in error["error"]
+
+
+@pytest.mark.integration
+def test_two_channel_render_gives_words_with_their_speakers(tmp_path, capsys):
+    from evaluation.evalset import load_eval_set
+
+    data = tmp_path / "calls.jsonl"
+    data.write_text(json.dumps(ROWS[0]) + "\n")
+    out = tmp_path / "asr2.jsonl"
+    assert main(["data", "render-asr", "--in", str(data), "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+                 "--voices", "en-us", "en-gb", "--rates", "150", "--pitches", "50", "--channels", "2"]) == 0
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["render"]["channels"] == 2
+    words = row["words"]
+    said = {w["speaker"]: " ".join(x["text"] for x in words if x["speaker"] == w["speaker"]).lower() for w in words}
+    assert "thanks" in said["agent"] and "quote" not in said["agent"]
+    assert "quote" in said["caller"] and "thanks" not in said["caller"]
+    assert row["transcript"] == " ".join(w["text"] for w in words)  # merged by time
+    assert [w["start"] for w in words] == sorted(w["start"] for w in words)
+    # evaluation reads the words' speakers as a two-channel call's tagged text
+    (tagged,) = load_eval_set(out, split="all", speaker_tags=True).transcripts
+    assert tagged.startswith("agent: ") and " caller: " in tagged

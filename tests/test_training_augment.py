@@ -184,10 +184,18 @@ def test_tagging_is_seeded_per_call_and_skips_rows_it_cannot_tag():
     assert {r["call_id"] for r in tagged if r["transcript"].startswith("agent:")} == \
         {r["call_id"] for r in again if r["transcript"].startswith("agent:")}
     plain = timed_row("p1")  # no turns
-    asr = {**turns_row("a1"), "extra": json.dumps({**json.loads(turns_row("a1")["extra"]), "text_source": "asr"})}
+    extra = json.loads(turns_row("a1")["extra"])
+    mono_words = [{k: v for k, v in w.items() if k != "speaker"} for w in extra["words"]]
+    mono_asr = {**turns_row("a1"), "extra": json.dumps({**extra, "words": mono_words, "text_source": "asr"})}
     respelled = {**turns_row("r1"), "transcript": "something else entirely"}
-    out, n = tag_speakers([plain, asr, respelled], share=1.0)
-    assert n == 0 and [r["transcript"] for r in out] == [plain["transcript"], asr["transcript"], "something else entirely"]
+    out, n = tag_speakers([plain, mono_asr, respelled], share=1.0)
+    assert n == 0 and [r["transcript"] for r in out] == [plain["transcript"], mono_asr["transcript"],
+                                                         "something else entirely"]
+    # ASR text of a two-channel rendering: its words' speakers tell who said what
+    two_channel = {**turns_row("a2"), "extra": json.dumps({**extra, "turns": [], "text_source": "asr"})}
+    (tagged_asr,), n = tag_speakers([two_channel], share=1.0)
+    assert n == 1 and tagged_asr["transcript"].startswith("agent: thanks for calling") and \
+        "caller: hi I saw your ad" in tagged_asr["transcript"]
 
 
 def test_prefix_copies_of_a_tagged_row_are_tagged_with_their_spans():

@@ -130,9 +130,9 @@ def tag_speakers(rows: Sequence[Mapping[str, Any]], share: float, seed: int = 0
     """Write a seeded ``share`` of the rows that have speaker turns as speaker-tagged text.
 
     A row qualifies when its ``turns`` (in ``extra``) spell its transcript and every turn has a
-    speaker of :data:`data.speakers.SPEAKERS`; rows already switched to ASR text do not (a
-    mono rendering has no speakers). Evidence spans move to their tagged offsets; the row's
-    ``words`` keep their speakers, so prefix copies of it are tagged too.
+    speaker of :data:`data.speakers.SPEAKERS`, or, for ASR text, when its ``words`` all have a
+    speaker (``render-asr --channels 2``; a mono rendering has none). Evidence spans move to
+    their tagged offsets; the row's ``words`` keep their speakers, so prefix copies are tagged too.
 
     Args:
         rows: ``data.dataset`` rows.
@@ -193,10 +193,12 @@ def prefix_copies(rows: Sequence[Mapping[str, Any]], seconds: Sequence[float], c
 
 
 def _tagged_transcript(row: Mapping[str, Any], extra: Mapping[str, Any]) -> TaggedText | None:
-    """The row's tagged text when its turns spell its transcript and it is still clean text (else None)."""
-    if extra.get("text_source") == "asr" or extra.get("text_form") == SPEAKER_TAGGED:
+    """The row's tagged text when its turns (clean text) or its words' speakers (ASR text of a
+    two-channel rendering) spell its transcript, else None."""
+    if extra.get("text_form") == SPEAKER_TAGGED:
         return None
-    return tag_row(row["transcript"], extra.get("turns"))
+    turns = None if extra.get("text_source") == "asr" else extra.get("turns")  # an ASR row's turns are the clean text's
+    return tag_row(row["transcript"], turns, extra.get("words"))
 
 
 def _join_words(words: Sequence[dict], tagged: bool) -> str:
