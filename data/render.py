@@ -23,7 +23,7 @@ Two channels (``RenderConfig.channels = 2``, ``--channels 2``) render the call a
 recording does (stereo PCM, Twilio's inbound and outbound tracks): each speaker on their own
 track, silence where the other speaks, each track transcribed on its own, the words merged by
 time with their speaker. That is the text a two-channel live call gives a model trained with
-``speaker_tags`` (``training.augment``, ``evaluate --speaker-tags``).
+``speaker_tags`` (``training.augment``, ``evaluate --two-channel``).
 
 Results are cached in the ASR cache of :mod:`data.transcribe`, keyed by what determines the words
 before any audio is made (turn texts, the render plan, the espeak-ng and sox versions, the ASR

@@ -19,7 +19,7 @@ an 8 kHz μ-law line (optionally over pink noise) and transcribed by the serving
 keep the labels and split, carry the ASR words with timings, and drop spans. Failed rows go to
 OUT_STEM.errors.jsonl; results are cached, so a re-run is instant. --channels 2 puts each speaker
 on their own track and transcribes the tracks apart (a two-channel call): words carry their speaker,
-for models trained with speaker_tags and evaluate --speaker-tags."""
+for models trained with speaker_tags and evaluate --two-channel."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

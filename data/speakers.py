@@ -171,6 +171,22 @@ def tag_row(transcript: str, turns: Any, words: Any = None) -> TaggedText | None
     return None
 
 
+def caller_words_of(transcript: str, turns: Any, words: Any = None) -> str | None:
+    """What a model that does not read tags gets from a two-channel call: the caller's words.
+
+    Known from the row's ``turns`` (when they spell its transcript) or its ``words``' speakers
+    (when every word has one and they spell it), as :func:`tag_row` decides.
+
+    Returns:
+        The caller's words joined ("" when the caller said nothing), or None when the row does
+        not tell the speakers apart.
+    """
+    tagged = tag_row(transcript, turns, words)
+    if tagged is None:
+        return None
+    return " ".join(tagged.text[p.start:p.end] for p in tagged.pieces if p.speaker == "caller")
+
+
 class _SpokenWord(Protocol):
     text: str
     speaker: str | None
@@ -247,4 +263,4 @@ def has_speakers(words: Iterable[Any]) -> bool:
     return seen
 
 
-__all__ = ["Piece", "SPEAKERS", "TaggedText", "has_speakers", "interleave", "tag", "tag_of", "tag_row", "tag_turns", "tag_words"]
+__all__ = ["Piece", "SPEAKERS", "TaggedText", "has_speakers", "interleave", "tag", "caller_words_of", "tag_of", "tag_row", "tag_turns", "tag_words"]

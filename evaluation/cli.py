@@ -63,9 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"exit {GATE_FAILED_EXIT} when the gate fails")
     parser.add_argument("--export-errors", default=None, metavar="FILE",
                         help="write the misclassified calls to FILE (.csv or .jsonl) for label review")
-    parser.add_argument("--speaker-tags", action="store_true",
-                        help="score calls whose speaker turns are known as speaker-tagged text (agent: … caller: …), "
-                             "what a two-channel live call gives a model trained with speaker_tags; default plain text")
+    parser.add_argument("--two-channel", action="store_true",
+                        help="score calls whose speakers are known as a two-channel live call gives them to each "
+                             "model: speaker-tagged text (agent: … caller: …) for a model trained with "
+                             "speaker_tags, the caller's words for any other (default: the text as labeled)")
     parser.add_argument("--robustness", action="store_true",
                         help="also score a sample as 8 kHz telephone audio through ASR "
                              "(espeak-ng + sox + faster-whisper)")
@@ -120,15 +121,22 @@ def _evaluate(args: argparse.Namespace, ref: str) -> int:
     registry = Registry(args.registry)
     model = resolve_model(ref, registry)
     baseline_model = resolve_model(args.compare, registry) if args.compare else None
-    if args.speaker_tags and args.robustness:
-        raise UserError("--robustness speaks the plain transcripts: run it without --speaker-tags")
-    eval_set = load_eval_set(args.data, split=config.split, corrections=args.corrections,
-                             speaker_tags=args.speaker_tags)
+    if args.two_channel and args.robustness:
+        raise UserError("--robustness speaks the labeled transcripts: run it without --two-channel")
+    eval_sets: dict[str, EvalSet] = {}
 
+    def calls_for(m: ModelRef) -> EvalSet:  # each model reads a two-channel call the way serving gives it to it
+        form = ("tagged" if m.meta.speaker_tags else "caller") if args.two_channel else "plain"
+        if form not in eval_sets:
+            eval_sets[form] = load_eval_set(args.data, split=config.split, corrections=args.corrections,
+                                            text_form=form)
+        return eval_sets[form]
+
+    eval_set = calls_for(model)
     evaluation = evaluate_model(model, eval_set, config)
     comparison = None
     if baseline_model is not None:
-        baseline = evaluate_model(baseline_model, eval_set, config)
+        baseline = evaluate_model(baseline_model, calls_for(baseline_model), config)
         comparison = compare(evaluation, baseline)
     gate = apply_gate(
         policy, GateMetrics.from_evaluation(evaluation),

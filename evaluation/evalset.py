@@ -63,8 +63,10 @@ class EvalSet:
         corrections_applied: Correction rows merged into these files while loading.
         timings: Per call, its word timings (None for a row without ``words``); empty when no
             row has any.
-        tagged: Per call, whether its transcript is speaker-tagged (``speaker_tags`` loading: the
-            rows whose ``turns`` spell their transcript); empty when none is.
+        text_form: ``plain`` (the transcripts as labeled), ``tagged`` or ``caller`` (see
+            :data:`TEXT_FORMS`).
+        converted: Per call, whether its text was rewritten into ``text_form`` (its speakers
+            are known); empty when none was.
     """
 
     call_ids: tuple[str, ...]
@@ -82,12 +84,13 @@ class EvalSet:
     fingerprint: str
     corrections_applied: int = 0
     timings: tuple[CallTiming | None, ...] = ()
-    tagged: tuple[bool, ...] = ()
+    text_form: str = "plain"
+    converted: tuple[bool, ...] = ()
 
     @property
-    def tagged_calls(self) -> int:
-        """Calls scored as speaker-tagged text (0 = plain text throughout)."""
-        return sum(self.tagged)
+    def converted_calls(self) -> int:
+        """Calls whose text is in :attr:`text_form` (0 = the labeled text throughout)."""
+        return sum(self.converted)
 
     @property
     def has_timings(self) -> bool:
@@ -110,7 +113,7 @@ class EvalSet:
             campaign=pick(self.campaign), industry=pick(self.industry), split=self.split, files=self.files,
             fingerprint=self.fingerprint, corrections_applied=self.corrections_applied,
             timings=pick(self.timings) if self.timings else (),
-            tagged=pick(self.tagged) if self.tagged else (),
+            text_form=self.text_form, converted=pick(self.converted) if self.converted else (),
         )
 
 
@@ -120,7 +123,7 @@ def load_eval_set(
     split: str = "auto",
     corrections: Sequence[str | Path] | None = None,
     config: DataConfig | None = None,
-    speaker_tags: bool = False,
+    text_form: str = "plain",
 ) -> EvalSet:
     """Load labeled files and pick the rows to evaluate.
 
@@ -131,11 +134,12 @@ def load_eval_set(
             the same one training makes with the default settings) and ``all`` otherwise.
         corrections: Correction files (override rows by ``call_id``).
         config: Loader settings (default ``DataConfig()``, as training uses).
-        speaker_tags: Score calls whose speakers are known as speaker-tagged text (``agent: …
-            caller: …``; :mod:`data.speakers`), what a two-channel live call gives a model
-            trained with ``speaker_tags``: rows whose ``turns`` spell their transcript, or whose
-            ``words`` all carry a speaker (``render-asr --channels 2``); their word timings are
-            tagged too. Other rows (a mono ASR rendering, most real data) stay plain.
+        text_form: ``plain`` (as labeled), or a two-channel call's text as serving gives it to a
+            model: ``tagged`` (``agent: … caller: …``, a model trained with ``speaker_tags``) or
+            ``caller`` (the caller's words only, any other model). Only rows whose speakers are
+            known are rewritten (``turns`` that spell the transcript, or ``words`` that all carry a
+            speaker: ``render-asr --channels 2``), their word timings with them; other rows (a
+            mono ASR rendering, most real data) stay as labeled.
 
     Returns:
         The evaluation set.
@@ -163,9 +167,11 @@ def load_eval_set(
         raise UserError(f"{', '.join(report.files)}: the {split!r} split is empty ({counts}); "
                         "use --split all or another split")
     rows = dataset.to_dict()
-    transcripts, tagged = list(rows["transcript"]), [False] * len(dataset)
-    if speaker_tags:
-        transcripts, tagged = _tag_transcripts(transcripts, rows["extra"])
+    if text_form not in TEXT_FORMS:
+        raise UserError(f"text form must be one of {list(TEXT_FORMS)}, got {text_form!r}")
+    transcripts, converted = list(rows["transcript"]), [False] * len(dataset)
+    if text_form != "plain":
+        transcripts, converted = _two_channel_texts(transcripts, rows["extra"], text_form)
     eval_set = EvalSet(
         call_ids=tuple(rows["call_id"]),
         transcripts=tuple(transcripts),
@@ -181,47 +187,57 @@ def load_eval_set(
         files=report.files,
         fingerprint=fingerprint(DatasetDict({split: dataset})),
         corrections_applied=report.corrections_applied,
-        timings=_timings(rows["extra"], tagged),
-        tagged=tuple(tagged) if any(tagged) else (),
+        timings=_timings(rows["extra"], converted, text_form),
+        text_form=text_form,
+        converted=tuple(converted) if any(converted) else (),
     )
     logger.info("evaluating %d calls (%s split of %s; %d with labeled signals%s)", len(eval_set), split,
                 ", ".join(report.files), int(eval_set.signals_labeled.sum()),
-                f"; {eval_set.tagged_calls} speaker-tagged" if speaker_tags else "")
-    if speaker_tags and not eval_set.tagged_calls:
-        logger.warning("--speaker-tags: no row has speaker turns that spell its transcript; every call is plain text")
+                f"; {eval_set.converted_calls} as two-channel text, {text_form}" if text_form != "plain" else "")
+    if text_form != "plain" and not eval_set.converted_calls:
+        logger.warning("two-channel text: no row tells its speakers apart (turns that spell the transcript, or "
+                       "words with speakers); every call is scored as labeled")
     return eval_set
 
 
-def _tag_transcripts(transcripts: Sequence[str], extras: Sequence[str]) -> tuple[list[str], list[bool]]:
-    """Each row's tagged transcript where its turns or words tell the speakers (:func:`data.speakers.tag_row`)."""
+#: How a call's text can be scored (``load_eval_set(text_form=…)``).
+TEXT_FORMS = ("plain", "tagged", "caller")
+
+
+def _two_channel_texts(transcripts: Sequence[str], extras: Sequence[str], form: str) -> tuple[list[str], list[bool]]:
+    """Each row's text as a two-channel call gives it (``form``), where its speakers are known."""
     import json
 
-    from data.speakers import tag_row
+    from data.speakers import caller_words_of, tag_row
 
-    out, tagged = [], []
+    out, converted = [], []
     for transcript, extra in zip(transcripts, extras):
         data = json.loads(extra or "{}")
-        text = tag_row(transcript, data.get("turns"), data.get("words"))
-        out.append(transcript if text is None else text.text)
-        tagged.append(text is not None)
-    return out, tagged
+        if form == "tagged":
+            tagged = tag_row(transcript, data.get("turns"), data.get("words"))
+            text = None if tagged is None else tagged.text
+        else:
+            text = caller_words_of(transcript, data.get("turns"), data.get("words"))
+        out.append(transcript if text is None else text)
+        converted.append(text is not None)
+    return out, converted
 
 
-def _timings(extras: Sequence[str], tagged: Sequence[bool]) -> tuple[CallTiming | None, ...]:
+def _timings(extras: Sequence[str], converted: Sequence[bool], form: str) -> tuple[CallTiming | None, ...]:
     """Word timings from the rows' ``extra`` JSON (``words``, ``audio_seconds``, ``asr_model``);
-    a tagged row's timings are tagged when every word has a speaker.
+    a converted row's timings take its form when every word has a speaker (tagged prefixes, or
+    the caller's words only).
 
     A row whose ``words`` are missing or malformed gets None (scored on full text only), so
     one odd row never stops a report.
     """
     import json
 
+    from data.speakers import has_speakers
     from data.transcript import Word
 
-    from data.speakers import has_speakers
-
     out: list[CallTiming | None] = []
-    for extra, tag in zip(extras, tagged):
+    for extra, two_channel in zip(extras, converted):
         data = json.loads(extra or "{}")
         try:
             words = tuple(Word(text=str(w["text"]), start=float(w["start"]), end=float(w["end"]),
@@ -229,11 +245,14 @@ def _timings(extras: Sequence[str], tagged: Sequence[bool]) -> tuple[CallTiming 
                           for w in data.get("words") or ())
         except (TypeError, KeyError, ValueError):
             words = ()
+        if two_channel and form == "caller" and has_speakers(words):
+            words = tuple(w for w in words if w.speaker == "caller")
         if not words:
             out.append(None)
             continue
         seconds = data.get("audio_seconds")
         seconds = float(seconds) if isinstance(seconds, (int, float)) and seconds > 0 else max(w.end for w in words)
         out.append(CallTiming(words=tuple(sorted(words, key=lambda w: w.start)), audio_seconds=seconds,
-                              asr_model=str(data.get("asr_model") or ""), tagged=tag and has_speakers(words)))
+                              asr_model=str(data.get("asr_model") or ""),
+                              tagged=two_channel and form == "tagged" and has_speakers(words)))
     return tuple(out) if any(t is not None for t in out) else ()

@@ -144,7 +144,7 @@ class ModelEvaluation:
                 "files": list(self.data.files), "split": self.data.split, "n": len(self.data),
                 "fingerprint": self.data.fingerprint, "signals_labeled": self.signals.rows,
                 "corrections_applied": self.data.corrections_applied,
-                "speaker_tagged": self.data.tagged_calls,
+                "text_form": self.data.text_form, "two_channel_calls": self.data.converted_calls,
                 "class_counts": {cm.name: cm.support for cm in c.per_class},
             },
             "accuracy": _r(c.accuracy),

@@ -159,5 +159,7 @@ def test_two_channel_render_gives_words_with_their_speakers(tmp_path, capsys):
     assert row["transcript"] == " ".join(w["text"] for w in words)  # merged by time
     assert [w["start"] for w in words] == sorted(w["start"] for w in words)
     # evaluation reads the words' speakers as a two-channel call's tagged text
-    (tagged,) = load_eval_set(out, split="all", speaker_tags=True).transcripts
+    (tagged,) = load_eval_set(out, split="all", text_form="tagged").transcripts
     assert tagged.startswith("agent: ") and " caller: " in tagged
+    (caller,) = load_eval_set(out, split="all", text_form="caller").transcripts
+    assert caller == " ".join(w["text"] for w in words if w["speaker"] == "caller")

@@ -9,10 +9,12 @@ import pytest
 from model_fixtures import build_tiny_artifact
 
 from callintent.cli import main
+from callintent.errors import UserError
 from data.schema import CLASS_INDEX, CLASS_NAMES, SIGNAL_NAMES
 from data.transcript import Word
 from evaluation.evalset import CallTiming, EvalSet, load_eval_set
 from evaluation.timecuts import TimecutConfig, evaluate_timecuts, prefix_text
+from models.registry import Registry
 from models.scores import IntentScores, SignalScore
 from serving.policy import DecisionPolicy, PolicyConfig, Segment
 
@@ -199,36 +201,47 @@ def test_evaluate_cli_adds_the_sections_for_rows_with_words(tmp_path, capsys):
     assert "needs word timings" in capsys.readouterr().err
 
 
-def test_speaker_tags_score_calls_with_turns_as_tagged_text_and_their_prefixes_too(tmp_path, capsys):
+def test_two_channel_text_forms_and_each_model_reads_its_own(tmp_path, capsys):
     turns = [{"speaker": "agent", "text": "thanks for calling"}, {"speaker": "caller", "text": "whats the price"}]
     words = [{"text": w, "start": 1.0 + i, "end": 1.3 + i, "speaker": s}
              for i, (s, w) in enumerate((t["speaker"], w) for t in turns for w in t["text"].split())]
     rows = [{"call_id": f"t{i}", "transcript": "thanks for calling whats the price", "label": "buying", "signals": None,
-             "turns": turns, "words": words}
-            for i in range(3)]
+             "turns": turns, "words": words} for i in range(3)]
     rows.append({"call_id": "p0", "transcript": "my bill is wrong", "label": "service", "signals": None,
                  "words": [{"text": w, "start": float(i), "end": i + 0.3} for i, w in enumerate("my bill is wrong".split())]})
     data = tmp_path / "calls.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     plain = load_eval_set(data, split="all")
-    assert plain.tagged_calls == 0 and "thanks for calling whats the price" in plain.transcripts
-    tagged = load_eval_set(data, split="all", speaker_tags=True)
-    assert tagged.tagged_calls == 3
+    assert plain.converted_calls == 0 and "thanks for calling whats the price" in plain.transcripts
+    tagged = load_eval_set(data, split="all", text_form="tagged")
+    assert tagged.converted_calls == 3 and tagged.text_form == "tagged"
     by_id = dict(zip(tagged.call_ids, tagged.transcripts))
     assert by_id["t0"] == "agent: thanks for calling caller: whats the price"
-    assert by_id["p0"] == "my bill is wrong"  # no turns: plain
+    assert by_id["p0"] == "my bill is wrong"  # speakers unknown: as labeled
     timing = tagged.timings[tagged.call_ids.index("t0")]
     assert timing.tagged and prefix_text(timing, 4.5) == "agent: thanks for calling caller: whats"
-    assert tagged.subset([tagged.call_ids.index("t0")]).tagged_calls == 1
+    assert tagged.subset([tagged.call_ids.index("t0")]).converted_calls == 1
+    caller = load_eval_set(data, split="all", text_form="caller")
+    assert dict(zip(caller.call_ids, caller.transcripts))["t0"] == "whats the price"
+    timing = caller.timings[caller.call_ids.index("t0")]
+    assert not timing.tagged and prefix_text(timing, 4.5) == "whats" and prefix_text(timing, 3.5) == ""
+    with pytest.raises(UserError, match="text form"):
+        load_eval_set(data, split="all", text_form="stereo")
 
-    artifact = build_tiny_artifact(tmp_path / "artifact")
+    # --two-channel: the tagged candidate reads tagged text, the plain baseline the caller's words
+    registry = Registry(tmp_path / "reg")
+    plain_ref = registry.register(build_tiny_artifact(tmp_path / "plain"))
+    tagged_ref = registry.register(build_tiny_artifact(tmp_path / "tagged", speaker_tags=True))
     out = tmp_path / "report"
-    args = ["evaluate", str(artifact), "--data", str(data), "--split", "all", "--out", str(out), "--bootstrap", "0",
-            "--latency-iterations", "0", "--registry", str(tmp_path / "reg"), "--no-timecuts"]
-    assert main([*args, "--speaker-tags"]) == 0
-    assert json.loads((out / "metrics.json").read_text())["data"]["speaker_tagged"] == 3
-    assert "<strong>speaker-tagged</strong>" in (out / "report.html").read_text()
+    args = ["evaluate", str(tagged_ref), "--data", str(data), "--split", "all", "--out", str(out), "--bootstrap", "0",
+            "--latency-iterations", "0", "--registry", str(tmp_path / "reg"), "--no-timecuts", "--no-record"]
+    assert main([*args, "--two-channel", "--compare", str(plain_ref)]) == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    assert (doc["data"]["text_form"], doc["data"]["two_channel_calls"]) == ("tagged", 3)
+    assert doc["baseline"]["data"]["text_form"] == "caller"
+    html = (out / "report.html").read_text()
+    assert "speaker-tagged (“agent: … caller: …”)</strong>" in html and "the caller&#39;s words" in html
     capsys.readouterr()
-    assert main([*args, "--speaker-tags", "--robustness"]) == 2
-    assert "without --speaker-tags" in capsys.readouterr().err
+    assert main([*args, "--two-channel", "--robustness"]) == 2
+    assert "without --two-channel" in capsys.readouterr().err
