@@ -245,13 +245,16 @@ def _timings(extras: Sequence[str], converted: Sequence[bool], form: str) -> tup
                           for w in data.get("words") or ())
         except (TypeError, KeyError, ValueError):
             words = ()
-        if two_channel and form == "caller" and has_speakers(words):
-            words = tuple(w for w in words if w.speaker == "caller")
         if not words:
             out.append(None)
             continue
-        seconds = data.get("audio_seconds")
+        seconds = data.get("audio_seconds")  # the call's end, whoever spoke last
         seconds = float(seconds) if isinstance(seconds, (int, float)) and seconds > 0 else max(w.end for w in words)
+        if two_channel and form == "caller" and has_speakers(words):
+            words = tuple(w for w in words if w.speaker == "caller")
+            if not words:
+                out.append(None)
+                continue
         out.append(CallTiming(words=tuple(sorted(words, key=lambda w: w.start)), audio_seconds=seconds,
                               asr_model=str(data.get("asr_model") or ""),
                               tagged=two_channel and form == "tagged" and has_speakers(words)))
