@@ -24,7 +24,8 @@ overloaded              503     shed: more than ``limits.max_inflight_requests``
 outcome_conflict        409     a different outcome is already recorded for the call (serving/calllog/routes.py)
 call_log_unavailable    503     the call log database is down (outcome and ``GET /calls`` only); retry
 call_log_disabled       404     ``call_log.enabled`` is false
-internal_error          500     a bug (details only in the server log)
+internal_error          500     a bug, or the model failing on this transcript (details only in the
+                                server log; the other requests batched with it are answered)
 ======================  ======  ==========================================================
 
 The live WebSocket routes, ``/v1/stream`` (generic protocol) and ``/v1/twilio`` (Twilio Media
@@ -239,6 +240,11 @@ def _add_error_handlers(app: FastAPI) -> None:
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
 
+    @app.exception_handler(ScoringFailed)
+    async def scoring_failed(_: Request, exc: ScoringFailed) -> JSONResponse:
+        logger.warning("%s", exc)  # the traceback was logged where the batch ran
+        return error(500, "internal_error", "the model failed on this transcript; see the server log")
+
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         logger.error("unhandled error on %s", request.url.path, exc_info=exc)
@@ -307,7 +313,19 @@ async def score_batched(svc: CallIntentService, items: list[BatchItem]) -> list[
     headers = client.default_headers  # shared with BentoML's session factory; read per request
     if headers.get(INTERNAL_HEADER) != INTERNAL_SECRET:
         headers[INTERNAL_HEADER] = INTERNAL_SECRET
-    return await client.score_batch(items=items)
+    results = await client.score_batch(items=items)
+    for item, result in zip(items, results):
+        if _FAILED in result:
+            raise ScoringFailed(f"call {item.call_id}: the model failed on this transcript (see the batch log)")
+    return results
+
+
+class ScoringFailed(RuntimeError):
+    """The model raised on a transcript (the others of its batch were scored); answered as a 500."""
+
+
+#: Key of a batch result whose transcript the model failed on.
+_FAILED = "_failed"
 
 
 def score_items(svc: CallIntentService, items: Sequence[BatchItem]) -> list[dict[str, Any]]:
@@ -327,10 +345,18 @@ def score_items(svc: CallIntentService, items: Sequence[BatchItem]) -> list[dict
     from serving.redact import redact_scores
 
     started = time.perf_counter()
-    all_scores = svc.predictor.predict([item.transcript for item in items])
+    try:
+        all_scores: list[Any] = svc.predictor.predict([item.transcript for item in items])
+    except Exception:
+        # One transcript the model cannot take must not fail the requests batched with it.
+        logger.exception("model run on a batch of %d failed; scoring its transcripts one by one", len(items))
+        all_scores = [_predict_alone(svc, item) for item in items]
     model_ms = _ms_since(started)
-    results = []
+    results: list[dict[str, Any]] = []
     for item, scores in zip(items, all_scores):
+        if scores is None:
+            results.append({_FAILED: True})
+            continue
         text = item.transcript
         if svc.config.redact_pii:
             text, scores = redact_scores(text, scores)
@@ -344,6 +370,16 @@ def score_items(svc: CallIntentService, items: Sequence[BatchItem]) -> list[dict
         logger.info("scored %s: %s (buying_intent %.2f) -> %s", item.source, scores.label, scores.buying_intent,
                     decision.route, extra={"call_id": item.call_id})
     return results
+
+
+def _predict_alone(svc: CallIntentService, item: BatchItem) -> Any:
+    """One transcript's scores, or None (logged) when the model fails on it."""
+    try:
+        (scores,) = svc.predictor.predict([item.transcript])
+        return scores
+    except Exception:
+        logger.exception("the model failed on one transcript", extra={"call_id": item.call_id})
+        return None
 
 
 def _log_scored(svc: CallIntentService, item: BatchItem, text: str, scores: Any, decision: Any) -> None:

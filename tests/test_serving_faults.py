@@ -70,6 +70,7 @@ class _Predictor:
     """An IntentPredictor stand-in: a confident buying call, except that ``boom-score`` calls raise."""
 
     model_id = "intent/v0"
+    meta = SimpleNamespace(speaker_tags=False)
 
     def predict(self, texts):
         from data.schema import SIGNAL_NAMES
@@ -784,3 +785,60 @@ def test_a_shed_request_body_is_read_before_the_503_goes_out() -> None:
     assert events == ["body"] * 5 + ["http.response.start", "http.response.body"] and received == 5
     events, received = run(scenario(chunks=50, drain_bytes=2_500))  # a huge upload is cut off, not read whole
     assert received == 3 and events[-2:] == ["http.response.start", "http.response.body"]
+
+
+class _PickyPredictor(_Predictor):
+    """Raises on any batch that holds a transcript with "boom" in it (as a model bug on one input would)."""
+
+    def predict(self, texts):
+        if any("boom" in t for t in texts):
+            raise ValueError("injected failure on one transcript")
+        return super().predict(texts)
+
+
+def test_a_transcript_the_model_fails_on_fails_only_its_own_request():
+    from serving.app import _FAILED, ScoringFailed, score_batched, score_items
+    from serving.schemas import BatchItem
+
+    svc = _fake_service()
+    svc.predictor = _PickyPredictor()
+    items = [BatchItem(transcript=t, call_id=f"c{i}") for i, t in enumerate(["how much", "boom", "a quote please"])]
+    results = score_items(svc, items)
+    assert [_FAILED in r for r in results] == [False, True, False]
+    assert results[0]["intent"] == "buying" and results[2]["transcript"] == "a quote please"
+
+    class Client:  # BentoML's in-process client, answering with the batch results above
+        default_headers: dict = {}
+
+        async def score_batch(self, items):
+            return results[:len(items)] if items[0].call_id == "c0" else results[1:2]
+
+    svc.to_async = Client()
+    assert asyncio.run(score_batched(svc, items[:1]))[0]["intent"] == "buying"
+    with pytest.raises(ScoringFailed, match="call c1: the model failed"):
+        asyncio.run(score_batched(svc, items[1:2]))
+
+
+def test_the_failed_request_gets_a_json_500_and_the_server_goes_on(monkeypatch):
+    from starlette.testclient import TestClient
+
+    import serving.app as app_module
+    from serving.app import create_app, score_items
+
+    svc = _fake_service()
+    svc.predictor = _PickyPredictor()
+
+    class Client:  # BentoML's in-process client: runs the batch here
+        default_headers: dict = {}
+
+        async def score_batch(self, items):
+            return score_items(svc, items)
+
+    svc.to_async = Client()
+    monkeypatch.setattr(app_module, "_service", lambda: svc)
+    with TestClient(create_app(svc.config), raise_server_exceptions=False) as client:
+        bad = client.post("/score", json={"transcript": "boom"})
+        good = client.post("/score", json={"transcript": "how much for a roof"})
+    assert bad.status_code == 500 and bad.json()["error"]["code"] == "internal_error"
+    assert "failed on this transcript" in bad.json()["error"]["message"]
+    assert good.status_code == 200 and good.json()["intent"] == "buying"
