@@ -16,7 +16,7 @@ body_too_large          413     more than ``limits.max_body_bytes``
 text_too_long           413     transcript over ``limits.max_text_chars``
 audio_too_long          413     audio over ``limits.max_audio_seconds``
 bad_audio               422     audio that cannot be decoded
-not_found / method_not_allowed  404 / 405
+not_found / method_not_allowed  404 / 405   (also for paths and methods no route has: ``JsonErrorPages``)
 overloaded              503     shed: more than ``limits.max_inflight_requests`` (``/score``) or
                                 ``limits.max_inflight_audio_requests`` (``/score_audio``) in flight,
                                 or the batcher predicted a miss of ``batching.max_latency_ms``;
@@ -297,6 +297,42 @@ class InternalRouteGuard:
                 await JSONResponse(error_body("not_found", "Not Found"), status_code=404)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class JsonErrorPages:
+    """BentoML middleware: the framework router's own plain-text 404 and 405 pages (a path or
+    method no route has) become the JSON error body every other answer of the service uses."""
+
+    _CODES = {404: ("not_found", "Not Found"), 405: ("method_not_allowed", "Method Not Allowed")}
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        replacement: bytes | None = None
+
+        async def send_json_errors(message: dict) -> None:
+            nonlocal replacement
+            if message["type"] == "http.response.start" and message["status"] in self._CODES:
+                headers = [(k, v) for k, v in message.get("headers", ())]
+                content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if not content_type.startswith(b"application/json"):
+                    code, text = self._CODES[message["status"]]
+                    replacement = json.dumps(error_body(code, text)).encode("utf-8")
+                    headers = [(k, v) for k, v in headers if k.lower() not in (b"content-type", b"content-length")]
+                    headers += [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(replacement)).encode("ascii"))]
+                    message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and replacement is not None:
+                if message.get("more_body", False):
+                    return  # the plain-text page's body is dropped
+                message = {"type": "http.response.body", "body": replacement}
+            await send(message)
+
+        await self.app(scope, receive, send_json_errors)
 
 
 # ---------------------------------------------------------------------------------------------

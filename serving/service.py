@@ -157,5 +157,6 @@ def _asr_config(config: ServeConfig) -> AsrConfig:
     return dataclasses.replace(asr, cpu_threads=threads, num_workers=max(asr.num_workers, config.decode_workers))
 
 
+CallIntentService.add_asgi_middleware(api.JsonErrorPages)
 CallIntentService.add_asgi_middleware(BodyLimitMiddleware, max_bytes=CONFIG.limits.max_body_bytes)
 CallIntentService.add_asgi_middleware(api.InternalRouteGuard, secret=api.INTERNAL_SECRET)

@@ -416,6 +416,20 @@ def test_path_tricks_never_score_without_a_key(keyed_server, path: str) -> None:
     assert "probabilities" not in r.text
     if r.status_code == 307:
         assert httpx.URL(r.headers["location"]).path == "/score"
+    if r.status_code == 404:
+        assert err(r)["code"] == "not_found", r.text[:200]
+
+
+@pytest.mark.integration
+def test_unknown_paths_and_methods_answer_json(live_server) -> None:
+    """Not only the service's routes: the framework router's own 404/405 pages are JSON too."""
+    for method, path, status, code in [("GET", "/no-such-path", 404, "not_found"),
+                                       ("POST", "/v2/score", 404, "not_found"),
+                                       ("GET", "/score", 405, "method_not_allowed")]:
+        r = httpx.request(method, f"{live_server.url}{path}", timeout=30)
+        assert r.status_code == status and r.headers["content-type"].startswith("application/json"), (path, r.text)
+        assert err(r)["code"] == code
+    assert httpx.get(f"{live_server.url}/livez", timeout=30).status_code == 200  # the rest as it was
 
 
 @pytest.mark.integration
