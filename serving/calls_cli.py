@@ -5,6 +5,7 @@ Examples::
     callintent report calls --since 7d --by source                       # table in the terminal
     callintent report calls --since 2026-11-01 --until 2026-12-01 --by campaign --html calls.html
     callintent calls export --since 30d --out calls.jsonl --corrections corrections.jsonl
+    callintent calls purge --before 90d --dry-run                         # what a 90-day retention deletes
 
 The database is ``--db URL``, else the service's own (``call_log.url`` of ``serve.yaml`` or
 ``--config``, ``$CALLINTENT_CALL_LOG_URL``; default ``sqlite:///<registry root>/calls.db``).
@@ -111,7 +112,8 @@ class ReportCommand:
 
 
 class CallsCommand:
-    """Work with the call log: export logged calls (with outcomes and QA corrections) as labeled training data."""
+    """Work with the call log: export logged calls (with outcomes and QA corrections) as labeled training
+    data, or purge what is older than the retention policy allows."""
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -124,9 +126,18 @@ class CallsCommand:
         export.add_argument("--corrections", action="append", default=[], metavar="FILE",
                             help="QA corrections JSONL (callintent evaluate review-import); repeatable")
         _add_database(export)
+        purge = sub.add_parser("purge", help="delete calls (and their outcomes) logged before a time: retention",
+                               description="Delete calls logged before --before with their outcomes, and orphan "
+                                           "outcomes received before it (run it from cron to keep a retention policy).")
+        purge.add_argument("--before", required=True, metavar="WHEN",
+                           help="cut-off: a UTC date/time, or an age (90d keeps the last 90 days)")
+        purge.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
+        _add_database(purge)
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
+        if args.calls_command == "purge":
+            return CallsCommand._purge(args)
         from serving.calllog.export import export_calls
 
         since, until = _window(args)
@@ -140,6 +151,19 @@ class CallsCommand:
               f"{report.no_transcript} without a logged transcript and {report.unusable_transcript} empty or too long"
               + (f"; {report.unused_corrections} corrections matched no exported call" if report.unused_corrections
                  else ""))
+        return 0
+
+
+    @staticmethod
+    def _purge(args: argparse.Namespace) -> int:
+        before = parse_when(args.before, "--before")
+        store = _open(args)
+        try:
+            n_calls, n_outcomes = store.purge(before, dry_run=args.dry_run)
+        finally:
+            store.close()
+        verb = "would delete" if args.dry_run else "deleted"
+        print(f"{verb} {n_calls} calls and {n_outcomes} outcomes logged before {before.isoformat(sep=' ')} UTC")
         return 0
 
 

@@ -110,6 +110,43 @@ def test_an_orphan_outcome_is_reconciled_when_its_call_arrives(store):
     assert store.record_outcome(Outcome("late-call", False, disposition="no_answer")).call_logged
 
 
+def test_purge_deletes_old_calls_their_outcomes_and_old_orphans_only(store, capsys):
+    store.write_calls([record("old-1", "buying", minute=1), record("old-2", "service", minute=2),
+                       record("new-1", "buying", minute=10)])
+    store.record_outcome(Outcome("old-1", True, revenue=10.0, occurred_at=at(5), received_at=at(30)))
+    store.record_outcome(Outcome("new-1", True, occurred_at=at(11), received_at=at(12)))
+    store.record_outcome(Outcome("orphan-old", False, occurred_at=at(3), received_at=at(4)))
+    store.record_outcome(Outcome("orphan-new", False, occurred_at=at(8), received_at=at(9)))
+
+    assert store.purge(at(5), dry_run=True) == (2, 2)  # old-1, old-2; old-1's outcome, orphan-old
+    assert store.count_calls() == 3
+    assert store.purge(at(5)) == (2, 2)
+    assert [c.call_id for c in store.calls()] == ["new-1"] and store.get("new-1").outcome is not None
+    assert store.get("old-1") is None and store.get("orphan-old") is None
+    assert [o.call_id for o in store.orphan_outcomes()] == ["orphan-new"]
+    assert store.purge(at(5)) == (0, 0)
+
+
+def test_purge_cli(tmp_path, capsys):
+    from callintent.cli import main
+    from serving.calllog.records import utc_now
+
+    url = f"sqlite:///{tmp_path / 'calls.db'}"
+    s = open_store(url)
+    s.write_calls([record("ancient", "noise", logged_at=utc_now() - dt.timedelta(days=100)),
+                   record("recent", "buying", logged_at=utc_now() - dt.timedelta(days=2))])
+    s.close()
+    assert main(["calls", "purge", "--before", "90d", "--dry-run", "--db", url]) == 0
+    assert "would delete 1 calls and 0 outcomes logged before" in capsys.readouterr().out
+    assert main(["calls", "purge", "--before", "90d", "--db", url]) == 0
+    assert "deleted 1 calls" in capsys.readouterr().out
+    s = open_store(url)
+    assert [c.call_id for c in s.calls()] == ["recent"]
+    s.close()
+    assert main(["calls", "purge", "--before", "last tuesday", "--db", url]) == 2
+    assert "--before 'last tuesday'" in capsys.readouterr().err
+
+
 def test_outcomes_from_many_threads_record_exactly_one(store):
     store.write_calls([record("c-1", "buying")])
     results = []

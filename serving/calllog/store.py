@@ -227,6 +227,33 @@ class CallLogStore:
             status = "unchanged" if stored.same_report(outcome) else "conflict"
         return OutcomeWrite(status, stored, call_logged)
 
+    def purge(self, before: dt.datetime, *, dry_run: bool = False) -> tuple[int, int]:
+        """Delete what is older than the retention policy allows: calls logged before ``before``,
+        their outcomes, and orphan outcomes (no logged call) received before it.
+
+        Args:
+            before: Naive UTC cut-off (exclusive).
+            dry_run: Count only; delete nothing.
+
+        Returns:
+            ``(calls, outcomes)`` deleted (or that would be).
+        """
+        old_calls = sa.select(calls.c.call_id).where(calls.c.logged_at < before)
+        doomed_outcomes = sa.or_(
+            outcomes.c.call_id.in_(old_calls),
+            sa.and_(outcomes.c.received_at < before, ~sa.exists().where(calls.c.call_id == outcomes.c.call_id)))
+        with self.engine.begin() as connection:
+            n_calls = int(connection.execute(sa.select(sa.func.count()).select_from(old_calls.subquery())).scalar_one())
+            n_outcomes = int(connection.execute(
+                sa.select(sa.func.count()).select_from(outcomes).where(doomed_outcomes)).scalar_one())
+            if not dry_run:
+                # Outcomes first: the condition reads the calls that are about to go.
+                connection.execute(sa.delete(outcomes).where(doomed_outcomes))
+                connection.execute(sa.delete(calls).where(calls.c.logged_at < before))
+        logger.info("call log %s: %s %d calls and %d outcomes from before %s", display_url(self.url),
+                    "would delete" if dry_run else "deleted", n_calls, n_outcomes, before.isoformat(sep=" "))
+        return n_calls, n_outcomes
+
     # -- reads -----------------------------------------------------------------------------------
 
     def get(self, call_id: str) -> LoggedCall | None:
