@@ -151,6 +151,22 @@ class OutcomeRequest(BaseModel):
         default=None, description="When it happened (ISO 8601; no zone = UTC). Default: when received.")
 
 
+class OutcomeCorrection(OutcomeRequest):
+    """``PUT /calls/{call_id}/outcome``: the outcome as it should be, replacing the recorded one."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "converted": False, "disposition": "cancelled", "reason": "customer cancelled the order on 2026-11-30"}]})
+
+    reason: str = Field(min_length=1, max_length=256, description="Why the recorded outcome is changed (kept).")
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_has_text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("reason must say why, not be only whitespace")
+        return value.strip()
+
+
 class BatchItem(BaseModel):
     """One transcript inside the internal batched call (already validated by the public route)."""
 

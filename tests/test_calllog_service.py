@@ -77,6 +77,21 @@ def test_scored_call_is_logged_with_redacted_transcript_and_outcome_is_idempoten
     assert (outcome["converted"], outcome["revenue"], outcome["occurred_at"]) == (True, 420.5,
                                                                                    "2026-11-27T15:04:05.000Z")
 
+    # The sale is cancelled: a deliberate correction, with its reason, replaces the outcome and is kept.
+    correction = {"converted": False, "disposition": "cancelled", "reason": "order cancelled on 2026-11-30"}
+    assert httpx.put(f"{log_server.url}/calls/http-1/outcome", json=correction).status_code == 401
+    assert httpx.put(f"{log_server.url}/calls/http-1/outcome", json={"converted": False},
+                     headers=AUTH).json()["error"]["fields"] == ["reason"]
+    corrected = httpx.put(f"{log_server.url}/calls/http-1/outcome", json=correction, headers=AUTH)
+    assert corrected.status_code == 200 and corrected.json()["status"] == "corrected", corrected.text
+    assert corrected.json()["previous"]["converted"] is True and corrected.json()["outcome"]["converted"] is False
+    logged = _logged(log_server, "http-1")
+    assert (logged["outcome"]["converted"], logged["outcome"]["disposition"]) == (False, "cancelled")
+    (kept,) = logged["corrections"]
+    assert kept["reason"] == "order cancelled on 2026-11-30" and kept["previous"]["revenue"] == 420.5
+    # a CRM retry of the original report now conflicts with the corrected outcome, changing nothing
+    assert _outcome(log_server, "http-1", body).status_code == 409
+
 
 def test_outcome_before_the_call_is_accepted_and_reconciled(log_server):
     early = _outcome(log_server, "http-late", {"converted": False, "disposition": "no_answer"})

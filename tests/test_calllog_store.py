@@ -37,7 +37,7 @@ def test_migrations_build_exactly_the_tables_the_code_uses(store):
 
     from serving.calllog.store import VERSION_TABLE, metadata
 
-    assert store.migrate() == "0001"  # idempotent: upgrade head again changes nothing
+    assert store.migrate() == "0002"  # idempotent: upgrade head again changes nothing
     with store.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), metadata)
     assert [d for d in diff if not (d[0] == "remove_table" and d[1].name == VERSION_TABLE)] == []
@@ -145,6 +145,43 @@ def test_purge_cli(tmp_path, capsys):
     s.close()
     assert main(["calls", "purge", "--before", "last tuesday", "--db", url]) == 2
     assert "--before 'last tuesday'" in capsys.readouterr().err
+
+
+def test_a_correction_replaces_the_outcome_and_keeps_what_it_was(store):
+    store.write_calls([record("sold", "buying", minute=1)])
+    store.record_outcome(Outcome("sold", True, revenue=99.0, disposition="sold", occurred_at=at(2)))
+    previous, logged = store.correct_outcome(Outcome("sold", False, disposition="cancelled", occurred_at=at(2),
+                                                     received_at=at(40)), "customer cancelled")
+    assert logged and previous.converted is True and previous.revenue == 99.0
+    assert store.get("sold").outcome.disposition == "cancelled"
+    (kept,) = store.corrections("sold")
+    assert kept["reason"] == "customer cancelled" and kept["previous"]["revenue"] == 99.0
+    assert kept["current"]["converted"] is False and kept["corrected_at"].endswith("Z")
+    # a correction for a call with no outcome yet records it (and is kept too)
+    previous, logged = store.correct_outcome(Outcome("unknown", True), "entered by hand")
+    assert previous is None and not logged and store.get("unknown").orphan
+    assert len(store.corrections("unknown")) == 1
+    # purging the call takes its outcome and its corrections
+    store.purge(at(5))
+    assert store.get("sold") is None and store.corrections("sold") == []
+
+
+def test_a_log_at_the_first_schema_upgrades_in_place(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+
+    from serving.calllog.store import MIGRATIONS_DIR
+
+    store = CallLogStore(f"sqlite:///{tmp_path / 'old.db'}")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    store.write_calls([record("kept", "buying", minute=1)])
+    assert store.migrate() == "0002"
+    assert [c.call_id for c in store.calls()] == ["kept"] and store.corrections("kept") == []
+    store.close()
 
 
 def test_outcomes_from_many_threads_record_exactly_one(store):

@@ -12,7 +12,7 @@ status  when
         when it is logged (a CRM may be faster than the write-behind queue), counted as an
         orphan by ``callintent report calls`` while no call arrives
 409     a *different* outcome is already recorded: nothing changed; ``error.recorded`` holds it
-        and ``error.fields`` names the fields that differ (correct it in the database on purpose,
+        and ``error.fields`` names the fields that differ (change it on purpose with ``PUT``,
         not by a retry)
 422     invalid field (``error.fields`` names it), or a malformed call id
 404     ``call_log.enabled`` is false (``call_log_disabled``)
@@ -22,7 +22,14 @@ status  when
 Body of 200/201/202: ``{"call_id", "status": "recorded" | "unchanged", "call_logged": bool,
 "outcome": {converted, revenue, disposition, agent, queue, occurred_at, received_at}}``.
 
-``GET /calls/{call_id}`` — ``{"call_id", "call": {…} | null, "outcome": {…} | null, "orphan"}``
+``PUT /calls/{call_id}/outcome`` — body :class:`serving.schemas.OutcomeCorrection` (the outcome
+fields plus a required ``reason``): replaces the recorded outcome on purpose (a cancelled sale, a
+wrong disposition). 200 ``{"status": "corrected", "previous": {…}, …}`` when one was recorded,
+else 201/202 ``"recorded"`` as above; every correction is kept (time, reason, previous, new) and
+listed by ``GET``.
+
+``GET /calls/{call_id}`` — ``{"call_id", "call": {…} | null, "outcome": {…} | null, "orphan",
+"corrections": [{"corrected_at", "reason", "previous", "current"}]}``
 (the record of :class:`serving.calllog.records.CallRecord`); 404 ``not_found`` when neither is
 logged. A scored call appears about ``call_log.flush_seconds`` after its response.
 
@@ -39,7 +46,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from serving.limits import error_body
-from serving.schemas import OutcomeRequest, valid_call_id
+from serving.schemas import OutcomeCorrection, OutcomeRequest, valid_call_id
 
 if TYPE_CHECKING:
     from serving.calllog.store import CallLogStore
@@ -86,6 +93,30 @@ async def record_outcome(call_id: str, body: OutcomeRequest) -> JSONResponse:
                         status_code=status)
 
 
+@router.put("/calls/{call_id}/outcome")
+async def correct_outcome(call_id: str, body: OutcomeCorrection) -> JSONResponse:
+    """Replace a call's recorded outcome on purpose, keeping the change (see the module docstring)."""
+    from serving.calllog.records import Outcome, as_utc
+
+    store = _store_for(call_id)
+    if isinstance(store, JSONResponse):
+        return store
+    outcome = Outcome(call_id=call_id, converted=body.converted, revenue=body.revenue, disposition=body.disposition,
+                      agent=body.agent, queue=body.queue,
+                      occurred_at=as_utc(body.occurred_at) if body.occurred_at is not None else None)
+    try:
+        previous, call_logged = await asyncio.to_thread(store.correct_outcome, outcome, body.reason)
+    except Exception as e:  # noqa: BLE001
+        return _unavailable(e)
+    logger.info("outcome for call %s %s (converted %s): %s", call_id,
+                "corrected" if previous else "recorded by a correction", outcome.converted, body.reason,
+                extra={"call_id": call_id})
+    status = 200 if previous is not None else (201 if call_logged else 202)
+    return JSONResponse({"call_id": call_id, "status": "corrected" if previous else "recorded",
+                         "call_logged": call_logged, "outcome": outcome.to_json(),
+                         "previous": previous.to_json() if previous else None}, status_code=status)
+
+
 @router.get("/calls/{call_id}")
 async def get_call(call_id: str) -> JSONResponse:
     """The logged call and its outcome."""
@@ -94,12 +125,13 @@ async def get_call(call_id: str) -> JSONResponse:
         return store
     try:
         logged = await asyncio.to_thread(store.get, call_id)
+        corrections = await asyncio.to_thread(store.corrections, call_id) if logged is not None else []
     except Exception as e:  # noqa: BLE001
         return _unavailable(e)
     if logged is None:
         return JSONResponse(error_body("not_found", f"nothing logged for call {call_id} (a scored call appears "
                                                     "call_log.flush_seconds after its response)"), status_code=404)
-    return JSONResponse(logged.to_json())
+    return JSONResponse({**logged.to_json(), "corrections": corrections})
 
 
 def _store() -> CallLogStore | JSONResponse:

@@ -83,6 +83,17 @@ outcomes = sa.Table(
     sa.Column("received_at", sa.DateTime(), nullable=False),
 )
 
+#: Every deliberate change of a recorded outcome (``PUT /calls/{call_id}/outcome``): who asked why, and what it was.
+outcome_corrections = sa.Table(
+    "outcome_corrections", metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("call_id", sa.String(CALL_ID_LENGTH), nullable=False, index=True),
+    sa.Column("corrected_at", sa.DateTime(), nullable=False),
+    sa.Column("reason", sa.String(TEXT_LENGTH), nullable=False),
+    sa.Column("previous", sa.JSON(), nullable=True),
+    sa.Column("current", sa.JSON(), nullable=False),
+)
+
 
 class CallLogError(UserError):
     """The call log cannot be opened (bad URL, missing driver); the message names the URL (no password)."""
@@ -247,12 +258,53 @@ class CallLogStore:
             n_outcomes = int(connection.execute(
                 sa.select(sa.func.count()).select_from(outcomes).where(doomed_outcomes)).scalar_one())
             if not dry_run:
-                # Outcomes first: the condition reads the calls that are about to go.
+                # Corrections and outcomes first: their conditions read the rows that are about to go.
+                connection.execute(sa.delete(outcome_corrections).where(
+                    outcome_corrections.c.call_id.in_(sa.select(outcomes.c.call_id).where(doomed_outcomes))))
                 connection.execute(sa.delete(outcomes).where(doomed_outcomes))
                 connection.execute(sa.delete(calls).where(calls.c.logged_at < before))
         logger.info("call log %s: %s %d calls and %d outcomes from before %s", display_url(self.url),
                     "would delete" if dry_run else "deleted", n_calls, n_outcomes, before.isoformat(sep=" "))
         return n_calls, n_outcomes
+
+    def correct_outcome(self, outcome: Outcome, reason: str) -> tuple[Outcome | None, bool]:
+        """Replace a call's recorded outcome on purpose (a cancelled sale, a wrong disposition).
+
+        The outcome is written whatever was recorded before, and the change is kept in
+        ``outcome_corrections`` (time, reason, previous and new outcome).
+
+        Args:
+            outcome: The outcome as it should be (``received_at`` is the correction's time).
+            reason: Why (kept with the change).
+
+        Returns:
+            ``(previous, call_logged)``: the outcome it replaced (None when there was none) and
+            whether the call is in the log.
+        """
+        row = _outcome_row(outcome)
+        with self.engine.begin() as connection:
+            found = connection.execute(
+                sa.select(outcomes).where(outcomes.c.call_id == outcome.call_id)).mappings().first()
+            previous = _outcome(found) if found else None
+            if previous is None:
+                connection.execute(sa.insert(outcomes).values(row))
+            else:
+                connection.execute(sa.update(outcomes).where(outcomes.c.call_id == outcome.call_id).values(row))
+            connection.execute(sa.insert(outcome_corrections).values(
+                call_id=outcome.call_id, corrected_at=outcome.received_at, reason=reason,
+                previous=previous.to_json() if previous else None, current=outcome.to_json()))
+            call_logged = connection.execute(
+                sa.select(sa.literal(1)).where(calls.c.call_id == outcome.call_id)).first() is not None
+        return previous, call_logged
+
+    def corrections(self, call_id: str) -> list[dict[str, Any]]:
+        """The corrections of a call's outcome, oldest first (``corrected_at``, ``reason``, ``previous``, ``current``)."""
+        query = sa.select(outcome_corrections).where(outcome_corrections.c.call_id == call_id) \
+            .order_by(outcome_corrections.c.id)
+        with self.engine.connect() as connection:
+            return [{"corrected_at": r["corrected_at"].isoformat(timespec="seconds") + "Z", "reason": r["reason"],
+                     "previous": r["previous"], "current": r["current"]}
+                    for r in connection.execute(query).mappings()]
 
     # -- reads -----------------------------------------------------------------------------------
 
