@@ -49,6 +49,7 @@ from serving.limits import error_body
 from serving.schemas import OutcomeCorrection, OutcomeRequest, valid_call_id
 
 if TYPE_CHECKING:
+    from serving.calllog.records import Outcome
     from serving.calllog.store import CallLogStore
 
 logger = logging.getLogger(__name__)
@@ -61,14 +62,10 @@ _STATUS = {("created", True): 201, ("created", False): 202, ("unchanged", True):
 @router.post("/calls/{call_id}/outcome")
 async def record_outcome(call_id: str, body: OutcomeRequest) -> JSONResponse:
     """Record what happened to a call (idempotent; see the module docstring for the statuses)."""
-    from serving.calllog.records import Outcome, as_utc
-
     store = _store_for(call_id)
     if isinstance(store, JSONResponse):
         return store
-    outcome = Outcome(call_id=call_id, converted=body.converted, revenue=body.revenue, disposition=body.disposition,
-                      agent=body.agent, queue=body.queue,
-                      occurred_at=as_utc(body.occurred_at) if body.occurred_at is not None else None)
+    outcome = _outcome_of(call_id, body)
     try:
         written = await asyncio.to_thread(store.record_outcome, outcome)
     except Exception as e:  # noqa: BLE001 - only database outages become 503; the rest re-raise
@@ -96,14 +93,10 @@ async def record_outcome(call_id: str, body: OutcomeRequest) -> JSONResponse:
 @router.put("/calls/{call_id}/outcome")
 async def correct_outcome(call_id: str, body: OutcomeCorrection) -> JSONResponse:
     """Replace a call's recorded outcome on purpose, keeping the change (see the module docstring)."""
-    from serving.calllog.records import Outcome, as_utc
-
     store = _store_for(call_id)
     if isinstance(store, JSONResponse):
         return store
-    outcome = Outcome(call_id=call_id, converted=body.converted, revenue=body.revenue, disposition=body.disposition,
-                      agent=body.agent, queue=body.queue,
-                      occurred_at=as_utc(body.occurred_at) if body.occurred_at is not None else None)
+    outcome = _outcome_of(call_id, body)
     try:
         previous, call_logged = await asyncio.to_thread(store.correct_outcome, outcome, body.reason)
     except Exception as e:  # noqa: BLE001
@@ -132,6 +125,14 @@ async def get_call(call_id: str) -> JSONResponse:
         return JSONResponse(error_body("not_found", f"nothing logged for call {call_id} (a scored call appears "
                                                     "call_log.flush_seconds after its response)"), status_code=404)
     return JSONResponse({**logged.to_json(), "corrections": corrections})
+
+
+def _outcome_of(call_id: str, body: OutcomeRequest) -> Outcome:
+    from serving.calllog.records import Outcome, as_utc
+
+    return Outcome(call_id=call_id, converted=body.converted, revenue=body.revenue, disposition=body.disposition,
+                   agent=body.agent, queue=body.queue,
+                   occurred_at=as_utc(body.occurred_at) if body.occurred_at is not None else None)
 
 
 def _store() -> CallLogStore | JSONResponse:
