@@ -63,6 +63,7 @@ def decode_audio(
     encoding: str | None = None,
     sample_rate: int | None = None,
     max_seconds: float | None = None,
+    keep_channels: bool = False,
 ) -> np.ndarray:
     """Decode audio to float32 mono at :data:`SAMPLE_RATE`.
 
@@ -75,10 +76,12 @@ def decode_audio(
         max_seconds: Decode at most this many seconds from the start and stop there (the rest of
             the input is never decoded, which bounds the work a huge upload can cause). The result
             is then at most ``round(max_seconds * 16000)`` samples long.
+        keep_channels: Return every channel apart instead of their average (a two-channel call
+            recording: one speaker per channel). Raw audio has one channel.
 
     Returns:
-        A 1-D contiguous float32 array in [-1, 1] (containers with float samples may exceed it
-        slightly), averaged over channels.
+        A contiguous float32 array in [-1, 1] (containers with float samples may exceed it
+        slightly): 1-D, averaged over channels; with ``keep_channels`` 2-D ``[channels, samples]``.
 
     Raises:
         AudioError: missing, unreadable, empty, corrupt or unsupported audio (including a
@@ -98,11 +101,13 @@ def decode_audio(
         if kind is None:
             raise AudioError(f"{name}: unknown raw encoding {encoding!r} (use 'mulaw' or 'pcm16')")
         audio = _decode_raw(source, name, kind, sample_rate or DEFAULT_RAW_RATE, max_seconds)
+        if keep_channels:
+            audio = audio.reshape(1, -1)
     else:
-        audio = _decode_container(source, name, max_seconds)
+        audio = _decode_container(source, name, max_seconds, keep_channels=keep_channels)
     if audio.size == 0:
         raise AudioError(f"{name}: no audio samples decoded")
-    logger.debug("decoded %s: %.2f s", name, audio.size / SAMPLE_RATE)
+    logger.debug("decoded %s: %.2f s", name, audio.shape[-1] / SAMPLE_RATE)
     return audio
 
 
@@ -272,7 +277,8 @@ def _decode_raw(source: AudioSource, name: str, kind: str, rate: int, max_second
     return _trim(audio, max_seconds)
 
 
-def _decode_container(source: AudioSource, name: str, max_seconds: float | None) -> np.ndarray:
+def _decode_container(source: AudioSource, name: str, max_seconds: float | None, *,
+                      keep_channels: bool = False) -> np.ndarray:
     import av
     from av.audio.resampler import AudioResampler
 
@@ -283,6 +289,11 @@ def _decode_container(source: AudioSource, name: str, max_seconds: float | None)
     max_samples = None if max_seconds is None else round(max_seconds * SAMPLE_RATE)
     parts: list[np.ndarray] = []
     total = 0
+
+    def take(frame: av.AudioFrame) -> np.ndarray:
+        samples = frame.to_ndarray()  # [channels, n] (planar)
+        return samples.astype(np.float32, copy=False) if keep_channels else samples.mean(axis=0, dtype=np.float32)
+
     try:
         with av.open(str(source) if isinstance(source, Path) else source, mode="r",
                      metadata_errors="ignore") as container:
@@ -298,19 +309,22 @@ def _decode_container(source: AudioSource, name: str, max_seconds: float | None)
                                      f"{MIN_CONTAINER_RATE}..{_MAX_RATE} Hz")
                 frame.pts = None  # timestamps of broken files confuse the resampler; order is enough
                 for out in resampler.resample(frame):
-                    parts.append(out.to_ndarray().mean(axis=0, dtype=np.float32))
-                    total += parts[-1].size
+                    parts.append(take(out))
+                    total += parts[-1].shape[-1]
                 if max_samples is not None and total >= max_samples:
                     break  # the rest is never decoded: bounded work for huge inputs
             else:
-                parts.extend(f.to_ndarray().mean(axis=0, dtype=np.float32) for f in resampler.resample(None))
+                parts.extend(take(f) for f in resampler.resample(None))
     except AudioError:
         raise
     except av.FFmpegError as e:
         raise AudioError(f"{name}: cannot decode audio: {e.strerror or e}") from None
     except ValueError as e:  # e.g. the channel layout changed mid-stream
         raise AudioError(f"{name}: cannot decode audio: {e}") from None
-    audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    if keep_channels:
+        audio = np.concatenate(parts, axis=1) if parts else np.zeros((1, 0), np.float32)
+    else:
+        audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     return _trim(audio, max_seconds)
 
 
@@ -330,7 +344,7 @@ def _valid_frames(frames: Iterator[av.AudioFrame]) -> Iterator[av.AudioFrame]:
 
 def _trim(audio: np.ndarray, max_seconds: float | None) -> np.ndarray:
     if max_seconds is not None:
-        audio = audio[:round(max_seconds * SAMPLE_RATE)]
+        audio = audio[..., :round(max_seconds * SAMPLE_RATE)]
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 

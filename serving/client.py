@@ -94,7 +94,8 @@ class StreamPlan:
     Attributes:
         start: The opening text message(s).
         frames: Audio messages in order (bytes for the generic protocol, JSON text for Twilio).
-        frame_seconds: Audio duration of one frame (real-time pacing).
+        frame_seconds: Wall time between two messages when paced in real time (the audio of one
+            message; half of it for the two interleaved tracks of a two-channel Twilio call).
         stop: The closing text message.
     """
 
@@ -222,7 +223,8 @@ class CallIntentClient(_Base):
 
     def stream(self, audio: str | Path | np.ndarray, *, realtime: bool = False, twilio: bool = False,
                frame_ms: int = 20, encoding: str = "pcm16", call_id: str | None = None,
-               metadata: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+               metadata: Mapping[str, Any] | None = None,
+               speakers: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
         """Play audio into ``/v1/stream`` (or ``/v1/twilio``) as a live call; yield the server's events.
 
         Args:
@@ -234,6 +236,9 @@ class CallIntentClient(_Base):
             encoding: ``pcm16`` (16 kHz) or ``mulaw`` (8 kHz) for the generic protocol.
             call_id: The call id (Twilio: the callSid); generated when None.
             metadata: Call metadata (Twilio: ``customParameters``).
+            speakers: For a two-channel recording (stereo file, or ``[2, n]`` samples): who each
+                channel holds, e.g. ``("caller", "agent")``; sent as a two-channel call
+                (``channels: 2``, or Twilio's inbound = caller and outbound = agent tracks).
 
         Yields:
             Event dicts in the order the server sent them.
@@ -247,7 +252,7 @@ class CallIntentClient(_Base):
         from websockets.sync.client import connect
 
         plan = plan_stream(audio, twilio=twilio, frame_ms=frame_ms, encoding=encoding, call_id=call_id,
-                           metadata=metadata)
+                           metadata=metadata, speakers=speakers)
         url = self._ws_url(twilio)
         try:
             ws = connect(url, additional_headers=self._headers, open_timeout=self.timeout, max_size=2 ** 22)
@@ -317,13 +322,14 @@ class AsyncCallIntentClient(_Base):
 
     async def stream(self, audio: str | Path | np.ndarray, *, realtime: bool = False, twilio: bool = False,
                      frame_ms: int = 20, encoding: str = "pcm16", call_id: str | None = None,
-                     metadata: Mapping[str, Any] | None = None) -> AsyncIterator[dict[str, Any]]:
+                     metadata: Mapping[str, Any] | None = None,
+                     speakers: Sequence[str] | None = None) -> AsyncIterator[dict[str, Any]]:
         """A live call (see :meth:`CallIntentClient.stream`); an async iterator of events."""
         from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed, InvalidStatus
 
         plan = plan_stream(audio, twilio=twilio, frame_ms=frame_ms, encoding=encoding, call_id=call_id,
-                           metadata=metadata)
+                           metadata=metadata, speakers=speakers)
         url = self._ws_url(twilio)
         try:
             ws = await connect(url, additional_headers=self._headers, open_timeout=self.timeout, max_size=2 ** 22)
@@ -362,60 +368,98 @@ class AsyncCallIntentClient(_Base):
 
 
 def plan_stream(audio: str | Path | np.ndarray, *, twilio: bool = False, frame_ms: int = 20, encoding: str = "pcm16",
-                call_id: str | None = None, metadata: Mapping[str, Any] | None = None) -> StreamPlan:
+                call_id: str | None = None, metadata: Mapping[str, Any] | None = None,
+                speakers: Sequence[str] | None = None) -> StreamPlan:
     """Cut audio into the messages of a live call.
 
     Args:
-        audio: A file path (decoded to 16 kHz) or float32 16 kHz mono samples.
+        audio: A file path (decoded to 16 kHz) or float32 16 kHz samples (``[n]``; ``[2, n]``
+            with ``speakers``).
         twilio: Twilio Media Streams messages (μ-law 8 kHz, base64) instead of the generic protocol.
         frame_ms: Audio per message (Twilio sends 20 ms).
         encoding: Generic protocol only: ``pcm16`` at 16 kHz or ``mulaw`` at 8 kHz.
         call_id: The call id (Twilio: callSid); generated when None.
         metadata: Call metadata (Twilio: customParameters).
+        speakers: A two-channel recording's speakers in channel order (``("caller", "agent")``
+            or the reverse): the generic protocol interleaves the channels (``channels: 2``),
+            Twilio sends the caller as the inbound and the agent as the outbound track.
 
     Returns:
         The messages.
 
     Raises:
-        UserError: unreadable audio, bad ``frame_ms`` or ``encoding``.
+        UserError: unreadable audio, bad ``frame_ms``, ``encoding`` or ``speakers``, or
+            ``speakers`` for audio without two channels.
     """
-    from data.audio import SAMPLE_RATE, decode_audio, resample
+    from data.audio import SAMPLE_RATE, decode_audio
+    from data.speakers import SPEAKERS
 
     if not 5 <= frame_ms <= 1000:
         raise UserError(f"frame_ms must be between 5 and 1000, got {frame_ms}")
     if encoding not in ("pcm16", "mulaw"):
         raise UserError(f"encoding must be 'pcm16' or 'mulaw', got {encoding!r}")
-    samples = decode_audio(audio) if isinstance(audio, (str, Path)) else np.asarray(audio, dtype=np.float32)
-    if samples.ndim != 1:
+    if speakers is not None and sorted(speakers) != sorted(SPEAKERS):
+        raise UserError(f"speakers must name the two channels in order, e.g. caller,agent, got {list(speakers)}")
+    two = speakers is not None
+    if isinstance(audio, (str, Path)):
+        samples = decode_audio(audio, keep_channels=two)
+    else:
+        samples = np.asarray(audio, dtype=np.float32)
+    if two and (samples.ndim != 2 or samples.shape[0] != 2):
+        count = samples.shape[0] if samples.ndim == 2 else 1
+        raise UserError(f"speakers {','.join(speakers)}: the audio must have two channels (one per speaker), "
+                        f"it has {count}")
+    if not two and samples.ndim != 1:
         raise UserError(f"audio must be mono float32 at 16 kHz, got shape {samples.shape}")
     metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
-    if twilio or encoding == "mulaw":
-        rate = 8000
-        payload = float_to_mulaw(resample(samples, SAMPLE_RATE, rate))
-        step = rate * frame_ms // 1000
-    else:
-        rate = SAMPLE_RATE
-        payload = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
-        step = rate * frame_ms // 1000 * 2
-    chunks = [payload[i:i + step] for i in range(0, len(payload), step)]
+    channels = list(samples) if two else [samples]
+    mulaw = twilio or encoding == "mulaw"
+    rate = 8000 if mulaw else SAMPLE_RATE
+    step = rate * frame_ms // 1000  # samples per channel per message
     if not twilio:
+        # Interleaved: one sample of each channel in turn (2 bytes each for pcm16, 1 for μ-law).
+        encoded = np.stack([_encode(c, mulaw) for c in channels], axis=1)
+        width = encoded.shape[1] * encoded.itemsize
+        payload = encoded.tobytes()
+        chunks = [payload[i:i + step * width] for i in range(0, len(payload), step * width)]
         call_id = call_id or f"call-{uuid.uuid4().hex[:16]}"
-        start = json.dumps({"type": "start", "call_id": call_id, "encoding": encoding, "sample_rate": rate,
-                            "metadata": metadata})
-        return StreamPlan((start,), tuple(chunks), frame_ms / 1000.0, json.dumps({"type": "stop"}))
+        start: dict[str, Any] = {"type": "start", "call_id": call_id, "encoding": encoding, "sample_rate": rate,
+                                 "metadata": metadata}
+        if two:
+            start.update(channels=2, speakers=list(speakers))
+        return StreamPlan((json.dumps(start),), tuple(chunks), frame_ms / 1000.0, json.dumps({"type": "stop"}))
+    tracks = [_TWILIO_TRACKS[s] for s in speakers] if two else ["inbound"]
+    per_track = [_encode(c, True).tobytes() for c in channels]
     call_sid = call_id or "CA" + uuid.uuid4().hex
     stream_sid = "MZ" + uuid.uuid4().hex
     account_sid = "AC" + uuid.uuid4().hex
     connected = json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-    start = json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": stream_sid, "start": {
-        "accountSid": account_sid, "streamSid": stream_sid, "callSid": call_sid, "tracks": ["inbound"],
+    start_event = json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": stream_sid, "start": {
+        "accountSid": account_sid, "streamSid": stream_sid, "callSid": call_sid, "tracks": sorted(tracks),
         "customParameters": metadata, "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
-    frames = tuple(json.dumps({"event": "media", "sequenceNumber": str(i + 2), "streamSid": stream_sid, "media": {
-        "track": "inbound", "chunk": str(i + 1), "timestamp": str(i * frame_ms),
-        "payload": base64.b64encode(chunk).decode("ascii")}}) for i, chunk in enumerate(chunks))
-    stop = json.dumps({"event": "stop", "sequenceNumber": str(len(chunks) + 2), "streamSid": stream_sid,
+    frames = []
+    for i, offset in enumerate(range(0, len(per_track[0]), step)):
+        for track, data in zip(tracks, per_track):  # Twilio interleaves the tracks' 20 ms frames
+            frames.append(json.dumps({"event": "media", "sequenceNumber": str(len(frames) + 2), "streamSid": stream_sid,
+                                      "media": {"track": track, "chunk": str(i + 1), "timestamp": str(i * frame_ms),
+                                                "payload": base64.b64encode(data[offset:offset + step]).decode("ascii")}}))
+    stop = json.dumps({"event": "stop", "sequenceNumber": str(len(frames) + 2), "streamSid": stream_sid,
                        "stop": {"accountSid": account_sid, "callSid": call_sid}})
-    return StreamPlan((connected, start), frames, frame_ms / 1000.0, stop)
+    # Two tracks' frames are sent in pairs (one frame_ms of call time per pair).
+    return StreamPlan((connected, start_event), tuple(frames), frame_ms / 1000.0 / len(tracks), stop)
+
+
+#: Which Twilio track carries each speaker (``serving.twilio.TRACK_SPEAKERS``, inverted).
+_TWILIO_TRACKS = {"caller": "inbound", "agent": "outbound"}
+
+
+def _encode(samples: np.ndarray, mulaw: bool) -> np.ndarray:
+    """16 kHz float samples as μ-law bytes at 8 kHz, or little-endian pcm16 at 16 kHz."""
+    from data.audio import SAMPLE_RATE, resample
+
+    if mulaw:
+        return np.frombuffer(float_to_mulaw(resample(np.ascontiguousarray(samples), SAMPLE_RATE, 8000)), dtype=np.uint8)
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
 
 
 def float_to_mulaw(samples: np.ndarray) -> bytes:

@@ -4,6 +4,8 @@
 μ-law with ``--encoding mulaw``, or Twilio Media Streams messages with ``--twilio``), prints the
 transcript on one updating line as partials arrive, the routing decision as soon as it is made,
 and a summary when the call ends. ``--json`` prints every event as one JSON line instead.
+``--speakers caller,agent`` sends a stereo recording as a two-channel call (one speaker per
+channel, in that order).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frame-ms", type=int, default=20, help="audio per message (default %(default)s)")
     parser.add_argument("--encoding", choices=("pcm16", "mulaw"), default="pcm16",
                         help="generic protocol: 16 kHz PCM16 or 8 kHz μ-law (default %(default)s)")
+    parser.add_argument("--speakers", default=None, metavar="CALLER,AGENT",
+                        help="a stereo recording as a two-channel call: the speaker of each channel in order, "
+                             "caller,agent or agent,caller")
     parser.add_argument("--call-id", default=None, help="call id (default: generated)")
     parser.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
                         help="call metadata, e.g. --meta source=google_ads (repeatable)")
@@ -51,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             for event in client.stream(args.audio, realtime=args.realtime, twilio=args.twilio,
                                        frame_ms=args.frame_ms, encoding=args.encoding, call_id=args.call_id,
-                                       metadata=metadata):
+                                       metadata=metadata,
+                                       speakers=args.speakers.split(",") if args.speakers else None):
                 view.show(event)
         finally:
             view.end_line()

@@ -131,6 +131,18 @@ def test_stereo_is_the_mean_of_the_channels(tmp_path):
     np.testing.assert_allclose(one_side, mono / 2, atol=1e-4)
 
 
+def test_channels_can_be_kept_apart(tmp_path):
+    left = tone(2.0, 8000)
+    path = write_wav(tmp_path / "call.wav", np.stack([left, np.zeros_like(left)], axis=1), 8000)
+    both = decode_audio(path, keep_channels=True)
+    assert both.shape == (2, 32000) and both.dtype == np.float32
+    assert np.abs(both[1]).max() < 1e-4 and np.abs(both[0]).max() > 0.1  # the silent channel stays silent
+    np.testing.assert_allclose(both.mean(axis=0), decode_audio(path), atol=1e-5)
+    assert decode_audio(path, keep_channels=True, max_seconds=0.5).shape == (2, 8000)
+    raw = decode_audio(b"\xff" * 800, encoding="mulaw", keep_channels=True)
+    assert raw.shape == (1, 1600)
+
+
 def test_real_files_decode_with_the_right_length():
     jfk = decode_audio(SHARED_AUDIO / "jfk.flac")  # 44.1 kHz stereo, 11.0 s
     osr = decode_audio(SHARED_AUDIO / "OSR_us_000_0034_8k.wav")  # 8 kHz mono, 35.5 s

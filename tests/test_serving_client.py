@@ -82,6 +82,33 @@ def test_plan_twilio_messages_are_valid_twilio():
     assert base64.b64decode(raw["media"]["payload"]) == media[0].payload
 
 
+def test_plan_two_channel_recordings():
+    from callintent.errors import UserError
+    from serving.twilio import MediaMessage, TwilioStreamState, parse_message
+
+    caller, agent = np.full(16000, 0.5, np.float32), np.full(16000, -0.25, np.float32)
+    plan = plan_stream(np.stack([caller, agent]), speakers=["caller", "agent"], call_id="c2")
+    start = json.loads(plan.start[0])
+    assert (start["channels"], start["speakers"]) == (2, ["caller", "agent"])
+    assert len(plan.frames) == 50 and all(len(f) == 1280 for f in plan.frames)  # 20 ms x 2 channels x 2 bytes
+    pcm = np.frombuffer(plan.frames[0], dtype="<i2").reshape(-1, 2)  # interleaved, channel order kept
+    assert (pcm[:, 0] == 16383).all() and (pcm[:, 1] == -8191).all()
+
+    twilio = plan_stream(np.stack([agent, caller]), speakers=["agent", "caller"], twilio=True)
+    assert json.loads(twilio.start[1])["start"]["tracks"] == ["inbound", "outbound"]
+    state = TwilioStreamState()
+    messages = [parse_message(m) for m in (*twilio.start, *twilio.frames, twilio.stop)]
+    assert all(state.accept(m).status == "ok" for m in messages)
+    media = [m for m in messages if isinstance(m, MediaMessage)]
+    assert [m.track for m in media[:4]] == ["outbound", "inbound", "outbound", "inbound"]  # agent first, as given
+    assert len(media) == 100 and twilio.frame_seconds == pytest.approx(0.01)  # a pair per 20 ms of call
+
+    with pytest.raises(UserError, match="must have two channels .* it has 1"):
+        plan_stream(caller, speakers=["caller", "agent"])
+    with pytest.raises(UserError, match="speakers must name the two channels"):
+        plan_stream(np.stack([caller, agent]), speakers=["caller", "boss"])
+
+
 # ---------------------------------------------------------------------------------------------
 # Against the server
 
@@ -166,3 +193,25 @@ def test_stream_cli_connection_refused_exits_2_with_one_line(tmp_path):
     assert out.returncode == 2
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "cannot connect" in lines[0], out.stderr
+
+
+@pytest.mark.integration
+def test_a_stereo_recording_streams_as_a_two_channel_call(server, tmp_path, capsys):
+    from callintent.cli import main
+
+    caller = spoken(CLEAR_SPEECH, tmp_path, name="caller.wav", pad_seconds=0.3)
+    agent = spoken("thank you for calling how can I help", tmp_path, name="agent.wav", pad_seconds=0.3)
+    stereo = tmp_path / "call.wav"  # left: the caller, right: the agent (sox pads the shorter one)
+    subprocess.run(["sox", "-M", str(caller), str(agent), str(stereo)], check=True)
+    with CallIntentClient(server.url) as client:
+        for twilio in (False, True):
+            events = list(client.stream(stereo, twilio=twilio, speakers=["caller", "agent"]))
+            assert events[0]["config"]["speakers"] == ["caller", "agent"]
+            speakers = events[-1]["transcript"]["speakers"]
+            assert "roof" in speakers["caller"]["text"].lower() and "roof" not in speakers["agent"]["text"].lower()
+            assert "calling" in speakers["agent"]["text"].lower()
+    assert main(["stream", str(stereo), "--url", server.url, "--speakers", "caller,agent", "--json"]) == 0
+    final = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert final["type"] == "final" and set(final["transcript"]["speakers"]) == {"caller", "agent"}
+    assert main(["stream", str(caller), "--url", server.url, "--speakers", "caller,agent"]) == 2
+    assert "two channels" in capsys.readouterr().err
