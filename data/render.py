@@ -424,6 +424,7 @@ class TelephoneEar:
             AudioError: the rendered audio could not be decoded.
         """
         from data.audio import decode_audio
+        from data.speakers import merge_speakers
 
         key = render_cache_key(turns, plan, self.model_id, self.cut_seconds, self.asr_config)
         transcript = self._cache.get(key)
@@ -435,7 +436,7 @@ class TelephoneEar:
             heard = {s: self._recognizer_now().transcribe_timed(
                 decode_audio(tracks[s], max_seconds=self.cut_seconds), cut_seconds=self.cut_seconds)[0]
                 for s in speakers}
-        transcript = heard[None] if plan.channels == 1 else _merge_tracks(heard)
+        transcript = heard[None] if plan.channels == 1 else merge_speakers(heard)
         self._cache.put(key, transcript)
         return transcript, False
 
@@ -446,22 +447,6 @@ class TelephoneEar:
 
                 self._recognizer = SpeechRecognizer(self.asr_config)
             return self._recognizer
-
-
-def _merge_tracks(heard: Mapping[str | None, OpeningTranscript]) -> OpeningTranscript:
-    """Each speaker's words (tagged with the speaker), merged by time into one transcript."""
-    from dataclasses import replace
-
-    from data.speakers import SPEAKERS
-    from data.transcript import OpeningTranscript
-
-    words = [replace(w, speaker=s) for s, t in heard.items() for w in t.words]
-    # By time; one speaker's words keep their order (a stable sort of a list built speaker by speaker).
-    words.sort(key=lambda w: (w.start, SPEAKERS.index(w.speaker)))
-    first = next(iter(heard.values()))
-    return OpeningTranscript(words=tuple(words), audio_seconds=max(t.audio_seconds for t in heard.values()),
-                             cut_seconds=first.cut_seconds, language=first.language,
-                             dropped_words=sum(t.dropped_words for t in heard.values()))
 
 
 def asr_row(row: Mapping[str, Any], transcript: OpeningTranscript, plan: RenderPlan, model_id: str) -> dict[str, Any]:

@@ -252,6 +252,25 @@ def interleave(channels: Mapping[str, Sequence[_TimedWord]]) -> TaggedText:
     return tag((speaker, text, offset) for _, _, speaker, text, offset in ordered)
 
 
+def merge_speakers(heard: Mapping[str, Any]) -> Any:
+    """Separately transcribed speakers' openings as one (``data.transcript.OpeningTranscript``):
+    every word tagged with its speaker, all in time order (one speaker's words keep their order).
+
+    Args:
+        heard: Speaker → that speaker's ``OpeningTranscript`` (one channel each).
+    """
+    from dataclasses import replace
+
+    from data.transcript import OpeningTranscript
+
+    words = [replace(w, speaker=s) for s, t in heard.items() for w in t.words]
+    words.sort(key=lambda w: (w.start, SPEAKERS.index(w.speaker) if w.speaker in SPEAKERS else len(SPEAKERS)))
+    first = next(iter(heard.values()))
+    return OpeningTranscript(words=tuple(words), audio_seconds=max(t.audio_seconds for t in heard.values()),
+                             cut_seconds=first.cut_seconds, language=first.language,
+                             dropped_words=sum(t.dropped_words for t in heard.values()))
+
+
 def has_speakers(words: Iterable[Any]) -> bool:
     """True when every word (a ``Word`` or a dict) has a speaker of :data:`SPEAKERS`, and there is one."""
     seen = False
@@ -263,4 +282,4 @@ def has_speakers(words: Iterable[Any]) -> bool:
     return seen
 
 
-__all__ = ["Piece", "SPEAKERS", "TaggedText", "has_speakers", "interleave", "tag", "caller_words_of", "tag_of", "tag_row", "tag_turns", "tag_words"]
+__all__ = ["Piece", "SPEAKERS", "TaggedText", "has_speakers", "interleave", "merge_speakers", "tag", "caller_words_of", "tag_of", "tag_row", "tag_turns", "tag_words"]

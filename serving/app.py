@@ -68,6 +68,9 @@ from serving.schemas import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from data.transcript import OpeningTranscript
     from serving.service import CallIntentService
 
 logger = logging.getLogger(__name__)
@@ -175,7 +178,9 @@ _AUDIO_REQUEST_BODY: dict[str, Any] = {"requestBody": {"required": True, "conten
         "encoding": {"type": "string", "enum": ["mulaw", "pcm16"], "description": "raw (headerless) audio only"},
         "sample_rate": {"type": "integer", "description": "rate of raw audio (default 8000)"},
         "call_id": {"type": "string"},
-        "metadata": {"type": "string", "description": "JSON object: source, campaign, industry, …"}}}},
+        "metadata": {"type": "string", "description": "JSON object: source, campaign, industry, …"},
+        "speakers": {"type": "string", "description": "a two-channel recording: the speaker of each channel "
+                                                      "in order, caller,agent or agent,caller"}}}},
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"},
                                  "description": "the audio as the body; fields as query parameters"}}}}
 
@@ -433,7 +438,7 @@ def _log_scored(svc: CallIntentService, item: BatchItem, text: str, scores: Any,
 @dataclass(frozen=True)
 class AudioUpload:
     """What ``/score_audio`` received. Attributes: data, encoding (raw audio only), sample_rate,
-    call_id, metadata, filename."""
+    call_id, metadata, filename, speakers (a two-channel recording's speakers in channel order)."""
 
     data: bytes
     encoding: str | None
@@ -441,6 +446,7 @@ class AudioUpload:
     call_id: str
     metadata: dict[str, str]
     filename: str
+    speakers: tuple[str, ...] = ()
 
 
 async def _score_audio(svc: CallIntentService, request: Request, config: ServeConfig) -> dict[str, Any]:
@@ -454,20 +460,48 @@ async def _score_audio(svc: CallIntentService, request: Request, config: ServeCo
         await loop.run_in_executor(svc.decode_pool, _store_upload, config, upload)
     # Decode a little past the limit and no further: a huge upload costs at most that much work.
     audio = await loop.run_in_executor(svc.decode_pool, lambda: decode_audio(
-        upload.data, encoding=upload.encoding, sample_rate=upload.sample_rate, max_seconds=limit + 0.5))
-    if audio.size > round(limit * SAMPLE_RATE):
+        upload.data, encoding=upload.encoding, sample_rate=upload.sample_rate, max_seconds=limit + 0.5,
+        keep_channels=bool(upload.speakers)))
+    if audio.shape[-1] > round(limit * SAMPLE_RATE):
         raise LimitExceeded("audio_too_long", f"audio is longer than {limit:g} s, the limit "
                                               f"(limits.max_audio_seconds)")
     decoded = time.perf_counter()
-    transcript, asr_seconds = await loop.run_in_executor(
-        svc.decode_pool, lambda: svc.asr.transcribe_timed(audio, cut_seconds=OPENING_SECONDS))
-    (result,) = await score_batched(svc, [BatchItem(transcript=transcript.text, call_id=upload.call_id,
+    if upload.speakers:
+        if audio.shape[0] != 2:
+            raise InvalidRequest(f"speakers: the audio has {audio.shape[0]} channel(s); speakers is for a "
+                                 "two-channel recording, one speaker per channel", ["speakers"])
+        transcript, asr_seconds, text = await loop.run_in_executor(
+            svc.decode_pool, lambda: _transcribe_channels(svc, audio, upload.speakers))
+    else:
+        transcript, asr_seconds = await loop.run_in_executor(
+            svc.decode_pool, lambda: svc.asr.transcribe_timed(audio, cut_seconds=OPENING_SECONDS))
+        text = transcript.text
+    (result,) = await score_batched(svc, [BatchItem(transcript=text, call_id=upload.call_id,
                                                     metadata=upload.metadata, source="score_audio",
                                                     audio_seconds=round(transcript.audio_seconds, 3))])
     result.update(transcript_json(transcript, redact_pii=config.redact_pii))
     result["timings_ms"].update({"decode": round((decoded - started) * 1000.0, 2), "asr": round(asr_seconds * 1000, 2),
                                  "total": _ms_since(started)})
     return result
+
+
+def _transcribe_channels(svc: CallIntentService, audio: np.ndarray, speakers: Sequence[str]
+                         ) -> tuple[OpeningTranscript, float, str]:
+    """A two-channel recording: each channel transcribed on its own, the words merged with their
+    speakers, and the text the model scores (both speakers tagged, or the caller's words; as a
+    two-channel live call)."""
+    from data.speakers import interleave, merge_speakers
+
+    heard, seconds = {}, 0.0
+    for speaker, channel in zip(speakers, audio):
+        heard[speaker], elapsed = svc.asr.transcribe_timed(channel.copy(), cut_seconds=OPENING_SECONDS)
+        seconds += elapsed
+    transcript = merge_speakers(heard)
+    if svc.predictor.meta.speaker_tags:
+        text = interleave({s: t.words for s, t in heard.items()}).text
+    else:
+        text = heard["caller"].text
+    return transcript, seconds, text
 
 
 async def read_audio_upload(request: Request, config: ServeConfig) -> AudioUpload:
@@ -508,6 +542,17 @@ async def read_audio_upload(request: Request, config: ServeConfig) -> AudioUploa
         if not MIN_UPLOAD_RATE <= sample_rate <= MAX_UPLOAD_RATE:
             raise InvalidRequest(f"sample_rate: must be an integer rate in Hz, got {fields['sample_rate']!r}",
                                  ["sample_rate"])
+    speakers: tuple[str, ...] = ()
+    if fields.get("speakers"):
+        from data.speakers import SPEAKERS
+
+        speakers = tuple(part.strip() for part in fields["speakers"].split(","))
+        if sorted(speakers) != sorted(SPEAKERS):
+            raise InvalidRequest(f"speakers: the two channels' speakers in order, e.g. caller,agent, got "
+                                 f"{fields['speakers'][:64]!r}", ["speakers"])
+        if encoding is not None:
+            raise InvalidRequest("speakers: raw audio has one channel; send a two-channel file (wav, flac…)",
+                                 ["speakers"])
     call_id = fields.get("call_id") or new_call_id()
     if not valid_call_id(call_id):
         raise InvalidRequest("call_id: letters, digits and . _ : - only, at most 128 characters", ["call_id"])
@@ -520,7 +565,8 @@ async def read_audio_upload(request: Request, config: ServeConfig) -> AudioUploa
         if not isinstance(metadata, dict):
             raise InvalidRequest("metadata: must be a JSON object", ["metadata"])
     return AudioUpload(data=data, encoding=encoding, sample_rate=sample_rate, call_id=call_id,
-                       metadata=_metadata(metadata, config.limits.max_metadata_items), filename=filename)
+                       metadata=_metadata(metadata, config.limits.max_metadata_items), filename=filename,
+                       speakers=speakers)
 
 
 def _parse_multipart(body: bytes, content_type: str) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:

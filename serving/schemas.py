@@ -207,6 +207,7 @@ class WordOut(BaseModel):
     start: float
     end: float
     probability: float = 1.0
+    speaker: str | None = Field(default=None, description="caller | agent (a two-channel recording only)")
 
 
 class ScoreResponse(BaseModel):
@@ -285,9 +286,15 @@ def transcript_json(transcript: OpeningTranscript, *, redact_pii: bool) -> dict[
     """Words (redacted when asked), decoded seconds and the window of an audio transcript."""
     from serving.redact import redact_words
 
-    words = redact_words(transcript.words) if redact_pii else transcript.words
+    words = transcript.words
+    if redact_pii:
+        # Per speaker: digits read by the caller and by the agent never join into one number.
+        speakers = list(dict.fromkeys(w.speaker for w in words))
+        words = redact_words(words) if len(speakers) <= 1 else tuple(sorted(
+            (r for s in speakers for r in redact_words([w for w in words if w.speaker == s])), key=lambda w: w.start))
     return {
-        "words": [{"text": w.text, "start": w.start, "end": w.end, "probability": w.probability} for w in words],
+        "words": [{"text": w.text, "start": w.start, "end": w.end, "probability": w.probability,
+                   **({"speaker": w.speaker} if w.speaker is not None else {})} for w in words],
         "audio_seconds": round(transcript.audio_seconds, 3),
         "cut_seconds": transcript.cut_seconds,
     }

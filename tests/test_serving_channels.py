@@ -187,3 +187,42 @@ def test_score_takes_speaker_turns(live_server, tagged_server):
         assert r.status_code == 422, (body, r.text)
         error = r.json()["error"]
         assert error["code"] == "invalid_request" and field in error["fields"] and message in error["message"], error
+
+
+def test_score_audio_takes_a_two_channel_recording(live_server, tagged_server, tmp_path):
+    import wave
+
+    import httpx
+
+    caller_channel, agent_channel = two_speakers(tmp_path)  # the agent greets, then the caller speaks
+    stereo = tmp_path / "call.wav"  # channel 1 the agent, channel 2 the caller
+    with wave.open(str(stereo), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.clip(np.stack([agent_channel, caller_channel], axis=1), -1, 1) * 32767).astype("<i2").tobytes())
+    caller = spoken(CLEAR_SPEECH, tmp_path, name="mono.wav")
+
+    def post(server, **fields):
+        return httpx.post(f"{server.url}/score_audio", files={"file": ("call.wav", stereo.read_bytes(), "audio/wav")},
+                          data=fields, timeout=60)
+
+    plain = post(live_server, speakers="agent,caller")
+    assert plain.status_code == 200, plain.text
+    body = plain.json()
+    assert "roof" in body["transcript"].lower() and "calling" not in body["transcript"].lower()  # the caller's words
+    by_speaker = {s: " ".join(w["text"] for w in body["words"] if w["speaker"] == s).lower() for s in ("caller", "agent")}
+    assert "roof" in by_speaker["caller"] and "calling" in by_speaker["agent"]
+    tagged = post(tagged_server, speakers="agent,caller").json()
+    assert tagged["transcript"].startswith("agent:") and " caller: " in tagged["transcript"]
+    assert "urgency" in {s["name"] for s in tagged["signals"] if s["present"]}  # the agent's "today" counts
+    mixed = post(live_server).json()  # no speakers: one mixed channel, as before
+    assert "calling" in mixed["transcript"].lower() and all("speaker" not in w for w in mixed["words"])
+
+    for fields, message in [({"speakers": "caller"}, "in order"), ({"speakers": "caller,agent", "encoding": "mulaw"},
+                                                                    "raw audio has one channel")]:
+        r = post(live_server, **fields)
+        assert r.status_code == 422 and r.json()["error"]["fields"] == ["speakers"] and message in r.text, r.text
+    mono = httpx.post(f"{live_server.url}/score_audio", files={"file": ("c.wav", caller.read_bytes(), "audio/wav")},
+                      data={"speakers": "caller,agent"}, timeout=60)
+    assert mono.status_code == 422 and "has 1 channel" in mono.json()["error"]["message"]
