@@ -134,6 +134,9 @@ def create_app(config: ServeConfig) -> FastAPI:
     async def score(body: ScoreRequest) -> JSONResponse:
         """Score one opening transcript (adaptively batched with concurrent requests)."""
         started = time.perf_counter()
+        problem = body.input_problem()
+        if problem is not None:
+            raise InvalidRequest(*problem)
         svc = _service()
         text = body.text_for(svc.predictor.meta.speaker_tags)
         if not text:

@@ -16,7 +16,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints, field_validator,
-    model_validator,
 )
 
 from data.transcript import OpeningTranscript
@@ -114,13 +113,18 @@ class ScoreRequest(BaseModel):
             raise ValueError("transcript must contain text, not only whitespace")
         return value
 
-    @model_validator(mode="after")
-    def _one_input(self) -> ScoreRequest:
-        if (self.transcript is None) == (self.turns is None):
-            raise ValueError("give either transcript or turns (exactly one of them)")
+    def input_problem(self) -> tuple[str, list[str]] | None:
+        """Why the request has no one text to score (``(message, fields)``), or None when it has.
+
+        Checked by the route rather than as a model validator, so the error names the field.
+        """
+        if self.transcript is None and self.turns is None:
+            return "transcript: field required (or give turns: the opening as speaker turns)", ["transcript"]
+        if self.transcript is not None and self.turns is not None:
+            return "give either transcript or turns, not both", ["transcript", "turns"]
         if self.turns is not None and not any(t.text.strip() for t in self.turns):
-            raise ValueError("turns must contain text, not only whitespace")
-        return self
+            return "turns must contain text, not only whitespace", ["turns"]
+        return None
 
     def text_for(self, speaker_tags: bool) -> str:
         """The text to score: the transcript, or the turns tagged (a model that reads speaker tags)

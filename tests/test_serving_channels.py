@@ -178,10 +178,10 @@ def test_score_takes_speaker_turns(live_server, tagged_server):
 
     for body, field, message in [
         ({"turns": [{"speaker": "agent", "text": "hello?"}]}, "turns", "no caller words"),
-        ({"transcript": "hi", "turns": turns}, "body", "exactly one"),
-        ({}, "body", "exactly one"),
+        ({"transcript": "hi", "turns": turns}, "turns", "not both"),
+        ({}, "transcript", "field required (or give turns"),
         ({"turns": [{"speaker": "boss", "text": "hi"}]}, "turns.0.speaker", "caller"),
-        ({"turns": [{"speaker": "caller", "text": "  "}]}, "body", "only whitespace"),
+        ({"turns": [{"speaker": "caller", "text": "  "}]}, "turns", "only whitespace"),
     ]:
         r = httpx.post(f"{live_server.url}/score", json=body, timeout=30)
         assert r.status_code == 422, (body, r.text)

@@ -232,6 +232,13 @@ def test_metadata_cleaning_and_request_validation():
         ScoreRequest(transcript=" \n")
     with pytest.raises(ValidationError, match="call_id"):
         ScoreRequest(transcript="hi", call_id="has space")
+    assert ScoreRequest(transcript="hi").input_problem() is None
+    assert ScoreRequest().input_problem() == (
+        "transcript: field required (or give turns: the opening as speaker turns)", ["transcript"])
+    turns = [{"speaker": "agent", "text": "hello"}, {"speaker": "caller", "text": "how much"}]
+    assert ScoreRequest(transcript="hi", turns=turns).input_problem()[1] == ["transcript", "turns"]
+    assert ScoreRequest(turns=turns).text_for(True) == "agent: hello caller: how much"
+    assert ScoreRequest(turns=turns).text_for(False) == "how much"
 
 
 def test_json_log_lines_carry_call_id_and_no_pii():
