@@ -906,7 +906,9 @@ class LiveCall:
             # Evidence moves to offsets in its speaker's transcript, then through that speaker's redaction.
             texts = {s: _join(self._channels[s].prefix.stable_text, self._channels[s].prefix.unstable_text)
                      for s in SPEAKERS}
-            redactions = {s: self._redacted(self._channels[s].prefix, closed=closed)[2] for s in SPEAKERS}
+            # The caller's channel is the scored one: its redaction was just made above.
+            redactions = {s: redaction if self._channels[s] is self._scored
+                          else self._redacted(self._channels[s].prefix, closed=closed)[2] for s in SPEAKERS}
             return stable, unstable, map_tagged_scores(scores, self._tagged_text, texts, redactions)
         return stable, unstable, scores if redaction is None else map_scores(redaction, scores)
 
