@@ -25,8 +25,10 @@ class FakeRecognizer:
         self.seconds_per_batch = seconds_per_batch
         self.gate = threading.Event()
         self.gate.set()
+        self.entered = threading.Event()  # set once a batch has reached the recognizer
 
     def transcribe_many(self, clips, *, offsets, cut_seconds):
+        self.entered.set()
         self.gate.wait(5)
         self.batches.append(len(clips))
         time.sleep(self.seconds_per_batch)
@@ -48,7 +50,12 @@ def test_concurrent_calls_are_decoded_together_and_each_gets_its_own_transcript(
     try:
         fake.gate.clear()  # hold the worker so the other calls' clips queue up behind the first
         with ThreadPoolExecutor(6) as pool:
-            futures = [pool.submit(batcher.transcribe, clip(i), cut_seconds=30.0 - i, offset=float(i)) for i in range(6)]
+            def submit(i: int):
+                return pool.submit(batcher.transcribe, clip(i), cut_seconds=30.0 - i, offset=float(i))
+
+            futures = [submit(0)]
+            assert fake.entered.wait(5)  # the first clip is in the recognizer before the others arrive
+            futures += [submit(i) for i in range(1, 6)]
             time.sleep(0.3)
             fake.gate.set()
             results = [f.result(5) for f in futures]
