@@ -151,6 +151,11 @@ class PrCurve:
     operating_recall: float | None
     positives: int
 
+    def precision_at_recall(self, recall: float) -> float | None:
+        """The best precision of any threshold whose recall reaches ``recall`` (None without buying calls)."""
+        reached = [p for p, r in zip(self.precision, self.recall) if r >= recall]
+        return max(reached) if reached else None
+
 
 @dataclass(frozen=True)
 class SignalMetrics:

@@ -13,6 +13,7 @@ from callintent.config import is_int, is_number
 from callintent.errors import UserError
 from data.dataset import DataConfig
 from data.schema import CLASS_NAMES
+from training.sampling import SourceMix
 
 #: Where ``callintent data synth`` writes the built-in corpus; the default training file.
 DEFAULT_CORPUS = "data/generated/corpus.jsonl"
@@ -36,6 +37,9 @@ class TrainConfig:
             rows override the ``train_files`` rows with the same ``call_id``; how many were applied
             is recorded in the run's metrics and the exported model card.
         data: Validation and split settings passed to ``load_labeled``.
+        mix: Source-aware sampling of the training split from several ``train_files`` (one weight
+            per file, class shares, rows to draw; :class:`training.sampling.SourceMix`). Off when
+            ``mix.weights`` is empty: every training row is used once, as loaded.
         max_length: Token budget per transcript; longer input is truncated (also at serving).
         epochs: Passes over the training split (early stopping may end sooner).
         learning_rate: Peak AdamW learning rate (linear warm-up, then linear decay).
@@ -88,6 +92,7 @@ class TrainConfig:
     train_files: tuple[str, ...] = (DEFAULT_CORPUS,)
     correction_files: tuple[str, ...] = ()
     data: DataConfig = field(default_factory=DataConfig)
+    mix: SourceMix = field(default_factory=SourceMix)
     max_length: int = 128
     epochs: int = 3
     learning_rate: float = 5e-5
@@ -127,6 +132,11 @@ class TrainConfig:
             raise ValueError(f"correction_files must be a list of file paths, got {self.correction_files!r}")
         if not isinstance(self.data, DataConfig):
             raise ValueError(f"data must be a DataConfig section, got {self.data!r}")
+        if not isinstance(self.mix, SourceMix):
+            raise ValueError(f"mix must be a SourceMix section, got {self.mix!r}")
+        if self.mix.enabled and len(self.mix.weights) != len(self.train_files):
+            raise ValueError(f"mix.weights has {len(self.mix.weights)} weights but train_files has "
+                             f"{len(self.train_files)} files: give one weight per file, in the same order")
         _positive_int("max_length", self.max_length, minimum=8)
         _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size)

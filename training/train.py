@@ -96,6 +96,8 @@ class RunResult:
             ``prefix_copies`` (truncated copies added to train); None when none was asked for.
         call_log_rows: Rows that are real calls from the service's call log (``{"total", "train",
             "qa_labeled"}``; see :func:`call_log_rows`).
+        mix: What source-aware sampling drew (``{"loaded", "drawn", "class_shares"}``, counts per
+            ``<file>/<class>``; see :mod:`training.sampling`); None when ``mix`` is off.
     """
 
     output_dir: str
@@ -113,6 +115,7 @@ class RunResult:
     corrections_applied: int = 0
     augmentation: dict[str, int] | None = None
     call_log_rows: dict[str, int] | None = None
+    mix: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,6 +139,57 @@ def load_training_data(config: TrainConfig) -> tuple[Any, int]:
     if config.correction_files:
         logger.info("applied %d QA corrections from %s", report.corrections_applied, ", ".join(config.correction_files))
     return dsd, report.corrections_applied
+
+
+def group_names(files: tuple[str, ...]) -> list[str]:
+    """The source group of each file, in order: its stem, or its path where two files share a stem."""
+    stems = [Path(f).stem for f in files]
+    return [stem if stems.count(stem) == 1 else name for name, stem in zip(files, stems)]
+
+
+def source_groups(files: tuple[str, ...]) -> dict[str, str]:
+    """``call_id -> group`` for every row of ``files``: the group is the file's stem
+    (``corpus``, ``sgd_openings``), or its path where two files share a stem."""
+    from data.dataset import read_records
+
+    groups: dict[str, str] = {}
+    for name, group in zip(files, group_names(files)):
+        for record in read_records(name):
+            if isinstance(record.data, dict) and record.data.get("call_id") is not None:
+                groups[str(record.data["call_id"])] = group
+    return groups
+
+
+def mix_training_rows(config: TrainConfig, train_rows: Any) -> tuple[Any, dict[str, Any] | None]:
+    """Draw the training split source-aware (``config.mix``; :mod:`training.sampling`).
+
+    Returns:
+        The drawn split (or ``train_rows`` unchanged when the mix is off) and the draw's counts.
+    """
+    from dataclasses import asdict
+
+    from datasets import Dataset
+
+    from training.sampling import draw_training_rows
+
+    if not config.mix.enabled:
+        return train_rows, None
+    by_call = source_groups(config.train_files)
+    rows = train_rows.to_list()
+    missing = [r["call_id"] for r in rows if r["call_id"] not in by_call]
+    if missing:
+        raise UserError(f"mix: {len(missing)} training rows (e.g. {missing[0]!r}) come from no file in train_files; "
+                        f"source-aware sampling needs to know each row's file")
+    groups = [by_call[r["call_id"]] for r in rows]
+    weights = dict(zip(group_names(config.train_files), config.mix.weights))
+    try:
+        drawn, report = draw_training_rows(rows, groups, config.mix, weights, config.seed)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    logger.info("source-aware mix: %d training rows drawn from %d (class shares %s); per file/class %s",
+                len(drawn), len(rows), report.class_shares,
+                ", ".join(f"{k} {report.loaded.get(k, 0)}->{v}" for k, v in report.drawn.items()))
+    return Dataset.from_list(list(drawn), features=train_rows.features), asdict(report)
 
 
 def augment_splits(config: TrainConfig, splits: dict[str, Any]) -> dict[str, int] | None:
@@ -400,6 +454,7 @@ def train(config: TrainConfig, dataset: Any | None = None) -> RunResult:
     train_rows = dsd["train"]
     if config.max_train_examples and config.max_train_examples < len(train_rows):
         train_rows = train_rows.shuffle(seed=config.seed).select(range(config.max_train_examples))
+    train_rows, mix = mix_training_rows(config, train_rows)
     splits = {"train": train_rows, "validation": dsd["validation"], "test": dsd.get("test", dsd["validation"].select([]))}
     augmentation = augment_splits(config, splits)
     sizes = {name: len(ds) for name, ds in splits.items()}
@@ -468,6 +523,7 @@ def train(config: TrainConfig, dataset: Any | None = None) -> RunResult:
         corrections_applied=corrections_applied,
         augmentation=augmentation,
         call_log_rows=call_log_rows(dsd),
+        mix=mix,
     )
     if trainer.is_world_process_zero():
         _write_run(output_dir, config, model, calibration, result, splits)
