@@ -1,7 +1,8 @@
 """Build the built-in default model when the registry has no production model.
 
 The Quick start's first command (``make serve``) runs this before serving, so a new machine goes
-from nothing to a live service with no outside data: built-in corpus → train → export (fp32 +
+from nothing to a live service with no outside data: built-in corpus (+ the real text in
+``data/real/``) → train → export (fp32 +
 int8, verified) → register → promote to ``production``. A second run finds the production model
 and returns at once.
 
@@ -21,7 +22,8 @@ from callintent.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-BOOTSTRAP_REASON = "bootstrap: built-in default model trained on the built-in corpus; no production model to compare against"
+BOOTSTRAP_REASON = ("bootstrap: built-in default model trained on the built-in corpus and the bundled real text; "
+                    "no production model to compare against")
 
 
 def default_config_path() -> Path:
@@ -73,7 +75,7 @@ def ensure_default_model(
 
     started = time.perf_counter()
     config = load_config(config_path or default_config_path(), TrainConfig, overrides)
-    if tuple(config.train_files) == (DEFAULT_CORPUS,) and not Path(DEFAULT_CORPUS).exists():
+    if DEFAULT_CORPUS in config.train_files and not Path(DEFAULT_CORPUS).exists():
         logger.info("generating the built-in corpus (%d calls, seed %d) -> %s", corpus_size, corpus_seed, DEFAULT_CORPUS)
         write_jsonl(generate_corpus(corpus_size, corpus_seed, asr_noise=DEFAULT_ASR_NOISE), DEFAULT_CORPUS)
     logger.info("training the default model (%s); this takes a while on CPU", config.output_dir)

@@ -237,3 +237,41 @@ def test_a_model_trained_with_speaker_tags_is_marked_for_serving(tiny_encoder_di
 
     Predictor.meta = meta
     assert _PredictorScorer(Predictor()).speaker_tags is True
+
+
+def typed_row(call_id: str, text: str = "i lost my card and need a new one", spans=()) -> dict:
+    return {"call_id": call_id, "transcript": text, "label": "service", "label_id": CLASS_INDEX["service"],
+            "signals": None, "signals_labeled": False, "signal_labels": [0.0] * len(SIGNAL_NAMES),
+            "spans": json.dumps(list(spans)), "source": "clinc150", "campaign": "", "industry": "banking",
+            "extra": "{}"}
+
+
+def test_spoken_frame_puts_a_greeting_before_typed_rows_and_keeps_label_and_spans():
+    from training.augment import spoken_frame
+
+    text = "how much would a new water heater cost"
+    span = {"start": 0, "end": 8, "signal": "price_inquiry", "text": "how much"}
+    rows = [typed_row(f"r{i}", text, [span]) for i in range(200)] + [timed_row("timed")] + [turns_row("spoken")]
+    out, framed = spoken_frame(rows, 0.5, seed=1)
+    assert 70 <= framed <= 130  # about half of the 200 typed rows; spoken rows never
+    assert out[-2] == rows[-2] and out[-1] == rows[-1]
+    changed = [(a, b) for a, b in zip(rows, out) if a != b]
+    assert len(changed) == framed
+    for before, after in changed:
+        assert after["transcript"].endswith(text) and len(after["transcript"]) > len(text)
+        assert after["label"] == before["label"] and after["signals_labeled"] == before["signals_labeled"]
+        (moved,) = json.loads(after["spans"])
+        assert after["transcript"][moved["start"]:moved["end"]] == "how much"
+        extra = json.loads(after["extra"])
+        assert extra["framed"] == text
+        assert extra["turns"][-1]["speaker"] == "caller" and extra["turns"][-1]["text"].endswith(text)
+        assert " ".join(t["text"] for t in extra["turns"]) == after["transcript"]
+    # Agent greetings and caller openers both occur, and some callers open with a question ("Hello?").
+    starts = {json.loads(a["extra"])["turns"][0]["speaker"] for _, a in changed}
+    assert starts == {"agent", "caller"}
+    assert any(json.loads(a["extra"])["turns"][-1]["text"].split(" ")[0].endswith("?") or "? " in a["transcript"]
+               for _, a in changed)
+    again, _ = spoken_frame(rows, 0.5, seed=1)
+    assert again == out
+    # Framed rows have turns now: a second pass frames only the rest, never a row twice.
+    assert spoken_frame(out, 1.0, seed=2)[1] == 200 - framed

@@ -160,6 +160,58 @@ def tag_speakers(rows: Sequence[Mapping[str, Any]], share: float, seed: int = 0
     return out, tagged
 
 
+def spoken_frame(rows: Sequence[Mapping[str, Any]], share: float, seed: int = 0
+                 ) -> tuple[list[dict[str, Any]], int]:
+    """Frame a seeded ``share`` of the typed rows as the opening of a call (see the module docstring).
+
+    A row qualifies when it has neither speaker ``turns`` nor ``words`` timings in ``extra``. The
+    framed row gets ``turns`` (the agent's greeting, if any, then the caller's words), so it can be
+    speaker-tagged as well; ``extra["framed"]`` keeps the text as it was.
+
+    Args:
+        rows: ``data.dataset`` rows.
+        share: Probability in [0, 1] that a qualifying row is framed.
+        seed: Seed of the draws (per call id).
+
+    Returns:
+        ``(rows, framed)``: new row dicts and how many were framed.
+    """
+    from data import synth_lexicon as lex
+
+    out, framed = [], 0
+    for row in rows:
+        extra = json.loads(row.get("extra") or "{}")
+        rng = _draw(seed, "frame", row["call_id"])
+        if extra.get("turns") or extra.get("words") or extra.get("framed") or rng.random() >= share:
+            out.append(dict(row))
+            continue
+        text = row["transcript"]
+        greeting = opener = ""
+        style = rng.choice(("agent+caller", "agent+caller", "agent", "caller", "caller?"))
+        if style.startswith("agent"):
+            businesses = [b for ind in lex.INDUSTRIES if ind.name == row.get("industry") for b in ind.businesses]
+            biz = rng.choice(businesses or [b for ind in lex.INDUSTRIES for b in ind.businesses])
+            greeting = _sentence(rng.choice(lex.GREETINGS).format(biz=biz, agent=rng.choice(lex.AGENT_NAMES)))
+        if style != "agent":
+            opener = _sentence(rng.choice(lex.OPENERS), "?" if style == "caller?" else ".")
+        caller = " ".join(p for p in (opener, text) if p)
+        transcript = " ".join(p for p in (greeting, caller) if p)
+        shift = len(transcript) - len(text)
+        spans = [{**span, "start": int(span["start"]) + shift, "end": int(span["end"]) + shift}
+                 for span in json.loads(row.get("spans") or "[]")]
+        turns = ([{"speaker": "agent", "text": greeting}] if greeting else []) + [{"speaker": "caller", "text": caller}]
+        extra.update({"turns": turns, "framed": text})
+        out.append({**row, "transcript": transcript, "spans": json.dumps(spans), "extra": json.dumps(extra)})
+        framed += 1
+    return out, framed
+
+
+def _sentence(text: str, end: str = ".") -> str:
+    """``text`` capitalised and ended as a sentence (as the corpus writes a turn)."""
+    text = text[:1].upper() + text[1:]
+    return text if text[-1:] in ".?!" else text + end
+
+
 def prefix_copies(rows: Sequence[Mapping[str, Any]], seconds: Sequence[float], copies: int = 1,
                   seed: int = 0) -> list[dict[str, Any]]:
     """Copies of rows cut at ``seconds`` into the call (only the copies; see the module docstring).

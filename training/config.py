@@ -86,6 +86,10 @@ class TrainConfig:
             reading tagged text, and serving then scores a two-channel call's caller and agent
             words together, tagged (one channel, or a model trained without tags: the plain text).
             A share below 1 keeps the model good on plain text too (mono calls).
+        spoken_frame: Share (0 to 1) of the typed training rows (no speaker turns, no word
+            timings: the real-text sets) framed as a call's opening, an agent's greeting and/or
+            the caller's "hi" before the request (:func:`training.augment.spoken_frame`), so a
+            greeting does not decide the class. Validation and test stay as loaded.
     """
 
     base_model: str = ""
@@ -119,6 +123,7 @@ class TrainConfig:
     prefix_seconds: tuple[float, ...] = ()
     prefix_copies: int = 1
     speaker_tags: float = 0.0
+    spoken_frame: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.base_model, str):
@@ -179,6 +184,7 @@ class TrainConfig:
             raise ValueError(f"prefix_seconds must be a list of seconds in (0, 600], got {self.prefix_seconds!r}")
         _positive_int("prefix_copies", self.prefix_copies)
         _number("speaker_tags", self.speaker_tags, low=0.0, high=1.0)
+        _number("spoken_frame", self.spoken_frame, low=0.0, high=1.0)
         if not isinstance(self.output_dir, str) or not self.output_dir:
             raise ValueError(f"output_dir must be a non-empty path, got {self.output_dir!r}")
 

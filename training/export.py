@@ -421,6 +421,19 @@ def _call_log_line(counts: dict[str, int]) -> str:
             f"{total - qa} with the logged model's own label).")
 
 
+def _mix_line(mix: dict[str, Any] | None) -> str:
+    """The model card's line on the source-aware draw of the training split (``training/sampling.py``)."""
+    if not mix:
+        return "Training rows: every loaded training row once (no source-aware mix)."
+    files: dict[str, int] = {}
+    for cell, n in mix.get("drawn", {}).items():
+        group = cell.rsplit("/", 1)[0]
+        files[group] = files.get(group, 0) + n
+    shares = ", ".join(f"{c} {s:.2f}" for c, s in mix.get("class_shares", {}).items())
+    return (f"Training rows drawn source-aware: {', '.join(f'{g} {n}' for g, n in files.items())} "
+            f"(class shares {shares}; per file and class in `metrics.json` of the run).")
+
+
 def _augmentation_line(counts: dict[str, int]) -> str:
     """The model card's line on what training added or rewrote (``training/augment.py``)."""
     reads = ("Reads speaker-tagged text too: a two-channel call is scored with both speakers' words, tagged."
@@ -428,6 +441,7 @@ def _augmentation_line(counts: dict[str, int]) -> str:
     if not counts:
         return f"Training text: as loaded (no ASR text, speaker tags or prefix copies). {reads}"
     return (f"Training text: {counts.get('asr_train', 0)} train rows on ASR text, "
+            f"{counts.get('framed_train', 0)} typed rows framed as a call's opening, "
             f"{counts.get('tagged_train', 0)} speaker-tagged (`agent: … caller: …`), "
             f"{counts.get('prefix_copies', 0)} partial-opening copies added. {reads}")
 
@@ -475,6 +489,7 @@ for languages other than English, or for whole-call transcripts.
 - Rows: train {sizes.get('train', '?')}, validation {sizes.get('validation', '?')}, test {sizes.get('test', '?')}.
 - QA corrections used: {meta.extra.get('corrections_applied', 0)} (rows overridden by `call_id` from `correction_files`).
 - {_call_log_line(meta.extra.get('call_log_rows') or {})}
+- {_mix_line(run_metrics.get('mix'))}
 - {_augmentation_line(run_metrics.get('augmentation') or {})}
 - Validation macro-F1 per epoch: {epochs or 'n/a'} (best epoch {run_metrics.get('best_epoch')}).
 

@@ -193,8 +193,8 @@ def mix_training_rows(config: TrainConfig, train_rows: Any) -> tuple[Any, dict[s
 
 
 def augment_splits(config: TrainConfig, splits: dict[str, Any]) -> dict[str, int] | None:
-    """Apply ``asr_mix`` and ``speaker_tags`` (train and validation) and ``prefix_seconds`` (train)
-    in place on ``splits``, in that order.
+    """Apply ``asr_mix`` (train and validation), ``spoken_frame`` (train), ``speaker_tags`` (train and
+    validation) and ``prefix_seconds`` (train) in place on ``splits``, in that order.
 
     Validation takes ASR and tagged text too, so early stopping and calibration see the text
     serving scores; it gets no prefix copies (model selection stays on whole openings), and test
@@ -206,11 +206,12 @@ def augment_splits(config: TrainConfig, splits: dict[str, Any]) -> dict[str, int
     """
     from datasets import Dataset
 
-    from training.augment import mix_asr_text, prefix_copies, read_asr_texts, tag_speakers
+    from training.augment import mix_asr_text, prefix_copies, read_asr_texts, spoken_frame, tag_speakers
 
-    if not (config.asr_mix > 0 or config.speaker_tags > 0 or config.prefix_seconds):
+    if not (config.asr_mix > 0 or config.speaker_tags > 0 or config.prefix_seconds or config.spoken_frame > 0):
         return None
-    counts = {"asr_train": 0, "asr_validation": 0, "tagged_train": 0, "tagged_validation": 0, "prefix_copies": 0}
+    counts = {"asr_train": 0, "asr_validation": 0, "framed_train": 0, "tagged_train": 0, "tagged_validation": 0,
+              "prefix_copies": 0}
     if config.asr_mix > 0:
         asr = read_asr_texts(config.asr_files)
         for name in ("train", "validation"):
@@ -219,6 +220,9 @@ def augment_splits(config: TrainConfig, splits: dict[str, Any]) -> dict[str, int
         if not counts["asr_train"]:
             logger.warning("asr_mix %.2f switched no training row: no call_id of %s is in the training split",
                            config.asr_mix, ", ".join(config.asr_files))
+    if config.spoken_frame > 0:
+        rows, counts["framed_train"] = spoken_frame(splits["train"].to_list(), config.spoken_frame, config.seed)
+        splits["train"] = Dataset.from_list(rows, features=splits["train"].features)
     if config.speaker_tags > 0:
         for name in ("train", "validation"):
             rows, counts[f"tagged_{name}"] = tag_speakers(splits[name].to_list(), config.speaker_tags, config.seed)
@@ -231,9 +235,10 @@ def augment_splits(config: TrainConfig, splits: dict[str, Any]) -> dict[str, int
         copies = prefix_copies(rows, config.prefix_seconds, config.prefix_copies, config.seed)
         counts["prefix_copies"] = len(copies)
         splits["train"] = Dataset.from_list(rows + copies, features=splits["train"].features)
-    logger.info("augmentation: %d train / %d validation rows on ASR text, %d / %d speaker-tagged, "
-                "%d prefix copies added to train", counts["asr_train"], counts["asr_validation"],
-                counts["tagged_train"], counts["tagged_validation"], counts["prefix_copies"])
+    logger.info("augmentation: %d train / %d validation rows on ASR text, %d typed train rows framed as calls, "
+                "%d / %d speaker-tagged, %d prefix copies added to train", counts["asr_train"],
+                counts["asr_validation"], counts["framed_train"], counts["tagged_train"], counts["tagged_validation"],
+                counts["prefix_copies"])
     return counts
 
 
