@@ -307,6 +307,8 @@ def _select_for_labeling(args: argparse.Namespace) -> int:
     if not args.out.lower().endswith((".csv", ".jsonl")):
         raise UserError(f"{args.out}: the batch is written as .csv or .jsonl (the review-file format)")
     calls = read_call_log_export(files)  # before the model loads: a bad export fails fast
+    if not calls:
+        raise UserError(f"{', '.join(files)}: the export holds no calls (export some with 'callintent calls export')")
     excluded = read_excluded_ids(args.exclude or ())
     model = resolve_model(args.model, Registry(args.registry))
     predictor = IntentPredictor.load(model.directory, variant=args.variant)
@@ -315,7 +317,7 @@ def _select_for_labeling(args: argparse.Namespace) -> int:
     chosen = selection.chosen
     print(f"chose {len(chosen)} of {selection.candidates} unlabeled calls for labeling, scored by "
           f"{selection.model_id} ({selection.qa_labeled} already QA-labeled, {selection.excluded} excluded, "
-          f"{selection.near_duplicates} passed over as near-duplicates of a chosen call)")
+          f"{selection.near_duplicates} passed over as near-duplicates of a chosen or labeled call)")
     if chosen:
         print(f"margin between the top two classes: {chosen[0].margin:.3f} (first) to "
               f"{max(c.margin for c in chosen):.3f} (widest)")

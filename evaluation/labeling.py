@@ -18,7 +18,8 @@ Active learning over the call log's exports (``callintent calls export``):
    cosine of character 3–5-gram TF-IDF vectors fitted on the pool (robust to ASR spelling and
    filler words; the shared greeting boilerplate gets a low IDF). So one batch never holds two
    near-identical calls, and among equally uncertain calls the ones unlike those already taken
-   come first.
+   come first. Calls QA has labeled count as taken before the first pick: a copy of a labeled
+   call is not offered again.
 
 Calls a person has labeled (``label_source: "qa"`` in the export) and the ``call_id``s of
 ``--exclude`` files (corrections from ``review-import``, or earlier batches still with QA) are
@@ -118,7 +119,7 @@ class Selection:
         qa_labeled: Calls skipped because a person labeled them (``label_source: "qa"``).
         excluded: Calls skipped because an ``--exclude`` file names them.
         candidates: Calls scored (``calls − qa_labeled − excluded``).
-        near_duplicates: Candidates passed over as (near-)duplicates of a chosen call.
+        near_duplicates: Candidates passed over as (near-)duplicates of a chosen or QA-labeled call.
     """
 
     chosen: tuple[Candidate, ...]
@@ -176,7 +177,8 @@ def score_candidates(scorer: Scorer, calls: Sequence[ExportedCall], *, batch: in
     from tqdm import tqdm
 
     out: list[Candidate] = []
-    with tqdm(total=len(calls), desc="scoring", unit="call", disable=None if progress is None else not progress) as bar:
+    disable = None if progress is None else not progress
+    with tqdm(total=len(calls), desc="scoring", unit="call", disable=disable) as bar:
         for start in range(0, len(calls), batch):
             chunk = calls[start:start + batch]
             for call, scores in zip(chunk, scorer.predict([c.transcript for c in chunk], evidence=False)):
@@ -203,8 +205,9 @@ def text_vectors(texts: Sequence[str]) -> Any:
         return scipy.sparse.csr_matrix((len(texts), 1))
 
 
-def choose_diverse(uncertainty: np.ndarray, texts: Sequence[str], *, n: int, max_similarity: float,
-                   diversity_weight: float) -> tuple[list[int], int]:
+def choose_diverse(uncertainty: Sequence[float] | np.ndarray, texts: Sequence[str], *, n: int,
+                   max_similarity: float, diversity_weight: float,
+                   known: Sequence[str] = ()) -> tuple[list[int], int]:
     """Greedy uncertainty-plus-diversity choice of ``n`` texts, near-duplicates never together.
 
     Args:
@@ -213,9 +216,11 @@ def choose_diverse(uncertainty: np.ndarray, texts: Sequence[str], *, n: int, max
         n: Most texts to choose.
         max_similarity: Cosine above which a text leaves the pool once a similar one is chosen.
         diversity_weight: Penalty per unit of similarity to the closest chosen text.
+        known: Texts QA has labeled already: they count as chosen before the first pick (their
+            near-duplicates are passed over; a label on a copy of a labeled call teaches nothing).
 
     Returns:
-        ``(indices in the order chosen, texts passed over as near-duplicates of a chosen one)``.
+        ``(indices in the order chosen, texts passed over as near-duplicates of a chosen or known one)``.
         Ties go to the earlier text.
     """
     import numpy as np
@@ -223,23 +228,32 @@ def choose_diverse(uncertainty: np.ndarray, texts: Sequence[str], *, n: int, max
     m = len(texts)
     if m == 0:
         return [], 0
-    vectors = text_vectors(texts)
+    vectors = text_vectors([*texts, *known])
+    pool, labeled = vectors[:m], vectors[m:]
     keys = [normalise_transcript(t) for t in texts]
     by_key: dict[str, list[int]] = {}
     for i, key in enumerate(keys):
         by_key.setdefault(key, []).append(i)
     uncertainty = np.asarray(uncertainty, dtype=np.float64)
-    closest = np.zeros(m)  # highest similarity to any chosen text so far
+    closest = np.zeros(m)  # highest similarity to any chosen (or known) text so far
     available = np.ones(m, dtype=bool)
+    if len(known):
+        # In slices of the pool: a whole pool x labeled product could be too large to hold at once.
+        for start in range(0, m, 2048):
+            block = pool[start:start + 2048] @ labeled.T
+            closest[start:start + 2048] = block.max(axis=1).toarray().ravel()
+        known_keys = {normalise_transcript(t) for t in known}
+        available &= np.round(closest, 6) <= max_similarity
+        available &= np.asarray([key not in known_keys for key in keys])
     chosen: list[int] = []
     while len(chosen) < n and available.any():
         value = np.where(available, uncertainty - diversity_weight * closest, -np.inf)
         i = int(np.argmax(value))
         chosen.append(i)
         available[i] = False
-        similarity = (vectors @ vectors[i].T).toarray().ravel()
+        similarity = (pool @ pool[i].T).toarray().ravel()
         closest = np.maximum(closest, similarity)
-        # Rounding keeps a text exactly at the threshold in the pool whatever float32 made of it.
+        # Rounding keeps a text exactly at the threshold in the pool whatever floating point made of it.
         available &= np.round(similarity, 6) <= max_similarity
         available[by_key[keys[i]]] = False  # exact duplicates even when TF-IDF sees no n-gram in them
     passed_over = m - len(chosen) - int(available.sum())
@@ -261,7 +275,7 @@ def select_for_labeling(calls: Sequence[ExportedCall], scorer: Scorer, config: S
         The batch and the counts behind it.
 
     Raises:
-        UserError: no calls, or no call left to label.
+        UserError: no calls, or no call left to label (all labeled, excluded, or copies of labeled ones).
     """
     if not calls:
         raise UserError("the export holds no calls (export some with 'callintent calls export')")
@@ -273,9 +287,13 @@ def select_for_labeling(calls: Sequence[ExportedCall], scorer: Scorer, config: S
         raise UserError(f"nothing left to label: of {len(calls)} calls, {qa_labeled} have a QA label and "
                         f"{excluded} are excluded")
     candidates = score_candidates(scorer, pool, batch=config.score_batch, progress=progress)
-    indices, passed_over = choose_diverse([c.uncertainty for c in candidates], [c.call.transcript for c in pool],
+    indices, passed_over = choose_diverse([c.uncertainty for c in candidates], [c.transcript for c in pool],
                                           n=config.n, max_similarity=config.max_similarity,
-                                          diversity_weight=config.diversity_weight)
+                                          diversity_weight=config.diversity_weight,
+                                          known=[c.transcript for c in calls if c.qa_labeled])
+    if not indices:
+        raise UserError(f"nothing left to label: of {len(calls)} calls, {qa_labeled} have a QA label, "
+                        f"{excluded} are excluded and the other {len(pool)} are near-duplicates of labeled calls")
     selection = Selection(chosen=tuple(candidates[i] for i in indices), model_id=scorer.model_id, calls=len(calls),
                           qa_labeled=qa_labeled, excluded=excluded, candidates=len(pool),
                           near_duplicates=passed_over)
