@@ -7,6 +7,8 @@ Examples::
     callintent evaluate --model candidate --data corpus.jsonl --robustness --robustness-n 40 --out reports/v3
     callintent evaluate --model production --data test_asr.jsonl --out reports/asr   # + accuracy over time
     callintent evaluate review-import reports/v3/errors.csv --out corrections.jsonl
+    callintent evaluate select-for-labeling calls.jsonl --model production --n 50 --out to_label.csv \
+        --exclude corrections.jsonl
 
 When the model is a registry version, the gate verdict is also written to
 ``<version>/evaluation/gate.json``, which ``callintent models promote`` requires (the last
@@ -35,12 +37,15 @@ logger = logging.getLogger(__name__)
 GATE_FAILED_EXIT = 1
 
 REVIEW_IMPORT = "review-import"
+SELECT_FOR_LABELING = "select-for-labeling"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", nargs="*", metavar="MODEL | review-import FILE",
-                        help="the model to evaluate (same as --model), or 'review-import FILE' to turn a "
-                             "reviewed error export into a corrections file (with --out FILE.jsonl)")
+    parser.add_argument("target", nargs="*", metavar="MODEL | review-import FILE | select-for-labeling EXPORT",
+                        help="the model to evaluate (same as --model); 'review-import FILE' to turn a "
+                             "reviewed error export into a corrections file (with --out FILE.jsonl); or "
+                             "'select-for-labeling EXPORT.jsonl' to pick the logged calls (from 'callintent calls "
+                             "export') QA should label next (with --model, --n, --out FILE.csv)")
     parser.add_argument("--model", default=None, metavar="REF",
                         help="production, candidate, v3, intent/v3 or an artifact directory")
     parser.add_argument("--data", action="append", default=None, metavar="FILE",
@@ -82,6 +87,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-iterations", type=int, default=10, metavar="N",
                         help="timed predict calls per batch size (10; 0 = skip)")
     parser.add_argument("--seed", type=int, default=0, help="seed of bootstrap and samples (0)")
+    parser.add_argument("--n", type=int, default=None, metavar="N",
+                        help="select-for-labeling: calls in the batch (50)")
+    parser.add_argument("--exclude", action="append", default=None, metavar="FILE",
+                        help="select-for-labeling: skip the call_ids of this corrections .jsonl or earlier "
+                             "review file (repeatable)")
+    parser.add_argument("--max-similarity", type=float, default=None, metavar="X",
+                        help="select-for-labeling: never two calls in one batch whose transcripts' TF-IDF cosine "
+                             "is above X (0.7)")
+    parser.add_argument("--diversity-weight", type=float, default=None, metavar="W",
+                        help="select-for-labeling: rank penalty per unit of similarity to a call already "
+                             "chosen (0.3; 0 = uncertainty order only)")
     parser.add_argument("--registry", default=None, metavar="DIR",
                         help="registry root (default: $CALLINTENT_REGISTRY or models/registry)")
 
@@ -89,6 +105,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.target and args.target[0] == REVIEW_IMPORT:
         return _review_import(args)
+    if args.target and args.target[0] == SELECT_FOR_LABELING:
+        return _select_for_labeling(args)
     if len(args.target) > 1:
         raise UserError(f"one model at a time, got {' '.join(args.target)}")
     ref = args.target[0] if args.target else args.model
@@ -259,6 +277,52 @@ def _review_import(args: argparse.Namespace) -> int:
     print(f"wrote {len(rows)} corrections to {path}")
     print(f"check them: callintent data validate DATA --corrections {path} "
           "(training takes the same file as its corrections)")
+    return 0
+
+
+def _select_for_labeling(args: argparse.Namespace) -> int:
+    from data.call_log import read_call_log_export
+    from evaluation.evaluate import resolve_model
+    from evaluation.labeling import SelectionConfig, read_excluded_ids, select_for_labeling, write_labeling_file
+    from models.predictor import IntentPredictor
+    from models.registry import Registry
+
+    files = args.target[1:]
+    usage = (f"callintent evaluate {SELECT_FOR_LABELING} calls.jsonl --model production --n 50 "
+             "--out to_label.csv")
+    if not files:
+        raise UserError(f"{SELECT_FOR_LABELING} needs a call-log export (callintent calls export): {usage}")
+    if not args.model:
+        raise UserError(f"{SELECT_FOR_LABELING} needs the model to score with: --model production ({usage})")
+    if not args.out:
+        raise UserError(f"{SELECT_FOR_LABELING} needs --out FILE.csv (or .jsonl) for the calls to label")
+    defaults = SelectionConfig()
+    try:
+        config = SelectionConfig(
+            n=defaults.n if args.n is None else args.n,
+            max_similarity=defaults.max_similarity if args.max_similarity is None else args.max_similarity,
+            diversity_weight=defaults.diversity_weight if args.diversity_weight is None else args.diversity_weight)
+    except ValueError as e:
+        raise UserError(f"bad option: {e}") from None
+    if not args.out.lower().endswith((".csv", ".jsonl")):
+        raise UserError(f"{args.out}: the batch is written as .csv or .jsonl (the review-file format)")
+    calls = read_call_log_export(files)  # before the model loads: a bad export fails fast
+    if not calls:
+        raise UserError(f"{', '.join(files)}: the export holds no calls (export some with 'callintent calls export')")
+    excluded = read_excluded_ids(args.exclude or ())
+    model = resolve_model(args.model, Registry(args.registry))
+    predictor = IntentPredictor.load(model.directory, variant=args.variant)
+    selection = select_for_labeling(calls, predictor, config, exclude=excluded)
+    path = write_labeling_file(selection, args.out)
+    chosen = selection.chosen
+    print(f"chose {len(chosen)} of {selection.candidates} unlabeled calls for labeling, scored by "
+          f"{selection.model_id} ({selection.qa_labeled} already QA-labeled, {selection.excluded} excluded, "
+          f"{selection.near_duplicates} passed over as near-duplicates of a chosen or labeled call)")
+    if chosen:
+        print(f"margin between the top two classes: {chosen[0].margin:.3f} (first) to "
+              f"{max(c.margin for c in chosen):.3f} (widest)")
+    print(f"wrote {path}: QA fills corrected_label on every row (the predicted class too, when it is right), then "
+          f"callintent evaluate review-import {path} --out corrections.jsonl")
     return 0
 
 

@@ -27,6 +27,7 @@ from data.schema import CLASS_NAMES, SIGNAL_NAMES
 
 if TYPE_CHECKING:
     from evaluation.evaluate import ModelEvaluation
+    from models.scores import IntentScores
 
 logger = logging.getLogger(__name__)
 
@@ -56,25 +57,48 @@ def error_rows(evaluation: ModelEvaluation) -> list[dict[str, Any]]:
         of the ``p_<class>`` columns).
     """
     data, scored = evaluation.data, evaluation.scored
-    rows = []
-    for i in evaluation.error_indices:
-        scores = scored.scores[i]
-        rows.append({
-            "call_id": data.call_ids[i],
-            "transcript": data.transcripts[i],
-            "label": data.labels[i],
-            "predicted": scores.label,
-            "confidence": round(scores.probabilities[scores.label], 4),
-            "probabilities": {c: round(scores.probabilities[c], 4) for c in CLASS_NAMES},
-            "signals": list(data.signals[i]) if data.signals_labeled[i] else None,
-            "predicted_signals": [s.name for s in scores.present_signals],
-            "source": data.source[i], "campaign": data.campaign[i], "industry": data.industry[i],
-            "model": scored.model_id,
-            "corrected_label": "",
-            "corrected_signals": "",
-            "note": "",
-        })
-    return rows
+    return [review_row(call_id=data.call_ids[i], transcript=data.transcripts[i], label=data.labels[i],
+                       scores=scored.scores[i],
+                       signals=list(data.signals[i]) if data.signals_labeled[i] else None,
+                       source=data.source[i], campaign=data.campaign[i], industry=data.industry[i],
+                       model=scored.model_id)
+            for i in evaluation.error_indices]
+
+
+def review_row(*, call_id: str, transcript: str, label: str, scores: IntentScores, signals: list[str] | None,
+               source: str, campaign: str, industry: str, model: str, note: str = "") -> dict[str, Any]:
+    """One call as a review row: what the model says, with empty ``corrected_*`` cells for QA.
+
+    Every file QA reviews is built from these rows (misclassified calls, calls chosen for labeling),
+    so :func:`corrections_from_review` reads them all the same way.
+
+    Args:
+        call_id, transcript, source, campaign, industry: The call.
+        label: The call's current label ("" when no person has labeled it yet: then any
+            ``corrected_label`` QA fills in, the model's own class included, becomes a correction).
+        scores: The model's verdict.
+        signals: The labeled signals (None = not labeled).
+        model: ``"<name>/<version>"`` that produced ``scores``.
+        note: Pre-filled ``note`` (QA may overwrite it; it is never imported).
+
+    Returns:
+        A row with the keys of :data:`ERROR_COLUMNS` (``probabilities`` as one mapping).
+    """
+    return {
+        "call_id": call_id,
+        "transcript": transcript,
+        "label": label,
+        "predicted": scores.label,
+        "confidence": round(scores.probabilities[scores.label], 4),
+        "probabilities": {c: round(scores.probabilities[c], 4) for c in CLASS_NAMES},
+        "signals": signals,
+        "predicted_signals": [s.name for s in scores.present_signals],
+        "source": source, "campaign": campaign, "industry": industry,
+        "model": model,
+        "corrected_label": "",
+        "corrected_signals": "",
+        "note": note,
+    }
 
 
 def export_errors(evaluation: ModelEvaluation, path: str | Path) -> Path:
@@ -90,11 +114,29 @@ def export_errors(evaluation: ModelEvaluation, path: str | Path) -> Path:
     Raises:
         ReviewFileError: unsupported suffix.
     """
+    rows = error_rows(evaluation)
+    path = write_review_file(rows, path)
+    logger.info("wrote %d misclassified calls to %s", len(rows), path)
+    return path
+
+
+def write_review_file(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Write review rows (from :func:`review_row`) as ``.csv`` (spreadsheets) or ``.jsonl`` (tools).
+
+    Args:
+        rows: The rows, in the order QA should see them.
+        path: Output file; the suffix picks the format.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ReviewFileError: unsupported suffix.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _FORMATS:
-        raise ReviewFileError(f"{path}: error export must be .csv or .jsonl, got {suffix or 'no suffix'!r}")
-    rows = error_rows(evaluation)
+        raise ReviewFileError(f"{path}: a review file must be .csv or .jsonl, got {suffix or 'no suffix'!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".jsonl":
         with path.open("w", encoding="utf-8") as f:
@@ -111,7 +153,6 @@ def export_errors(evaluation: ModelEvaluation, path: str | Path) -> Path:
                 for key in ("signals", "predicted_signals"):
                     flat[key] = "" if row[key] is None else json.dumps(row[key])
                 writer.writerow(flat)
-    logger.info("wrote %d misclassified calls to %s", len(rows), path)
     return path
 
 

@@ -33,12 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from callintent.errors import UserError
+from data.call_log import MODEL_LABEL, ORIGIN, QA_LABEL
 from data.schema import CLASS_NAMES, DEFAULT_MAX_WORDS, SIGNAL_NAMES
 from serving.calllog.records import LoggedCall
 
 logger = logging.getLogger(__name__)
-
-ORIGIN = "call_log"
 
 
 class CorrectionsFileError(UserError):
@@ -118,9 +117,9 @@ def training_row(logged: LoggedCall, correction: Correction | None = None) -> di
     """One labeled row for a logged call (its transcript must have been logged)."""
     call = logged.call
     assert call is not None and call.transcript is not None
-    label, signals, source = call.label, list(call.present_signals), "model"
+    label, signals, source = call.label, list(call.present_signals), MODEL_LABEL
     if correction is not None and (correction.label is not None or correction.signals is not None):
-        source = "qa"
+        source = QA_LABEL
         if correction.label is not None and correction.label != call.label:
             label = correction.label
             signals = None  # the model's signals belong to its label, not to QA's
@@ -170,7 +169,7 @@ def export_calls(store: Any, out: str | Path, *, since: dt.datetime | None = Non
             if correction is not None:
                 used.add(call.call_id)
             counts["rows"] += 1
-            counts["qa"] += row["label_source"] == "qa"
+            counts["qa"] += row["label_source"] == QA_LABEL
             counts["outcome"] += logged.outcome is not None
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     os.replace(partial, path)
