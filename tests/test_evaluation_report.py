@@ -117,7 +117,8 @@ def test_plots_and_tables_are_in_the_dom(report):
     assert all(len(src) > 2000 for src in images)
     for key in ("class-f1", "buying-pr", "reliability", "risk-coverage", "signal-f1", "robustness"):
         assert f'id="fig-{key}"' in dom
-    for table in ("errors-table", "class-table", "signal-table", "slice-table", "latency-table", "source-calibration-table",
+    for table in ("errors-table", "class-table", "signal-table", "slice-table", "latency-table",
+                  "source-calibration-table",
                   "comparison-table", "flips-table", "gate-table", "robustness-table", "robustness-examples"):
         assert f'id="{table}"' in dom
     errors = report["candidate"].error_indices

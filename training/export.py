@@ -515,7 +515,8 @@ for languages other than English, or for whole-call transcripts.
 {chr(10).join(rows)}
 
 ## Calibration
-- Temperature {calibration.temperature:.3f} (inside the graph), fitted on validation (each data source weighing the same): ECE
+- Temperature {calibration.temperature:.3f} (inside the graph), fitted on validation (each data source
+  weighing the same): ECE
   {calibration.ece_before:.4f} → {calibration.ece_after:.4f}, NLL {calibration.nll_before:.4f} → {calibration.nll_after:.4f}.
 - Buying operating threshold: {calibration.buying_threshold:.3f}
   ({'precision target ' + format(calibration.buying_precision_target, 'g') if calibration.buying_precision_target else 'max buying-vs-rest F1'} on validation).
