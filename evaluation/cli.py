@@ -236,7 +236,9 @@ def _timecuts(args: argparse.Namespace, model: ModelRef, eval_set: EvalSet, vari
         raise UserError(f"--timecuts needs word timings: no row of {', '.join(eval_set.files)} has 'words' "
                         "(render text with 'callintent data render-asr', or transcribe audio with "
                         "'callintent data transcribe')")
-    policy = DecisionPolicy.from_yaml(args.policy)  # ConfigError (a UserError) names the file and key
+    # The replay abstains as serving would with this model: the artifact's margin, unless the policy overrides it.
+    policy = DecisionPolicy.from_yaml(args.policy,  # ConfigError (a UserError) names the file and key
+                                      model_abstain_margin=model.meta.abstain_margin)
     predictor = IntentPredictor.load(model.directory, variant=variant)
     return evaluate_timecuts(predictor, eval_set, policy, model_id=model.model_id)
 

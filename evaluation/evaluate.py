@@ -16,7 +16,9 @@ from evaluation.config import EvalConfig
 
 if TYPE_CHECKING:
     from evaluation.evalset import EvalSet
-    from evaluation.metrics import Calibration, ClassificationMetrics, PrCurve, SignalSummary, SliceMetrics
+    from evaluation.metrics import (
+        Calibration, ClassificationMetrics, PrCurve, RiskCoverageCurve, SignalSummary, SliceMetrics,
+    )
     from evaluation.scoring import LatencyStat, ScoredSet
     from models.artifact import ArtifactMeta
     from models.predictor import IntentPredictor
@@ -30,6 +32,16 @@ CORRECTIONS_KEY = "corrections_applied"
 
 #: Fields the report slices by.
 SLICE_FIELDS = ("source", "campaign", "industry")
+
+#: The slice by data set (:func:`data.sources.data_source`: ``corpus``, ``sgd``, ``clinc150``…),
+#: shown before :data:`SLICE_FIELDS` when the evaluated calls come from more than one.
+DATA_SOURCE_FIELD = "data_source"
+
+#: Coverages at which ``metrics.json`` lists the risk–coverage accuracy.
+RISK_COVERAGE_POINTS = (0.5, 0.8, 0.9, 0.95, 1.0)
+
+#: At most this many risk–coverage points go into ``metrics.json`` (evenly spaced, ends kept).
+_MAX_CURVE_POINTS = 101
 
 
 @dataclass(frozen=True)
@@ -102,7 +114,9 @@ class ModelEvaluation:
         calibration: ECE and reliability bins.
         pr_curve: Buying-intent precision-recall curve at the artifact's operating point.
         signals: Per-signal metrics over the rows with labeled signals.
-        slices: Metrics per source / campaign / industry value.
+        slices: Metrics per data source / source / campaign / industry value (with ECE).
+        risk_coverage: Accuracy of the decided calls against the share decided, by probability
+            margin, with the artifact's abstention margin as the operating point.
         latency: ``predict`` timings (empty when not measured).
         config: The settings used.
     """
@@ -117,6 +131,7 @@ class ModelEvaluation:
     slices: tuple[SliceMetrics, ...]
     latency: tuple[LatencyStat, ...]
     config: EvalConfig
+    risk_coverage: RiskCoverageCurve
 
     @property
     def error_indices(self) -> tuple[int, ...]:
@@ -136,6 +151,7 @@ class ModelEvaluation:
                 "id": self.model.model_id, "ref": self.model.ref, "path": str(self.model.directory),
                 "variant": self.scored.variant, "registry_version": self.model.registry_version,
                 "buying_threshold": self.model.meta.buying_threshold,
+                "abstain_margin": self.model.meta.abstain_margin,
                 "signal_thresholds": dict(zip(SIGNAL_NAMES, self.scored.signal_thresholds)),
                 "corrections_used": self.model.corrections_used,
                 "data_fingerprint": self.model.meta.data_fingerprint,
@@ -183,8 +199,10 @@ class ModelEvaluation:
                                for s in self.signals.per_signal},
             },
             "slices": [{"field": s.field, "value": s.value, "n": s.n, "accuracy": _r(s.accuracy),
-                        "macro_f1": _r(s.macro_f1), "buying_recall": _r(s.buying_recall), "small": s.small}
+                        "macro_f1": _r(s.macro_f1), "buying_recall": _r(s.buying_recall), "ece": _r(s.ece),
+                        "small": s.small}
                        for s in self.slices],
+            "risk_coverage": _risk_coverage_json(self.risk_coverage),
             "latency_ms": {f"batch_{stat.batch_size}": {"p50": _r(stat.p50_ms, 3), "p95": _r(stat.p95_ms, 3),
                                                         "iterations": stat.iterations}
                            for stat in self.latency},
@@ -252,8 +270,9 @@ def evaluation_from_scores(
     """
     import numpy as np
 
+    from data.sources import data_sources
     from evaluation.metrics import (
-        buying_pr_curve, calibration, classification_metrics, signal_metrics, slice_metrics,
+        buying_pr_curve, calibration, classification_metrics, risk_coverage_curve, signal_metrics, slice_metrics,
     )
 
     if len(scored.pred_ids) != len(eval_set):
@@ -265,19 +284,41 @@ def evaluation_from_scores(
     signals = signal_metrics(eval_set.signal_labels[labeled], scored.signal_probs[labeled],
                              scored.signal_thresholds)
     buying = CLASS_NAMES.index(BUYING)
+    fields = {f: getattr(eval_set, f) for f in SLICE_FIELDS}
+    sources = data_sources(eval_set.call_ids, eval_set.source)
+    if len(set(sources)) > 1:  # one data source is the whole set again
+        fields = {DATA_SOURCE_FIELD: sources, **fields}
     evaluation = ModelEvaluation(
         model=model, data=eval_set, scored=scored, classes=classes,
         calibration=calibration(eval_set.label_ids, scored.class_probs, config.ece_bins),
         pr_curve=buying_pr_curve(eval_set.label_ids, scored.class_probs[:, buying], model.meta.buying_threshold),
         signals=signals,
-        slices=slice_metrics(eval_set.label_ids, scored.pred_ids,
-                             {f: getattr(eval_set, f) for f in SLICE_FIELDS}, small=config.small_slice),
+        slices=slice_metrics(eval_set.label_ids, scored.pred_ids, fields, small=config.small_slice,
+                             probs=scored.class_probs, n_bins=config.ece_bins),
         latency=latency, config=config,
+        risk_coverage=risk_coverage_curve(eval_set.label_ids, scored.class_probs, model.meta.abstain_margin),
     )
     logger.info("%s on %d calls: accuracy %.3f, macro-F1 %.3f, ECE %.3f, %d misclassified",
                 model.model_id, len(eval_set), classes.accuracy, classes.macro_f1, evaluation.calibration.ece,
                 int(np.sum(scored.pred_ids != eval_set.label_ids)))
     return evaluation
+
+
+def _risk_coverage_json(curve: RiskCoverageCurve) -> dict[str, Any]:
+    """The ``metrics.json`` view of the risk–coverage curve (points thinned to at most ``_MAX_CURVE_POINTS``)."""
+    import numpy as np
+
+    keep = sorted(set(np.linspace(0, len(curve.coverage) - 1, min(len(curve.coverage), _MAX_CURVE_POINTS))
+                      .round().astype(int).tolist()))
+    return {
+        "by": "margin", "note": "accuracy of the calls decided (margin p(top1) - p(top2) >= threshold) "
+                                "against the share decided",
+        "threshold": _r(curve.threshold), "coverage_at_threshold": _r(curve.operating_coverage),
+        "accuracy_at_threshold": _r(curve.operating_accuracy),
+        "accuracy_at_coverage": {f"{c:g}": _r(curve.accuracy_at_coverage(c)) for c in RISK_COVERAGE_POINTS},
+        "points": [{"coverage": _r(curve.coverage[k]), "accuracy": _r(curve.accuracy[k]),
+                    "threshold": _r(curve.thresholds[k])} for k in keep],
+    }
 
 
 def _r(value: float | None, digits: int = 6) -> float | None:

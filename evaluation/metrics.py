@@ -205,6 +205,7 @@ class SliceMetrics:
         macro_f1: Macro-F1 inside the slice.
         buying_recall: Recall of ``buying`` inside the slice (None: no buying calls).
         small: Fewer calls than the configured minimum: too few to judge.
+        ece: Expected calibration error inside the slice (None when no probabilities were given).
     """
 
     field: str
@@ -214,6 +215,41 @@ class SliceMetrics:
     macro_f1: float
     buying_recall: float | None
     small: bool
+    ece: float | None = None
+
+
+@dataclass(frozen=True)
+class RiskCoverageCurve:
+    """Accuracy of the decided calls against the share decided, most confident first.
+
+    Calls are ranked by the margin ``p(top1) − p(top2)`` of their calibrated probabilities, the
+    score the serving policy abstains on (:mod:`models.uncertainty`), so the artifact's operating
+    point lies on the curve.
+
+    Attributes:
+        coverage: Share of calls decided at each point, increasing, ending at 1.0.
+        accuracy: Accuracy of the decided calls at each point (the last is the overall accuracy).
+        thresholds: Margin of each point (calls at or above it are decided), decreasing.
+        threshold: The artifact's abstention margin (None: the artifact has none).
+        operating_coverage: Share of calls the artifact's margin decides (1.0 without one).
+        operating_accuracy: Accuracy of those calls (None when it decides none).
+        n: Calls.
+    """
+
+    coverage: tuple[float, ...]
+    accuracy: tuple[float, ...]
+    thresholds: tuple[float, ...]
+    threshold: float | None
+    operating_coverage: float
+    operating_accuracy: float | None
+    n: int
+
+    def accuracy_at_coverage(self, coverage: float) -> float | None:
+        """Accuracy when at least ``coverage`` of the calls are decided (the first point reaching it)."""
+        for c, a in zip(self.coverage, self.accuracy):
+            if c >= coverage - 1e-12:
+                return a
+        return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,6 +357,38 @@ def calibration(y_true: Sequence[int] | np.ndarray, probs: np.ndarray, n_bins: i
     return Calibration(ece=float(ece), bins=tuple(bins))
 
 
+def risk_coverage_curve(y_true: Sequence[int] | np.ndarray, probs: np.ndarray,
+                        threshold: float | None = None) -> RiskCoverageCurve:
+    """The risk–coverage curve of deciding calls by their probability margin, and the artifact's point on it.
+
+    Args:
+        y_true: Labeled class indices.
+        probs: ``[n, n_classes]`` calibrated probabilities.
+        threshold: The artifact's abstention margin (``ArtifactMeta.abstain_margin``; None = none:
+            every call is decided).
+
+    Returns:
+        The curve.
+
+    Raises:
+        ValueError: empty input or shape mismatch.
+    """
+    import numpy as np
+
+    from models.uncertainty import probability_margin, risk_coverage
+
+    probs = np.asarray(probs, dtype=np.float64)
+    y_true = np.asarray(y_true, dtype=np.int64).reshape(-1)
+    if probs.ndim != 2 or len(probs) != len(y_true) or len(y_true) == 0:
+        raise ValueError(f"probs must be [n, n_classes] with n = len(y_true) > 0, got {probs.shape} "
+                         f"for {len(y_true)} labels")
+    curve = risk_coverage(probability_margin(probs), probs.argmax(axis=1) == y_true)
+    coverage, accuracy = curve.at(threshold if threshold is not None else 0.0)
+    return RiskCoverageCurve(coverage=curve.coverage, accuracy=curve.accuracy, thresholds=curve.thresholds,
+                             threshold=None if threshold is None else float(threshold),
+                             operating_coverage=coverage, operating_accuracy=accuracy, n=int(len(y_true)))
+
+
 def buying_pr_curve(
     y_true: Sequence[int] | np.ndarray, buying_intent: Sequence[float] | np.ndarray, threshold: float
 ) -> PrCurve:
@@ -399,8 +467,10 @@ def slice_metrics(
     fields: Mapping[str, Sequence[str]],
     *,
     small: int = 30,
+    probs: np.ndarray | None = None,
+    n_bins: int = 10,
 ) -> tuple[SliceMetrics, ...]:
-    """Accuracy, macro-F1 and buying recall per value of each slicing field.
+    """Accuracy, macro-F1, buying recall and (given probabilities) ECE per value of each slicing field.
 
     A field whose every value is empty (the data does not say) gives no slices.
 
@@ -408,6 +478,8 @@ def slice_metrics(
         y_true, y_pred: Class indices.
         fields: Field name -> the field's value per call (``""`` = none).
         small: Slices with fewer calls get ``small=True``.
+        probs: ``[n, n_classes]`` calibrated probabilities for the per-slice ECE (None = no ECE).
+        n_bins: ECE bins (as for :func:`calibration`).
 
     Returns:
         Slices ordered by field (as given), then by size (largest first), then value.
@@ -431,9 +503,10 @@ def slice_metrics(
             accuracy, macro_f1, *_ = _class_values(t, p)
             has_buying = bool((t == buying).any())
             recall = float(recall_score(t == buying, p == buying)) if has_buying else None
+            ece = calibration(t, np.asarray(probs)[mask], n_bins).ece if probs is not None else None
             out.append(SliceMetrics(field=field_name, value=value or "(none)", n=int(mask.sum()),
                                     accuracy=float(accuracy), macro_f1=float(macro_f1), buying_recall=recall,
-                                    small=bool(mask.sum() < small)))
+                                    small=bool(mask.sum() < small), ece=ece))
     return tuple(out)
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from data.schema import CLASS_NAMES, SIGNAL_NAMES
 
 if TYPE_CHECKING:
-    from evaluation.metrics import Calibration, ClassificationMetrics, PrCurve, SignalSummary
+    from evaluation.metrics import Calibration, ClassificationMetrics, PrCurve, RiskCoverageCurve, SignalSummary
 
 #: Colours of the first, second… model on a chart (colour-blind-safe Okabe-Ito pair + extras).
 COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7")
@@ -151,6 +151,36 @@ def reliability_figure(series: Sequence[tuple[str, Calibration]]) -> Figure:
         explanation="When the model says 80 % sure it should be right about 80 % of the time: points on the "
                     "dashed line mean trustworthy confidence, bigger dots hold more calls.",
         data_uri=_render(fig), alt="reliability diagram",
+    )
+
+
+def risk_coverage_figure(series: Sequence[tuple[str, RiskCoverageCurve]]) -> Figure:
+    """Accuracy of the decided calls against the share decided, with each artifact's abstention point."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    low = 1.0
+    for k, (name, curve) in enumerate(series):
+        color = COLORS[k % len(COLORS)]
+        # Start the line at coverage 0 with the most confident calls' accuracy, so the step reads left to right.
+        ax.step((0.0, *curve.coverage), (curve.accuracy[0], *curve.accuracy), where="pre", color=color,
+                label=f"{name} (all calls: {curve.accuracy[-1]:.3f})")
+        low = min(low, *curve.accuracy)
+        if curve.threshold is not None and curve.operating_accuracy is not None:
+            ax.plot([curve.operating_coverage], [curve.operating_accuracy], "o", color=color, markersize=9,
+                    markeredgecolor="black",
+                    label=f"{name} abstention margin {curve.threshold:.2f}: decides {curve.operating_coverage:.0%}")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(max(0.0, low - 0.05), 1.01)
+    ax.set_xlabel("share of calls decided (the least sure are left to a person)")
+    ax.set_ylabel("accuracy of the decided calls")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    return Figure(
+        key="risk-coverage", title="Abstaining: accuracy against the share of calls decided",
+        explanation="Calls are decided most sure first (by how far the top class leads the runner-up); moving "
+                    "left leaves more of the unsure calls undetermined and makes the decided ones more accurate. "
+                    "The dot is where the model's abstention margin sits.",
+        data_uri=_render(fig), alt="risk-coverage curve",
     )
 
 

@@ -167,6 +167,7 @@ def figures(evaluation: ModelEvaluation, comparison: Comparison | None = None,
     out += [plots.confusion_figure(e.classes, n) for n, e in zip(names, evaluations)]
     out.append(plots.pr_figure([(n, e.pr_curve) for n, e in zip(names, evaluations)]))
     out.append(plots.reliability_figure([(n, e.calibration) for n, e in zip(names, evaluations)]))
+    out.append(plots.risk_coverage_figure([(n, e.risk_coverage) for n, e in zip(names, evaluations)]))
     if evaluation.signals.rows:
         out.append(plots.signal_f1_figure([(n, e.signals) for n, e in zip(names, evaluations)]))
     if robustness is not None:

@@ -11,7 +11,8 @@ corpus's simulated timings) this module
   it is pure Python) over those prefixes: at each step ``DecisionPolicy.early_decision``; with no
   early decision by the end of the call's audio (at most the 30 s window),
   ``DecisionPolicy.decide`` — which abstains (``undetermined``, with the reason) when the top class
-  is below the segment's ``abstain_below``. Abstentions are counted apart from wrong decisions.
+  is below the segment's ``abstain_below`` or the top two are closer than the abstention margin.
+  Abstentions are counted apart from wrong decisions.
 
 The replay reveals the words of one decode of the whole opening by their start times; a live
 stream re-decodes a growing buffer, so its words at a given second can differ a little (the

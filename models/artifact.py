@@ -62,6 +62,9 @@ class ArtifactMeta:
         extra: Free-form provenance (git commit, corrections used, real calls used…).
         speaker_tags: The model was trained on speaker-tagged text too (``agent: … caller: …``,
             :mod:`data.speakers`): serving gives it both speakers of a two-channel call, tagged.
+        abstain_margin: Calibrated ``p(top1) − p(top2)`` below which the decision policy routes a
+            call ``undetermined`` (:mod:`models.uncertainty`), chosen on validation; 0 = never.
+            None (artifacts exported before the rule): the policy decides as it did then.
     """
 
     classes: tuple[str, ...]
@@ -79,6 +82,7 @@ class ArtifactMeta:
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
     speaker_tags: bool = False
+    abstain_margin: float | None = None
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / META

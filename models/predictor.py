@@ -62,7 +62,7 @@ def validate_artifact(directory: str | Path, *, variants: Sequence[str] = ("fp32
 
     Raises:
         ArtifactError: not a directory, a file missing, classes/signals/thresholds that do not
-            match ``data.schema``, or a bad ``max_length``.
+            match ``data.schema``, a bad ``max_length`` or ``abstain_margin``.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -83,6 +83,11 @@ def validate_artifact(directory: str | Path, *, variants: Sequence[str] = ("fp32
     if unknown:
         raise ArtifactError(f"{directory / META}: signal_thresholds has unknown signals {unknown} "
                             f"(known: {list(SIGNAL_NAMES)})")
+    margin = meta.abstain_margin
+    if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float))
+                               or not 0.0 <= margin <= 1.0):
+        raise ArtifactError(f"{directory / META}: abstain_margin must be a probability margin in [0, 1] or null, "
+                            f"got {margin!r}")
     if not isinstance(meta.max_length, int) or meta.max_length < 2:
         raise ArtifactError(f"{directory / META}: max_length must be an integer >= 2, "
                             f"got {meta.max_length!r}")

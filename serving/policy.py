@@ -10,9 +10,17 @@ Two entry points:
 
 * :meth:`DecisionPolicy.decide` (REST, and the stream at the end of the window or on stop)
   always returns a :class:`Decision`; when even the most likely class is below
-  ``abstain_below`` it routes ``undetermined`` and says so.
+  ``abstain_below``, or the two most likely classes are closer than the abstention margin, it
+  routes ``undetermined`` and says so.
 * :meth:`DecisionPolicy.early_decision` (live stream) returns ``None`` until one class is
-  probable enough (``early_threshold``) after at least ``min_audio_seconds`` of audio.
+  probable enough (``early_threshold``) after at least ``min_audio_seconds`` of audio, and never
+  while the margin is below the abstention margin.
+
+The abstention margin is a calibrated uncertainty rule: ``p(top1) − p(top2)``
+(:func:`models.uncertainty.margin_of`) below a threshold that training chose on validation and
+export stored in the artifact (``ArtifactMeta.abstain_margin``); the service passes it in, and a
+segment's (or the default's) ``abstain_margin`` in ``policy.yaml`` overrides it. An artifact
+without one and no override: no margin rule, decisions as before it existed.
 
 Every decision carries human-readable reasons: the threshold comparison that decided it and the
 present signals with their evidence text. Evidence text is shown as given, so callers pass
@@ -30,6 +38,7 @@ from pathlib import Path
 from callintent.config import load_config
 from data.schema import BUYING, CLASS_NAMES
 from models.scores import IntentScores
+from models.uncertainty import margin_of
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +101,9 @@ class Thresholds:
             enough, and ASR of a one-second buffer is unreliable).
         abstain_below: When the most probable class is below this at the end, route
             ``undetermined`` instead of guessing.
+        abstain_margin: Route ``undetermined`` when ``p(top1) − p(top2)`` is below this (and make
+            no early decision). None = the model artifact's margin chosen on validation (no margin
+            rule when the artifact has none); 0 = off for this segment.
     """
 
     priority_threshold: float = 0.80
@@ -99,8 +111,12 @@ class Thresholds:
     early_threshold: float = 0.90
     min_audio_seconds: float = 4.0
     abstain_below: float = 0.40
+    abstain_margin: float | None = None
 
     def __post_init__(self) -> None:
+        if self.abstain_margin is not None and not 0.0 <= self.abstain_margin <= 1.0:
+            raise ValueError(f"abstain_margin must be a probability margin in [0, 1] (or unset: the model's), got "
+                             f"{self.abstain_margin!r}")
         for name in ("priority_threshold", "screen_threshold", "early_threshold", "abstain_below"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -132,6 +148,7 @@ class Segment:
         early_threshold: See :class:`Thresholds`.
         min_audio_seconds: See :class:`Thresholds`.
         abstain_below: See :class:`Thresholds`.
+        abstain_margin: See :class:`Thresholds`.
     """
 
     name: str
@@ -141,6 +158,7 @@ class Segment:
     early_threshold: float | None = None
     min_audio_seconds: float | None = None
     abstain_below: float | None = None
+    abstain_margin: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -194,23 +212,49 @@ class DecisionPolicy:
 
     Args:
         config: The policy (thresholds per segment).
+        model_abstain_margin: The scoring model's abstention margin (``ArtifactMeta.abstain_margin``),
+            used where the policy sets no ``abstain_margin``; None = no margin rule there.
     """
 
-    def __init__(self, config: PolicyConfig | None = None) -> None:
+    def __init__(self, config: PolicyConfig | None = None, *, model_abstain_margin: float | None = None) -> None:
+        if model_abstain_margin is not None and not 0.0 <= model_abstain_margin <= 1.0:
+            raise ValueError(f"model_abstain_margin must be in [0, 1] or None, got {model_abstain_margin!r}")
         self.config = config or PolicyConfig()
+        self.model_abstain_margin = model_abstain_margin
         self._resolved = tuple((s, s.resolve(self.config.default)) for s in self.config.segments)
 
     @classmethod
-    def from_yaml(cls, path: str | Path | None = None) -> DecisionPolicy:
+    def from_yaml(cls, path: str | Path | None = None, *, model_abstain_margin: float | None = None) -> DecisionPolicy:
         """Load a policy file (``None`` → ``serving/configs/policy.yaml``).
+
+        Args:
+            path: The policy file.
+            model_abstain_margin: See :class:`DecisionPolicy` (pass the loaded artifact's).
 
         Raises:
             ConfigError: unreadable file, unknown key, wrong type or inconsistent thresholds.
         """
         path = DEFAULT_POLICY_PATH if path is None else Path(path)
-        policy = cls(load_config(path, PolicyConfig))
-        logger.info("decision policy %s: %d segments", path, len(policy.config.segments))
+        policy = cls(load_config(path, PolicyConfig), model_abstain_margin=model_abstain_margin)
+        logger.info("decision policy %s: %d segments, model abstention margin %s", path, len(policy.config.segments),
+                    "none" if model_abstain_margin is None else f"{model_abstain_margin:.3f}")
         return policy
+
+    def abstain_margin(self, thresholds: Thresholds) -> tuple[float, str]:
+        """The margin below which a segment abstains, and where it came from.
+
+        Args:
+            thresholds: The segment's resolved thresholds.
+
+        Returns:
+            ``(margin, origin)``: the policy's ``abstain_margin`` (origin ``"policy"``), else the
+            model's (``"model"``), else ``(0.0, "none")`` — a margin is never below 0, so 0 never abstains.
+        """
+        if thresholds.abstain_margin is not None:
+            return thresholds.abstain_margin, "policy"
+        if self.model_abstain_margin is not None:
+            return self.model_abstain_margin, "model"
+        return 0.0, "none"
 
     def segment_for(self, metadata: Mapping[str, str]) -> tuple[str, Thresholds]:
         """The name and thresholds of the first segment matching ``metadata`` (else ``default``)."""
@@ -230,13 +274,17 @@ class DecisionPolicy:
             early: Mark the decision as made before the window ended (a stream deadline).
 
         Returns:
-            The decision; ``undetermined`` when the top class is below ``abstain_below``.
+            The decision; ``undetermined`` when the top class is below ``abstain_below`` or the
+            margin between the two most likely classes is below the abstention margin.
         """
         segment, t = self.segment_for(metadata)
         label, top = _top(scores)
         if top < t.abstain_below:
             reason = f"top class {label} {top:.2f} < abstain_below {t.abstain_below:.2f} (segment {segment})"
             return self._decision("undetermined", label, scores, segment, [reason], audio_seconds, early)
+        margin_reason = self._below_margin(scores, segment, t)
+        if margin_reason:
+            return self._decision("undetermined", label, scores, segment, [margin_reason], audio_seconds, early)
         noise = scores.probabilities.get(NOISE, 0.0)
         if scores.buying_intent >= t.priority_threshold:
             reason = f"buying_intent {scores.buying_intent:.2f} >= {t.priority_threshold:.2f} (segment {segment})"
@@ -260,10 +308,11 @@ class DecisionPolicy:
 
         Returns:
             A decision with ``early=True`` once ``audio_seconds >= min_audio_seconds`` and
-            buying_intent, or the probability of another class, reaches ``early_threshold``.
+            buying_intent, or the probability of another class, reaches ``early_threshold``, and
+            the margin is not below the abstention margin.
         """
         segment, t = self.segment_for(metadata)
-        if audio_seconds < t.min_audio_seconds:
+        if audio_seconds < t.min_audio_seconds or self._below_margin(scores, segment, t):
             return None
         at = f"at {audio_seconds:.1f} s (segment {segment})"
         if scores.buying_intent >= t.early_threshold:
@@ -275,6 +324,16 @@ class DecisionPolicy:
             reason = f"P({label}) {top:.2f} >= early_threshold {t.early_threshold:.2f} {at}"
             return self._decision(route, label, scores, segment, [reason], audio_seconds, True)
         return None
+
+    def _below_margin(self, scores: IntentScores, segment: str, t: Thresholds) -> str:
+        """The abstention reason when the margin is below the segment's abstention margin, else ``""``."""
+        threshold, origin = self.abstain_margin(t)
+        margin = margin_of(scores.probabilities)
+        if margin >= threshold:
+            return ""
+        first, second = _top_two(scores)
+        return (f"margin {margin:.3f} ({first} {scores.probabilities[first]:.2f} - {second} "
+                f"{scores.probabilities[second]:.2f}) < abstain_margin {threshold:.3f} ({origin}, segment {segment})")
 
     @staticmethod
     def _decision(route: str, label: str, scores: IntentScores, segment: str, reasons: list[str],
@@ -308,8 +367,14 @@ def _quote(text: str) -> str:
 
 def _top(scores: IntentScores) -> tuple[str, float]:
     """The most probable class (ties broken by schema order) and its probability."""
-    best = max(CLASS_NAMES, key=lambda c: (scores.probabilities.get(c, 0.0), -CLASS_NAMES.index(c)))
+    best = _top_two(scores)[0]
     return best, float(scores.probabilities.get(best, 0.0))
+
+
+def _top_two(scores: IntentScores) -> tuple[str, str]:
+    """The two most probable classes (ties broken by schema order)."""
+    ranked = sorted(CLASS_NAMES, key=lambda c: (-scores.probabilities.get(c, 0.0), CLASS_NAMES.index(c)))
+    return ranked[0], ranked[1]
 
 
 __all__ = ["DEFAULT_POLICY_PATH", "ROUTES", "Decision", "DecisionPolicy", "PolicyConfig", "Segment", "Thresholds",

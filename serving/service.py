@@ -94,7 +94,8 @@ class CallIntentService:
         self.predictor = IntentPredictor.load(model_dir, variant=CONFIG.variant, threads=CONFIG.model_threads,
                                               batch_size=CONFIG.batching.max_batch_size)
         self.asr = SpeechRecognizer(_asr_config(CONFIG))
-        self.policy = DecisionPolicy.from_yaml(CONFIG.policy or None)
+        self.policy = DecisionPolicy.from_yaml(CONFIG.policy or None,
+                                               model_abstain_margin=self.predictor.meta.abstain_margin)
         self.key_source = ApiKeySource(CONFIG.api_keys_file or None)  # re-reads key files on change
         self.slots = SessionSlots(CONFIG.limits.max_live_sessions)
         self.metrics = service_metrics()

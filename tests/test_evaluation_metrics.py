@@ -7,8 +7,8 @@ import pytest
 
 from data.schema import CLASS_INDEX, SIGNAL_INDEX, SIGNAL_NAMES
 from evaluation.metrics import (
-    buying_pr_curve, calibration, classification_metrics, expected_calibration_error, signal_metrics,
-    slice_metrics,
+    buying_pr_curve, calibration, classification_metrics, expected_calibration_error, risk_coverage_curve,
+    signal_metrics, slice_metrics,
 )
 
 B, S, I, N = (CLASS_INDEX[c] for c in ("buying", "service", "informational", "noise"))
@@ -147,6 +147,58 @@ def test_slices_flag_small_groups_and_skip_empty_fields():
     assert ads.accuracy == pytest.approx(3 / 4)
     assert ads.buying_recall == pytest.approx(2 / 3)
     assert slices[1].buying_recall is None
+
+
+def test_slices_carry_their_own_ece():
+    y = np.array([B, B, S, S, B, N])
+    probs = np.array([[0.9, 0.1, 0, 0], [0.4, 0.6, 0, 0], [0.2, 0.8, 0, 0], [0.3, 0.7, 0, 0],
+                      [0.6, 0.4, 0, 0], [0.1, 0, 0, 0.9]])
+    source = np.array(["ads", "ads", "ads", "direct", "ads", "direct"])
+    slices = slice_metrics(y, probs.argmax(1), {"source": list(source)}, probs=probs, n_bins=5)
+    for s in slices:
+        rows = source == s.value
+        assert s.ece == pytest.approx(calibration(y[rows], probs[rows], 5).ece)
+    assert slices[0].ece != slices[1].ece
+    assert slice_metrics(y, probs.argmax(1), {"source": list(source)})[0].ece is None
+
+
+def _risk_case():
+    """Eight calls with known margins (top1 - top2) and correctness."""
+    #            margin  correct
+    rows = [(0.9, True), (0.7, True), (0.7, False), (0.5, True), (0.3, False), (0.2, True), (0.1, False),
+            (0.0, False)]
+    y, probs = [], []
+    for margin, right in rows:
+        top, second = (1 + margin) / 2, (1 - margin) / 2  # buying vs service
+        probs.append([top, second, 0.0, 0.0])
+        y.append(B if right else S)
+    return np.array(y), np.array(probs)
+
+
+def test_risk_coverage_is_monotone_in_coverage_with_the_right_end_points():
+    y, probs = _risk_case()
+    curve = risk_coverage_curve(y, probs)
+    assert list(curve.coverage) == sorted(curve.coverage) and len(set(curve.coverage)) == len(curve.coverage)
+    assert list(curve.thresholds) == sorted(curve.thresholds, reverse=True)
+    # coverage 1.0 -> the overall accuracy (4 of 8 right)
+    assert curve.coverage[-1] == 1.0 and curve.accuracy[-1] == pytest.approx(0.5)
+    # the smallest coverage -> the most confident call alone (margin 0.9, right)
+    assert curve.coverage[0] == pytest.approx(1 / 8) and curve.accuracy[0] == 1.0
+    # the tie at margin 0.7 (one right, one wrong) is decided together: no point at coverage 2/8
+    assert curve.coverage[1] == pytest.approx(3 / 8) and curve.accuracy[1] == pytest.approx(2 / 3)
+    assert curve.accuracy_at_coverage(0.5) == pytest.approx(3 / 4)     # top 4 of 8: 3 right
+    # no artifact margin: everything decided
+    assert curve.threshold is None and curve.operating_coverage == 1.0 and curve.operating_accuracy == 0.5
+
+
+def test_risk_coverage_operating_point_is_the_artifact_margin():
+    y, probs = _risk_case()
+    curve = risk_coverage_curve(y, probs, threshold=0.4)        # decides margins 0.9, 0.7, 0.7, 0.5
+    assert curve.threshold == 0.4
+    assert curve.operating_coverage == pytest.approx(0.5) and curve.operating_accuracy == pytest.approx(0.75)
+    assert risk_coverage_curve(y, probs, threshold=0.95).operating_accuracy is None   # decides nothing
+    with pytest.raises(ValueError):
+        risk_coverage_curve([], np.zeros((0, 4)))
 
 
 def test_bad_input_is_rejected():

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from model_fixtures import build_tiny_artifact
 
@@ -36,8 +37,8 @@ ROWS = [
     ("s2", "how much is left on my account bill", "service", ["existing_customer", "price_inquiry"], "direct",
      "telecom"),
     ("s3", INJECTION, "service", None, "direct", "telecom"),                      # buying keywords: misclassified
-    ("i1", "what are your hours on saturday", "informational", [], "direct", "retail"),
-    ("i2", "where are you located, are you open late", "informational", None, "direct", "retail"),
+    ("i1", "what are your hours on saturday", "informational", [], "clinc150", "retail"),   # a real-text set
+    ("i2", "where are you located, are you open late", "informational", None, "clinc150", "retail"),
     ("n1", "press one, this is a robot", "noise", [], "robocall", "auto"),
     ("n2", "sorry wrong number", "noise", [], "direct", "auto"),
     ("n3", "can you schedule a furnace estimate", "noise", [], "robocall", "auto"),  # misclassified
@@ -65,7 +66,7 @@ def report(tmp_path_factory):
     a1 = build_tiny_artifact(tmp / "a1", seed=0)
     a2 = build_tiny_artifact(tmp / "a2", seed=1, temperature=1.5)
     meta = ArtifactMeta.load(a2)
-    ArtifactMeta(**{**meta.__dict__, "extra": {**meta.extra, CORRECTIONS_KEY: 3}}).save(a2)
+    ArtifactMeta(**{**meta.__dict__, "extra": {**meta.extra, CORRECTIONS_KEY: 3}, "abstain_margin": 0.3}).save(a2)
     data = tmp / "calls.jsonl"
     data.write_text("".join(json.dumps({"call_id": c, "transcript": t, "label": lab, "signals": sig, "source": src,
                                         "industry": ind, "split": "test"}) + "\n"
@@ -111,12 +112,13 @@ def test_console_error_detection_works(tmp_path):
 def test_plots_and_tables_are_in_the_dom(report):
     dom = report["dom"]
     images = re.findall(r'<img src="(data:image/png;base64,[^"]+)"', dom)
-    # class F1, 2 confusion matrices, PR curve, reliability, signal F1, robustness
-    assert len(images) >= 4 and len(images) == 7
+    # class F1, 2 confusion matrices, PR curve, reliability, risk-coverage, signal F1, robustness
+    assert len(images) >= 4 and len(images) == 8
     assert all(len(src) > 2000 for src in images)
-    for key in ("class-f1", "buying-pr", "reliability", "signal-f1", "robustness"):
+    for key in ("class-f1", "buying-pr", "reliability", "risk-coverage", "signal-f1", "robustness"):
         assert f'id="fig-{key}"' in dom
     for table in ("errors-table", "class-table", "signal-table", "slice-table", "latency-table",
+                  "source-calibration-table",
                   "comparison-table", "flips-table", "gate-table", "robustness-table", "robustness-examples"):
         assert f'id="{table}"' in dom
     errors = report["candidate"].error_indices
@@ -130,7 +132,7 @@ def test_plots_and_tables_are_in_the_dom(report):
 def test_every_figure_has_a_plain_explanation(report):
     dom = report["dom"]
     captions = re.findall(r"<figure[^>]*>.*?<figcaption>(.*?)</figcaption>", dom, flags=re.S)
-    assert len(captions) == 7
+    assert len(captions) == 8
     assert all(len(re.sub("<[^>]+>", "", c)) > 60 for c in captions)
 
 
@@ -211,6 +213,34 @@ def test_metrics_json(report):
     assert doc["comparison"]["flips"]["total"] == len(report["comparison"].flips)
     assert doc["gate"]["passed"] == report["gate"].passed
     assert doc["baseline"]["model"]["id"] == "intent/unregistered"
+
+
+def test_risk_coverage_and_ece_per_source_in_metrics_and_report(report):
+    doc = json.loads(report["files"].metrics.read_text())
+    candidate = report["candidate"]
+    rc = doc["risk_coverage"]
+    assert rc["by"] == "margin" and rc["threshold"] == 0.3 and doc["model"]["abstain_margin"] == 0.3
+    coverage = [p["coverage"] for p in rc["points"]]
+    assert coverage == sorted(coverage) and coverage[-1] == 1.0
+    assert rc["points"][-1]["accuracy"] == pytest.approx(doc["accuracy"], abs=1e-6)
+    assert rc["accuracy_at_coverage"]["1"] == pytest.approx(doc["accuracy"], abs=1e-6)
+    # the operating point is what the serving policy would decide: margin >= the artifact's 0.3
+    probs = candidate.scored.class_probs
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    decided = top2[:, 1] - top2[:, 0] >= 0.3
+    right = candidate.scored.pred_ids == candidate.data.label_ids
+    assert rc["coverage_at_threshold"] == pytest.approx(decided.mean(), abs=1e-6)
+    assert rc["accuracy_at_threshold"] == pytest.approx(right[decided].mean(), abs=1e-6)
+    # the most confident call alone
+    best = int(np.argmax(top2[:, 1] - top2[:, 0]))
+    assert rc["points"][0]["accuracy"] == float(right[best])
+    # ECE per data source (10 calls without a known data set, 2 CLINC150 rows), also per slice of the table
+    by_source = {s["value"]: s for s in doc["slices"] if s["field"] == "data_source"}
+    assert {k: v["n"] for k, v in by_source.items()} == {"other": 10, "clinc150": 2}
+    assert all(s["ece"] is not None for s in doc["slices"])
+    table = report["dom"].split('id="source-calibration-table"')[1].split("</table>")[0]
+    assert "clinc150" in table and f"{by_source['clinc150']['ece']:.3f}" in table
+    assert "abstention margin chosen on validation" in report["dom"]
 
 
 def test_evaluation_never_imports_torch_or_transformers(report, tmp_path):

@@ -62,6 +62,14 @@ def test_export_writes_the_contract_artifact(exported, run_dir):
     card = (out / "MODEL_CARD.md").read_text()
     assert meta.data_fingerprint in card and "| int8 | validation |" in card and "`existing_customer`" in card
     assert meta.speaker_tags is False and "Reads plain text" in card
+    # The abstention margin travels in the artifact; ECE per data source in the metrics and the card.
+    assert calibration.abstain_margin is not None and meta.abstain_margin == calibration.abstain_margin
+    assert calibration.abstain_target_accuracy == 0.95 and f"Abstention margin {meta.abstain_margin:.3f}" in card
+    assert set(calibration.sources) == {"other"}        # the test rows are no built-in corpus or real-text set
+    by_source = meta.metrics["calibration"]["ece_by_source"]
+    assert by_source["other"]["rows"] == calibration.n_validation
+    assert by_source["other"]["ece_after"] == calibration.sources["other"].ece_after
+    assert f"| other | {calibration.n_validation} |" in card
 
 
 def test_onnx_matches_torch_through_the_serving_predictor(exported, run_dir):

@@ -311,6 +311,33 @@ def test_unknown_threshold_signal_and_bad_variant(artifact, tmp_path):
         IntentPredictor.load(copy)
 
 
+def test_abstain_margin_old_artifacts_and_bad_values(artifact, tmp_path):
+    copy = _copy(artifact, tmp_path)
+    raw = json.loads((copy / META).read_text())
+    raw.pop("abstain_margin", None)                      # an artifact exported before the rule
+    (copy / META).write_text(json.dumps(raw))
+    assert IntentPredictor.load(copy, variant="fp32").meta.abstain_margin is None
+    raw["abstain_margin"] = 0.12
+    (copy / META).write_text(json.dumps(raw))
+    assert IntentPredictor.load(copy, variant="fp32").meta.abstain_margin == 0.12
+    for bad in (1.5, -0.1, "high", True):
+        raw["abstain_margin"] = bad
+        (copy / META).write_text(json.dumps(raw))
+        with pytest.raises(ArtifactError, match="abstain_margin must be a probability margin"):
+            IntentPredictor.load(copy, variant="fp32")
+
+
+def test_margin_of_a_result_matches_the_array_margin(fp32):
+    from models.uncertainty import margin_of, probability_margin
+
+    probs, _ = fp32.predict_arrays(TEXTS)
+    margins = probability_margin(probs)
+    for result, margin in zip(fp32.predict(TEXTS), margins):
+        assert margin_of(result.probabilities) == pytest.approx(margin, abs=1e-6)
+    assert ((margins >= 0) & (margins <= 1)).all()
+    assert margin_of({"a": 0.5, "b": 0.3, "c": 0.2}) == pytest.approx(0.2)
+
+
 def test_graph_with_wrong_outputs_is_refused(artifact, tmp_path):
     import onnx
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from callintent.config import ConfigError
@@ -162,6 +163,8 @@ def write(tmp_path: Path, text: str) -> Path:
     ("segments:\n  - {name: a, match: {source: x}}\n  - {name: a, match: {source: y}}\n", "unique"),
     ("segments:\n  - {name: a, match: {source: x}, early_threshold: 0.6}\n", "segments[a]: early_threshold"),
     ("default:\n  priority_threshold: high\n", "must be a number"),
+    ("default:\n  abstain_margin: 1.5\n", "abstain_margin must be a probability margin"),
+    ("segments:\n  - {name: a, match: {source: x}, abstain_margin: -0.1}\n", "segments[a]: abstain_margin"),
 ])
 def test_bad_policy_files_are_rejected_naming_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -178,3 +181,75 @@ def test_segment_override_file(tmp_path: Path) -> None:
         "segments:\n  - {name: vip, match: {campaign: 'vip-*'}, priority_threshold: 0.5}\n")))
     assert policy.decide(scores(buying=0.6, service=0.4), {"campaign": "vip-2024"}).route == "priority_sales"
     assert policy.decide(scores(buying=0.6, service=0.4), {"campaign": "other"}).route == "standard"
+
+
+# ---------------------------------------------------------------------------- abstention margin
+
+
+def margin_scores(margin: float) -> IntentScores:
+    """Buying ahead of service by ``margin``, the two sharing 0.9 (informational and noise 0.05 each)."""
+    return scores(buying=(0.9 + margin) / 2, service=(0.9 - margin) / 2, informational=0.05, noise=0.05)
+
+
+def test_abstains_more_as_the_margin_shrinks() -> None:
+    policy = DecisionPolicy(model_abstain_margin=0.10)
+    margins = [0.40, 0.25, 0.15, 0.11, 0.101, 0.099, 0.05, 0.02, 0.0]
+    routes = [policy.decide(margin_scores(m), {}).route for m in margins]
+    # every top class is >= abstain_below (0.45), so only the margin abstains: below 0.10, never above
+    assert routes == ["standard"] * 5 + ["undetermined"] * 4
+    # the threshold itself is decided (abstain only when the margin is below it); exact binary fractions
+    exact = scores(buying=0.5, service=0.25, informational=0.125, noise=0.125)
+    assert DecisionPolicy(model_abstain_margin=0.25).decide(exact, {}).route == "standard"
+    # and over thresholds: a higher margin abstains on a superset of the calls
+    calls = [margin_scores(m) for m in np.linspace(0.0, 0.8, 41)]
+    abstained = [{i for i, c in enumerate(calls) if DecisionPolicy(model_abstain_margin=t).decide(c, {}).route
+                  == "undetermined"} for t in (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)]
+    assert abstained[0] == set()
+    assert all(a <= b for a, b in zip(abstained, abstained[1:]))
+    assert [len(a) for a in abstained] == sorted(len(a) for a in abstained) and len(abstained[-1]) == 40
+
+
+def test_margin_reason_names_the_margin_and_threshold() -> None:
+    decision = DecisionPolicy(model_abstain_margin=0.12).decide(margin_scores(0.04), {"source": "x"})
+    assert decision.route == "undetermined" and decision.label == "buying"
+    assert decision.reasons[0] == ("margin 0.040 (buying 0.47 - service 0.43) < abstain_margin 0.120 "
+                                   "(model, segment default)")
+
+
+def test_policy_file_overrides_the_model_margin(tmp_path: Path) -> None:
+    path = write(tmp_path, "default: {abstain_margin: 0.3}\n"
+                           "segments:\n  - {name: paid, match: {source: paid}, abstain_margin: 0}\n")
+    policy = DecisionPolicy.from_yaml(path, model_abstain_margin=0.05)
+    unsure = margin_scores(0.2)
+    decision = policy.decide(unsure, {})
+    assert decision.route == "undetermined"
+    assert decision.reasons[0].endswith("< abstain_margin 0.300 (policy, segment default)")
+    assert policy.decide(unsure, {"source": "paid"}).route == "standard"   # 0 = off for the segment
+    assert policy.abstain_margin(policy.segment_for({"source": "paid"})[1]) == (0.0, "policy")
+
+
+def test_without_a_model_margin_decisions_are_as_before() -> None:
+    # An artifact exported before the rule carries no margin: a near tie still routes on abstain_below only.
+    old = DecisionPolicy.from_yaml(model_abstain_margin=None)
+    assert old.abstain_margin(old.config.default) == (0.0, "none")
+    near_tie = scores(buying=0.46, service=0.44)
+    assert old.decide(near_tie, {}).route == "standard"
+    assert old.decide(scores(buying=0.30, service=0.30, informational=0.25, noise=0.15), {}).route == "undetermined"
+    assert DecisionPolicy.from_yaml(model_abstain_margin=0.05).decide(near_tie, {}).route == "undetermined"
+    for buying in np.linspace(0.0, 1.0, 21):
+        s = scores(buying=float(buying), service=float(1.0 - buying) * 0.7)
+        a, b = old.decide(s, {}), DecisionPolicy.from_yaml().decide(s, {})
+        assert (a.route, a.reasons) == (b.route, b.reasons)
+
+
+def test_no_early_decision_below_the_margin() -> None:
+    policy = DecisionPolicy(model_abstain_margin=0.85)
+    sure_but_close = scores(buying=0.91, service=0.09)         # margin 0.82 < 0.85
+    assert policy.early_decision(sure_but_close, {}, audio_seconds=10.0) is None
+    assert policy.decide(sure_but_close, {}, audio_seconds=30.0).route == "undetermined"
+    assert policy.early_decision(scores(buying=0.95), {}, audio_seconds=10.0).route == "priority_sales"
+
+
+def test_model_margin_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="model_abstain_margin"):
+        DecisionPolicy(model_abstain_margin=1.5)

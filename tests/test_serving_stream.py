@@ -119,11 +119,12 @@ def silence(seconds: float) -> np.ndarray:
 
 
 def make_call(words, *, clock: Clock | None = None, asr_cost=lambda s: 0.0, score_cost: float = 0.0,
-              metadata=None, **config) -> tuple[LiveCall, FakeASR, KeywordScorer, Clock]:
+              metadata=None, policy: DecisionPolicy = POLICY,
+              **config) -> tuple[LiveCall, FakeASR, KeywordScorer, Clock]:
     clock = clock or Clock()
     asr = FakeASR(words, clock, asr_cost)
     scorer = KeywordScorer(clock, score_cost)
-    call = LiveCall("call-1", metadata or {"source": "test"}, asr=asr, scorer=scorer, policy=POLICY,
+    call = LiveCall("call-1", metadata or {"source": "test"}, asr=asr, scorer=scorer, policy=policy,
                     config=StreamConfig(**config), clock=clock)
     return call, asr, scorer, clock
 
@@ -276,6 +277,26 @@ def test_no_early_decision_before_min_audio_seconds() -> None:
     # confident from the 2 s decode on, but the policy waits for 4 s of audio
     assert any("how much" in p.text for p in of(events, "partial") if p.audio_seconds < 4.0)
     assert decision.audio_seconds == 4.0 and decision.decision.early
+
+
+def test_the_model_abstention_margin_holds_back_live_decisions_as_on_rest() -> None:
+    # The stream decides through the same DecisionPolicy as /score: with the artifact's margin above the
+    # call's (service 0.93 - informational 0.03 = 0.90), no early decision, and undetermined at 30 s.
+    policy = DecisionPolicy(POLICY.config, model_abstain_margin=0.95)
+    call, _, scorer, clock = make_call(script("hi I am checking on my order"), policy=policy)
+    events = run_realtime(call, clock, tone(31.0))
+    decisions = of(events, "decision")
+    assert len(decisions) == 1
+    d = decisions[0].decision
+    assert (d.route, d.early, d.audio_seconds) == ("undetermined", False, 30.0)
+    assert d.reasons[0] == ("margin 0.900 (service 0.93 - informational 0.03) < abstain_margin 0.950 "
+                            "(model, segment default)")
+    rest = policy.decide(scorer.score(["hi I am checking on my order"])[0], {"source": "test"})
+    assert (rest.route, rest.reasons[0]) == (d.route, d.reasons[0])
+    # without the model margin the same call decides early, as before
+    call, _, _, clock = make_call(script("hi I am checking on my order"))
+    early = of(run_realtime(call, clock, tone(31.0)), "decision")[0].decision
+    assert (early.route, early.early) == ("standard", True)
 
 
 def test_decision_is_forced_at_the_end_of_the_window() -> None:

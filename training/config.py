@@ -69,6 +69,12 @@ class TrainConfig:
         log_every: Log the training loss every this many steps.
         buying_precision_target: Choose the buying operating threshold as the lowest one whose
             validation precision reaches this; 0 = the threshold maximising buying-vs-rest F1.
+        abstain_target_accuracy: Choose the abstention margin (the policy routes a call
+            ``undetermined`` when ``p(top1) − p(top2)`` is below it) as the smallest margin whose
+            decided validation rows reach this accuracy, every data source weighing the same;
+            0 = never abstain on the margin. Stored in the artifact; ``policy.yaml`` can override it.
+        abstain_max_share: The abstention margin never abstains on more than this share of
+            validation (when no margin reaches the target, it abstains on this much).
         asr_files: ASR-text versions of the training data (``callintent data render-asr`` output),
             matched to ``train_files`` rows by ``call_id``.
         asr_mix: Share (0 to 1) of the train and validation rows with an ASR version that are
@@ -118,6 +124,8 @@ class TrainConfig:
     max_train_examples: int = 0
     log_every: int = 50
     buying_precision_target: float = 0.0
+    abstain_target_accuracy: float = 0.95
+    abstain_max_share: float = 0.2
     asr_files: tuple[str, ...] = ()
     asr_mix: float = 0.0
     prefix_seconds: tuple[float, ...] = ()
@@ -162,6 +170,8 @@ class TrainConfig:
         _number("signal_pos_weight_max", self.signal_pos_weight_max, low=0.0, high=1000.0)
         _number("classifier_dropout", self.classifier_dropout, low=0.0, high=1.0, high_open=True)
         _number("buying_precision_target", self.buying_precision_target, low=0.0, high=1.0)
+        _number("abstain_target_accuracy", self.abstain_target_accuracy, low=0.0, high=1.0)
+        _number("abstain_max_share", self.abstain_max_share, low=0.0, high=1.0)
         if isinstance(self.class_weights, str):
             if self.class_weights not in CLASS_WEIGHT_SCHEMES:
                 raise ValueError(f"class_weights must be one of {list(CLASS_WEIGHT_SCHEMES)} or a list of "

@@ -225,6 +225,7 @@ def _export(run_dir: Path, out: Path, config: ExportConfig, name: str) -> Export
         temperature=float(calibration.temperature),
         signal_thresholds=calibration.thresholds(),
         buying_threshold=float(calibration.buying_threshold),
+        abstain_margin=calibration.abstain_margin,
         name=name,
         base_model=model.intent_config.base_model,
         data_fingerprint=run_metrics.get("data_fingerprint", ""),
@@ -250,7 +251,13 @@ def _export(run_dir: Path, out: Path, config: ExportConfig, name: str) -> Export
     meta = replace(meta, metrics={
         **scores,
         "calibration": {"temperature": calibration.temperature, "ece_before": calibration.ece_before,
-                        "ece_after": calibration.ece_after, "buying_threshold": calibration.buying_threshold},
+                        "ece_after": calibration.ece_after, "buying_threshold": calibration.buying_threshold,
+                        "abstain_margin": calibration.abstain_margin,
+                        "abstain_coverage": calibration.abstain_coverage,
+                        "abstain_accuracy": calibration.abstain_accuracy,
+                        "ece_by_source": {name: {"rows": sc.rows, "ece_before": sc.ece_before,
+                                                 "ece_after": sc.ece_after}
+                                          for name, sc in calibration.sources.items()}},
         "training": {"best_epoch": run_metrics.get("best_epoch"), "wall_seconds": run_metrics.get("wall_seconds")},
     })
     meta.save(out)
@@ -446,6 +453,30 @@ def _augmentation_line(counts: dict[str, int]) -> str:
             f"{counts.get('prefix_copies', 0)} partial-opening copies added. {reads}")
 
 
+def _abstain_line(calibration: Calibration) -> str:
+    """The model card's line on the abstention margin (``undetermined`` route)."""
+    if calibration.abstain_margin is None:
+        return "Abstention margin: not fitted (the policy's `abstain_below` alone decides `undetermined`)."
+    if not calibration.abstain_target_accuracy:
+        return "Abstention margin: off (`abstain_target_accuracy: 0`): the margin never routes `undetermined`."
+    return (f"Abstention margin {calibration.abstain_margin:.3f}: a call whose calibrated p(top1) − p(top2) is "
+            f"below it routes `undetermined`. Chosen on validation as the smallest margin whose decided rows "
+            f"reach accuracy {calibration.abstain_target_accuracy:g} (abstaining on at most "
+            f"{100 * calibration.abstain_max_share:.0f}%), each data source weighing the same: it decides "
+            f"{100 * calibration.abstain_coverage:.1f}% of validation at accuracy {calibration.abstain_accuracy:.3f}.")
+
+
+def _source_calibration_table(calibration: Calibration) -> str:
+    """The model card's ECE per data source of the validation rows (empty without figures)."""
+    if not calibration.sources:
+        return ""
+    rows = [f"| {name} | {sc.rows} | {sc.accuracy:.4f} | {sc.ece_before:.4f} | {sc.ece_after:.4f} | "
+            f"{100 * sc.decided_share:.1f}% |" for name, sc in calibration.sources.items()]
+    return ("\nValidation by data source (the temperature weighs each source equally):\n\n"
+            "| source | rows | accuracy | ECE before | ECE after | decided |\n|---|---|---|---|---|---|\n"
+            + "\n".join(rows) + "\n")
+
+
 def model_card(meta: ArtifactMeta, calibration: Calibration, run_metrics: dict[str, Any]) -> str:
     """``MODEL_CARD.md``: intended use, data, metrics, calibration, limits, label definitions.
 
@@ -499,11 +530,14 @@ for languages other than English, or for whole-call transcripts.
 {chr(10).join(rows)}
 
 ## Calibration
-- Temperature {calibration.temperature:.3f} (inside the graph), fitted on validation: ECE
+- Temperature {calibration.temperature:.3f} (inside the graph), fitted on validation (each data source
+  weighing the same): ECE
   {calibration.ece_before:.4f} → {calibration.ece_after:.4f}, NLL {calibration.nll_before:.4f} → {calibration.nll_after:.4f}.
 - Buying operating threshold: {calibration.buying_threshold:.3f}
   ({'precision target ' + format(calibration.buying_precision_target, 'g') if calibration.buying_precision_target else 'max buying-vs-rest F1'} on validation).
 - Signal thresholds (max F1 on validation): {thresholds}.
+- {_abstain_line(calibration)}
+{_source_calibration_table(calibration)}
 
 ## Limits
 - Trained on the data above: metrics hold for calls like it. A built-in synthetic corpus is not real

@@ -34,6 +34,7 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, Traini
 from callintent.config import dump_config
 from callintent.errors import UserError
 from data.schema import CLASS_NAMES
+from data.sources import data_sources
 from training.calibrate import Calibration, fit_calibration, sigmoid, softmax
 from training.config import TrainConfig, require_train_files
 from training.features import IntentCollator, encode_dataset
@@ -498,8 +499,12 @@ def train(config: TrainConfig, dataset: Any | None = None) -> RunResult:
 
     # -- calibrate on validation, then score validation and test with the calibration
     val_logits, val_signals, val_labels, val_signal_labels, val_mask = _predict(trainer, encoded["validation"])
+    val_rows = splits["validation"]
     calibration = fit_calibration(val_logits, val_labels, val_signals, val_signal_labels, val_mask,
-                                  buying_precision_target=config.buying_precision_target)
+                                  buying_precision_target=config.buying_precision_target,
+                                  sources=data_sources(val_rows["call_id"], val_rows["source"], val_rows["extra"]),
+                                  abstain_target_accuracy=config.abstain_target_accuracy,
+                                  abstain_max_share=config.abstain_max_share)
 
     def scored(logits: np.ndarray, signals: np.ndarray, labels: np.ndarray, signal_labels: np.ndarray,
                mask: np.ndarray) -> dict[str, float]:
