@@ -130,8 +130,8 @@ def test_asr_rows_are_lowercase_without_punctuation(corpus):
         assert call.transcript == call.transcript.lower()
         assert not PUNCTUATION.search(call.transcript), call.transcript
         assert "$" not in call.transcript
-    clean = [c for c in corpus if not c.asr_noise]
-    assert all(PUNCTUATION.search(c.transcript) for c in clean)
+    clean = [c for c in corpus if not c.asr_noise and c.register != "typed"]  # typed text may have none
+    assert all(PUNCTUATION.search(c.transcript) or c.transcript.endswith("-") for c in clean)
     # Spans survive the rendering (checked exactly in test_spans_...); most rows keep signals.
     assert sum(bool(c.spans) for c in asr) > 0.6 * len(asr)
 
