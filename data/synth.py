@@ -508,7 +508,7 @@ def _info_question(c: _Call) -> Sentence:
     """A general question: hours, location and the like, or (half the time) a rate, fee, policy,
     "do you accept X", eligibility or service-area question."""
     if c.chance(0.5):
-        return _s(c.fmt(c.pick((*lex.INFO_POLICY, *c.ind.policies, *c.ind.policies))), end="?")
+        return _s(c.fmt(c.pick((*lex.INFO_POLICY, *lex.INFO_AREA, *c.ind.policies, *c.ind.policies))), end="?")
     return _s(c.fmt(c.pick((*lex.INFO_GENERIC, *c.ind.info, *c.ind.info))), end="?")
 
 
@@ -853,9 +853,37 @@ def _info_research(c: _Call) -> Script:
     return out
 
 
+_BRACKETED = re.compile(r"\[([^\]]+)\]")
+
+
+def _terms_question(c: _Call) -> Sentence:
+    """An existing customer's general question about the terms of what they have (informational):
+    the bracketed words of :attr:`~data.synth_lexicon.Industry.terms` become an existing_customer span."""
+    template = c.pick(c.ind.terms)
+    out: Sentence = []
+    pos = 0
+    for m in _BRACKETED.finditer(template):
+        out += c.fill(template[pos:m.start()])
+        out.append(c.sig("existing_customer", m.group(1)))
+        pos = m.end()
+    out += c.fill(template[pos:])
+    return out + [_Piece("?")]
+
+
+def _info_terms(c: _Call) -> Script:
+    """An existing customer asks about the terms of their plan, card or lease: informational."""
+    if not c.ind.terms:
+        return _info_policy(c)
+    out: Script = [_opener(c), _context(c, 0.2), _existing(c) if c.chance(0.3) else None, _terms_question(c)]
+    if c.chance(0.25):
+        out.append(_s(c.pick(("and", "also,", "oh, and")), _info_question(c)))
+    out += [_detail(c, 0.15), _closer(c)]
+    return out
+
+
 def _info_policy(c: _Call) -> Script:
     """Rates and fees as policy, returns/cancellation/warranty, "do you accept", eligibility, area."""
-    ask = _s(c.fmt(c.pick((*c.ind.policies, *lex.INFO_POLICY))), end="?")
+    ask = _s(c.fmt(c.pick((*c.ind.policies, *lex.INFO_POLICY, *lex.INFO_AREA))), end="?")
     out: Script = [_opener(c), _context(c), _research(c, 0.15), ask]
     if c.chance(0.3):
         out.append(_s(c.pick(("and", "also,", "oh, and", "")), _info_question(c)))
@@ -999,7 +1027,7 @@ SCENARIOS: dict[str, dict[str, tuple[Callable[[_Call], Script], float]]] = {
         "general": (_info_general, 0.32), "capability": (_info_capability, 0.22),
         "policy": (_info_policy, 0.2),
         "after_ad": (_info_after_ad, 0.12),
-        "research": (_info_research, 0.16), "existing": (_info_existing, 0.12),
+        "research": (_info_research, 0.12), "existing": (_info_existing, 0.1), "terms": (_info_terms, 0.12),
     },
     "noise": {
         "wrong_number": (_noise_wrong_number, 0.14), "robocall": (_noise_robocall, 0.14),
@@ -1066,8 +1094,10 @@ def _core_service_billing(c: _Call) -> Sentence:
 
 
 def _core_service_account(c: _Call) -> Sentence:
-    lead = c.pick(("I need to", "I want to", "I'm trying to", "I'd like to", "can you help me", "I have to"))
-    return _s(lead, c.fill(c.pick(c.ind.account_tasks), acct=_account(c)))
+    lead = c.pick(("I need to", "I want to", "I'm trying to", "I'd like to", "can you help me", "I have to",
+                   "how do I", "how can I"))
+    return _s(lead, c.fill(c.pick(c.ind.account_tasks), acct=_account(c)), end="?" if lead.startswith(("how", "can"))
+              else ".")
 
 
 def _core_service_change(c: _Call) -> Sentence:
@@ -1090,7 +1120,11 @@ def _core_info_question(c: _Call) -> Sentence:
 
 
 def _core_info_policy(c: _Call) -> Sentence:
-    return _s(c.fmt(c.pick((*c.ind.policies, *lex.INFO_POLICY))), end="?")
+    return _s(c.fmt(c.pick((*c.ind.policies, *lex.INFO_POLICY, *lex.INFO_AREA))), end="?")
+
+
+def _core_info_terms(c: _Call) -> Sentence:
+    return _terms_question(c) if c.ind.terms else _core_info_policy(c)
 
 
 def _core_info_capability(c: _Call) -> Sentence:
@@ -1129,8 +1163,8 @@ CORES: dict[str, dict[str, tuple[Callable[[_Call], Sentence], float]]] = {
     "service": {"status": (_core_service_status, 0.2), "billing": (_core_service_billing, 0.22),
                 "account": (_core_service_account, 0.2), "change_booking": (_core_service_change, 0.16),
                 "problem": (_core_service_problem, 0.22)},
-    "informational": {"question": (_core_info_question, 0.4), "policy": (_core_info_policy, 0.4),
-                      "capability": (_core_info_capability, 0.2)},
+    "informational": {"question": (_core_info_question, 0.35), "policy": (_core_info_policy, 0.3),
+                      "terms": (_core_info_terms, 0.18), "capability": (_core_info_capability, 0.17)},
     "noise": {"wrong": (_core_noise_wrong, 0.35), "robo": (_core_noise_robo, 0.3), "vendor": (_core_noise_vendor, 0.25),
               "reminder": (_core_noise_reminder, 0.1)},
 }
@@ -1148,10 +1182,26 @@ def _typed_core(c: _Call, label: str) -> tuple[str, Sentence]:
             return "typed_plain", _s(c.pick(lex.TYPED_SERVICE_PLAIN), end="")
         existing = {"acct": _account(c), "item": c.sig("existing_customer", c.pick(c.ind.status_items)),
                     "booking": c.sig("existing_customer", c.pick(c.ind.bookings)), "owned": _owned(c)}
-        return "typed_account", c.fill(c.pick(lex.TYPED_SERVICE), **existing)
+        if c.chance(0.3):  # an account task as an assistant request: "how do I update the card on my account"
+            task = c.fill(c.pick(c.ind.account_tasks), acct=existing["acct"])
+            return "typed_task", _s(c.pick(lex.TYPED_LEADS), task, end="")
+        request = c.fill(c.pick(lex.TYPED_SERVICE), **existing)
+        if request[0].signal is None and request[0].text.split()[0] in _TYPED_VERBS and c.chance(0.4):
+            request = _s(c.pick(lex.TYPED_LEADS), request, end="")
+        return "typed_account", request
     if label == "informational":
+        if c.chance(0.4):
+            question = c.fmt(c.pick((*c.ind.policies, *lex.INFO_POLICY, *c.ind.info)))
+            if question.startswith(("what", "how", "where", "is there")) and c.chance(0.5):
+                question = f"{c.pick(lex.TYPED_ASK_LEADS)} {question}"
+            return "typed_policy", _s(question, end="")
         return "typed_info", _s(c.fmt(c.pick(lex.TYPED_INFO)), end="")
     return "typed_noise", _s(c.fmt(c.pick(lex.TYPED_NOISE)), end="")
+
+
+#: Verbs a typed service request starts with, which can follow a lead ("please cancel ...").
+_TYPED_VERBS = frozenset({"cancel", "check", "pay", "make", "update", "dispute", "reschedule", "move", "return",
+                          "close", "confirm", "change"})
 
 
 def _typed(sentence: Sentence, c: _Call) -> Sentence:
@@ -1213,11 +1263,14 @@ def _cut(c: _Call, core: Sentence) -> Sentence:
     """
     words = [p for p in core if p.text not in _PUNCT]
     last = words[-1] if words else None
-    if (last is not None and last.signal in ("specific_need", "existing_customer") and len(words) > 1
+    head = core[:core.index(last)] if last is not None else []
+    # The object goes only when a request span stays in front of it ("how much is a tank-"); after
+    # a plain frame ("I'm calling about my-") too little would be left to tell the class.
+    if (last is not None and last.signal in ("specific_need", "existing_customer")
+            and any(p.signal in ("price_inquiry", "quote_request", "appointment_request") for p in head)
             and len(last.text.split()) >= 2 and c.chance(0.5)):
         tokens = last.text.split()
         keep = c.rng.randint(1, len(tokens) - 1)
-        head = core[:core.index(last)]
         return [*head, _Piece(" ".join(tokens[:keep]) + "-")]
     body = list(core)
     while body and body[-1].text in _PUNCT:

@@ -67,6 +67,9 @@ class Industry:
             fees as policy, policies (returns, cancellation, warranty), "do you accept X",
             eligibility ("do I qualify"), service area ("do you come out to {town}").
             Informational; none asks what a concrete job would cost, so none is a price_inquiry.
+        terms: An existing customer's general question about the terms of what they have ("what's
+            the interest rate on [my savings account]"): informational, the bracketed words an
+            existing_customer span. Their own balance, status or bill would be service.
     """
 
     name: str
@@ -88,6 +91,7 @@ class Industry:
     faults: tuple[str, ...] = ()
     fixes_for_anyone: bool = False
     policies: tuple[str, ...] = ()
+    terms: tuple[str, ...] = ()
 
 
 INDUSTRIES: tuple[Industry, ...] = (
@@ -148,6 +152,12 @@ INDUSTRIES: tuple[Industry, ...] = (
                 "the toilet keeps running", "there's no hot water", "my garbage disposal is jammed",
                 "the roof is leaking over the garage"),
         fixes_for_anyone=True,
+        terms=(
+            "what does [my maintenance plan] cover",
+            "is [my service agreement] transferable if I sell the house",
+            "how many tune-ups do I get with [my maintenance plan]",
+            "does [the warranty on my unit] cover labor",
+        ),
         policies=(
                   "do you charge for estimates",
                   "is there a trip charge",
@@ -205,6 +215,13 @@ INDUSTRIES: tuple[Industry, ...] = (
         faults=("my rate went up", "I got a letter saying my coverage is changing",
                 "I was in a fender bender"),
         fixes_for_anyone=False,
+        terms=(
+            "does [my policy] cover flood damage",
+            "does [my auto policy] cover rental cars",
+            "is roadside assistance included in [my policy]",
+            "does [my policy] cover other drivers",
+            "does [my home policy] cover mold",
+        ),
         policies=(
                   "is there a fee to cancel a policy",
                   "what discounts do you offer",
@@ -264,6 +281,12 @@ INDUSTRIES: tuple[Industry, ...] = (
                 "there's a noise coming from the front end", "my transmission is slipping",
                 "I have a slow leak in my tire"),
         fixes_for_anyone=True,
+        terms=(
+            "what does [my extended warranty] cover",
+            "is the oil change included in [my maintenance package]",
+            "how long is the warranty on [the brakes you did]",
+            "does [my warranty] cover the battery",
+        ),
         policies=(
                   "do you charge for diagnostics",
                   "what's your warranty on repairs",
@@ -320,6 +343,10 @@ INDUSTRIES: tuple[Industry, ...] = (
         faults=("my tooth is killing me", "I chipped a tooth", "my crown came off", "my gums are bleeding",
                 "I have a bad toothache", "my filling fell out"),
         fixes_for_anyone=True,
+        terms=(
+            "how many cleanings a year come with [my membership plan]",
+            "does [my treatment plan] include the crown",
+        ),
         policies=(
                   "do you accept Cigna",
                   "do you take my insurance",
@@ -374,6 +401,10 @@ INDUSTRIES: tuple[Industry, ...] = (
         faults=("my back is still hurting", "I have a rash that won't go away",
                 "my knee has been swelling up", "I have a sinus infection", "my son has an ear infection"),
         fixes_for_anyone=True,
+        terms=(
+            "does [my membership] include lab work",
+            "are telehealth visits part of [my plan with you]",
+        ),
         policies=(
                   "do you accept Medicare",
                   "do you take Aetna",
@@ -430,6 +461,10 @@ INDUSTRIES: tuple[Industry, ...] = (
         faults=("the other side filed something new", "I got another letter from the court",
                 "my ex isn't following the agreement"),
         fixes_for_anyone=False,
+        terms=(
+            "does [my retainer] cover court appearances",
+            "what does [my flat fee package] include",
+        ),
         policies=(
                   "do you charge for the first consultation",
                   "do you work on contingency",
@@ -481,6 +516,11 @@ INDUSTRIES: tuple[Industry, ...] = (
         faults=("my system is showing offline", "the inverter has a red light",
                 "the panels aren't producing much", "my electric bill went up"),
         fixes_for_anyone=False,
+        terms=(
+            "what does the warranty on [my system] cover",
+            "is [my solar lease] transferable if I sell",
+            "does [my lease] include panel cleaning",
+        ),
         policies=(
                   "do I qualify for the tax credit",
                   "is my roof eligible for solar",
@@ -531,6 +571,12 @@ INDUSTRIES: tuple[Industry, ...] = (
         faults=("the heater in my unit is broken", "the sink is leaking", "the garage door won't open",
                 "there's mold in the bathroom"),
         fixes_for_anyone=False,
+        terms=(
+            "are pets allowed under [my lease]",
+            "is there a penalty for breaking [my lease]",
+            "does [my lease] include parking",
+            "is renters insurance required on [my lease]",
+        ),
         policies=(
                   "what's your pet deposit",
                   "is there an application fee",
@@ -585,6 +631,13 @@ INDUSTRIES: tuple[Industry, ...] = (
         faults=("my internet keeps dropping", "my wifi is really slow", "my phone has no signal at home",
                 "the cable box won't turn on"),
         fixes_for_anyone=False,
+        terms=(
+            "does [my plan] include international calling",
+            "is there a data cap on [my plan]",
+            "can I use [my phone] in Mexico",
+            "does [my plan] come with a hotspot",
+            "is there a fee to upgrade [my plan]",
+        ),
         policies=(
                   "is there an early termination fee",
                   "what's the activation fee",
@@ -632,6 +685,9 @@ INDUSTRIES: tuple[Industry, ...] = (
         status_items=("my loan application", "the wire transfer", "my new card", "the dispute I filed",
                       "my mortgage payment"),
         account_tasks=("check {acct}", "transfer money out of {acct}", "dispute a charge on {acct}",
+                       "move {price} from {acct} into savings", "send {price} to {name} from {acct}",
+                       "see how much is in {acct}", "find out the balance on {acct}",
+                       "pay off the credit card out of {acct}",
                        "reset the password for {acct}", "close {acct}", "order checks for {acct}"),
         info=("what time does the branch close", "do you have a branch in {town}",
               "is the drive-thru open on Saturday",
@@ -642,6 +698,16 @@ INDUSTRIES: tuple[Industry, ...] = (
                 "my card was stolen", "I got locked out of online banking",
                 "there's a charge I don't recognize", "my direct deposit didn't show up"),
         fixes_for_anyone=False,
+        terms=(
+            "what's the interest rate on [my savings account]",
+            "is there a monthly fee on [my checking account]",
+            "what's the routing number for [my account]",
+            "can I use [my debit card] overseas",
+            "is there a foreign transaction fee on [my credit card]",
+            "what's the daily limit on [my debit card]",
+            "what's the APR on [my credit card]",
+            "what's the exchange rate if I use [my card] in Canada",
+        ),
         policies=(
                   "what's your routing number",
                   "what's the interest rate on your savings accounts",
@@ -693,6 +759,12 @@ INDUSTRIES: tuple[Industry, ...] = (
         faults=("the recliner stopped reclining", "the TV won't turn on", "the mattress is sagging",
                 "the grill won't light"),
         fixes_for_anyone=False,
+        terms=(
+            "what's the return window on [my order]",
+            "does [the couch I bought] come with a warranty",
+            "can I use [my rewards points] online",
+            "does [my protection plan] cover accidental damage",
+        ),
         policies=(
                   "do you deliver to {town}",
                   "is there a restocking fee",
@@ -744,6 +816,11 @@ INDUSTRIES: tuple[Industry, ...] = (
                 "there are roaches in the bathroom", "something is scratching in the attic",
                 "there's a wasp nest by the front door"),
         fixes_for_anyone=True,
+        terms=(
+            "does [my service plan] cover mice",
+            "is [my termite bond] transferable",
+            "are callbacks included in [my plan]",
+        ),
         policies=(
                   "do you charge for the inspection",
                   "is there a contract",
@@ -788,6 +865,11 @@ INDUSTRIES: tuple[Industry, ...] = (
         staff=("a crew", "someone", "a mover"),
         faults=("a box is missing", "my dresser got scratched", "the truck is running late"),
         fixes_for_anyone=False,
+        terms=(
+            "does [my booking] include packing materials",
+            "is there a fee to change [my move date]",
+            "does [my reservation] include insurance",
+        ),
         policies=(
                   "do you charge by the hour",
                   "what's your minimum",
@@ -843,6 +925,12 @@ INDUSTRIES: tuple[Industry, ...] = (
         faults=("the room was never cleaned", "we got charged for a room service order we didn't get",
                 "our dinner order was wrong"),
         fixes_for_anyone=False,
+        terms=(
+            "is breakfast included with [my reservation]",
+            "what time is check-in for [my booking]",
+            "is parking included with [my reservation]",
+            "is [my reservation] refundable",
+        ),
         policies=(
                   "do you accept reservations",
                   "is there a corkage fee",
@@ -868,6 +956,8 @@ INDUSTRIES: tuple[Industry, ...] = (
             Product(("a charter bus for our church group", "a bus for fifty people",
                      "a shuttle for a wedding"),
                     (1200, 4500)),
+            Product(("a round trip flight to {state}", "two plane tickets to {town}", "a one way flight to {state}",
+                     "a flight for my mom to {state}"), (120, 900)),
             Product(("a cruise package", "a trip to Cancun for two", "an all inclusive package",
                      "flights and a hotel for a family of four", "a week in Orlando"), (1500, 8000)),
             Product(("a rental car for the week", "a minivan rental", "a one way rental to {state}"), (40,
@@ -898,6 +988,13 @@ INDUSTRIES: tuple[Industry, ...] = (
         staff=("a driver", "an agent", "someone"),
         faults=("the driver never showed up", "the car was dirty", "my flight got changed"),
         fixes_for_anyone=False,
+        terms=(
+            "what's the baggage allowance on [my booking]",
+            "is [my reservation] refundable",
+            "what's the cancellation policy on [my booking]",
+            "can I bring a car seat for [my ride]",
+            "what are the carry-on rules for [my trip]",
+        ),
         policies=(
                   "what's the baggage allowance",
                   "what are the carry-on rules",
@@ -911,6 +1008,98 @@ INDUSTRIES: tuple[Industry, ...] = (
                   "is there a fee for a second driver",
                   "what's your refund policy if a flight is cancelled",
                   "do you pick up from {town}",
+        ),
+    ),
+    Industry(
+        name="salon_spa",
+        businesses=("Studio 9 Salon", "Serenity Day Spa", "Polished Nail Bar", "The Barber Lounge",
+                    "Glow Med Spa"),
+        products=(
+            Product(("a haircut", "a women's cut and blow dry", "a men's haircut", "a trim for my son",
+                     "a haircut and beard trim"), (25, 85)),
+            Product(("highlights", "a color touch-up", "balayage", "a keratin treatment"), (90, 350)),
+            Product(("a massage", "a 60 minute massage", "a couples massage", "a deep tissue massage"),
+                    (80, 220)),
+            Product(("a manicure", "a mani pedi", "gel nails", "a pedicure for two"), (30, 110)),
+            Product(("a facial", "lash extensions", "eyebrow waxing", "a bridal hair and makeup trial"),
+                    (40, 300)),
+        ),
+        addons=("a deep conditioning treatment", "a scalp massage with my cut", "gel polish on my pedicure",
+                "an extra 30 minutes on my massage", "a brow tint"),
+        deals=("the first visit 20 percent off", "the spa day package", "the 50 dollar facial special"),
+        visits=("book an appointment", "get in with a stylist", "make an appointment", "come in",
+                "get on the books", "book a time"),
+        owned=("the color I got last week", "my haircut on Saturday", "the gift card I bought from you",
+               "the massage package I bought"),
+        account_refs=("my account", "my package", "my gift card", "my membership"),
+        bookings=("my appointment", "my massage", "my haircut", "my color appointment"),
+        problems=("came out way too dark", "is already chipping", "was uneven", "expired before I used it"),
+        new_problems=("my hair is a mess after a bad cut somewhere else", "I have a wedding coming up",
+                      "my back has been really tight"),
+        status_items=("my gift card balance", "the refund on my package", "my membership credits"),
+        account_tasks=("cancel {acct}", "freeze {acct}", "update the card on {acct}", "use {acct}"),
+        info=("do you take walk-ins", "are you open on Sundays", "do you have parking",
+              "do you do kids' haircuts", "do you use organic products", "how long does a color take"),
+        campaigns=("first-visit", "bridal-season", "spa-day", "holiday-gift-cards"),
+        staff=("a stylist", "a massage therapist", "a nail tech"),
+        faults=("my nails are already chipping", "the color came out too brassy"),
+        fixes_for_anyone=True,
+        terms=(
+            "how many massages a month come with [my membership]",
+            "does [my gift card] expire",
+            "can I share [my package] with my wife",
+        ),
+        policies=(
+            "do you have a cancellation fee", "is there a charge if I'm late", "do you accept tips on a card",
+            "do you take walk-ins for men's cuts", "is gratuity included", "do you charge extra for long hair",
+            "do you offer student discounts", "what's your policy if I'm not happy with my color",
+            "do you accept gift cards from the other location", "do I need a deposit to book",
+            "do you have a membership", "is there a fee for a patch test",
+        ),
+    ),
+    Industry(
+        name="events",
+        businesses=("The Majestic Theater", "Riverfront Amphitheater", "City Comedy Club", "Starlight Cinemas",
+                    "Fun Zone Family Center"),
+        products=(
+            Product(("two tickets for Saturday's show", "tickets to the concert on the {ordinal}",
+                     "four seats for the matinee", "tickets for the comedy show", "a pair of tickets in the balcony"),
+                    (25, 180)),
+            Product(("a birthday party package for my son", "a party room for twelve kids",
+                     "a private screening for our office", "a group outing for thirty people"), (250, 2500)),
+            Product(("season tickets", "a membership for the family", "a VIP package for the concert"),
+                    (120, 1200)),
+        ),
+        addons=("parking passes with my tickets", "the meet and greet add-on", "pizza for the party",
+                "two more tickets on my order", "an upgrade to the front row"),
+        deals=("the two for one Tuesday deal", "the family four pack", "the early bird ticket special"),
+        visits=("reserve seats", "book the party room", "hold some tickets", "reserve a table for the show",
+                "book a time slot", "get on the list"),
+        owned=("the tickets I bought online", "the party we had there on Saturday", "my season tickets"),
+        account_refs=("my order", "my account", "my tickets", "my membership", "my confirmation number"),
+        bookings=("my party booking", "my reservation", "my tickets for Friday", "my time slot"),
+        problems=("never came to my email", "were for the wrong date", "got charged twice", "show the wrong seats"),
+        new_problems=("my son's birthday is next month", "we have family in town this weekend",
+                      "our office wants to do a team outing"),
+        status_items=("my refund", "my ticket order", "the tickets I bought online", "my party deposit"),
+        account_tasks=("transfer {acct} to my brother", "cancel {acct}", "change the date on {acct}",
+                       "resend {acct}"),
+        info=("what time do doors open", "is there parking", "is the show all ages", "how long is the show",
+              "can I bring a bag in", "is there a box office at the venue"),
+        campaigns=("summer-concerts", "birthday-parties", "comedy-weekends", "holiday-shows"),
+        staff=("someone in the box office", "the party coordinator", "a manager"),
+        faults=("my tickets never showed up", "I got charged twice for my tickets"),
+        fixes_for_anyone=False,
+        terms=(
+            "can I get a refund on [my tickets] if the show is moved",
+            "does [my membership] include guest passes",
+            "is parking included with [my VIP package]",
+        ),
+        policies=(
+            "what's your refund policy on tickets", "is there a service fee on tickets", "do you accept cash at the door",
+            "do you do student discounts", "is there a fee to exchange tickets", "do kids under two need a ticket",
+            "what's your bag policy", "is there a two drink minimum", "do you offer group rates",
+            "are service animals allowed", "is there a dress code", "do you allow outside food",
         ),
     ),
 )
@@ -1219,7 +1408,7 @@ EXISTING_CLAUSES: dict[str, tuple[str, ...]] = {
                 "I'm a client of yours",
                 "you guys set it up", "it was booked through you"),
 }
-EXISTING_CLAUSE_KIND = {"home_services": "thing", "automotive": "thing", "solar": "thing", "telecom": "thing",
+EXISTING_CLAUSE_KIND = {"salon_spa": "visit", "home_services": "thing", "automotive": "thing", "solar": "thing", "telecom": "thing",
                         "retail": "thing", "pest_control": "thing", "dental": "visit", "medical": "visit"}
 #: An existing customer asks for a new booking: buying (existing_customer span first).
 EXISTING_NEW_VISIT = ("I'm an existing patient", "I'm a regular there", "I've been coming to you for years",
@@ -1355,6 +1544,11 @@ INFO_POLICY = ("do you accept {payment}", "do you take {payment}", "is there a f
                "do you charge a deposit", "what's your cancellation policy", "is there a late fee",
                "do you offer any discounts", "do you price match", "do you charge for cancellations")
 
+#: Service-area questions any business may get; informational.
+INFO_AREA = ("do you serve the {town} area", "do you cover {town}", "is {town} in your area", "how far out do you go",
+             "do you have anyone out near {town}", "do you come out as far as {town}", "do you work in {town}",
+             "is {zip} in your area")
+
 # --- registers: how the opening is voiced --------------------------------------------------------------
 
 #: A rambling caller corrects themselves between pieces (never inside a signal span).
@@ -1388,7 +1582,15 @@ TYPED_BUYING = (("price for", "price_inquiry"), ("how much for", "price_inquiry"
                 ("book", "appointment_request"), ("reserve", "appointment_request"), ("need", None),
                 ("looking for", None), ("want to buy", None), ("order", None), ("sign up for", None),
                 ("I want", None), ("interested in", None), ("new customer,", None), ("I'd like", None),
-                ("get me", None))
+                ("get me", None), ("I want to book", "appointment_request"), ("can you book", "appointment_request"),
+                ("I'd like to reserve", "appointment_request"), ("help me book", "appointment_request"),
+                ("I need to buy", None), ("I want to order", None), ("please find me", None))
+#: How a typed request to an assistant may start before a verb ("can you cancel my order").
+TYPED_LEADS = ("please", "can you", "I need to", "I want to", "help me", "I'd like to", "can you help me",
+               "how do I", "I have to")
+#: How a typed general question may start before a wh-question ("can you tell me what's the ...").
+TYPED_ASK_LEADS = ("can you tell me", "I'd like to know", "tell me", "I want to know", "I need to know",
+                   "could you tell me")
 #: Typed service requests with an existing_customer slot: {acct} an account reference, {item} a
 #: status item, {booking} a booking, {owned} something bought here.
 TYPED_SERVICE = ("cancel {booking}", "{item} status", "status of {item}", "where is {item}", "check on {item}",
