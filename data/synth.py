@@ -1,10 +1,19 @@
 """The built-in labeled corpus: synthetic call openings with exact intent labels and signal spans.
 
-Each call is an agent greeting followed by caller turns (sometimes an agent acknowledgement or
-question and the caller's answer), composed from interchangeable parts — openers, introductions,
-neutral context, intent frames, objects, times, fillers, restarts and closers — drawn in random
-order with optional parts, over 15 industries. Every signal phrase is inserted by the generator
-as its own piece and recorded as a span, so signal labels are exact rather than guessed.
+Calls are composed from interchangeable parts — openers, introductions, neutral context, intent
+frames, objects, times, fillers, restarts and closers — drawn in random order with optional parts,
+over 17 industries. Every signal phrase is inserted by the generator as its own piece and recorded
+as a span, so signal labels are exact rather than guessed.
+
+Real openings come in more than one voice, so each call is voiced in a *register* drawn from a
+seeded distribution per class (:data:`REGISTER_SHARES`): ``classic`` (an agent greeting and a
+caller turn of a few sentences, sometimes an agent acknowledgement or question and the caller's
+answer; about 40 words), ``rambling`` (the same scripts with restarts, self-corrections and
+asides), ``short`` (maybe a greeting, then one short sentence: "I lost my debit card."),
+``typed`` (a terse typed-style request as an IVR, chat or voice-assistant transcript: no
+greeting, no fillers, often lower case and unpunctuated: "card declined", "quote for a new
+roof"), ``cut_off`` (a short request cut off mid-sentence) and ``greeting_only`` (the caller
+greets and says nothing more). The register is written to each row (``register``).
 
 Label rules (the class is decided by the scenario, never by which words happen to appear):
 
@@ -24,14 +33,30 @@ Label rules (the class is decided by the scenario, never by which words happen t
   working — you guys put it in last year") — even when the caller asks someone to come back out
   (``appointment_request``) or says it is urgent.
 * ``informational`` — a question with no purchase step and no stated need: hours, location,
-  policies, asking *whether* the business offers something ("do you guys do tankless water
-  heaters?" carries ``specific_need`` but stays informational) or whether estimates are free; an
-  ad mention followed only by such a question; an existing customer's general question.
-* ``noise`` — wrong numbers, robocalls, vendors and solicitors, surveys, personal calls for staff,
-  pocket dials, silence, and callers cut off before saying anything usable ("I was calling about-
-  hello? hello?"). Robocall and vendor scripts deliberately use sales words
-  ("free quote", "special offer", "your account", "this week", "google"); a wrong-number caller
-  may even ask for an appointment — with the business they meant to call.
+  policies (returns, cancellation, warranty), rates and fees asked as policy ("do you charge for
+  estimates", "what's the overdraft fee", "what's your hourly rate"), "do you accept X"
+  (insurance, cards, walk-ins, pets), eligibility ("do I qualify for the tax credit"), service
+  area ("do you come out to Salem", "do you deliver to Dover"), asking *whether* the business
+  offers something ("do you guys do tankless water heaters?" carries ``specific_need`` but stays
+  informational); an ad mention followed only by such a question; an existing customer's general
+  question, including one about the terms of what they have ("what's the interest rate on my
+  savings account", "does my policy cover flood damage": ``existing_customer`` span, still
+  informational — their own balance, bill or order status would be service). The line with
+  buying: the price of a concrete job or product the caller wants ("what's your rate for a car
+  loan", "how much for a brake job") is buying; a fee or rate as policy, with nothing to buy
+  named, is informational.
+* ``noise`` — wrong numbers, robocalls, vendors and solicitors, recruiters, surveys, another
+  business's automated appointment reminder dialled to this number, personal calls for staff,
+  pocket dials, silence, a caller who greets and never says more in the whole opening (a hang-up
+  or dead air), and callers cut off before saying anything usable ("I was calling about-
+  hello? hello?"). Robocall and vendor scripts deliberately use sales and customer words
+  ("free quote", "special offer", "your account", "your card ending in", "your Amazon order",
+  "your loan", "merchant services", "google"); a wrong-number caller may name a service or ask
+  for an appointment — with the business they meant to call ("is this the pharmacy? I need a
+  refill").
+* A question cut off mid-sentence keeps the class its words show: the cut only takes words
+  after the request, or the end of an object after a request span ("how much is a tank-"), so
+  what is left still shows the class.
 * Negated requests ("I'm not looking for a quote or anything", "I'm not a customer yet") carry
   no signal and don't change the class.
 * The opening is the first 30 s. About 8% of non-noise callers (:data:`LONG_OPENING_SHARE`)
@@ -47,7 +72,9 @@ Signal rules (definitions in :mod:`data.schema`; spans only ever cover caller wo
   although the call is noise — the class says what the call is, signals what was said.
 * ``price_inquiry`` is asking what something *would cost to buy* (including add-ons). Amounts on a
   bill or charge the caller already has ("my bill says $230", "how much do I still owe", "I was
-  quoted $400 but billed $520") are not price inquiries, and "quoted" there is no quote request.
+  quoted $400 but billed $520") are not price inquiries, and "quoted" there is no quote request;
+  nor are fees and rates asked as policy ("is there a restocking fee", "what's the APR on your
+  credit cards").
 * ``quote_request`` is asking for a quote or estimate (or one not received yet); asking
   *whether* estimates are free is not.
 * ``appointment_request`` is asking for a new visit or booking, in any class (a service caller's
@@ -69,7 +96,8 @@ punctuation, numbers spelled out or kept as digits, dropped words, homophone sub
 fillers). Noise is applied piece by piece before the transcript is assembled, and signal pieces
 only change form (case, punctuation, numbers), so every span still points at its words.
 
-The transcript is the turns joined by single spaces, and ``words`` are its whitespace tokens with
+A typed-register row is a single caller turn with simulated timings like any other row (the
+schema is the same for every register). The transcript is the turns joined by single spaces, and ``words`` are its whitespace tokens with
 simulated times (a per-speaker speaking rate, pauses after punctuation and between turns, all
 inside the 30-second opening).
 """
