@@ -97,7 +97,8 @@ fillers). Noise is applied piece by piece before the transcript is assembled, an
 only change form (case, punctuation, numbers), so every span still points at its words.
 
 A typed-register row is a single caller turn with simulated timings like any other row (the
-schema is the same for every register). The transcript is the turns joined by single spaces, and ``words`` are its whitespace tokens with
+schema is the same for every register). The transcript is the turns joined by single spaces, and
+``words`` are its whitespace tokens with
 simulated times (a per-speaker speaking rate, pauses after punctuation and between turns, all
 inside the 30-second opening).
 """
@@ -147,7 +148,8 @@ LONG_OPENING_SHARE = 0.08
 REGISTER_SHARES: dict[str, dict[str, float]] = {
     **{label: {"classic": 0.46, "rambling": 0.1, "short": 0.17, "typed": 0.17, "cut_off": 0.1}
        for label in ("buying", "service", "informational")},
-    "noise": {"classic": 0.5, "rambling": 0.0, "short": 0.16, "typed": 0.1, "cut_off": 0.0, "greeting_only": 0.24},
+    "noise": {"classic": 0.5, "rambling": 0.0, "short": 0.16, "typed": 0.1, "cut_off": 0.0,
+              "greeting_only": 0.24},
 }
 REGISTERS: tuple[str, ...] = ("classic", "rambling", "short", "typed", "cut_off", "greeting_only")
 
@@ -536,7 +538,8 @@ def _info_question(c: _Call) -> Sentence:
     """A general question: hours, location and the like, or (half the time) a rate, fee, policy,
     "do you accept X", eligibility or service-area question."""
     if c.chance(0.5):
-        return _s(c.fmt(c.pick((*lex.INFO_POLICY, *lex.INFO_AREA, *c.ind.policies, *c.ind.policies))), end="?")
+        policy = c.pick((*lex.INFO_POLICY, *lex.INFO_AREA, *c.ind.policies, *c.ind.policies))
+        return _s(c.fmt(policy), end="?")
     return _s(c.fmt(c.pick((*lex.INFO_GENERIC, *c.ind.info, *c.ind.info))), end="?")
 
 
@@ -964,7 +967,7 @@ def _noise_vendor(c: _Call) -> Script:
 
 
 def _noise_robo_account(c: _Call) -> Script:
-    """A scam or collection robocall about "your account", "your card", "your order": customer words, noise."""
+    """A scam or collection robocall about "your account", "your card", "your order": noise."""
     out: Script = [_s(c.fmt(c.pick(lex.ROBO_ACCOUNT)))]
     if c.chance(0.5):
         out.append(_s(c.fmt(c.pick(lex.ROBO_OFFERS))))
@@ -1108,7 +1111,9 @@ def _core_buy_problem(c: _Call) -> Sentence:
     """A new job: a fault the business is hired to fix, and a visit, price or quote."""
     problems = c.ind.faults if c.ind.fixes_for_anyone and c.chance(0.5) else c.ind.new_problems
     problem = c.sig("specific_need", c.pick(problems))
-    ask = c.pick((_appointment(c, urgent=c.chance(0.3), lead=False), _price_question(c, None), _quote(c, None)))
+    roll = c.rng.random()
+    ask = (_appointment(c, urgent=c.chance(0.3), lead=False) if roll < 0.5 else _price_question(c, None)
+           if roll < 0.75 else _quote(c, None))
     return _s(problem, ",", ask, end="")
 
 
@@ -1124,8 +1129,8 @@ def _core_service_billing(c: _Call) -> Sentence:
 def _core_service_account(c: _Call) -> Sentence:
     lead = c.pick(("I need to", "I want to", "I'm trying to", "I'd like to", "can you help me", "I have to",
                    "how do I", "how can I"))
-    return _s(lead, c.fill(c.pick(c.ind.account_tasks), acct=_account(c)), end="?" if lead.startswith(("how", "can"))
-              else ".")
+    task = c.fill(c.pick(c.ind.account_tasks), acct=_account(c))
+    return _s(lead, task, end="?" if lead.startswith(("how", "can")) else ".")
 
 
 def _core_service_change(c: _Call) -> Sentence:
@@ -1185,16 +1190,17 @@ def _core_noise_reminder(c: _Call) -> Sentence:
 
 #: class -> core name -> (builder, weight within the class).
 CORES: dict[str, dict[str, tuple[Callable[[_Call], Sentence], float]]] = {
-    "buying": {"price": (_core_buy_price, 0.22), "quote": (_core_buy_quote, 0.14), "need": (_core_buy_need, 0.16),
-               "purchase": (_core_buy_purchase, 0.12), "book": (_core_buy_book, 0.22),
+    "buying": {"price": (_core_buy_price, 0.22), "quote": (_core_buy_quote, 0.14),
+               "need": (_core_buy_need, 0.16), "purchase": (_core_buy_purchase, 0.12),
+               "book": (_core_buy_book, 0.22),
                "new_problem": (_core_buy_problem, 0.14)},
     "service": {"status": (_core_service_status, 0.2), "billing": (_core_service_billing, 0.22),
                 "account": (_core_service_account, 0.2), "change_booking": (_core_service_change, 0.16),
                 "problem": (_core_service_problem, 0.22)},
     "informational": {"question": (_core_info_question, 0.35), "policy": (_core_info_policy, 0.3),
                       "terms": (_core_info_terms, 0.18), "capability": (_core_info_capability, 0.17)},
-    "noise": {"wrong": (_core_noise_wrong, 0.35), "robo": (_core_noise_robo, 0.3), "vendor": (_core_noise_vendor, 0.25),
-              "reminder": (_core_noise_reminder, 0.1)},
+    "noise": {"wrong": (_core_noise_wrong, 0.35), "robo": (_core_noise_robo, 0.3),
+              "vendor": (_core_noise_vendor, 0.25), "reminder": (_core_noise_reminder, 0.1)},
 }
 
 
@@ -1203,8 +1209,8 @@ def _typed_core(c: _Call, label: str) -> tuple[str, Sentence]:
     if label == "buying":
         lead, signal = c.pick(lex.TYPED_BUYING)
         when = c.fmt(c.pick(lex.WHEN)) if c.chance(0.25) else None
-        return "typed_buy", _s(c.sig(signal, lead) if signal else lead, c.sig("specific_need", c.product()[1]),
-                               when, end="")
+        need = c.sig("specific_need", c.product()[1])
+        return "typed_buy", _s(c.sig(signal, lead) if signal else lead, need, when, end="")
     if label == "service":
         if c.chance(0.35):
             return "typed_plain", _s(c.pick(lex.TYPED_SERVICE_PLAIN), end="")
@@ -1228,8 +1234,8 @@ def _typed_core(c: _Call, label: str) -> tuple[str, Sentence]:
 
 
 #: Verbs a typed service request starts with, which can follow a lead ("please cancel ...").
-_TYPED_VERBS = frozenset({"cancel", "check", "pay", "make", "update", "dispute", "reschedule", "move", "return",
-                          "close", "confirm", "change"})
+_TYPED_VERBS = frozenset({"cancel", "check", "pay", "make", "update", "dispute", "reschedule", "move",
+                          "return", "close", "confirm", "change"})
 
 
 def _typed(sentence: Sentence, c: _Call) -> Sentence:
@@ -1261,7 +1267,8 @@ def _brief(c: _Call, label: str, register: str) -> tuple[str, list[_Draft]]:
         if c.chance(0.5):
             turns.append(_Draft("agent", [_s(c.pick(lex.GREETING_ONLY_AGENT), end="")]))
             if c.chance(0.6):
-                turns.append(_Draft("caller", [_s(c.pick(lex.GREETING_ONLY_FOLLOW), end=c.pick((".", "...")))]))
+                follow = _s(c.pick(lex.GREETING_ONLY_FOLLOW), end=c.pick((".", "...")))
+                turns.append(_Draft("caller", [follow]))
         return "greeting_only", turns
     if register == "typed":
         if c.chance(0.5):

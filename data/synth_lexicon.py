@@ -956,8 +956,8 @@ INDUSTRIES: tuple[Industry, ...] = (
             Product(("a charter bus for our church group", "a bus for fifty people",
                      "a shuttle for a wedding"),
                     (1200, 4500)),
-            Product(("a round trip flight to {state}", "two plane tickets to {town}", "a one way flight to {state}",
-                     "a flight for my mom to {state}"), (120, 900)),
+            Product(("a round trip flight to {state}", "two plane tickets to {town}",
+                     "a one way flight to {state}", "a flight for my mom to {state}"), (120, 900)),
             Product(("a cruise package", "a trip to Cancun for two", "an all inclusive package",
                      "flights and a hotel for a family of four", "a week in Orlando"), (1500, 8000)),
             Product(("a rental car for the week", "a minivan rental", "a one way rental to {state}"), (40,
@@ -1051,7 +1051,8 @@ INDUSTRIES: tuple[Industry, ...] = (
         ),
         policies=(
             "do you have a cancellation fee", "is there a charge if I'm late", "do you accept tips on a card",
-            "do you take walk-ins for men's cuts", "is gratuity included", "do you charge extra for long hair",
+            "do you take walk-ins for men's cuts", "is gratuity included",
+            "do you charge extra for long hair",
             "do you offer student discounts", "what's your policy if I'm not happy with my color",
             "do you accept gift cards from the other location", "do I need a deposit to book",
             "do you have a membership", "is there a fee for a patch test",
@@ -1059,11 +1060,13 @@ INDUSTRIES: tuple[Industry, ...] = (
     ),
     Industry(
         name="events",
-        businesses=("The Majestic Theater", "Riverfront Amphitheater", "City Comedy Club", "Starlight Cinemas",
+        businesses=("The Majestic Theater", "Riverfront Amphitheater", "City Comedy Club",
+                    "Starlight Cinemas",
                     "Fun Zone Family Center"),
         products=(
             Product(("two tickets for Saturday's show", "tickets to the concert on the {ordinal}",
-                     "four seats for the matinee", "tickets for the comedy show", "a pair of tickets in the balcony"),
+                     "four seats for the matinee", "tickets for the comedy show",
+                     "a pair of tickets in the balcony"),
                     (25, 180)),
             Product(("a birthday party package for my son", "a party room for twelve kids",
                      "a private screening for our office", "a group outing for thirty people"), (250, 2500)),
@@ -1078,7 +1081,8 @@ INDUSTRIES: tuple[Industry, ...] = (
         owned=("the tickets I bought online", "the party we had there on Saturday", "my season tickets"),
         account_refs=("my order", "my account", "my tickets", "my membership", "my confirmation number"),
         bookings=("my party booking", "my reservation", "my tickets for Friday", "my time slot"),
-        problems=("never came to my email", "were for the wrong date", "got charged twice", "show the wrong seats"),
+        problems=("never came to my email", "were for the wrong date", "got charged twice",
+                  "show the wrong seats"),
         new_problems=("my son's birthday is next month", "we have family in town this weekend",
                       "our office wants to do a team outing"),
         status_items=("my refund", "my ticket order", "the tickets I bought online", "my party deposit"),
@@ -1096,8 +1100,10 @@ INDUSTRIES: tuple[Industry, ...] = (
             "is parking included with [my VIP package]",
         ),
         policies=(
-            "what's your refund policy on tickets", "is there a service fee on tickets", "do you accept cash at the door",
-            "do you do student discounts", "is there a fee to exchange tickets", "do kids under two need a ticket",
+            "what's your refund policy on tickets", "is there a service fee on tickets",
+            "do you accept cash at the door",
+            "do you do student discounts", "is there a fee to exchange tickets",
+            "do kids under two need a ticket",
             "what's your bag policy", "is there a two drink minimum", "do you offer group rates",
             "are service animals allowed", "is there a dress code", "do you allow outside food",
         ),
@@ -1408,7 +1414,8 @@ EXISTING_CLAUSES: dict[str, tuple[str, ...]] = {
                 "I'm a client of yours",
                 "you guys set it up", "it was booked through you"),
 }
-EXISTING_CLAUSE_KIND = {"salon_spa": "visit", "home_services": "thing", "automotive": "thing", "solar": "thing", "telecom": "thing",
+EXISTING_CLAUSE_KIND = {"salon_spa": "visit", "home_services": "thing", "automotive": "thing",
+                        "solar": "thing", "telecom": "thing",
                         "retail": "thing", "pest_control": "thing", "dental": "visit", "medical": "visit"}
 #: An existing customer asks for a new booking: buying (existing_customer span first).
 EXISTING_NEW_VISIT = ("I'm an existing patient", "I'm a regular there", "I've been coming to you for years",
@@ -1538,15 +1545,18 @@ PAYMENTS = ("credit cards", "Apple Pay", "checks", "cash", "Venmo", "American Ex
             "Zelle", "personal checks", "PayPal", "a credit card over the phone")
 #: Industry-neutral policy questions (fees, discounts, cancellation, eligibility); informational.
 INFO_POLICY = ("do you accept {payment}", "do you take {payment}", "is there a fee if I cancel",
-               "what's your refund policy", "do you offer a senior discount", "do you have a military discount",
+               "what's your refund policy", "do you offer a senior discount",
+               "do you have a military discount",
                "do I qualify for {deal}", "who qualifies for {deal}", "what do I need to qualify for {deal}",
                "is {deal} still going on", "does {deal} apply to everyone", "is there a fee to pay by card",
                "do you charge a deposit", "what's your cancellation policy", "is there a late fee",
                "do you offer any discounts", "do you price match", "do you charge for cancellations")
 
 #: Service-area questions any business may get; informational.
-INFO_AREA = ("do you serve the {town} area", "do you cover {town}", "is {town} in your area", "how far out do you go",
-             "do you have anyone out near {town}", "do you come out as far as {town}", "do you work in {town}",
+INFO_AREA = ("do you serve the {town} area", "do you cover {town}", "is {town} in your area",
+             "how far out do you go",
+             "do you have anyone out near {town}", "do you come out as far as {town}",
+             "do you work in {town}",
              "is {zip} in your area")
 
 # --- registers: how the opening is voiced --------------------------------------------------------------
@@ -1564,25 +1574,33 @@ CUT_TAILS = ("and also", "because I was", "or do I need to", "for like the", "an
 AGENT_CUT = ("sorry, you cut out there", "hello? I lost you for a second", "I'm sorry, you broke up",
              "can you repeat that", "sorry, I didn't catch the end of that", "hello? are you still there")
 #: A caller who greets and says nothing more in the whole opening (hang-up, dead air): noise.
-GREETING_ONLY = ("hi, how are you", "hey, good morning", "yes, hi, hello", "hi, yeah, um", "oh, hi, hold on one second",
-                 "hi, sorry, give me one second", "hello, yes, hi there", "hi, um, hang on", "yeah, hi, can you hold on",
-                 "hi, is this {biz}", "hello? yeah, hi", "hi there, um, one sec", "good afternoon, how are you today",
-                 "hey, yeah, hi, um", "hi, sorry, I'm just pulling over", "hello, um, hi, yeah", "oh, hi, sorry, hang on")
+GREETING_ONLY = ("hi, how are you", "hey, good morning", "yes, hi, hello", "hi, yeah, um",
+                 "oh, hi, hold on one second",
+                 "hi, sorry, give me one second", "hello, yes, hi there", "hi, um, hang on",
+                 "yeah, hi, can you hold on",
+                 "hi, is this {biz}", "hello? yeah, hi", "hi there, um, one sec",
+                 "good afternoon, how are you today",
+                 "hey, yeah, hi, um", "hi, sorry, I'm just pulling over", "hello, um, hi, yeah",
+                 "oh, hi, sorry, hang on")
 GREETING_ONLY_AGENT = ("hello?", "yes, how can I help you?", "sure, take your time.", "hello, are you there?",
                        "yes, it is, what can I do for you?", "no problem.", "mm-hmm?")
 GREETING_ONLY_FOLLOW = ("um, yeah, hold on", "sorry, one sec", "uh, hang on, my kid is", "yeah, um",
-                        "sorry, I'll call you back", "oh, um, never mind", "hold on", "uh, sorry, wrong button")
+                        "sorry, I'll call you back", "oh, um, never mind", "hold on",
+                        "uh, sorry, wrong button")
 
 #: Typed-style requests (an IVR, chat or voice-assistant transcript): terse, no greeting, no filler.
 #: (lead, signal or None); the lead comes before a product name ({need}, a specific_need span).
-TYPED_BUYING = (("price for", "price_inquiry"), ("how much for", "price_inquiry"), ("cost of", "price_inquiry"),
-                ("how much is", "price_inquiry"), ("pricing on", "price_inquiry"), ("quote for", "quote_request"),
+TYPED_BUYING = (("price for", "price_inquiry"), ("how much for", "price_inquiry"),
+                ("cost of", "price_inquiry"),
+                ("how much is", "price_inquiry"), ("pricing on", "price_inquiry"),
+                ("quote for", "quote_request"),
                 ("estimate for", "quote_request"), ("get a quote on", "quote_request"),
                 ("appointment for", "appointment_request"), ("schedule", "appointment_request"),
                 ("book", "appointment_request"), ("reserve", "appointment_request"), ("need", None),
                 ("looking for", None), ("want to buy", None), ("order", None), ("sign up for", None),
                 ("I want", None), ("interested in", None), ("new customer,", None), ("I'd like", None),
-                ("get me", None), ("I want to book", "appointment_request"), ("can you book", "appointment_request"),
+                ("get me", None), ("I want to book", "appointment_request"),
+                ("can you book", "appointment_request"),
                 ("I'd like to reserve", "appointment_request"), ("help me book", "appointment_request"),
                 ("I need to buy", None), ("I want to order", None), ("please find me", None))
 #: How a typed request to an assistant may start before a verb ("can you cancel my order").
@@ -1593,9 +1611,11 @@ TYPED_ASK_LEADS = ("can you tell me", "I'd like to know", "tell me", "I want to 
                    "could you tell me")
 #: Typed service requests with an existing_customer slot: {acct} an account reference, {item} a
 #: status item, {booking} a booking, {owned} something bought here.
-TYPED_SERVICE = ("cancel {booking}", "{item} status", "status of {item}", "where is {item}", "check on {item}",
+TYPED_SERVICE = ("cancel {booking}", "{item} status", "status of {item}", "where is {item}",
+                 "check on {item}",
                  "question about {acct}", "{acct} question", "problem with {acct}", "pay {acct}",
-                 "make a payment on {acct}", "help with {acct}", "update {acct}", "dispute a charge on {acct}",
+                 "make a payment on {acct}", "help with {acct}", "update {acct}",
+                 "dispute a charge on {acct}",
                  "reschedule {booking}", "move {booking} to {when}", "refund for {owned}", "return {owned}",
                  "cancel {acct}", "close {acct}", "balance on {acct}", "wrong charge on {acct}",
                  "change address on {acct}", "billing issue with {acct}", "confirm {booking}",
@@ -1615,8 +1635,10 @@ TYPED_INFO = ("hours {dayref}", "your hours", "address", "location near {town}",
               "pet policy", "service area", "do you serve {town}", "directions", "holiday hours",
               "who qualifies for {deal}", "discounts?", "is {deal} still available")
 #: Typed noise (a misdial into an IVR, a bot, a complaint about being called).
-TYPED_NOISE = ("wrong number", "stop calling me", "who is this", "is this {other}", "test", "sorry wrong number",
-               "remove me from your list", "you called me", "what is this number", "I got a missed call from this number",
+TYPED_NOISE = ("wrong number", "stop calling me", "who is this", "is this {other}", "test",
+               "sorry wrong number",
+               "remove me from your list", "you called me", "what is this number",
+               "I got a missed call from this number",
                "this isn't {other}?", "trying to reach {other}")
 
 # --- noise that uses business words ------------------------------------------------------------------
@@ -1643,7 +1665,8 @@ REMINDER_MISDIALS = ("this is an automated reminder from {other} about your appo
                      "this is {other} reminding you of your service appointment on {day}",
                      "your delivery from {other} is scheduled for {day} between {hour} and {hour}")
 REMINDER_ACTIONS = ("press 1 to confirm, press 2 to cancel", "to reschedule, press 3",
-                    "please call us back at {phone} if you need to make changes", "reply or press 1 to confirm",
+                    "please call us back at {phone} if you need to make changes",
+                    "reply or press 1 to confirm",
                     "if you're not {name}, please press 9")
 #: Recruiters and staffing agencies calling the business.
 RECRUITER_LINES = ("I'm a recruiter with {vendor}, we have candidates for your open positions",
