@@ -1,10 +1,19 @@
 """The built-in labeled corpus: synthetic call openings with exact intent labels and signal spans.
 
-Each call is an agent greeting followed by caller turns (sometimes an agent acknowledgement or
-question and the caller's answer), composed from interchangeable parts — openers, introductions,
-neutral context, intent frames, objects, times, fillers, restarts and closers — drawn in random
-order with optional parts, over 15 industries. Every signal phrase is inserted by the generator
-as its own piece and recorded as a span, so signal labels are exact rather than guessed.
+Calls are composed from interchangeable parts — openers, introductions, neutral context, intent
+frames, objects, times, fillers, restarts and closers — drawn in random order with optional parts,
+over 17 industries. Every signal phrase is inserted by the generator as its own piece and recorded
+as a span, so signal labels are exact rather than guessed.
+
+Real openings come in more than one voice, so each call is voiced in a *register* drawn from a
+seeded distribution per class (:data:`REGISTER_SHARES`): ``classic`` (an agent greeting and a
+caller turn of a few sentences, sometimes an agent acknowledgement or question and the caller's
+answer; about 40 words), ``rambling`` (the same scripts with restarts, self-corrections and
+asides), ``short`` (maybe a greeting, then one short sentence: "I lost my debit card."),
+``typed`` (a terse typed-style request as an IVR, chat or voice-assistant transcript: no
+greeting, no fillers, often lower case and unpunctuated: "card declined", "quote for a new
+roof"), ``cut_off`` (a short request cut off mid-sentence) and ``greeting_only`` (the caller
+greets and says nothing more). The register is written to each row (``register``).
 
 Label rules (the class is decided by the scenario, never by which words happen to appear):
 
@@ -24,14 +33,30 @@ Label rules (the class is decided by the scenario, never by which words happen t
   working — you guys put it in last year") — even when the caller asks someone to come back out
   (``appointment_request``) or says it is urgent.
 * ``informational`` — a question with no purchase step and no stated need: hours, location,
-  policies, asking *whether* the business offers something ("do you guys do tankless water
-  heaters?" carries ``specific_need`` but stays informational) or whether estimates are free; an
-  ad mention followed only by such a question; an existing customer's general question.
-* ``noise`` — wrong numbers, robocalls, vendors and solicitors, surveys, personal calls for staff,
-  pocket dials, silence, and callers cut off before saying anything usable ("I was calling about-
-  hello? hello?"). Robocall and vendor scripts deliberately use sales words
-  ("free quote", "special offer", "your account", "this week", "google"); a wrong-number caller
-  may even ask for an appointment — with the business they meant to call.
+  policies (returns, cancellation, warranty), rates and fees asked as policy ("do you charge for
+  estimates", "what's the overdraft fee", "what's your hourly rate"), "do you accept X"
+  (insurance, cards, walk-ins, pets), eligibility ("do I qualify for the tax credit"), service
+  area ("do you come out to Salem", "do you deliver to Dover"), asking *whether* the business
+  offers something ("do you guys do tankless water heaters?" carries ``specific_need`` but stays
+  informational); an ad mention followed only by such a question; an existing customer's general
+  question, including one about the terms of what they have ("what's the interest rate on my
+  savings account", "does my policy cover flood damage": ``existing_customer`` span, still
+  informational — their own balance, bill or order status would be service). The line with
+  buying: the price of a concrete job or product the caller wants ("what's your rate for a car
+  loan", "how much for a brake job") is buying; a fee or rate as policy, with nothing to buy
+  named, is informational.
+* ``noise`` — wrong numbers, robocalls, vendors and solicitors, recruiters, surveys, another
+  business's automated appointment reminder dialled to this number, personal calls for staff,
+  pocket dials, silence, a caller who greets and never says more in the whole opening (a hang-up
+  or dead air), and callers cut off before saying anything usable ("I was calling about-
+  hello? hello?"). Robocall and vendor scripts deliberately use sales and customer words
+  ("free quote", "special offer", "your account", "your card ending in", "your Amazon order",
+  "your loan", "merchant services", "google"); a wrong-number caller may name a service or ask
+  for an appointment — with the business they meant to call ("is this the pharmacy? I need a
+  refill").
+* A question cut off mid-sentence keeps the class its words show: the cut only takes words
+  after the request, or the end of an object after a request span ("how much is a tank-"), so
+  what is left still shows the class.
 * Negated requests ("I'm not looking for a quote or anything", "I'm not a customer yet") carry
   no signal and don't change the class.
 * The opening is the first 30 s. About 8% of non-noise callers (:data:`LONG_OPENING_SHARE`)
@@ -47,7 +72,9 @@ Signal rules (definitions in :mod:`data.schema`; spans only ever cover caller wo
   although the call is noise — the class says what the call is, signals what was said.
 * ``price_inquiry`` is asking what something *would cost to buy* (including add-ons). Amounts on a
   bill or charge the caller already has ("my bill says $230", "how much do I still owe", "I was
-  quoted $400 but billed $520") are not price inquiries, and "quoted" there is no quote request.
+  quoted $400 but billed $520") are not price inquiries, and "quoted" there is no quote request;
+  nor are fees and rates asked as policy ("is there a restocking fee", "what's the APR on your
+  credit cards").
 * ``quote_request`` is asking for a quote or estimate (or one not received yet); asking
   *whether* estimates are free is not.
 * ``appointment_request`` is asking for a new visit or booking, in any class (a service caller's
@@ -69,7 +96,9 @@ punctuation, numbers spelled out or kept as digits, dropped words, homophone sub
 fillers). Noise is applied piece by piece before the transcript is assembled, and signal pieces
 only change form (case, punctuation, numbers), so every span still points at its words.
 
-The transcript is the turns joined by single spaces, and ``words`` are its whitespace tokens with
+A typed-register row is a single caller turn with simulated timings like any other row (the
+schema is the same for every register). The transcript is the turns joined by single spaces, and
+``words`` are its whitespace tokens with
 simulated times (a per-speaker speaking rate, pauses after punctuation and between turns, all
 inside the 30-second opening).
 """
@@ -107,6 +136,22 @@ MAX_OPENING_WORDS = min(100, DEFAULT_MAX_WORDS)
 #: Share of non-noise calls whose caller talks slowly with a long preamble, so the opening is cut at
 #: 30 s, sometimes before the request: real openings that don't reveal the intent yet.
 LONG_OPENING_SHARE = 0.08
+
+#: How an opening is voiced, as a share within each class:
+#:
+#: * ``classic``: the agent's greeting and a caller turn of a few sentences (about 40 words);
+#: * ``rambling``: the same scripts with restarts, self-corrections and asides;
+#: * ``short``: maybe a greeting, then one short sentence ("I lost my debit card.");
+#: * ``typed``: a terse typed-style request, no greeting, no fillers ("card declined");
+#: * ``cut_off``: a short request cut off mid-sentence, after the words that show its class;
+#: * ``greeting_only``: the caller greets and says nothing more: a hang-up or dead air, noise only.
+REGISTER_SHARES: dict[str, dict[str, float]] = {
+    **{label: {"classic": 0.46, "rambling": 0.1, "short": 0.17, "typed": 0.17, "cut_off": 0.1}
+       for label in ("buying", "service", "informational")},
+    "noise": {"classic": 0.5, "rambling": 0.0, "short": 0.16, "typed": 0.1, "cut_off": 0.0,
+              "greeting_only": 0.24},
+}
+REGISTERS: tuple[str, ...] = ("classic", "rambling", "short", "typed", "cut_off", "greeting_only")
 
 #: Sources that come with a campaign name; the others (referral, organic, direct) have none.
 _TRACKED_SOURCES = ("google_ads", "facebook_ads", "radio", "direct_mail", "billboard", "tv", "yelp")
@@ -153,6 +198,7 @@ class SynthCall:
         industry: Industry machine name.
         scenario: ``<class>.<scenario>`` that produced the call (for slicing errors).
         asr_noise: Whether the row was rendered as telephone-ASR text.
+        register: How the opening is voiced (one of :data:`REGISTERS`).
     """
 
     call_id: str
@@ -167,6 +213,7 @@ class SynthCall:
     industry: str
     scenario: str
     asr_noise: bool
+    register: str = "classic"
 
     def to_json(self) -> dict[str, Any]:
         """The labeled-example JSON object of docs/ARCHITECTURE.md (plus turns, words, scenario)."""
@@ -182,6 +229,7 @@ class SynthCall:
             "industry": self.industry,
             "scenario": self.scenario,
             "asr_noise": self.asr_noise,
+            "register": self.register,
             "turns": [{"speaker": t.speaker, "text": t.text} for t in self.turns],
             "words": [{"text": w.text, "start": w.start, "end": w.end, "speaker": w.speaker}
                       for w in self.words],
@@ -208,6 +256,7 @@ class _Draft:
 
     speaker: str
     sentences: list[Sentence]
+    typed: bool = False  # typed text: no capitalisation
 
 
 _SLOT = re.compile(r"\{(\w+)\}")
@@ -270,6 +319,8 @@ class _Call:
             "lender": lambda: r.choice(lex.LENDERS),
             "vendor": lambda: r.choice(lex.VENDOR_NAMES),
             "trade": lambda: r.choice(lex.TRADES),
+            "deal": lambda: r.choice(self.ind.deals),
+            "payment": lambda: r.choice(lex.PAYMENTS),
         }
         if name not in values:
             raise KeyError(f"unknown slot {{{name}}}")
@@ -484,6 +535,11 @@ def _fault(c: _Call) -> _Piece:
 
 
 def _info_question(c: _Call) -> Sentence:
+    """A general question: hours, location and the like, or (half the time) a rate, fee, policy,
+    "do you accept X", eligibility or service-area question."""
+    if c.chance(0.5):
+        policy = c.pick((*lex.INFO_POLICY, *lex.INFO_AREA, *c.ind.policies, *c.ind.policies))
+        return _s(c.fmt(policy), end="?")
     return _s(c.fmt(c.pick((*lex.INFO_GENERIC, *c.ind.info, *c.ind.info))), end="?")
 
 
@@ -828,6 +884,44 @@ def _info_research(c: _Call) -> Script:
     return out
 
 
+_BRACKETED = re.compile(r"\[([^\]]+)\]")
+
+
+def _terms_question(c: _Call) -> Sentence:
+    """An existing customer's general question about the terms of what they have (informational):
+    the bracketed words of :attr:`~data.synth_lexicon.Industry.terms` become an existing_customer span."""
+    template = c.pick(c.ind.terms)
+    out: Sentence = []
+    pos = 0
+    for m in _BRACKETED.finditer(template):
+        out += c.fill(template[pos:m.start()])
+        out.append(c.sig("existing_customer", m.group(1)))
+        pos = m.end()
+    out += c.fill(template[pos:])
+    return out + [_Piece("?")]
+
+
+def _info_terms(c: _Call) -> Script:
+    """An existing customer asks about the terms of their plan, card or lease: informational."""
+    if not c.ind.terms:
+        return _info_policy(c)
+    out: Script = [_opener(c), _context(c, 0.2), _existing(c) if c.chance(0.3) else None, _terms_question(c)]
+    if c.chance(0.25):
+        out.append(_s(c.pick(("and", "also,", "oh, and")), _info_question(c)))
+    out += [_detail(c, 0.15), _closer(c)]
+    return out
+
+
+def _info_policy(c: _Call) -> Script:
+    """Rates and fees as policy, returns/cancellation/warranty, "do you accept", eligibility, area."""
+    ask = _s(c.fmt(c.pick((*c.ind.policies, *lex.INFO_POLICY, *lex.INFO_AREA))), end="?")
+    out: Script = [_opener(c), _context(c), _research(c, 0.15), ask]
+    if c.chance(0.3):
+        out.append(_s(c.pick(("and", "also,", "oh, and", "")), _info_question(c)))
+    out += [_detail(c, 0.15), _closer(c)]
+    return out
+
+
 def _info_existing(c: _Call) -> Script:
     """An existing customer with a general question (not about their account): informational."""
     out: Script = [_opener(c), _context(c, 0.15), _existing(c), _info_question(c)]
@@ -864,11 +958,53 @@ def _noise_robocall(c: _Call) -> Script:
 def _noise_vendor(c: _Call) -> Script:
     hello = _s(c.pick(("hi", "hey", "good morning", "hi there", "yes, hello")), end=",")
     hello = hello if c.chance(0.6) else None
-    out: Script = [hello, _s(c.fmt(c.pick(lex.VENDOR_INTROS))), _s(c.fmt(c.pick(lex.VENDOR_PITCHES)))]
+    pitches = (*lex.VENDOR_PITCHES, *lex.VENDOR_PITCHES_MORE)
+    out: Script = [hello, _s(c.fmt(c.pick(lex.VENDOR_INTROS))), _s(c.fmt(c.pick(pitches)))]
     if c.chance(0.3):
-        out.append(_s(c.fmt(c.pick(lex.VENDOR_PITCHES))))
+        out.append(_s(c.fmt(c.pick(pitches))))
     out.append(_s(c.pick(lex.VENDOR_ASKS), end="?"))
     return out
+
+
+def _noise_robo_account(c: _Call) -> Script:
+    """A scam or collection robocall about "your account", "your card", "your order": noise."""
+    out: Script = [_s(c.fmt(c.pick(lex.ROBO_ACCOUNT)))]
+    if c.chance(0.5):
+        out.append(_s(c.fmt(c.pick(lex.ROBO_OFFERS))))
+    out.append(_s(c.fmt(c.pick(lex.ROBO_ACTIONS))))
+    return out
+
+
+def _noise_reminder(c: _Call) -> Script:
+    """Another business's automated appointment reminder, dialled to this number."""
+    return [_s(c.fmt(c.pick(lex.REMINDER_MISDIALS))), _s(c.fmt(c.pick(lex.REMINDER_ACTIONS)))]
+
+
+def _noise_recruiter(c: _Call) -> Script:
+    hello = _s(c.pick(("hi", "hey", "good morning", "hi there")), end=",") if c.chance(0.5) else None
+    out: Script = [hello, _s(c.fmt(c.pick(lex.RECRUITER_LINES)))]
+    if c.chance(0.6):
+        out.append(_s(c.pick(lex.VENDOR_ASKS), end="?"))
+    return out
+
+
+def _noise_wrong_service(c: _Call) -> Script:
+    """A wrong number that names a service or another business ("is this the pharmacy? I need a refill")."""
+    target, request, signal = c.pick(lex.WRONG_SERVICE)
+    out: Script = [_opener(c) if c.chance(0.4) else None, _s(c.fmt(target), end="?")]
+    if request:
+        out.append(_spoken_piece(c.sig(signal, request) if signal else _Piece(c.fmt(request))))
+    if c.chance(0.6):
+        out.append(_AgentSays(_s(c.fmt(c.pick(lex.AGENT_WRONG)))))
+        if c.chance(0.7):
+            out.append(_s(c.pick(lex.CALLER_WRONG_ACK)))
+    return out
+
+
+def _spoken_piece(piece: _Piece) -> Sentence:
+    """One piece as a sentence, ended with "?" when it asks."""
+    asks = piece.text.startswith(("how", "can", "could", "is", "do", "what"))
+    return _s(piece, end="?" if asks else ".")
 
 
 def _noise_other(c: _Call) -> Script:
@@ -919,34 +1055,294 @@ SCENARIOS: dict[str, dict[str, tuple[Callable[[_Call], Script], float]]] = {
         "account": (_service_account, 0.14), "complaint": (_service_complaint, 0.08),
     },
     "informational": {
-        "general": (_info_general, 0.32), "capability": (_info_capability, 0.28),
+        "general": (_info_general, 0.32), "capability": (_info_capability, 0.22),
+        "policy": (_info_policy, 0.2),
         "after_ad": (_info_after_ad, 0.12),
-        "research": (_info_research, 0.16), "existing": (_info_existing, 0.12),
+        "research": (_info_research, 0.12), "existing": (_info_existing, 0.1), "terms": (_info_terms, 0.12),
     },
     "noise": {
-        "wrong_number": (_noise_wrong_number, 0.22), "robocall": (_noise_robocall, 0.2),
-        "vendor": (_noise_vendor, 0.2), "silence": (_noise_silence, 0.12), "dropped": (_noise_dropped, 0.14),
-        "other": (_noise_other, 0.12),
+        "wrong_number": (_noise_wrong_number, 0.14), "robocall": (_noise_robocall, 0.14),
+        "vendor": (_noise_vendor, 0.16), "silence": (_noise_silence, 0.1), "dropped": (_noise_dropped, 0.12),
+        "other": (_noise_other, 0.1), "robo_account": (_noise_robo_account, 0.14),
+        "reminder_misdial": (_noise_reminder, 0.07), "recruiter": (_noise_recruiter, 0.06),
+        "wrong_service": (_noise_wrong_service, 0.12),
     },
 }
+
+
+# --- registers: one short sentence, typed requests, cut-off questions, greetings with no content ---------
+#
+# A core is the caller's whole request in one short sentence, following the class rules above.
+# The short, cut-off and typed registers voice a core; the classic and rambling registers voice a
+# scenario script.
+
+
+def _core_buy_price(c: _Call) -> Sentence:
+    return _price_question(c, c.product()[1])
+
+
+def _core_buy_quote(c: _Call) -> Sentence:
+    return _quote(c, c.product()[1]) if c.chance(0.7) else _s(_need(c, c.product()[1]), ",", _quote(c, None))
+
+
+def _core_buy_need(c: _Call) -> Sentence:
+    return _s(_need(c, c.product()[1]), c.fmt(c.pick(lex.WHEN)) if c.chance(0.25) else None)
+
+
+def _core_buy_purchase(c: _Call) -> Sentence:
+    return c.fill(c.pick(lex.PURCHASE_FRAMES), need=c.sig("specific_need", c.product()[1])) + [_Piece(".")]
+
+
+def _core_buy_book(c: _Call) -> Sentence:
+    if c.chance(0.5):
+        _, name = c.product()
+        frame = c.pick(("can I book {need}", "I'd like to book {need}", "I want to schedule {need}",
+                        "can I get an appointment for {need}", "I need to set up {need}",
+                        "can you fit me in for {need}"))
+        lead, _, rest = frame.partition("{need}")
+        ask = c.sig("appointment_request", lead.strip())
+        when = c.fmt(c.pick(lex.WHEN)) if c.chance(0.5) else None
+        return _s(ask, c.sig("specific_need", name), rest.strip() or None, when,
+                  end="?" if lead.startswith("can") else ".")
+    return _appointment(c, urgent=c.chance(0.2), lead=False)
+
+
+def _core_buy_problem(c: _Call) -> Sentence:
+    """A new job: a fault the business is hired to fix, and a visit, price or quote."""
+    problems = c.ind.faults if c.ind.fixes_for_anyone and c.chance(0.5) else c.ind.new_problems
+    problem = c.sig("specific_need", c.pick(problems))
+    roll = c.rng.random()
+    ask = (_appointment(c, urgent=c.chance(0.3), lead=False) if roll < 0.5 else _price_question(c, None)
+           if roll < 0.75 else _quote(c, None))
+    return _s(problem, ",", ask, end="")
+
+
+def _core_service_status(c: _Call) -> Sentence:
+    return c.fill(c.pick(lex.STATUS_FRAMES), item=c.sig("existing_customer", c.pick(c.ind.status_items))) + [
+        _Piece(c.pick(("?", ".")))]
+
+
+def _core_service_billing(c: _Call) -> Sentence:
+    return c.fill(c.pick(lex.BILLING), acct=_account(c)) + [_Piece(c.pick((".", "?")))]
+
+
+def _core_service_account(c: _Call) -> Sentence:
+    lead = c.pick(("I need to", "I want to", "I'm trying to", "I'd like to", "can you help me", "I have to",
+                   "how do I", "how can I"))
+    task = c.fill(c.pick(c.ind.account_tasks), acct=_account(c))
+    return _s(lead, task, end="?" if lead.startswith(("how", "can")) else ".")
+
+
+def _core_service_change(c: _Call) -> Sentence:
+    booking = c.sig("existing_customer", c.pick(c.ind.bookings))
+    return c.fill(c.pick(lex.RESCHEDULE), booking=booking) + [_Piece(".")]
+
+
+def _core_service_problem(c: _Call) -> Sentence:
+    """Something this business sold is wrong: "the router you sent me keeps dropping"."""
+    if not c.ind.fixes_for_anyone and c.chance(0.5):
+        # Only a customer could have this problem with this business ("I lost my debit card").
+        return _s(_fault(c))
+    if c.chance(0.5):
+        return c.fill(c.pick(lex.REFUNDS), owned=_owned(c)) + [_Piece(".")]
+    return _s(_owned(c), c.pick(c.ind.problems))
+
+
+def _core_info_question(c: _Call) -> Sentence:
+    return _info_question(c)
+
+
+def _core_info_policy(c: _Call) -> Sentence:
+    return _s(c.fmt(c.pick((*c.ind.policies, *lex.INFO_POLICY, *lex.INFO_AREA))), end="?")
+
+
+def _core_info_terms(c: _Call) -> Sentence:
+    return _terms_question(c) if c.ind.terms else _core_info_policy(c)
+
+
+def _core_info_capability(c: _Call) -> Sentence:
+    return _capability(c, c.product()[1])
+
+
+def _core_noise_wrong(c: _Call) -> Sentence:
+    if c.chance(0.5):
+        target, request, signal = c.pick(lex.WRONG_SERVICE)
+        if request:
+            return _s(c.fmt(target), "?", c.sig(signal, request) if signal else c.fmt(request), end="")
+        return _s(c.fmt(target), end="?" if target.startswith("is") else ".")
+    return _spoken_piece(_Piece(c.fmt(c.pick(lex.WRONG_TARGETS))))
+
+
+def _core_noise_robo(c: _Call) -> Sentence:
+    if c.chance(0.5):
+        return _s(c.fmt(c.pick(lex.ROBO_ACCOUNT)), ",", c.fmt(c.pick(lex.ROBO_ACTIONS)))
+    return _s(c.fmt(c.pick(lex.ROBO_OPENINGS)), ",", c.pick(lex.ROBO_LINKS), c.pick(lex.ROBO_TOPICS))
+
+
+def _core_noise_vendor(c: _Call) -> Sentence:
+    pitch = c.pick((*lex.VENDOR_PITCHES, *lex.VENDOR_PITCHES_MORE, *lex.RECRUITER_LINES))
+    return _s(c.fmt(pitch), ",", c.pick(lex.VENDOR_ASKS), end="?")
+
+
+def _core_noise_reminder(c: _Call) -> Sentence:
+    return _s(c.fmt(c.pick(lex.REMINDER_MISDIALS)))
+
+
+#: class -> core name -> (builder, weight within the class).
+CORES: dict[str, dict[str, tuple[Callable[[_Call], Sentence], float]]] = {
+    "buying": {"price": (_core_buy_price, 0.22), "quote": (_core_buy_quote, 0.14),
+               "need": (_core_buy_need, 0.16), "purchase": (_core_buy_purchase, 0.12),
+               "book": (_core_buy_book, 0.22),
+               "new_problem": (_core_buy_problem, 0.14)},
+    "service": {"status": (_core_service_status, 0.2), "billing": (_core_service_billing, 0.22),
+                "account": (_core_service_account, 0.2), "change_booking": (_core_service_change, 0.16),
+                "problem": (_core_service_problem, 0.22)},
+    "informational": {"question": (_core_info_question, 0.35), "policy": (_core_info_policy, 0.3),
+                      "terms": (_core_info_terms, 0.18), "capability": (_core_info_capability, 0.17)},
+    "noise": {"wrong": (_core_noise_wrong, 0.35), "robo": (_core_noise_robo, 0.3),
+              "vendor": (_core_noise_vendor, 0.25), "reminder": (_core_noise_reminder, 0.1)},
+}
+
+
+def _typed_core(c: _Call, label: str) -> tuple[str, Sentence]:
+    """A terse typed request of ``label`` ("card declined", "quote for a new roof"): (name, sentence)."""
+    if label == "buying":
+        lead, signal = c.pick(lex.TYPED_BUYING)
+        when = c.fmt(c.pick(lex.WHEN)) if c.chance(0.25) else None
+        need = c.sig("specific_need", c.product()[1])
+        return "typed_buy", _s(c.sig(signal, lead) if signal else lead, need, when, end="")
+    if label == "service":
+        if c.chance(0.35):
+            return "typed_plain", _s(c.pick(lex.TYPED_SERVICE_PLAIN), end="")
+        existing = {"acct": _account(c), "item": c.sig("existing_customer", c.pick(c.ind.status_items)),
+                    "booking": c.sig("existing_customer", c.pick(c.ind.bookings)), "owned": _owned(c)}
+        if c.chance(0.3):  # an account task as an assistant request: "how do I update the card on my account"
+            task = c.fill(c.pick(c.ind.account_tasks), acct=existing["acct"])
+            return "typed_task", _s(c.pick(lex.TYPED_LEADS), task, end="")
+        request = c.fill(c.pick(lex.TYPED_SERVICE), **existing)
+        if request[0].signal is None and request[0].text.split()[0] in _TYPED_VERBS and c.chance(0.4):
+            request = _s(c.pick(lex.TYPED_LEADS), request, end="")
+        return "typed_account", request
+    if label == "informational":
+        if c.chance(0.4):
+            question = c.fmt(c.pick((*c.ind.policies, *lex.INFO_POLICY, *c.ind.info)))
+            if question.startswith(("what", "how", "where", "is there")) and c.chance(0.5):
+                question = f"{c.pick(lex.TYPED_ASK_LEADS)} {question}"
+            return "typed_policy", _s(question, end="")
+        return "typed_info", _s(c.fmt(c.pick(lex.TYPED_INFO)), end="")
+    return "typed_noise", _s(c.fmt(c.pick(lex.TYPED_NOISE)), end="")
+
+
+#: Verbs a typed service request starts with, which can follow a lead ("please cancel ...").
+_TYPED_VERBS = frozenset({"cancel", "check", "pay", "make", "update", "dispute", "reschedule", "move",
+                          "return", "close", "confirm", "change"})
+
+
+def _typed(sentence: Sentence, c: _Call) -> Sentence:
+    """The sentence as typed text: usually no end punctuation, often all lower case."""
+    out = list(sentence)
+    while out and out[-1].text in (".", ","):
+        out.pop()
+    if out and out[-1].text == "?" and c.chance(0.6):
+        out.pop()
+    if c.chance(0.5):
+        out = [_Piece(p.text.lower(), p.signal) for p in out]
+    return out
+
+
+def _brief(c: _Call, label: str, register: str) -> tuple[str, list[_Draft]]:
+    """An opening in the short, typed, cut-off or greeting-only register: (scenario, turns).
+
+    * ``short``: maybe a greeting, then one short caller sentence ("I lost my debit card.").
+    * ``typed``: one terse caller line and no agent, like an IVR, chat or voice-assistant
+      transcript ("card declined", "quote for a new roof", "do you accept Apple Pay").
+    * ``cut_off``: a short request that goes on and is cut mid-sentence; the cut only takes words
+      after the request, or the end of its object, so what is left still shows the class.
+    * ``greeting_only``: the caller greets and never gets to a request: a hang-up or dead air,
+      always noise.
+    """
+    if register == "greeting_only":
+        turns = _greeting(c)
+        turns.append(_Draft("caller", [_spoken(c.fmt(c.pick(lex.GREETING_ONLY)))]))
+        if c.chance(0.5):
+            turns.append(_Draft("agent", [_s(c.pick(lex.GREETING_ONLY_AGENT), end="")]))
+            if c.chance(0.6):
+                follow = _s(c.pick(lex.GREETING_ONLY_FOLLOW), end=c.pick((".", "...")))
+                turns.append(_Draft("caller", [follow]))
+        return "greeting_only", turns
+    if register == "typed":
+        if c.chance(0.5):
+            name, core = _typed_core(c, label)
+        else:
+            name = _weighted(c.rng, CORES[label])
+            core = CORES[label][name][0](c)
+        return name, [_Draft("caller", [_typed(core, c)], typed=True)]
+    name = _weighted(c.rng, CORES[label])
+    core = [p for p in CORES[label][name][0](c) if p.text]
+    turns = _greeting(c, p_greet=0.6 if register == "short" else 0.75)
+    opener = _s(c.pick(lex.OPENERS), ",", end="") if c.chance(0.35) else []
+    if register == "cut_off":
+        core = _cut(c, core)
+    turns.append(_Draft("caller", [[*opener, *core]]))
+    if register == "cut_off" and c.chance(0.4):
+        turns.append(_Draft("agent", [_spoken(c.pick(lex.AGENT_CUT))]))
+    return name, turns
+
+
+def _cut(c: _Call, core: Sentence) -> Sentence:
+    """The core cut off mid-sentence, keeping the words that show its class.
+
+    Either the object at the end of the request is cut in the middle ("can I get a quote on a
+    tankless-": the span it was is gone, the request's own span stays), or the caller goes on
+    past the request and is cut in that continuation ("do you accept Cigna, or do I need to-").
+    """
+    words = [p for p in core if p.text not in _PUNCT]
+    last = words[-1] if words else None
+    head = core[:core.index(last)] if last is not None else []
+    # The object goes only when a request span stays in front of it ("how much is a tank-"); after
+    # a plain frame ("I'm calling about my-") too little would be left to tell the class.
+    if (last is not None and last.signal in ("specific_need", "existing_customer")
+            and any(p.signal in ("price_inquiry", "quote_request", "appointment_request") for p in head)
+            and len(last.text.split()) >= 2 and c.chance(0.5)):
+        tokens = last.text.split()
+        keep = c.rng.randint(1, len(tokens) - 1)
+        return [*head, _Piece(" ".join(tokens[:keep]) + "-")]
+    body = list(core)
+    while body and body[-1].text in _PUNCT:
+        body.pop()
+    tail = c.pick(lex.CUT_TAILS).split()
+    keep = c.rng.randint(1, len(tail))
+    return [*body, _Piece(","), _Piece(" ".join(tail[:keep]) + "-")]
 
 
 # --- dialogue: greeting, interjections ------------------------------------------------------------------
 
 
-def _dialogue(c: _Call, label: str, scenario: str, *, long: bool = False) -> list[_Draft]:
+#: Scenarios whose caller never negates another class's words (scripts, misdials, no content).
+_NO_NEGATION = frozenset({"silence", "dropped", "robocall", "wrong_number", "other", "robo_account",
+                          "reminder_misdial", "wrong_service"})
+
+
+def _greeting(c: _Call, *, p_notice: float = 0.08, p_greet: float = 1.0) -> list[_Draft]:
+    """The agent's greeting turn (sometimes after a recording notice), or none."""
+    greeting: list[Sentence] = []
+    if c.chance(p_notice):
+        greeting.append(_s(c.pick(lex.RECORDING_NOTICES)))
+    if c.chance(p_greet):
+        text = c.fmt(c.pick(lex.GREETINGS))
+        greeting.append(_s(text, end="?" if "help" in text or "do for you" in text else "."))
+    return [_Draft("agent", greeting)] if greeting else []
+
+
+def _dialogue(c: _Call, label: str, scenario: str, *, long: bool = False, rambling: bool = False
+              ) -> list[_Draft]:
     """The whole opening as turns: greeting, the scenario's caller turn(s), agent interjections.
 
     ``long`` adds a preamble: the caller introduces themselves, the agent asks how to help, and
-    the caller gives background before getting to the point.
+    the caller gives background before getting to the point. ``rambling`` voices the caller with
+    restarts, self-corrections and an aside, and lets the agent get fewer words in.
     """
-    greeting: list[Sentence] = []
-    if c.chance(0.3 if long else 0.08):
-        greeting.append(_s(c.pick(lex.RECORDING_NOTICES)))
-    if scenario != "robocall" or c.chance(0.7):
-        text = c.fmt(c.pick(lex.GREETINGS))
-        greeting.append(_s(text, end="?" if "help" in text or "do for you" in text else "."))
-    turns = [_Draft("agent", greeting)] if greeting else []
+    turns = _greeting(c, p_notice=0.3 if long else 0.08, p_greet=0.7 if scenario == "robocall" else 1.0)
 
     background: Script = []
     if long:
@@ -957,7 +1353,10 @@ def _dialogue(c: _Call, label: str, scenario: str, *, long: bool = False) -> lis
         picks = c.rng.sample((*lex.CONTEXT, *lex.DETAILS), c.rng.randint(1, 3))
         background = [_s(c.fmt(text)) for text in picks]
     script = [*background, *(item for item in SCENARIOS[label][scenario][0](c) if item)]
-    if scenario not in ("silence", "dropped", "robocall", "wrong_number", "other") and c.chance(0.18):
+    if rambling and label != "noise" and c.chance(0.5):
+        # An aside before the point: the caller thinks out loud.
+        script.insert(c.rng.randint(0, min(1, len(script))), _s(c.fmt(c.pick((*lex.CONTEXT, *lex.DETAILS)))))
+    if scenario not in _NO_NEGATION and c.chance(0.18):
         # Another class's words, negated: "I'm not looking for a quote" in an informational call.
         negation = _s(c.pick(("", "", "and", "but", "so", "and no,")), c.pick(lex.NEGATIONS[label]))
         script.insert(c.rng.randint(1 if len(script) > 1 else 0, len(script)), negation)
@@ -971,7 +1370,7 @@ def _dialogue(c: _Call, label: str, scenario: str, *, long: bool = False) -> lis
             turns.append(_Draft("agent", [item.sentence]))
             caller = []
         else:
-            sentence = _disfluent(c, item)
+            sentence = _disfluent(c, item, rambling=rambling)
             if sentence:
                 caller.append(sentence)
     if not caller:
@@ -980,7 +1379,7 @@ def _dialogue(c: _Call, label: str, scenario: str, *, long: bool = False) -> lis
     # Only after a full sentence with some content ("Hello, yes." is not worth an answer).
     cuts = [i for i in range(1, len(caller)) if caller[i - 1][-1].text in (".", "?", "!")
             and sum(len(p.text.split()) for s in caller[:i] for p in s) >= 6]
-    if not explicit_agent and cuts and label != "noise" and c.chance(0.35):
+    if not explicit_agent and cuts and label != "noise" and c.chance(0.15 if rambling else 0.35):
         cut = c.pick(cuts)
         turns.append(_Draft("caller", caller[:cut]))
         rest = caller[cut:]
@@ -1001,7 +1400,7 @@ def _dialogue(c: _Call, label: str, scenario: str, *, long: bool = False) -> lis
         turns.append(_Draft("caller", rest))
     else:
         turns.append(_Draft("caller", caller))
-    if label != "noise" and c.chance(0.35):
+    if label != "noise" and not rambling and c.chance(0.35):
         # The call goes on inside the window: the agent takes details, the caller gives them.
         question, answers = c.pick(lex.AGENT_QUESTIONS)
         turns.append(_Draft("agent", [_s(c.pick(lex.AGENT_ACKS), ",", question, end="?")]))
@@ -1014,14 +1413,23 @@ def _dialogue(c: _Call, label: str, scenario: str, *, long: bool = False) -> lis
     return turns
 
 
-def _disfluent(c: _Call, sentence: Sentence) -> Sentence:
-    """Sprinkle fillers and restarts between pieces (never inside a signal span)."""
+def _disfluent(c: _Call, sentence: Sentence, *, rambling: bool = False) -> Sentence:
+    """Sprinkle fillers and restarts between pieces (never inside a signal span).
+
+    A ``rambling`` caller fills, restarts and corrects themselves far more often.
+    """
     out = list(sentence)
-    if c.chance(0.22):
+    if c.chance(0.55 if rambling else 0.22):
         at = c.rng.randint(0, max(0, len(out) - 2))
         filler = c.pick(lex.FILLERS)
         out[at:at] = [_Piece(filler), _Piece(",")] if at == 0 else [_Piece(","), _Piece(filler), _Piece(",")]
-    if c.chance(0.08):
+    if rambling and len(out) > 2 and c.chance(0.45):
+        # A self-correction between two pieces: "I need- no wait, sorry, we need a quote".
+        at = c.rng.randint(1, len(out) - 2)
+        if out[at].text not in _PUNCT:
+            stub = c.pick(("uh-", "the-", "a-", "I-", "we-", "my-", "it-", "so-"))
+            out.insert(at, _Piece(f"{stub} {c.pick(lex.SELF_CORRECTIONS)}"))
+    if c.chance(0.35 if rambling else 0.08):
         out.insert(0, _Piece(c.pick(lex.RESTARTS)))
     # A punctuation piece can't open a sentence.
     while out and out[0].text in _PUNCT:
@@ -1175,7 +1583,7 @@ def _assemble(drafts: list[_Draft], *, asr: bool, rng: random.Random | None = No
             if asr and rng is not None:
                 rendered = _render_asr(sentence, rng, spell)
             else:
-                rendered = _render_clean(sentence, capitalize)
+                rendered = _render_clean(sentence, capitalize and not draft.typed)
             # The next sentence starts with a capital only after a full stop (not after "so yeah,").
             capitalize = bool(sentence) and sentence[-1].text in (".", "?", "!")
             for piece in rendered:
@@ -1270,6 +1678,11 @@ def _weighted(rng: random.Random, options: dict[str, tuple[Callable[[_Call], Scr
     return rng.choices(names, weights=[options[n][1] for n in names])[0]
 
 
+def _draw_register(rng: random.Random, label: str) -> str:
+    names = list(REGISTER_SHARES[label])
+    return rng.choices(names, weights=[REGISTER_SHARES[label][n] for n in names])[0]
+
+
 def _class_quota(n: int, rng: random.Random) -> list[str]:
     counts = {label: int(n * share) for label, share in CLASS_SHARES.items()}
     counts["buying"] += n - sum(counts.values())
@@ -1287,12 +1700,18 @@ def _make_call(index: int, label: str, seed: int, asr_noise: float, seen: set[st
     # any --asr-noise and the noisy rows are noisy renderings of them.
     asr_rng = random.Random(f"asr:{seed}:{index}")
     asr = asr_rng.random() < asr_noise
+    # Drawn once, outside the retries, so the shares hold although short rows collide more often.
+    register = _draw_register(rng, label)
     for _ in range(200):
         c = _Call(rng, rng.choice(lex.INDUSTRIES))
-        scenario = _weighted(rng, SCENARIOS[label])
-        # Some callers take their time: the 30-second window ends before (part of) their request.
-        long = label != "noise" and rng.random() < LONG_OPENING_SHARE
-        drafts = _dialogue(c, label, scenario, long=long)
+        long = False
+        if register in ("classic", "rambling"):
+            scenario = _weighted(rng, SCENARIOS[label])
+            # Some callers take their time: the 30-second window ends before (part of) their request.
+            long = label != "noise" and rng.random() < LONG_OPENING_SHARE
+            drafts = _dialogue(c, label, scenario, long=long, rambling=register == "rambling")
+        else:
+            scenario, drafts = _brief(c, label, register)
         transcript, spans, turns = _assemble(drafts, asr=False)
         clean = _fit_or_cut(transcript, spans, turns, _timeline(turns, rng, slow=long), cut=long)
         # Unique in the form data.dataset compares for leakage, so any split of the corpus loads.
@@ -1314,7 +1733,7 @@ def _make_call(index: int, label: str, seed: int, asr_noise: float, seen: set[st
         call_id=f"synth-{index:06d}", transcript=transcript, label=label,
         signals=tuple(sorted(present, key=SIGNAL_INDEX.__getitem__)), spans=tuple(spans),
         turns=tuple(turns), words=words, source=source, campaign=campaign, industry=c.ind.name,
-        scenario=f"{label}.{scenario}", asr_noise=asr,
+        scenario=f"{label}.{scenario}", asr_noise=asr, register=register,
     )
 
 
@@ -1390,7 +1809,7 @@ def corpus_stats(calls: Sequence[SynthCall]) -> dict[str, Any]:
         calls: A generated corpus.
 
     Returns:
-        ``{"n", "classes", "industries", "scenarios", "signals", "asr_rows", "words": {"mean",
+        ``{"n", "classes", "industries", "scenarios", "registers", "signals", "asr_rows", "words": {"mean",
         "median", "p95", "min", "max"}, "seconds": {"mean", "max"}}``.
     """
     lengths = sorted(len(c.transcript.split()) for c in calls)
@@ -1404,6 +1823,7 @@ def corpus_stats(calls: Sequence[SynthCall]) -> dict[str, Any]:
         "classes": {label: sum(c.label == label for c in calls) for label in CLASS_NAMES},
         "industries": dict(sorted(Counter(c.industry for c in calls).items())),
         "scenarios": dict(sorted(Counter(c.scenario for c in calls).items())),
+        "registers": {name: sum(c.register == name for c in calls) for name in REGISTERS},
         "signals": {name: signals[name] for name in SIGNAL_INDEX if signals[name]},
         "asr_rows": sum(c.asr_noise for c in calls),
         "words": {"mean": round(statistics.fmean(lengths), 1), "median": statistics.median(lengths),

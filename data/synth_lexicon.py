@@ -63,6 +63,13 @@ class Industry:
             A new job (buying) when the business did not sell the thing, service when the caller
             adds that it did ("you guys put it in last year").
         fixes_for_anyone: Whether the business takes new repair jobs (faults can be buying).
+        policies: General questions beyond hours and location, with no purchase step: rates and
+            fees as policy, policies (returns, cancellation, warranty), "do you accept X",
+            eligibility ("do I qualify"), service area ("do you come out to {town}").
+            Informational; none asks what a concrete job would cost, so none is a price_inquiry.
+        terms: An existing customer's general question about the terms of what they have ("what's
+            the interest rate on [my savings account]"): informational, the bracketed words an
+            existing_customer span. Their own balance, status or bill would be service.
     """
 
     name: str
@@ -83,6 +90,8 @@ class Industry:
     staff: tuple[str, ...]
     faults: tuple[str, ...] = ()
     fixes_for_anyone: bool = False
+    policies: tuple[str, ...] = ()
+    terms: tuple[str, ...] = ()
 
 
 INDUSTRIES: tuple[Industry, ...] = (
@@ -143,6 +152,26 @@ INDUSTRIES: tuple[Industry, ...] = (
                 "the toilet keeps running", "there's no hot water", "my garbage disposal is jammed",
                 "the roof is leaking over the garage"),
         fixes_for_anyone=True,
+        terms=(
+            "what does [my maintenance plan] cover",
+            "is [my service agreement] transferable if I sell the house",
+            "how many tune-ups do I get with [my maintenance plan]",
+            "does [the warranty on my unit] cover labor",
+        ),
+        policies=(
+                  "do you charge for estimates",
+                  "is there a trip charge",
+                  "what's your warranty on installs",
+                  "do you come out to {town}",
+                  "is {town} in your service area",
+                  "do you charge extra on weekends",
+                  "do you charge extra for after hours calls",
+                  "do you offer a senior discount",
+                  "what's your policy if a part fails",
+                  "do you take credit cards over the phone",
+                  "are your estimates free",
+                  "what's your labor warranty",
+        ),
     ),
     Industry(
         name="insurance",
@@ -186,6 +215,27 @@ INDUSTRIES: tuple[Industry, ...] = (
         faults=("my rate went up", "I got a letter saying my coverage is changing",
                 "I was in a fender bender"),
         fixes_for_anyone=False,
+        terms=(
+            "does [my policy] cover flood damage",
+            "does [my auto policy] cover rental cars",
+            "is roadside assistance included in [my policy]",
+            "does [my policy] cover other drivers",
+            "does [my home policy] cover mold",
+        ),
+        policies=(
+                  "is there a fee to cancel a policy",
+                  "what discounts do you offer",
+                  "do I qualify for the safe driver discount",
+                  "do you insure drivers with a ticket on their record",
+                  "is there a grace period on payments",
+                  "what's your cancellation policy",
+                  "do you cover rideshare drivers",
+                  "do you accept payments by card",
+                  "who qualifies for the multi car discount",
+                  "do you write policies for people in {town}",
+                  "is there a fee for paying monthly",
+                  "do you charge for a policy review",
+        ),
     ),
     Industry(
         name="automotive",
@@ -231,6 +281,26 @@ INDUSTRIES: tuple[Industry, ...] = (
                 "there's a noise coming from the front end", "my transmission is slipping",
                 "I have a slow leak in my tire"),
         fixes_for_anyone=True,
+        terms=(
+            "what does [my extended warranty] cover",
+            "is the oil change included in [my maintenance package]",
+            "how long is the warranty on [the brakes you did]",
+            "does [my warranty] cover the battery",
+        ),
+        policies=(
+                  "do you charge for diagnostics",
+                  "what's your warranty on repairs",
+                  "do you take Apple Pay",
+                  "do you install parts that customers bring in",
+                  "do I qualify for the zero percent financing",
+                  "do you tow from {town}",
+                  "is there a fee to hold a car",
+                  "do you accept trade-ins with a loan on them",
+                  "what's your labor rate",
+                  "do you honor the manufacturer warranty",
+                  "what credit score do I need for financing",
+                  "is there a doc fee on your cars",
+        ),
     ),
     Industry(
         name="dental",
@@ -273,6 +343,24 @@ INDUSTRIES: tuple[Industry, ...] = (
         faults=("my tooth is killing me", "I chipped a tooth", "my crown came off", "my gums are bleeding",
                 "I have a bad toothache", "my filling fell out"),
         fixes_for_anyone=True,
+        terms=(
+            "how many cleanings a year come with [my membership plan]",
+            "does [my treatment plan] include the crown",
+        ),
+        policies=(
+                  "do you accept Cigna",
+                  "do you take my insurance",
+                  "do you have a cancellation fee",
+                  "do you offer payment plans",
+                  "what's your policy on missed appointments",
+                  "do you charge for x-rays with a cleaning",
+                  "do you see patients from {town}",
+                  "do I qualify for the new patient special",
+                  "do you accept CareCredit",
+                  "are you in network with Aetna",
+                  "do you bill my insurance directly",
+                  "do you take patients without insurance",
+        ),
     ),
     Industry(
         name="medical",
@@ -313,6 +401,24 @@ INDUSTRIES: tuple[Industry, ...] = (
         faults=("my back is still hurting", "I have a rash that won't go away",
                 "my knee has been swelling up", "I have a sinus infection", "my son has an ear infection"),
         fixes_for_anyone=True,
+        terms=(
+            "does [my membership] include lab work",
+            "are telehealth visits part of [my plan with you]",
+        ),
+        policies=(
+                  "do you accept Medicare",
+                  "do you take Aetna",
+                  "is there a fee for missed appointments",
+                  "do you have a self pay rate",
+                  "do I need a referral",
+                  "do you see patients from {town}",
+                  "do you do telehealth",
+                  "what's your policy on prescription refills",
+                  "am I eligible for the sliding scale",
+                  "do you take United Healthcare",
+                  "do you accept Medicaid patients",
+                  "is there a copay for telehealth visits",
+        ),
     ),
     Industry(
         name="legal",
@@ -355,6 +461,24 @@ INDUSTRIES: tuple[Industry, ...] = (
         faults=("the other side filed something new", "I got another letter from the court",
                 "my ex isn't following the agreement"),
         fixes_for_anyone=False,
+        terms=(
+            "does [my retainer] cover court appearances",
+            "what does [my flat fee package] include",
+        ),
+        policies=(
+                  "do you charge for the first consultation",
+                  "do you work on contingency",
+                  "what's your hourly rate",
+                  "do you take payment plans",
+                  "do you handle cases outside {town}",
+                  "do you accept credit cards for the retainer",
+                  "do I qualify for free legal aid",
+                  "what's your refund policy on retainers",
+                  "do you charge a flat fee for wills",
+                  "is the consultation free",
+                  "what percentage do you take on injury cases",
+                  "do you take cases in {state}",
+        ),
     ),
     Industry(
         name="solar",
@@ -392,6 +516,25 @@ INDUSTRIES: tuple[Industry, ...] = (
         faults=("my system is showing offline", "the inverter has a red light",
                 "the panels aren't producing much", "my electric bill went up"),
         fixes_for_anyone=False,
+        terms=(
+            "what does the warranty on [my system] cover",
+            "is [my solar lease] transferable if I sell",
+            "does [my lease] include panel cleaning",
+        ),
+        policies=(
+                  "do I qualify for the tax credit",
+                  "is my roof eligible for solar",
+                  "do you install in {town}",
+                  "what's the warranty on the panels",
+                  "do you charge for the site survey",
+                  "what's the interest rate on your solar loans",
+                  "do you work with homes in an HOA",
+                  "is there a penalty if I cancel",
+                  "what credit score do I need to qualify",
+                  "do the panels come with a production guarantee",
+                  "do you service systems other companies installed",
+                  "is there a fee to transfer a lease",
+        ),
     ),
     Industry(
         name="real_estate",
@@ -428,6 +571,26 @@ INDUSTRIES: tuple[Industry, ...] = (
         faults=("the heater in my unit is broken", "the sink is leaking", "the garage door won't open",
                 "there's mold in the bathroom"),
         fixes_for_anyone=False,
+        terms=(
+            "are pets allowed under [my lease]",
+            "is there a penalty for breaking [my lease]",
+            "does [my lease] include parking",
+            "is renters insurance required on [my lease]",
+        ),
+        policies=(
+                  "what's your pet deposit",
+                  "is there an application fee",
+                  "what's your commission rate",
+                  "do you accept section 8",
+                  "what credit score do I need to qualify",
+                  "do you manage rentals in {town}",
+                  "what's the policy on breaking a lease",
+                  "is there a move-in fee",
+                  "are pets allowed in your buildings",
+                  "do you charge for parking",
+                  "do you require renters insurance",
+                  "how much is the security deposit usually",
+        ),
     ),
     Industry(
         name="telecom",
@@ -468,6 +631,27 @@ INDUSTRIES: tuple[Industry, ...] = (
         faults=("my internet keeps dropping", "my wifi is really slow", "my phone has no signal at home",
                 "the cable box won't turn on"),
         fixes_for_anyone=False,
+        terms=(
+            "does [my plan] include international calling",
+            "is there a data cap on [my plan]",
+            "can I use [my phone] in Mexico",
+            "does [my plan] come with a hotspot",
+            "is there a fee to upgrade [my plan]",
+        ),
+        policies=(
+                  "is there an early termination fee",
+                  "what's the activation fee",
+                  "do I qualify for the low income program",
+                  "is there a fee to switch plans",
+                  "what's your return policy on phones",
+                  "do you have coverage in {town}",
+                  "is there a data cap",
+                  "do you deliver phones to {town}",
+                  "do you accept prepaid cards",
+                  "do you charge for the router",
+                  "is there a fee to pay by phone",
+                  "do you service {town}",
+        ),
     ),
     Industry(
         name="banking",
@@ -501,15 +685,43 @@ INDUSTRIES: tuple[Industry, ...] = (
         status_items=("my loan application", "the wire transfer", "my new card", "the dispute I filed",
                       "my mortgage payment"),
         account_tasks=("check {acct}", "transfer money out of {acct}", "dispute a charge on {acct}",
+                       "move {price} from {acct} into savings", "send {price} to {name} from {acct}",
+                       "see how much is in {acct}", "find out the balance on {acct}",
+                       "pay off the credit card out of {acct}",
                        "reset the password for {acct}", "close {acct}", "order checks for {acct}"),
         info=("what time does the branch close", "do you have a branch in {town}",
               "is the drive-thru open on Saturday",
               "do you have notary service", "are you FDIC insured", "do you have a coin machine"),
         campaigns=("cd-special", "checking-bonus", "refi-season", "heloc-promo"),
         staff=("a banker", "a loan officer", "someone"),
-        faults=("my card got declined", "I can't log into online banking",
+        faults=("my card got declined", "I can't log into online banking", "I lost my debit card",
+                "my card was stolen", "I got locked out of online banking",
                 "there's a charge I don't recognize", "my direct deposit didn't show up"),
         fixes_for_anyone=False,
+        terms=(
+            "what's the interest rate on [my savings account]",
+            "is there a monthly fee on [my checking account]",
+            "what's the routing number for [my account]",
+            "can I use [my debit card] overseas",
+            "is there a foreign transaction fee on [my credit card]",
+            "what's the daily limit on [my debit card]",
+            "what's the APR on [my credit card]",
+            "what's the exchange rate if I use [my card] in Canada",
+        ),
+        policies=(
+                  "what's your routing number",
+                  "what's the interest rate on your savings accounts",
+                  "what's the APR on your credit cards",
+                  "is there a fee for international transactions",
+                  "what's the exchange rate for euros",
+                  "is there a monthly fee on checking",
+                  "what's the overdraft fee",
+                  "what credit score do I need to qualify for a card",
+                  "do you charge for wire transfers",
+                  "what are your CD rates right now",
+                  "is there a minimum balance on savings",
+                  "do you charge a foreign transaction fee",
+        ),
     ),
     Industry(
         name="retail",
@@ -547,6 +759,26 @@ INDUSTRIES: tuple[Industry, ...] = (
         faults=("the recliner stopped reclining", "the TV won't turn on", "the mattress is sagging",
                 "the grill won't light"),
         fixes_for_anyone=False,
+        terms=(
+            "what's the return window on [my order]",
+            "does [the couch I bought] come with a warranty",
+            "can I use [my rewards points] online",
+            "does [my protection plan] cover accidental damage",
+        ),
+        policies=(
+                  "do you deliver to {town}",
+                  "is there a restocking fee",
+                  "do you accept Apple Pay",
+                  "do you take returns without a receipt",
+                  "do you charge for delivery",
+                  "do you offer layaway",
+                  "do you honor competitor coupons",
+                  "what's the warranty on mattresses",
+                  "do I qualify for store financing",
+                  "what's your exchange policy",
+                  "how long do I have to return something",
+                  "do you ship to {state}",
+        ),
     ),
     Industry(
         name="pest_control",
@@ -584,6 +816,25 @@ INDUSTRIES: tuple[Industry, ...] = (
                 "there are roaches in the bathroom", "something is scratching in the attic",
                 "there's a wasp nest by the front door"),
         fixes_for_anyone=True,
+        terms=(
+            "does [my service plan] cover mice",
+            "is [my termite bond] transferable",
+            "are callbacks included in [my plan]",
+        ),
+        policies=(
+                  "do you charge for the inspection",
+                  "is there a contract",
+                  "do you come out to {town}",
+                  "what's your guarantee if they come back",
+                  "do you accept credit cards",
+                  "do you treat commercial kitchens",
+                  "is there a cancellation fee on the plan",
+                  "are your treatments safe for kids",
+                  "do you charge for follow-up visits",
+                  "is {town} in your service area",
+                  "do you offer a warranty on termite work",
+                  "do you have a senior discount",
+        ),
     ),
     Industry(
         name="moving",
@@ -614,6 +865,25 @@ INDUSTRIES: tuple[Industry, ...] = (
         staff=("a crew", "someone", "a mover"),
         faults=("a box is missing", "my dresser got scratched", "the truck is running late"),
         fixes_for_anyone=False,
+        terms=(
+            "does [my booking] include packing materials",
+            "is there a fee to change [my move date]",
+            "does [my reservation] include insurance",
+        ),
+        policies=(
+                  "do you charge by the hour",
+                  "what's your minimum",
+                  "do you require a deposit",
+                  "do you move to {state}",
+                  "what's your cancellation policy",
+                  "do you accept credit cards",
+                  "are my things insured during the move",
+                  "is there a fee for stairs",
+                  "do you charge for travel time",
+                  "do you serve {town}",
+                  "what's your policy on damaged items",
+                  "what's your hourly rate for two movers",
+        ),
     ),
     Industry(
         name="hospitality",
@@ -655,6 +925,26 @@ INDUSTRIES: tuple[Industry, ...] = (
         faults=("the room was never cleaned", "we got charged for a room service order we didn't get",
                 "our dinner order was wrong"),
         fixes_for_anyone=False,
+        terms=(
+            "is breakfast included with [my reservation]",
+            "what time is check-in for [my booking]",
+            "is parking included with [my reservation]",
+            "is [my reservation] refundable",
+        ),
+        policies=(
+                  "do you accept reservations",
+                  "is there a corkage fee",
+                  "are pets allowed",
+                  "what's the cancellation policy for rooms",
+                  "do you deliver to {town}",
+                  "is there a resort fee",
+                  "how busy are you on Friday nights",
+                  "do you charge for kids",
+                  "what time is check-in",
+                  "do you take reservations for large groups",
+                  "is there a service charge for parties",
+                  "do you accept checks",
+        ),
     ),
     Industry(
         name="travel",
@@ -666,6 +956,8 @@ INDUSTRIES: tuple[Industry, ...] = (
             Product(("a charter bus for our church group", "a bus for fifty people",
                      "a shuttle for a wedding"),
                     (1200, 4500)),
+            Product(("a round trip flight to {state}", "two plane tickets to {town}",
+                     "a one way flight to {state}", "a flight for my mom to {state}"), (120, 900)),
             Product(("a cruise package", "a trip to Cancun for two", "an all inclusive package",
                      "flights and a hotel for a family of four", "a week in Orlando"), (1500, 8000)),
             Product(("a rental car for the week", "a minivan rental", "a one way rental to {state}"), (40,
@@ -696,6 +988,125 @@ INDUSTRIES: tuple[Industry, ...] = (
         staff=("a driver", "an agent", "someone"),
         faults=("the driver never showed up", "the car was dirty", "my flight got changed"),
         fixes_for_anyone=False,
+        terms=(
+            "what's the baggage allowance on [my booking]",
+            "is [my reservation] refundable",
+            "what's the cancellation policy on [my booking]",
+            "can I bring a car seat for [my ride]",
+            "what are the carry-on rules for [my trip]",
+        ),
+        policies=(
+                  "what's the baggage allowance",
+                  "what are the carry-on rules",
+                  "is there a fee to change a booking",
+                  "do you serve {town}",
+                  "do you accept cash",
+                  "do I need a passport for the cruise",
+                  "is there a fee for car seats",
+                  "do you charge extra for tolls",
+                  "what's the minimum age to rent a car",
+                  "is there a fee for a second driver",
+                  "what's your refund policy if a flight is cancelled",
+                  "do you pick up from {town}",
+        ),
+    ),
+    Industry(
+        name="salon_spa",
+        businesses=("Studio 9 Salon", "Serenity Day Spa", "Polished Nail Bar", "The Barber Lounge",
+                    "Glow Med Spa"),
+        products=(
+            Product(("a haircut", "a women's cut and blow dry", "a men's haircut", "a trim for my son",
+                     "a haircut and beard trim"), (25, 85)),
+            Product(("highlights", "a color touch-up", "balayage", "a keratin treatment"), (90, 350)),
+            Product(("a massage", "a 60 minute massage", "a couples massage", "a deep tissue massage"),
+                    (80, 220)),
+            Product(("a manicure", "a mani pedi", "gel nails", "a pedicure for two"), (30, 110)),
+            Product(("a facial", "lash extensions", "eyebrow waxing", "a bridal hair and makeup trial"),
+                    (40, 300)),
+        ),
+        addons=("a deep conditioning treatment", "a scalp massage with my cut", "gel polish on my pedicure",
+                "an extra 30 minutes on my massage", "a brow tint"),
+        deals=("the first visit 20 percent off", "the spa day package", "the 50 dollar facial special"),
+        visits=("book an appointment", "get in with a stylist", "make an appointment", "come in",
+                "get on the books", "book a time"),
+        owned=("the color I got last week", "my haircut on Saturday", "the gift card I bought from you",
+               "the massage package I bought"),
+        account_refs=("my account", "my package", "my gift card", "my membership"),
+        bookings=("my appointment", "my massage", "my haircut", "my color appointment"),
+        problems=("came out way too dark", "is already chipping", "was uneven", "expired before I used it"),
+        new_problems=("my hair is a mess after a bad cut somewhere else", "I have a wedding coming up",
+                      "my back has been really tight"),
+        status_items=("my gift card balance", "the refund on my package", "my membership credits"),
+        account_tasks=("cancel {acct}", "freeze {acct}", "update the card on {acct}", "use {acct}"),
+        info=("do you take walk-ins", "are you open on Sundays", "do you have parking",
+              "do you do kids' haircuts", "do you use organic products", "how long does a color take"),
+        campaigns=("first-visit", "bridal-season", "spa-day", "holiday-gift-cards"),
+        staff=("a stylist", "a massage therapist", "a nail tech"),
+        faults=("my nails are already chipping", "the color came out too brassy"),
+        fixes_for_anyone=True,
+        terms=(
+            "how many massages a month come with [my membership]",
+            "does [my gift card] expire",
+            "can I share [my package] with my wife",
+        ),
+        policies=(
+            "do you have a cancellation fee", "is there a charge if I'm late", "do you accept tips on a card",
+            "do you take walk-ins for men's cuts", "is gratuity included",
+            "do you charge extra for long hair",
+            "do you offer student discounts", "what's your policy if I'm not happy with my color",
+            "do you accept gift cards from the other location", "do I need a deposit to book",
+            "do you have a membership", "is there a fee for a patch test",
+        ),
+    ),
+    Industry(
+        name="events",
+        businesses=("The Majestic Theater", "Riverfront Amphitheater", "City Comedy Club",
+                    "Starlight Cinemas",
+                    "Fun Zone Family Center"),
+        products=(
+            Product(("two tickets for Saturday's show", "tickets to the concert on the {ordinal}",
+                     "four seats for the matinee", "tickets for the comedy show",
+                     "a pair of tickets in the balcony"),
+                    (25, 180)),
+            Product(("a birthday party package for my son", "a party room for twelve kids",
+                     "a private screening for our office", "a group outing for thirty people"), (250, 2500)),
+            Product(("season tickets", "a membership for the family", "a VIP package for the concert"),
+                    (120, 1200)),
+        ),
+        addons=("parking passes with my tickets", "the meet and greet add-on", "pizza for the party",
+                "two more tickets on my order", "an upgrade to the front row"),
+        deals=("the two for one Tuesday deal", "the family four pack", "the early bird ticket special"),
+        visits=("reserve seats", "book the party room", "hold some tickets", "reserve a table for the show",
+                "book a time slot", "get on the list"),
+        owned=("the tickets I bought online", "the party we had there on Saturday", "my season tickets"),
+        account_refs=("my order", "my account", "my tickets", "my membership", "my confirmation number"),
+        bookings=("my party booking", "my reservation", "my tickets for Friday", "my time slot"),
+        problems=("never came to my email", "were for the wrong date", "got charged twice",
+                  "show the wrong seats"),
+        new_problems=("my son's birthday is next month", "we have family in town this weekend",
+                      "our office wants to do a team outing"),
+        status_items=("my refund", "my ticket order", "the tickets I bought online", "my party deposit"),
+        account_tasks=("transfer {acct} to my brother", "cancel {acct}", "change the date on {acct}",
+                       "resend {acct}"),
+        info=("what time do doors open", "is there parking", "is the show all ages", "how long is the show",
+              "can I bring a bag in", "is there a box office at the venue"),
+        campaigns=("summer-concerts", "birthday-parties", "comedy-weekends", "holiday-shows"),
+        staff=("someone in the box office", "the party coordinator", "a manager"),
+        faults=("my tickets never showed up", "I got charged twice for my tickets"),
+        fixes_for_anyone=False,
+        terms=(
+            "can I get a refund on [my tickets] if the show is moved",
+            "does [my membership] include guest passes",
+            "is parking included with [my VIP package]",
+        ),
+        policies=(
+            "what's your refund policy on tickets", "is there a service fee on tickets",
+            "do you accept cash at the door",
+            "do you do student discounts", "is there a fee to exchange tickets",
+            "do kids under two need a ticket",
+            "what's your bag policy", "is there a two drink minimum", "do you offer group rates",
+            "are service animals allowed", "is there a dress code", "do you allow outside food",
+        ),
     ),
 )
 
@@ -1003,7 +1414,8 @@ EXISTING_CLAUSES: dict[str, tuple[str, ...]] = {
                 "I'm a client of yours",
                 "you guys set it up", "it was booked through you"),
 }
-EXISTING_CLAUSE_KIND = {"home_services": "thing", "automotive": "thing", "solar": "thing", "telecom": "thing",
+EXISTING_CLAUSE_KIND = {"salon_spa": "visit", "home_services": "thing", "automotive": "thing",
+                        "solar": "thing", "telecom": "thing",
                         "retail": "thing", "pest_control": "thing", "dental": "visit", "medical": "visit"}
 #: An existing customer asks for a new booking: buying (existing_customer span first).
 EXISTING_NEW_VISIT = ("I'm an existing patient", "I'm a regular there", "I've been coming to you for years",
@@ -1125,3 +1537,172 @@ DROPPED_STARTS = ("I was calling about", "I wanted to ask about the", "yeah, I'm
                   "I'm calling to see if you guys", "so the reason I'm calling is", "I got a call from")
 DROPPED_ENDS = ("hello? hello", "hello? are you there", "you're breaking up", "can you hear me? hello",
                 "sorry, I'm losing you", "hello? I think the call dropped")
+
+# --- informational beyond hours and location -------------------------------------------------------------
+
+#: How a caller might pay; "do you accept {payment}" is a policy question.
+PAYMENTS = ("credit cards", "Apple Pay", "checks", "cash", "Venmo", "American Express", "debit cards",
+            "Zelle", "personal checks", "PayPal", "a credit card over the phone")
+#: Industry-neutral policy questions (fees, discounts, cancellation, eligibility); informational.
+INFO_POLICY = ("do you accept {payment}", "do you take {payment}", "is there a fee if I cancel",
+               "what's your refund policy", "do you offer a senior discount",
+               "do you have a military discount",
+               "do I qualify for {deal}", "who qualifies for {deal}", "what do I need to qualify for {deal}",
+               "is {deal} still going on", "does {deal} apply to everyone", "is there a fee to pay by card",
+               "do you charge a deposit", "what's your cancellation policy", "is there a late fee",
+               "do you offer any discounts", "do you price match", "do you charge for cancellations")
+
+#: Service-area questions any business may get; informational.
+INFO_AREA = ("do you serve the {town} area", "do you cover {town}", "is {town} in your area",
+             "how far out do you go",
+             "do you have anyone out near {town}", "do you come out as far as {town}",
+             "do you work in {town}",
+             "is {zip} in your area")
+
+# --- registers: how the opening is voiced --------------------------------------------------------------
+
+#: A rambling caller corrects themselves between pieces (never inside a signal span).
+SELF_CORRECTIONS = ("no wait, sorry,", "I mean,", "or- no,", "sorry, let me back up,", "what am I saying,",
+                    "actually, no,", "hold on, let me start over,", "well, not- I mean,",
+                    "sorry, I'm all over the place,", "how do I put this,", "let me rephrase that,",
+                    "or, well,", "wait, no,", "it's- it's", "the- the")
+#: A cut-off question: the words that were coming when the line dropped (no signal, no intent).
+CUT_TAILS = ("and also", "because I was", "or do I need to", "for like the", "and if so, what", "because my",
+             "or is that", "and what about the", "because we're trying to", "and I wanted to", "or would I",
+             "and is there a", "and my", "so that I can", "like the whole", "or if not, then")
+#: What the agent says after the line cuts out.
+AGENT_CUT = ("sorry, you cut out there", "hello? I lost you for a second", "I'm sorry, you broke up",
+             "can you repeat that", "sorry, I didn't catch the end of that", "hello? are you still there")
+#: A caller who greets and says nothing more in the whole opening (hang-up, dead air): noise.
+GREETING_ONLY = ("hi, how are you", "hey, good morning", "yes, hi, hello", "hi, yeah, um",
+                 "oh, hi, hold on one second",
+                 "hi, sorry, give me one second", "hello, yes, hi there", "hi, um, hang on",
+                 "yeah, hi, can you hold on",
+                 "hi, is this {biz}", "hello? yeah, hi", "hi there, um, one sec",
+                 "good afternoon, how are you today",
+                 "hey, yeah, hi, um", "hi, sorry, I'm just pulling over", "hello, um, hi, yeah",
+                 "oh, hi, sorry, hang on")
+GREETING_ONLY_AGENT = ("hello?", "yes, how can I help you?", "sure, take your time.", "hello, are you there?",
+                       "yes, it is, what can I do for you?", "no problem.", "mm-hmm?")
+GREETING_ONLY_FOLLOW = ("um, yeah, hold on", "sorry, one sec", "uh, hang on, my kid is", "yeah, um",
+                        "sorry, I'll call you back", "oh, um, never mind", "hold on",
+                        "uh, sorry, wrong button")
+
+#: Typed-style requests (an IVR, chat or voice-assistant transcript): terse, no greeting, no filler.
+#: (lead, signal or None); the lead comes before a product name ({need}, a specific_need span).
+TYPED_BUYING = (("price for", "price_inquiry"), ("how much for", "price_inquiry"),
+                ("cost of", "price_inquiry"),
+                ("how much is", "price_inquiry"), ("pricing on", "price_inquiry"),
+                ("quote for", "quote_request"),
+                ("estimate for", "quote_request"), ("get a quote on", "quote_request"),
+                ("appointment for", "appointment_request"), ("schedule", "appointment_request"),
+                ("book", "appointment_request"), ("reserve", "appointment_request"), ("need", None),
+                ("looking for", None), ("want to buy", None), ("order", None), ("sign up for", None),
+                ("I want", None), ("interested in", None), ("new customer,", None), ("I'd like", None),
+                ("get me", None), ("I want to book", "appointment_request"),
+                ("can you book", "appointment_request"),
+                ("I'd like to reserve", "appointment_request"), ("help me book", "appointment_request"),
+                ("I need to buy", None), ("I want to order", None), ("please find me", None))
+#: How a typed request to an assistant may start before a verb ("can you cancel my order").
+TYPED_LEADS = ("please", "can you", "I need to", "I want to", "help me", "I'd like to", "can you help me",
+               "how do I", "I have to")
+#: How a typed general question may start before a wh-question ("can you tell me what's the ...").
+TYPED_ASK_LEADS = ("can you tell me", "I'd like to know", "tell me", "I want to know", "I need to know",
+                   "could you tell me")
+#: Typed service requests with an existing_customer slot: {acct} an account reference, {item} a
+#: status item, {booking} a booking, {owned} something bought here.
+TYPED_SERVICE = ("cancel {booking}", "{item} status", "status of {item}", "where is {item}",
+                 "check on {item}",
+                 "question about {acct}", "{acct} question", "problem with {acct}", "pay {acct}",
+                 "make a payment on {acct}", "help with {acct}", "update {acct}",
+                 "dispute a charge on {acct}",
+                 "reschedule {booking}", "move {booking} to {when}", "refund for {owned}", "return {owned}",
+                 "cancel {acct}", "close {acct}", "balance on {acct}", "wrong charge on {acct}",
+                 "change address on {acct}", "billing issue with {acct}", "confirm {booking}",
+                 "I need to cancel {booking}", "I want to check {item}", "issue with {owned}",
+                 "need help with {acct}", "I have a question about {acct}")
+#: Typed service requests that name no account ("card declined", "payment help"): no signal.
+TYPED_SERVICE_PLAIN = ("payment help", "billing question", "password reset", "card declined", "login problem",
+                       "tech support", "customer service", "make a payment", "report a problem",
+                       "speak to billing", "refund request", "cancel service", "change payment method",
+                       "update billing info", "can't log in", "charged twice", "autopay not working",
+                       "dispute a charge", "need a receipt", "talk to support", "technical issue",
+                       "payment didn't go through", "account help", "lost card", "service outage")
+#: Typed general questions ({dayref}, {town}, {payment} slots); informational.
+TYPED_INFO = ("hours {dayref}", "your hours", "address", "location near {town}", "return policy",
+              "cancellation policy", "refund policy", "fees", "payment options", "accept {payment}?",
+              "open {dayref}?", "phone number for the {town} location", "warranty info", "parking",
+              "pet policy", "service area", "do you serve {town}", "directions", "holiday hours",
+              "who qualifies for {deal}", "discounts?", "is {deal} still available")
+#: Typed noise (a misdial into an IVR, a bot, a complaint about being called).
+TYPED_NOISE = ("wrong number", "stop calling me", "who is this", "is this {other}", "test",
+               "sorry wrong number",
+               "remove me from your list", "you called me", "what is this number",
+               "I got a missed call from this number",
+               "this isn't {other}?", "trying to reach {other}")
+
+# --- noise that uses business words ------------------------------------------------------------------
+
+#: Robocalls about the callee's "account": scam and collection scripts with customer words.
+ROBO_ACCOUNT = ("this is an automated message about your account ending in {n}{n}",
+                "we've detected suspicious activity on your card ending in {n}{n}",
+                "your Amazon order of {price} has been flagged",
+                "this is your final notice about your car's extended warranty",
+                "your loan application has been pre-approved",
+                "there's a problem with your recent order",
+                "your account will be suspended unless you call us back",
+                "this is a message about your Apple iCloud account",
+                "we're calling about your recent credit card payment",
+                "your Social Security number has been flagged",
+                "your home warranty is about to expire",
+                "this is the billing department about your past due account",
+                "your package could not be delivered",
+                "you have a pending refund of {price} on your account")
+#: Automated appointment reminders dialled to the wrong number (another business's patient/customer).
+REMINDER_MISDIALS = ("this is an automated reminder from {other} about your appointment on {day} at {hour}",
+                     "hello, this is {other} calling to confirm your appointment {when}",
+                     "this is a reminder that your prescription is ready for pickup at {other}",
+                     "this is {other} reminding you of your service appointment on {day}",
+                     "your delivery from {other} is scheduled for {day} between {hour} and {hour}")
+REMINDER_ACTIONS = ("press 1 to confirm, press 2 to cancel", "to reschedule, press 3",
+                    "please call us back at {phone} if you need to make changes",
+                    "reply or press 1 to confirm",
+                    "if you're not {name}, please press 9")
+#: Recruiters and staffing agencies calling the business.
+RECRUITER_LINES = ("I'm a recruiter with {vendor}, we have candidates for your open positions",
+                   "I'm calling from {vendor}, are you hiring right now",
+                   "we place {trade} technicians and saw you're hiring",
+                   "I'm reaching out about your job posting on Indeed, we can fill that role for you",
+                   "I have a great candidate for your office manager opening",
+                   "I'm trying to reach the person who does your hiring")
+#: More vendor pitches: SEO, merchant services, supplies, software, financing.
+VENDOR_PITCHES_MORE = ("we noticed your business isn't verified on google maps",
+                       "we process credit cards for businesses like yours at a lower rate",
+                       "I'm calling about your merchant services account",
+                       "we can get you to the top of google in thirty days",
+                       "we supply printer ink and toner at wholesale prices",
+                       "we offer a scheduling software free for thirty days",
+                       "we can fund your business up to {price} in twenty four hours",
+                       "we're updating our records for your business listing",
+                       "I'm calling about your website, it's not mobile friendly",
+                       "we can cut your energy bill for the shop",
+                       "we do janitorial service for offices in {town}",
+                       "we're offering a free trial of our answering service")
+#: Wrong numbers that name a service or another business: (who they meant to call, what they
+#: wanted, that phrase's signal or None). Spans are literal, as in :data:`WRONG_REQUESTS`.
+WRONG_SERVICE = (("is this the pharmacy", "I need a refill on my prescription", None),
+                 ("is this the cable company", "my internet is out", "specific_need"),
+                 ("I'm trying to reach the billing department at {other}", "", None),
+                 ("is this {other}", "I'm calling about my order", "existing_customer"),
+                 ("is this the dentist's office", "I need to move my cleaning", None),
+                 ("I'm looking for the DMV", "I need to renew my license", None),
+                 ("is this the pizza place", "I want to place an order for delivery", None),
+                 ("is this the bank", "I need to check my balance", None),
+                 ("is this the clinic on {street}", "I'm calling about my test results", None),
+                 ("I thought this was the towing company", "I need a tow", "specific_need"),
+                 ("is this the front desk", "can I get more towels in my room", None),
+                 ("I'm calling for the leasing office at {other}", "", None),
+                 ("is this {other}", "can I make an appointment for {day}", "appointment_request"),
+                 ("is this the vet", "how much is a rabies shot", "price_inquiry"),
+                 ("is this {other}", "I'm returning a call about my claim", None),
+                 ("I was trying to call the IRS", "", None))

@@ -14,6 +14,8 @@ from data.schema import CLASS_NAMES, DEFAULT_MAX_WORDS, OPENING_SECONDS, SIGNAL_
 from data.synth import (
     CLASS_SHARES,
     DEFAULT_ASR_NOISE,
+    REGISTER_SHARES,
+    REGISTERS,
     SynthCall,
     corpus_stats,
     generate_corpus,
@@ -99,8 +101,10 @@ def test_confusable_cases_follow_the_documented_rules(corpus):
     addon = by("buying.addon_existing")
     assert addon and all(c.label == "buying" and "existing_customer" in c.signals for c in addon
                          if not _cut(c))
-    # Robocalls and vendors use sales words but are noise without signals.
-    scripts = by("noise.robocall") + by("noise.vendor")
+    # Robocalls, vendors, recruiters and reminder misdials use sales and customer words but are
+    # noise without signals.
+    scripts = (by("noise.robocall") + by("noise.vendor") + by("noise.robo_account") + by("noise.recruiter")
+               + by("noise.reminder_misdial"))
     assert all(c.label == "noise" and c.signals == () for c in scripts)
     assert any(re.search(r"quote|special offer|special rate", c.transcript, re.I) for c in scripts)
     # Billing calls mention amounts but never ask a price.
@@ -130,8 +134,8 @@ def test_asr_rows_are_lowercase_without_punctuation(corpus):
         assert call.transcript == call.transcript.lower()
         assert not PUNCTUATION.search(call.transcript), call.transcript
         assert "$" not in call.transcript
-    clean = [c for c in corpus if not c.asr_noise]
-    assert all(PUNCTUATION.search(c.transcript) for c in clean)
+    clean = [c for c in corpus if not c.asr_noise and c.register != "typed"]  # typed text may have none
+    assert all(PUNCTUATION.search(c.transcript) or c.transcript.endswith("-") for c in clean)
     # Spans survive the rendering (checked exactly in test_spans_...); most rows keep signals.
     assert sum(bool(c.spans) for c in asr) > 0.6 * len(asr)
 
@@ -151,6 +155,113 @@ def test_words_are_the_transcript_tokens_with_monotonic_times(corpus):
     # A natural pace: roughly 1.5-4 words per second of speech on average.
     rates = [len(c.words) / (c.words[-1].end - c.words[0].start) for c in corpus]
     assert 1.5 < statistics.mean(rates) < 4.0
+
+
+def test_each_register_appears_with_its_share_in_each_class(corpus):
+    stats = corpus_stats(corpus)
+    assert set(stats["registers"]) == set(REGISTERS) and sum(stats["registers"].values()) == len(corpus)
+    for label, shares in REGISTER_SHARES.items():
+        rows = [c for c in corpus if c.label == label]
+        for register, share in shares.items():
+            got = sum(c.register == register for c in rows) / len(rows)
+            assert abs(got - share) < 0.05, (label, register, got, share)
+    # The classic register stays the largest share; a greeting with no content stays small and noise.
+    assert 0.4 < stats["registers"]["classic"] / len(corpus) < 0.55
+    greeting_only = [c for c in corpus if c.register == "greeting_only"]
+    assert 0.01 < len(greeting_only) / len(corpus) < 0.06
+    assert all(c.label == "noise" and not c.signals for c in greeting_only)
+
+
+def _caller_words(call: SynthCall) -> int:
+    return sum(len(t.text.split()) for t in call.turns if t.speaker == "caller")
+
+
+def test_short_registers_are_short_and_classic_ones_long(corpus):
+    by = lambda register: [c for c in corpus if c.register == register]  # noqa: E731
+    typed = by("typed")
+    assert all(len(c.turns) == 1 and c.turns[0].speaker == "caller" for c in typed)  # no agent, one line
+    assert statistics.mean(len(c.words) for c in typed) < 9 and max(len(c.words) for c in typed) <= 22
+    assert sum(c.transcript == c.transcript.lower() for c in typed if not c.asr_noise) > 0.3 * len(typed)
+    short = by("short")
+    assert statistics.mean(_caller_words(c) for c in short) < 12
+    assert max(_caller_words(c) for c in short) <= 25
+    assert all(sum(t.speaker == "caller" for t in c.turns) == 1 for c in short)
+    assert max(_caller_words(c) for c in by("greeting_only")) <= 16
+    classic = by("classic")
+    assert statistics.median(len(c.words) for c in classic) >= 35
+    mean_words = lambda rows: statistics.mean(len(c.words) for c in rows)  # noqa: E731
+    assert mean_words(corpus) < 0.85 * mean_words(classic)
+    # Rambling callers restart and correct themselves far more often than classic ones.
+    restarts = lambda rows: sum(bool(re.search(r"\w- ", c.transcript)) for c in rows) / len(rows)  # noqa
+    clean = lambda rows: [c for c in rows if not c.asr_noise]  # noqa: E731  (ASR text has no dashes)
+    assert restarts(clean(by("rambling"))) > 0.8 and restarts(clean(classic)) < 0.4
+
+
+def test_cut_off_questions_stop_mid_sentence_after_the_words_that_show_the_class(corpus):
+    cut = [c for c in corpus if c.register == "cut_off" and not c.asr_noise]
+    assert cut and {c.label for c in cut} == {"buying", "service", "informational"}
+    for call in cut:
+        last_caller = [t for t in call.turns if t.speaker == "caller"][-1]
+        assert last_caller.text.endswith("-"), call.transcript
+        assert len(last_caller.text.split()) >= 3
+    # Buying requests always carry evidence, and the cut never takes all of it; service requests
+    # mostly do (a bill amount is no signal: "I got charged $80 and I don't know what it's for").
+    for call in cut:
+        if call.label == "buying":
+            assert {"price_inquiry", "quote_request", "appointment_request",
+                    "specific_need"} & set(call.signals)
+    service = [c for c in cut if c.label == "service"]
+    evidence = sum(bool({"existing_customer", "specific_need"} & set(c.signals)) for c in service)
+    assert evidence > 0.8 * len(service)
+
+
+def test_informational_goes_beyond_hours_and_location(corpus):
+    info = [c.transcript.lower() for c in corpus if c.label == "informational"]
+    topics = {
+        "fees and rates": r"\bfees?\b|\bcharge\b|\brates?\b|\bapr\b|\bdeposit\b|\bcommission\b",
+        "policies": r"polic(y|ies)|warranty|refund|return|cancel",
+        "do you accept": r"(accept|take) (apple pay|cash|checks|credit|venmo|zelle|paypal|cigna|aetna|"
+                         r"medicare|"
+                         r"medicaid|my insurance|debit|american express|personal|a credit|walk-ins|section 8|"
+                         r"payments|tips|gift cards|careCredit|united|payment plans|trade-ins)",
+        "eligibility": r"qualif|eligible",
+        "service area": r"do you (serve|service|deliver to|come out to|install in|pick up from|tow from|"
+                        r"cover|"
+                        r"see patients from|handle cases|move to|manage rentals|write policies)|"
+                        r"service area|coverage in|in your area|how far out",
+    }
+    for topic, pattern in topics.items():
+        hits = sum(bool(re.search(pattern, text)) for text in info)
+        assert hits >= 0.03 * len(info), (topic, hits, len(info))
+    place = r"hours|open|close|located|address|directions|location"
+    hours_or_place = sum(bool(re.search(place, t)) for t in info)
+    assert hours_or_place < 0.35 * len(info)
+    # Every industry asks such questions.
+    industries = {c.industry for c in corpus if c.label == "informational"
+                  and c.scenario.split(".")[1] in ("policy", "terms", "typed_policy")}
+    assert len(industries) >= 15
+
+
+def test_noise_includes_callers_with_business_words(corpus):
+    noise = [c for c in corpus if c.label == "noise"]
+    words = r"\b(account|card|order|warranty|loan|appointment|insurance|google|quote|refill|billing|hiring|" \
+            r"payment|prescription|balance|merchant)\b"
+    business = [c for c in noise if re.search(words, c.transcript.lower())]
+    assert len(business) > 0.25 * len(noise)
+    scenarios = {c.scenario for c in noise}
+    assert {"noise.robo_account", "noise.reminder_misdial", "noise.recruiter", "noise.wrong_service",
+            "noise.vendor", "noise.greeting_only"} <= scenarios
+
+
+def test_service_has_terse_typed_requests(corpus):
+    typed = [c for c in corpus if c.label == "service" and c.register == "typed"]
+    terse = [c for c in typed if len(c.words) <= 4]
+    assert len(terse) > 0.2 * len(typed)
+    assert len({normalise(c.transcript) for c in terse}) > 0.9 * len(terse)  # unique, not a few fixed lines
+
+
+def normalise(text: str) -> str:
+    return PUNCTUATION.sub("", text.lower())
 
 
 def test_spell_number():
