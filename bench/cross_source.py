@@ -179,6 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out-dir", default="runs/cross_source", help="where the leave-one-out runs go")
     parser.add_argument("--label", default="", help="what is being measured (the entry's heading)")
     parser.add_argument("--json", default=None, help="also write the scores as JSON here")
+    parser.add_argument("--include", action="append", default=[], metavar="JSON",
+                        help="scores written by an earlier --json run to put in the same table (e.g. runs made "
+                             "in parallel, one --holdout each)")
     parser.add_argument("--no-write", action="store_true", help="print only; do not append to BENCHMARKS.md")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -192,7 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     holdouts = args.holdout or [f for f in config.train_files if Path(f).parent.as_posix().endswith(REAL_DIR)]
     real_files = args.real or sorted(str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p)
                                      for p in (REPO / REAL_DIR).glob("*.jsonl"))
-    scores: list[SourceScore] = []
+    scores: list[SourceScore] = [SourceScore(**s) for path in args.include
+                                 for s in json.loads(Path(path).read_text(encoding="utf-8"))]
     if not args.no_leave_one_out:
         for source_file in holdouts:
             stem = Path(source_file).stem
