@@ -134,3 +134,20 @@ def test_calibration_json_round_trip_and_old_files(tmp_path):
     (tmp_path / "calibration.json").write_text(json.dumps(raw))
     old = Calibration.load(tmp_path)
     assert old.abstain_margin is None and old.sources == {} and old.temperature == cal.temperature
+
+
+def test_min_temperature_keeps_the_fit_from_sharpening():
+    # Under-confident logits on an easy validation set: the fit sharpens (T < 1); min_temperature 1 keeps T = 1,
+    # and a fit already above the floor is left alone.
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 4, 1000)
+    logits = _logits_for_confidence(labels, 1.5, 0.98, rng)
+    empty = (np.zeros((1000, 7)), np.zeros((1000, 7)), np.ones(1000))
+    fitted = fit_calibration(logits, labels, *empty)
+    assert fitted.temperature < 0.8
+    floored = fit_calibration(logits, labels, *empty, min_temperature=1.0)
+    assert floored.temperature == 1.0
+    assert floored.ece_after == pytest.approx(expected_calibration_error(softmax(logits, 1.0), labels), abs=1e-6)
+    sharp = logits * 4.0  # over-confident: the fit is above 1 and the floor does not touch it
+    assert fit_calibration(sharp, labels, *empty, min_temperature=1.0).temperature == pytest.approx(
+        fit_calibration(sharp, labels, *empty).temperature)

@@ -346,6 +346,7 @@ def fit_calibration(
     sources: Sequence[str] | None = None,
     abstain_target_accuracy: float = 0.0,
     abstain_max_share: float = 0.2,
+    min_temperature: float = 0.0,
 ) -> Calibration:
     """Fit temperature, abstention margin and thresholds on validation predictions.
 
@@ -360,6 +361,9 @@ def fit_calibration(
             temperature and the abstention margin weigh every source equally. None = one source.
         abstain_target_accuracy: See :func:`choose_abstain_margin` (0 = never abstain).
         abstain_max_share: See :func:`choose_abstain_margin`.
+        min_temperature: The lowest temperature kept (0 = as fitted). Validation from the
+            training sources is easy, so the fit often sharpens (T < 1); on a source the model
+            never saw that sharpening is overconfidence (see ``TrainConfig.min_temperature``).
 
     Returns:
         The fitted :class:`Calibration`.
@@ -377,6 +381,10 @@ def fit_calibration(
     weights = source_weights(sources)
     before = softmax(class_logits)
     temperature = fit_temperature(class_logits, labels, weights=weights)
+    if temperature < min_temperature:
+        logger.info("temperature %.3f fitted on validation raised to min_temperature %.3f", temperature,
+                    min_temperature)
+        temperature = float(min_temperature)
     after = softmax(class_logits, temperature)
     correct = after.argmax(axis=1) == labels
     margins = probability_margin(after)

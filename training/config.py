@@ -75,6 +75,11 @@ class TrainConfig:
             0 = never abstain on the margin. Stored in the artifact; ``policy.yaml`` can override it.
         abstain_max_share: The abstention margin never abstains on more than this share of
             validation (when no margin reaches the target, it abstains on this much).
+        min_temperature: Keep the fitted temperature at least this (0 = as fitted). Validation
+            rows come from the training sources, where the model is nearly always right, so the
+            fit sharpens (T < 1); on a source it never saw that is overconfidence. Measured on the
+            cross-source benchmark: T 0.67 -> 1.0 took ECE on held-out CLINC150 from 0.17 to 0.10
+            (0.019 -> 0.039 on held-out SGD, where the model is 98 % right).
         asr_files: ASR-text versions of the training data (``callintent data render-asr`` output),
             matched to ``train_files`` rows by ``call_id``.
         asr_mix: Share (0 to 1) of the train and validation rows with an ASR version that are
@@ -126,6 +131,7 @@ class TrainConfig:
     buying_precision_target: float = 0.0
     abstain_target_accuracy: float = 0.95
     abstain_max_share: float = 0.2
+    min_temperature: float = 0.0
     asr_files: tuple[str, ...] = ()
     asr_mix: float = 0.0
     prefix_seconds: tuple[float, ...] = ()
@@ -172,6 +178,7 @@ class TrainConfig:
         _number("buying_precision_target", self.buying_precision_target, low=0.0, high=1.0)
         _number("abstain_target_accuracy", self.abstain_target_accuracy, low=0.0, high=1.0)
         _number("abstain_max_share", self.abstain_max_share, low=0.0, high=1.0)
+        _number("min_temperature", self.min_temperature, low=0.0, high=100.0)
         if isinstance(self.class_weights, str):
             if self.class_weights not in CLASS_WEIGHT_SCHEMES:
                 raise ValueError(f"class_weights must be one of {list(CLASS_WEIGHT_SCHEMES)} or a list of "

@@ -504,7 +504,8 @@ def train(config: TrainConfig, dataset: Any | None = None) -> RunResult:
                                   buying_precision_target=config.buying_precision_target,
                                   sources=data_sources(val_rows["call_id"], val_rows["source"], val_rows["extra"]),
                                   abstain_target_accuracy=config.abstain_target_accuracy,
-                                  abstain_max_share=config.abstain_max_share)
+                                  abstain_max_share=config.abstain_max_share,
+                                  min_temperature=config.min_temperature)
 
     def scored(logits: np.ndarray, signals: np.ndarray, labels: np.ndarray, signal_labels: np.ndarray,
                mask: np.ndarray) -> dict[str, float]:
