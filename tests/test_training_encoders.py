@@ -174,3 +174,17 @@ def test_an_mpnet_encoder_trains_exports_and_scores(registered, tmp_path):
     scores = predictor.predict(["hi I saw your ad, how much is a new roof", "checking on my order, it has not arrived",
                                 "what time do you close on saturday", "sorry wrong number"])
     assert [s.label for s in scores] == ["buying", "service", "informational", "noise"]
+
+
+def test_encoder_benchmark_reports_size_params_and_ratio(tiny_encoder_dir, tiny_mpnet_dir):
+    from bench.encoder_latency import markdown, measure
+
+    timings = measure([str(tiny_encoder_dir), str(tiny_mpnet_dir)], threads=1, iterations=5)
+    bert, mpnet = timings
+    assert (bert.architecture, mpnet.architecture) == ("bert, 2 x 32", "mpnet, 2 x 32")
+    # Encoder + both heads (32 -> 4 classes, 32 -> 7 signals), counted from the weights.
+    assert 0.9 < bert.params_m < 1.1 and mpnet.params_m > bert.params_m
+    assert all(t.int8_mb < t.fp32_mb and t.parity < 1e-4 and 0 < t.int8_p50_ms <= t.int8_p95_ms for t in timings)
+    entry = markdown(timings, threads=1, iterations=5, command="python -m bench.encoder_latency")
+    assert f"| `{tiny_encoder_dir}` | bert, 2 x 32 |" in entry and "| 1.00× |" in entry
+    assert f"| {mpnet.int8_p50_ms / bert.int8_p50_ms:.2f}× |" in entry
