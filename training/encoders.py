@@ -160,9 +160,14 @@ class SplitArchive:
             if not (unpacked / self.archive_root / "config.json").is_file():
                 raise UserError(f"base_model {self.name!r}: the archive has no {self.archive_root}/config.json")
             (unpacked / _COMPLETE_MARKER).write_text(f"{self.name} {version}\n", encoding="utf-8")
-            if target.exists():
-                shutil.rmtree(target)  # an interrupted earlier unpack (no marker)
-            os.replace(unpacked, target)
+            if target.exists() and not (target / _COMPLETE_MARKER).is_file():
+                shutil.rmtree(target)  # an interrupted earlier unpack
+            try:
+                os.replace(unpacked, target)
+            except OSError:
+                if not (target / _COMPLETE_MARKER).is_file():
+                    raise
+                # another process finished the same unpack first: use its folder
         return target / self.archive_root
 
 
