@@ -296,3 +296,24 @@ def test_init_from_a_run_without_recorded_files_needs_replay_files(base_run, tmp
     missing = small_config(tmp_path / "out", init_from=str(run), replay_rows=8, replay_files=("gone.jsonl",))
     with pytest.raises(UserError, match="gone.jsonl: replay file not found"):
         resolve_init(missing)
+
+
+# ---------------------------------------------------------------------------------------------
+# The learning-curve benchmark's draw
+
+
+def test_learning_curve_draws_nested_rows_per_class_without_their_split():
+    from bench.learning_curve import draw_pool, epochs_for
+
+    rows = [{"call_id": f"{label}-{i}", "transcript": f"t {label} {i}", "label": label, "split": "train"}
+            for label in ("buying", "service", "informational") for i in range(40)]
+    eight, sixteen = draw_pool(rows, 8, seed=0), draw_pool(rows, 16, seed=0)
+    assert {label: sum(r["label"] == label for r in eight) for label in ("buying", "service", "informational")} == \
+           {"buying": 8, "service": 8, "informational": 8}
+    assert {r["call_id"] for r in eight} < {r["call_id"] for r in sixteen}  # more labels, not other labels
+    assert all("split" not in r for r in sixteen)
+    assert draw_pool(rows, 8, seed=1) != eight and draw_pool(list(reversed(rows)), 8, seed=0) == eight
+    # ~60 steps in whole epochs: 36 rows = 3 steps per epoch -> 20 epochs, capped at 15; at least 3
+    assert epochs_for(60, 36, 16, 15) == 15
+    assert epochs_for(60, 288, 16, 15) == 4  # 18 steps per epoch
+    assert epochs_for(60, 5000, 16, 15) == 3
