@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
 import math
 import os
@@ -196,7 +197,8 @@ def markdown(scores: Sequence[RunScore], base: str, resolved: str, k0: float, da
         f"held out for validation. **adapt**: `init_from` the base, `training/configs/adapt.yaml` (lr 3e-5, "
         f"batch 16), replay rows = customer train rows (same number per class) from the base's training data, "
         f"validation + replay in the same proportion. **fresh**: bundled MiniLM with fresh heads, lr "
-        f"{FRESH_LEARNING_RATE:g}, no replay. Both: ~{args.steps} steps (whole epochs, 3 to {args.max_epochs}), "
+        f"{FRESH_LEARNING_RATE:g}, no replay. Both: ~{args.steps} steps in whole epochs (at least 3, at most "
+        f"{args.max_epochs} epochs; the steps column says what each run got), "
         f"max_length {args.max_length}, best epoch on validation macro-F1, temperature fitted on validation.",
         "",
         "| k per class | adapt macro-F1 | fresh macro-F1 | adapt ECE | fresh ECE | steps adapt / fresh |",
@@ -215,7 +217,8 @@ def markdown(scores: Sequence[RunScore], base: str, resolved: str, k0: float, da
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.learning_curve", description=(__doc__ or "").split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m bench.learning_curve",
+                                     description=(__doc__ or "").split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", required=True, metavar="REF",
                         help="model to adapt: registry reference (intent/v7) or training run directory, "
@@ -239,9 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TQDM_DISABLE", "1")  # no per-step progress bars from the Trainer
 
+    from callintent.config import load_config
     from data.dataset import DataConfig, load_labeled
     from training.adapt_cli import ADAPT_CONFIG
-    from callintent.config import load_config
     from training.config import TrainConfig
 
     if not args.data.is_file():
@@ -249,9 +252,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     val_fraction = load_config(ADAPT_CONFIG, TrainConfig).data.val_fraction
     started = time.perf_counter()
-    source = load_labeled([str(args.data)], DataConfig())
-    pool = source["train"].to_list()
+    source = load_labeled([str(args.data)], DataConfig())  # validates the file; its test split is the score
     test = source["test"]
+    # The pool as the file has it (a customer's labeled file), restricted to the rows load_labeled put in train.
+    train_ids = set(source["train"]["call_id"])
+    pool = [row for row in map(json.loads, args.data.read_text(encoding="utf-8").splitlines())
+            if row.get("call_id") in train_ids]
     k0, resolved = base_score(args.base, test, args.max_length)
     print(f"base {args.base} ({resolved}) on {len(test)} test rows: macro-F1 {k0:.3f}", flush=True)
 

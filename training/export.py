@@ -37,7 +37,8 @@ from torch import nn
 from callintent.errors import UserError
 from data.schema import CLASS_NAMES, SIGNAL_NAMES, definitions_markdown
 from models.artifact import (
-    INPUT_NAMES, MODEL_CARD, ONNX_FP32, ONNX_INT8, OUTPUT_NAMES, TOKENIZER, TORCH_DIR, TRAIN_CONFIG, ArtifactMeta,
+    INPUT_NAMES, MODEL_CARD, ONNX_FP32, ONNX_INT8, OUTPUT_NAMES, TOKENIZER, TORCH_DIR, TRAIN_CONFIG,
+    ArtifactMeta,
 )
 from training.calibrate import Calibration
 from training.metrics import classification_metrics
@@ -467,11 +468,12 @@ def _adaptation_line(adaptation: dict[str, Any] | None) -> str:
     if not adaptation:
         return "Trained from the base encoder (fresh heads)."
     replay = adaptation.get("replay_train") or {}
+    replay_validation = sum((adaptation.get("replay_validation") or {}).values())
     return (f"Adapted from `{adaptation.get('version') or adaptation.get('path')}` (init_from "
             f"`{adaptation.get('init_from')}`): {adaptation.get('new_train', 0)} new training rows plus "
             f"{sum(replay.values())} replay rows of its earlier training data "
             f"({', '.join(f'{k} {v}' for k, v in replay.items()) or 'none'}); validation: "
-            f"{adaptation.get('new_validation', 0)} new + {sum((adaptation.get('replay_validation') or {}).values())} replay rows.")
+            f"{adaptation.get('new_validation', 0)} new + {replay_validation} replay rows.")
 
 
 def model_card(meta: ArtifactMeta, calibration: Calibration, run_metrics: dict[str, Any]) -> str:
