@@ -20,6 +20,7 @@ from callintent.errors import UserError
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("data.cli", "make, check, split and transcribe labeled call openings"),
     "train": ("training.cli", "fine-tune the intent classifier from a YAML config"),
+    "adapt": ("training.adapt_cli", "fine-tune a trained model on a customer's few labeled calls (with replay)"),
     "export": ("training.export_cli", "export a training run to a calibrated ONNX model in the registry"),
     "models": ("models.cli", "list, show, promote and roll back registry versions"),
     "evaluate": ("evaluation.cli", "write a QA report (metrics.json + report.html) for a model"),

@@ -11,6 +11,10 @@ Layout of ``models/registry/<name>/<version>/``::
     artifact.json       ArtifactMeta below
     train_config.yaml   the resolved training config
     MODEL_CARD.md       intended use, data, metrics, limits
+    torch/              the torch checkpoint (IntentModel.save_pretrained, safetensors) that the
+                        graphs were exported from, so ``init_from`` can fine-tune this version
+                        further (training only; serving never reads it, and the serving image
+                        leaves it out). Artifacts exported before it was kept lack it.
 
 ONNX graph contract (both variants):
     inputs:  input_ids [batch, seq] int64, attention_mask [batch, seq] int64
@@ -34,6 +38,7 @@ TOKENIZER = "tokenizer.json"
 META = "artifact.json"
 TRAIN_CONFIG = "train_config.yaml"
 MODEL_CARD = "MODEL_CARD.md"
+TORCH_DIR = "torch"
 
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAMES = ("class_probs", "signal_probs", "token_signal_probs")

@@ -39,7 +39,10 @@ def test_export_writes_the_contract_artifact(exported, run_dir):
 
     out = exported.artifact_dir
     assert {p.name for p in out.iterdir()} == {"model.onnx", "model.int8.onnx", "tokenizer.json", "artifact.json",
-                                              "train_config.yaml", "MODEL_CARD.md"}
+                                              "train_config.yaml", "MODEL_CARD.md", "torch"}
+    # torch/ is the run's best/ as it was (init_from fine-tunes from it), byte for byte
+    assert {p.name: p.read_bytes() for p in (out / "torch").iterdir()} == {
+        p.name: p.read_bytes() for p in (run_dir / "best").iterdir()}
     graph = onnx.load(str(out / "model.onnx")).graph
     assert [i.name for i in graph.input] == list(INPUT_NAMES)
     assert [o.name for o in graph.output] == list(OUTPUT_NAMES)
@@ -139,11 +142,20 @@ def test_int8_margin_check_fails_when_no_loss_is_allowed(run_dir, tmp_path):
     assert not (tmp_path / "strict").exists()
 
 
+def test_export_without_torch_weights_when_asked(run_dir, tmp_path):
+    from training.export import ExportConfig, export_run
+
+    result = export_run(run_dir, tmp_path / "lean", ExportConfig(keep_torch=False))
+    assert not (result.artifact_dir / "torch").exists()
+    assert (result.artifact_dir / "model.int8.onnx").is_file()
+
+
 @pytest.mark.parametrize(("override", "message"), [
     ("parity_atoll=1", "unknown key 'parity_atoll'"),
     ("parity_atol=0", "parity_atol must be a number in (0, 1)"),
     ("int8_per_channel=maybe", "int8_per_channel must be true or false"),
     ("opset=7", "opset must be an integer in [14, 23]"),
+    ("keep_torch=maybe", "keep_torch must be true or false"),
 ])
 def test_export_config_errors_name_the_key(override, message):
     from training.export import ExportConfig

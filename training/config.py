@@ -102,6 +102,16 @@ class TrainConfig:
             timings: the real-text sets) framed as a call's opening, an agent's greeting and/or
             the caller's "hi" before the request (:func:`training.augment.spoken_frame`), so a
             greeting does not decide the class. Validation and test stay as loaded.
+        init_from: Start from a trained intent model instead of ``base_model`` (fresh heads): a
+            registry reference (``production``, ``intent/v3``, an artifact directory exported with
+            its ``torch/`` weights) or a training run directory. "" = train from ``base_model``.
+            Used to adapt a model to a customer's own calls (``callintent adapt``, :mod:`training.adapt`).
+        replay_rows: With ``init_from``: training rows drawn (seeded, the same number per class) from
+            the train split of ``replay_files`` and mixed into the train split, so the model does not
+            forget what it knew; validation gets replay rows in the same proportion to its own rows.
+            0 = no replay.
+        replay_files: Labeled files to replay from; empty = the ``train_files`` (and ``replay_files``)
+            recorded in the ``init_from`` model's training config, split with its recorded ``data``.
     """
 
     base_model: str = ""
@@ -139,6 +149,9 @@ class TrainConfig:
     prefix_copies: int = 1
     speaker_tags: float = 0.0
     spoken_frame: float = 0.0
+    init_from: str = ""
+    replay_rows: int = 0
+    replay_files: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.base_model, str):
@@ -206,6 +219,27 @@ class TrainConfig:
         _number("spoken_frame", self.spoken_frame, low=0.0, high=1.0)
         if not isinstance(self.output_dir, str) or not self.output_dir:
             raise ValueError(f"output_dir must be a non-empty path, got {self.output_dir!r}")
+        self._check_adaptation()
+
+    def _check_adaptation(self) -> None:
+        """``init_from`` / ``replay_*`` (kept apart: adaptation is one concern, see training/adapt.py)."""
+        if not isinstance(self.init_from, str):
+            raise ValueError(f"init_from must be a registry reference or a run directory, got {self.init_from!r}")
+        if self.init_from and self.base_model:
+            raise ValueError(f"set base_model or init_from, not both: init_from {self.init_from!r} brings its own "
+                             f"encoder (base_model is {self.base_model!r})")
+        _positive_int("replay_rows", self.replay_rows, minimum=0)
+        if isinstance(self.replay_files, (str, bytes)) or not all(
+                isinstance(f, str) and f for f in self.replay_files):
+            raise ValueError(f"replay_files must be a list of file paths, got {self.replay_files!r}")
+        if self.replay_rows and self.mix.enabled:
+            raise ValueError("set mix.weights or replay_rows, not both: replay rows come from the base model's files, "
+                             "which the mix's per-file weights do not cover")
+        if self.replay_rows and not self.init_from:
+            raise ValueError("replay_rows > 0 needs init_from: replay keeps a trained model from forgetting "
+                             "(set init_from: production, a registry version or a run directory)")
+        if self.replay_files and not self.replay_rows:
+            raise ValueError("replay_files is set but replay_rows is 0: say how many rows to replay")
 
 
 def _positive_int(name: str, value: object, *, minimum: int = 1) -> None:

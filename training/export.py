@@ -11,7 +11,8 @@ described in ``models/artifact.py``:
    validation and test with both graphs through :class:`models.predictor.IntentPredictor` (the
    serving path) — losing more than ``int8_max_f1_drop`` validation macro-F1 fails the export;
 4. write ``tokenizer.json`` (truncation at ``max_length``), ``artifact.json``, ``train_config.yaml``
-   and ``MODEL_CARD.md``.
+   and ``MODEL_CARD.md``, and keep the torch checkpoint in ``torch/`` (``keep_torch``) so the
+   version can be fine-tuned further (``init_from``, :mod:`training.adapt`).
 
 Registration (``models.registry.Registry.register``) is the caller's step (see ``export_cli``).
 """
@@ -36,7 +37,8 @@ from torch import nn
 from callintent.errors import UserError
 from data.schema import CLASS_NAMES, SIGNAL_NAMES, definitions_markdown
 from models.artifact import (
-    INPUT_NAMES, MODEL_CARD, ONNX_FP32, ONNX_INT8, OUTPUT_NAMES, TOKENIZER, TRAIN_CONFIG, ArtifactMeta,
+    INPUT_NAMES, MODEL_CARD, ONNX_FP32, ONNX_INT8, OUTPUT_NAMES, TOKENIZER, TORCH_DIR, TRAIN_CONFIG,
+    ArtifactMeta,
 )
 from training.calibrate import Calibration
 from training.metrics import classification_metrics
@@ -91,6 +93,9 @@ class ExportConfig:
             compute) and ``Gather`` (the embedding tables: MiniLM's int8 graph is 23 MB instead of
             59 MB, at no measured macro-F1 cost).
         probe_texts: Texts of the parity probe batch.
+        keep_torch: Copy the run's torch checkpoint (``best/``, safetensors) into the artifact's
+            ``torch/`` so ``init_from`` can adapt this version to a customer's calls later
+            (~90 MB for MiniLM-L6; serving never reads it).
     """
 
     opset: int = 17
@@ -99,6 +104,7 @@ class ExportConfig:
     int8_per_channel: bool = True
     int8_op_types: tuple[str, ...] = ("MatMul", "Gather")
     probe_texts: tuple[str, ...] = DEFAULT_PROBES
+    keep_torch: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.opset, bool) or not isinstance(self.opset, int) or not 14 <= self.opset <= 23:
@@ -115,6 +121,8 @@ class ExportConfig:
             raise ValueError(f"int8_op_types must be a non-empty list of ONNX op types, got {self.int8_op_types!r}")
         if len(self.probe_texts) < 2 or not all(isinstance(t, str) for t in self.probe_texts):
             raise ValueError("probe_texts must be at least 2 texts (of different lengths, so the batch is padded)")
+        if not isinstance(self.keep_torch, bool):
+            raise ValueError(f"keep_torch must be true or false, got {self.keep_torch!r}")
 
 
 @dataclass(frozen=True)
@@ -204,12 +212,10 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, config: E
 
 
 def _export(run_dir: Path, out: Path, config: ExportConfig, name: str) -> ExportResult:
-    from datasets import load_from_disk
-
     model = IntentModel.from_pretrained(run_dir / BEST_DIR)
     calibration = Calibration.load(run_dir)
     run_metrics = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
-    eval_data = load_from_disk(str(run_dir / EVAL_DATA_DIR))
+    eval_data = load_eval_data(run_dir / EVAL_DATA_DIR)
     max_length = model.intent_config.max_length
 
     # 1-3. fp32 graph, parity against torch, int8 graph
@@ -218,6 +224,10 @@ def _export(run_dir: Path, out: Path, config: ExportConfig, name: str) -> Export
     # 4. the rest of the artifact; metrics are measured through the serving predictor
     write_tokenizer(model.tokenizer, max_length, out / TOKENIZER)
     shutil.copyfile(run_dir / TRAIN_CONFIG_FILE, out / TRAIN_CONFIG)
+    if config.keep_torch:
+        # The very weights the graphs came from (not a re-save), so adapting this version starts
+        # exactly where serving is.
+        shutil.copytree(run_dir / BEST_DIR, out / TORCH_DIR)
     meta = ArtifactMeta(
         classes=tuple(model.intent_config.classes),
         signals=tuple(model.intent_config.signals),
@@ -235,7 +245,8 @@ def _export(run_dir: Path, out: Path, config: ExportConfig, name: str) -> Export
                "split_sizes": run_metrics.get("split_sizes", {}),
                "corrections_applied": run_metrics.get("corrections_applied", 0),
                "call_log_rows": run_metrics.get("call_log_rows") or {"total": 0, "train": 0, "qa_labeled": 0},
-               "opset": config.opset, "parity_max_abs_diff": parity, "int8_probe_argmax_agreement": agreement},
+               "opset": config.opset, "parity_max_abs_diff": parity, "int8_probe_argmax_agreement": agreement,
+               **({"adapted_from": run_metrics["adaptation"]} if run_metrics.get("adaptation") else {})},
     )
     meta.save(out)
     # Scored through the serving predictor, so the metrics are those of what serving runs.
@@ -264,6 +275,26 @@ def _export(run_dir: Path, out: Path, config: ExportConfig, name: str) -> Export
     (out / MODEL_CARD).write_text(model_card(meta, calibration, run_metrics), encoding="utf-8")
     logger.info("artifact staged in %s", out)
     return ExportResult(out, meta, parity, drop, agreement)
+
+
+def load_eval_data(directory: Path) -> dict[str, Any]:
+    """A run's saved validation and test splits, leaving out empty ones.
+
+    ``datasets`` saves an empty split (``data.test_fraction: 0``, the adaptation default) with no
+    data file and then cannot load the whole ``DatasetDict`` back, so each split is loaded alone.
+
+    Returns:
+        Split name -> ``Dataset`` for the non-empty splits.
+    """
+    from datasets import Dataset
+
+    splits = json.loads((directory / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
+    out = {}
+    for split in splits:
+        state = json.loads((directory / split / "state.json").read_text(encoding="utf-8"))
+        if state.get("_data_files"):
+            out[split] = Dataset.load_from_disk(str(directory / split))
+    return out
 
 
 def write_graphs(model: IntentModel, temperature: float, out: Path, config: ExportConfig = ExportConfig()
@@ -477,6 +508,19 @@ def _source_calibration_table(calibration: Calibration) -> str:
             + "\n".join(rows) + "\n")
 
 
+def _adaptation_line(adaptation: dict[str, Any] | None) -> str:
+    """The model card's line on where training started (``init_from``, :mod:`training.adapt`)."""
+    if not adaptation:
+        return "Trained from the base encoder (fresh heads)."
+    replay = adaptation.get("replay_train") or {}
+    replay_validation = sum((adaptation.get("replay_validation") or {}).values())
+    return (f"Adapted from `{adaptation.get('version') or adaptation.get('path')}` (init_from "
+            f"`{adaptation.get('init_from')}`): {adaptation.get('new_train', 0)} new training rows plus "
+            f"{sum(replay.values())} replay rows of its earlier training data "
+            f"({', '.join(f'{k} {v}' for k, v in replay.items()) or 'none'}); validation: "
+            f"{adaptation.get('new_validation', 0)} new + {replay_validation} replay rows.")
+
+
 def model_card(meta: ArtifactMeta, calibration: Calibration, run_metrics: dict[str, Any]) -> str:
     """``MODEL_CARD.md``: intended use, data, metrics, calibration, limits, label definitions.
 
@@ -522,6 +566,7 @@ for languages other than English, or for whole-call transcripts.
 - {_call_log_line(meta.extra.get('call_log_rows') or {})}
 - {_mix_line(run_metrics.get('mix'))}
 - {_augmentation_line(run_metrics.get('augmentation') or {})}
+- {_adaptation_line(run_metrics.get('adaptation'))}
 - Validation macro-F1 per epoch: {epochs or 'n/a'} (best epoch {run_metrics.get('best_epoch')}).
 
 ## Metrics

@@ -35,11 +35,12 @@ from callintent.config import dump_config
 from callintent.errors import UserError
 from data.schema import CLASS_NAMES
 from data.sources import data_sources
+from training.adapt import AdaptationRecord, initial_model, mix_replay, resolve_init
 from training.calibrate import Calibration, fit_calibration, sigmoid, softmax
 from training.config import TrainConfig, require_train_files
 from training.features import IntentCollator, encode_dataset
 from training.metrics import classification_metrics
-from training.model import IntentModel, IntentModelConfig, intent_loss
+from training.model import IntentModel, intent_loss
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ class RunResult:
             "qa_labeled"}``; see :func:`call_log_rows`).
         mix: What source-aware sampling drew (``{"loaded", "drawn", "class_shares"}``, counts per
             ``<file>/<class>``; see :mod:`training.sampling`); None when ``mix`` is off.
+        adaptation: Where an ``init_from`` run started and what it replayed; None for a run
+            from ``base_model``.
     """
 
     output_dir: str
@@ -117,6 +120,7 @@ class RunResult:
     augmentation: dict[str, int] | None = None
     call_log_rows: dict[str, int] | None = None
     mix: dict[str, Any] | None = None
+    adaptation: AdaptationRecord | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -444,6 +448,7 @@ def train(config: TrainConfig, dataset: Any | None = None) -> RunResult:
     from data.dataset import fingerprint
 
     started = time.perf_counter()
+    config, init_source = resolve_init(config)  # init_from: the model to adapt, the data to replay
     if config.device == "cuda" and not torch.cuda.is_available():
         raise UserError("device is 'cuda' but torch sees no CUDA device (use device=auto or cpu)")
     if config.num_threads:
@@ -456,6 +461,7 @@ def train(config: TrainConfig, dataset: Any | None = None) -> RunResult:
         if split not in dsd or len(dsd[split]) == 0:
             raise UserError(f"the {split} split is empty: training needs labeled rows in train and validation "
                             f"(see data.val_fraction, or the files' split column)")
+    dsd, adaptation = mix_replay(config, init_source, dsd)
     data_fingerprint = fingerprint(dsd)
     train_rows = dsd["train"]
     if config.max_train_examples and config.max_train_examples < len(train_rows):
@@ -468,8 +474,7 @@ def train(config: TrainConfig, dataset: Any | None = None) -> RunResult:
 
     # -- model (seeded before the heads are initialised, so the run is reproducible)
     set_seed(config.seed)
-    model = IntentModel.from_encoder(config.base_model, IntentModelConfig(
-        max_length=config.max_length, classifier_dropout=config.classifier_dropout))
+    model = initial_model(config, init_source)
     tokenizer = model.tokenizer
     encoded = encode_dataset(DatasetDict(splits), tokenizer, config.max_length)
 
@@ -535,6 +540,7 @@ def train(config: TrainConfig, dataset: Any | None = None) -> RunResult:
         augmentation=augmentation,
         call_log_rows=call_log_rows(dsd),
         mix=mix,
+        adaptation=adaptation,
     )
     if trainer.is_world_process_zero():
         _write_run(output_dir, config, model, calibration, result, splits)
