@@ -393,8 +393,12 @@ def test_cli_says_how_to_make_the_missing_corpus(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no data/generated/corpus.jsonl here
     assert main(["train"]) == 2
     assert "callintent data synth" in capsys.readouterr().err
-    assert main(["train", "train_files=[elsewhere.jsonl]"]) == 2
+    assert main(["train", "train_files=[elsewhere.jsonl]", "mix.weights=[]"]) == 2
     assert "elsewhere.jsonl: training file not found" in capsys.readouterr().err
+    # Overriding the default's three files with one, and keeping its three mix weights, says how to fix it.
+    assert main(["train", "train_files=[elsewhere.jsonl]"]) == 2
+    err = capsys.readouterr().err
+    assert "mix.weights has 3 weights but train_files has 1 files" in err and "mix.weights=[]" in err
 
 
 def test_correction_files_override_rows_and_are_counted(tmp_path):

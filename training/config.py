@@ -170,7 +170,8 @@ class TrainConfig:
             raise ValueError(f"mix must be a SourceMix section, got {self.mix!r}")
         if self.mix.enabled and len(self.mix.weights) != len(self.train_files):
             raise ValueError(f"mix.weights has {len(self.mix.weights)} weights but train_files has "
-                             f"{len(self.train_files)} files: give one weight per file, in the same order")
+                             f"{len(self.train_files)} files: give one weight per file, in the same order, or "
+                             f"mix.weights=[] to use every training row once")
         _positive_int("max_length", self.max_length, minimum=8)
         _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size)
