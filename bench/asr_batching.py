@@ -35,7 +35,7 @@ SPEECH = ("Hi, I saw your ad on Facebook for the kitchen remodel special. How mu
 
 def clips(n: int, seconds: float = 8.0) -> list[np.ndarray]:
     """``n`` different 8 s clips (espeak-ng 8 kHz μ-law speech, then the shared recordings)."""
-    from data.audio import decode_audio
+    from speech.audio import decode_audio
 
     with tempfile.TemporaryDirectory() as tmp:
         wav, phone = Path(tmp) / "s.wav", Path(tmp) / "s8.wav"
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; don't append to BENCHMARKS.md")
     args = parser.parse_args(argv)
 
-    from data.asr import AsrConfig, SpeechRecognizer
+    from speech.asr import AsrConfig, SpeechRecognizer
 
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     recognizer = SpeechRecognizer(AsrConfig(encoder_min_seconds=10.0, cpu_threads=args.threads))

@@ -114,7 +114,7 @@ def corpus_baseline(n: int = 6000, seed: int = 0, *, test_fraction: float = 0.2,
     """
     from sklearn.model_selection import train_test_split
 
-    from data.schema import CLASS_NAMES
+    from models.labels import CLASS_NAMES
     from data.synth import generate_corpus
 
     calls = generate_corpus(n, seed) if calls is None else calls
@@ -139,7 +139,7 @@ def real_set_result(model: Any, path: Path) -> BaselineResult:
         still count as errors (they lower recall and accuracy).
     """
     from data.dataset import read_records
-    from data.schema import CLASS_NAMES
+    from models.labels import CLASS_NAMES
 
     rows = [r.data for r in read_records(path) if isinstance(r.data, dict)]
     labels = [str(r["label"]) for r in rows]

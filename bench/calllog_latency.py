@@ -62,7 +62,7 @@ def scoring_path_cost(db_dir: Path, iterations: int = 2000) -> float:
     ``CallLogWriter.submit``), timed in this process against a real SQLite writer, so the figure
     does not drown in the HTTP and batching noise of the end-to-end comparison.
     """
-    from data.schema import CLASS_NAMES, SIGNAL_NAMES
+    from models.labels import CLASS_NAMES, SIGNAL_NAMES
     from models.scores import IntentScores, SignalScore
     from serving.calllog.records import record_from_scores
     from serving.calllog.store import open_store

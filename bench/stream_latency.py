@@ -147,7 +147,7 @@ async def level(url: str, frames: Sequence[bytes], calls: int, *, frame_s: float
 def load_frames(path: Path, seconds: float, frame_ms: int) -> list[bytes]:
     import numpy as np
 
-    from data.audio import SAMPLE_RATE, decode_audio
+    from speech.audio import SAMPLE_RATE, decode_audio
 
     audio = decode_audio(path, max_seconds=seconds)
     data = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()

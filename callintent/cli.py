@@ -24,11 +24,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("training.export_cli", "export a training run to a calibrated ONNX model in the registry"),
     "models": ("models.cli", "list, show, promote and roll back registry versions"),
     "evaluate": ("evaluation.cli", "write a QA report (metrics.json + report.html) for a model"),
-    "bootstrap": ("callintent.bootstrap", "build the default model (corpus, train, export, promote) if there is none"),
+    "bootstrap": ("training.bootstrap", "build the default model (corpus, train, export, promote) if there is none"),
     "serve": ("serving.cli", "run the live scoring service (builds the default model if none)"),
     "stream": ("serving.stream_cli", "play an audio file into a running server as a live call"),
-    "report": ("serving.calls_cli:report", "measure the call log: conversion of buying calls per source/campaign"),
-    "calls": ("serving.calls_cli:calls", "export logged calls with outcomes as labeled training data"),
+    "report": ("evaluation.calls_cli:report", "measure the call log: conversion of buying calls per source/campaign"),
+    "calls": ("evaluation.calls_cli:calls", "export logged calls with outcomes as labeled training data"),
 }
 
 EPILOG = """\

@@ -1,6 +1,6 @@
 """The call log's export rows as data: the one reader of ``callintent calls export`` files outside serving.
 
-``serving.calllog.export`` writes logged calls as labeled-example JSONL with extra keys (see its
+``evaluation.calls_export`` writes logged calls as labeled-example JSONL with extra keys (see its
 docstring). Training reads those files through ``data.dataset.load_labeled`` like any labeled file;
 tools that need to know *whose* label a row carries (a person's, or the logged model's own) read
 them here, so no package below ``serving`` has to import it to learn the row format.
@@ -22,7 +22,7 @@ from typing import Any
 
 from callintent.errors import UserError
 from data.dataset import read_records
-from data.schema import CLASS_NAMES
+from models.labels import CLASS_NAMES
 
 #: ``origin`` of every row the call-log export writes (training counts these into the model card).
 ORIGIN = "call_log"

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callintent.errors import UserError
-from data.schema import CLASS_INDEX, CLASS_NAMES, DEFAULT_MAX_WORDS, SIGNAL_INDEX, SIGNAL_NAMES
+from models.labels import CLASS_INDEX, CLASS_NAMES, DEFAULT_MAX_WORDS, SIGNAL_INDEX, SIGNAL_NAMES
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict, Features

@@ -87,7 +87,7 @@ def _load(args: argparse.Namespace) -> tuple[DatasetDict, LoadReport]:
 
 def format_report(report: LoadReport) -> str:
     """The counts table ``validate`` and ``split`` print."""
-    from data.schema import CLASS_NAMES
+    from models.labels import CLASS_NAMES
 
     width = max(len(c) for c in CLASS_NAMES)
     header = f"{'split':<11}{'rows':>7}" + "".join(f"{c:>{width + 2}}" for c in CLASS_NAMES)

@@ -4,8 +4,8 @@ The classifier is served on ASR output, not on clean text. This step gives train
 the same kind of text: every labeled opening is spoken by espeak-ng (the agent and the caller in
 different voices, rates and pitches, drawn per call), joined turn by turn with short pauses,
 squeezed into what a phone line carries with sox (8 kHz, mono, μ-law; optionally with pink noise
-under it), decoded back through :mod:`data.audio` and transcribed by
-:class:`data.asr.SpeechRecognizer` — the serving ASR, cut at the same 30 s.
+under it), decoded back through :mod:`speech.audio` and transcribed by
+:class:`speech.asr.SpeechRecognizer` — the serving ASR, cut at the same 30 s.
 
 Output rows keep the label fields (``label``, ``signals``, ``source``, ``campaign``,
 ``industry``), the split the loader assigned (so the rendered file splits like its source), and:
@@ -49,11 +49,11 @@ from typing import TYPE_CHECKING, Any
 
 from callintent.config import is_int, is_number
 from callintent.errors import UserError
-from data.schema import OPENING_SECONDS
+from speech.transcript import OPENING_SECONDS
 
 if TYPE_CHECKING:
-    from data.asr import AsrConfig, SpeechRecognizer
-    from data.transcript import OpeningTranscript
+    from speech.asr import AsrConfig, SpeechRecognizer
+    from speech.transcript import OpeningTranscript
 
 logger = logging.getLogger(__name__)
 
@@ -403,7 +403,7 @@ class TelephoneEar:
 
     def __init__(self, asr_config: AsrConfig | None = None, *, cache_dir: str | Path = ".cache/asr",
                  cut_seconds: float = OPENING_SECONDS, recognizer: SpeechRecognizer | None = None) -> None:
-        from data.asr import AsrConfig, asr_model_id
+        from speech.asr import AsrConfig, asr_model_id
         from data.transcribe import TranscriptCache
 
         self.asr_config = recognizer.config if recognizer is not None else (asr_config or AsrConfig())
@@ -423,8 +423,8 @@ class TelephoneEar:
             RenderError: synthesis failed.
             AudioError: the rendered audio could not be decoded.
         """
-        from data.audio import decode_audio
-        from data.speakers import merge_speakers
+        from speech.audio import decode_audio
+        from speech.speakers import merge_speakers
 
         key = render_cache_key(turns, plan, self.model_id, self.cut_seconds, self.asr_config)
         transcript = self._cache.get(key)
@@ -443,7 +443,7 @@ class TelephoneEar:
     def _recognizer_now(self) -> SpeechRecognizer:
         with self._lock:
             if self._recognizer is None:
-                from data.asr import SpeechRecognizer
+                from speech.asr import SpeechRecognizer
 
                 self._recognizer = SpeechRecognizer(self.asr_config)
             return self._recognizer
@@ -506,8 +506,8 @@ def render_rows(
 
     from tqdm import tqdm
 
-    from data.asr import AsrConfig
-    from data.audio import AudioError
+    from speech.asr import AsrConfig
+    from speech.audio import AudioError
 
     if not is_int(workers) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")

@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render the rows; prints a summary. Exit 0 when any row was written (or none given), else 1."""
-    from data.asr import AsrConfig
+    from speech.asr import AsrConfig
     from data.render import RenderConfig, labeled_rows, render_rows
 
     if not getattr(args, "verbose", False):

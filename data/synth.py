@@ -64,7 +64,7 @@ Label rules (the class is decided by the scenario, never by which words happen t
   their request: the row keeps the call's class, so some openings are genuinely undecided —
   as in real traffic, where a model should be unsure of them.
 
-Signal rules (definitions in :mod:`data.schema`; spans only ever cover caller words):
+Signal rules (definitions in :mod:`models.labels`; spans only ever cover caller words):
 
 * Signals are literal: a caller phrase meeting a signal's definition is a span in every class.
   Robocall and vendor scripts *offer* ("press 1 for your free quote") and so never carry
@@ -119,8 +119,9 @@ from typing import Any
 from callintent.errors import UserError
 from data import synth_lexicon as lex
 from data.dataset import normalise_transcript
-from data.schema import CLASS_NAMES, DEFAULT_MAX_WORDS, OPENING_SECONDS, SIGNAL_INDEX
-from data.transcript import Word
+from speech.transcript import OPENING_SECONDS
+from models.labels import CLASS_NAMES, DEFAULT_MAX_WORDS, SIGNAL_INDEX
+from speech.transcript import Word
 
 logger = logging.getLogger(__name__)
 

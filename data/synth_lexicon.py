@@ -10,7 +10,7 @@ Conventions the grammar relies on:
   generator with random values; ``{first}``/``{last}`` are the caller's own name, ``{name}`` and
   ``{surname}`` somebody else's.
 * A caller phrase listed under a signal bank always meets that signal's definition in
-  :mod:`data.schema`; caller phrases outside signal banks never do (no "today" or "can I get a
+  :mod:`models.labels`; caller phrases outside signal banks never do (no "today" or "can I get a
   quote" in neutral context; "I was quoted $400" in a billing complaint asks for nothing), so
   signal labels stay exact. Agent lines and robocall/vendor scripts may use such words freely.
 """

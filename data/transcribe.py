@@ -1,6 +1,6 @@
 """Batch: a manifest of labeled call recordings -> labeled opening transcripts (JSONL).
 
-Each recording's first 30 s is transcribed by :class:`data.asr.SpeechRecognizer` and written as a
+Each recording's first 30 s is transcribed by :class:`speech.asr.SpeechRecognizer` and written as a
 labeled example (the manifest's label fields kept) plus ``words`` with timings, ``audio_seconds``
 and ``asr_model``. ASR is the slow step, so results are cached on disk by the audio's content hash
 and everything that changes the words (model weights, cut, VAD, beam, compute type, language): a
@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from callintent.errors import UserError
-from data.asr import AsrConfig, SpeechRecognizer, asr_model_id
-from data.audio import AudioError, decode_audio, is_silent, loudest_dbfs
-from data.schema import OPENING_SECONDS
-from data.transcript import OpeningTranscript, Word
+from speech.asr import AsrConfig, SpeechRecognizer, asr_model_id
+from speech.audio import AudioError, decode_audio, is_silent, loudest_dbfs
+from speech.transcript import OPENING_SECONDS
+from speech.transcript import OpeningTranscript, Word
 
 logger = logging.getLogger(__name__)
 

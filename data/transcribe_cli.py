@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the batch; prints a summary. Exit 0 if any row was transcribed (or none given), else 1."""
-    from data.asr import AsrConfig
+    from speech.asr import AsrConfig
     from data.transcribe import transcribe_manifest
 
     if not getattr(args, "verbose", False):

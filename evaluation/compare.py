@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from data.schema import CLASS_NAMES, SIGNAL_NAMES
+from models.labels import CLASS_NAMES, SIGNAL_NAMES
 
 if TYPE_CHECKING:
     from evaluation.evaluate import ModelEvaluation

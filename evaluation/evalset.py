@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from data.dataset import DataConfig
-    from data.transcript import Word
+    from speech.transcript import Word
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ def _two_channel_texts(transcripts: Sequence[str], extras: Sequence[str], form: 
     """Each row's text as a two-channel call gives it (``form``), where its speakers are known."""
     import json
 
-    from data.speakers import caller_words_of, tag_row
+    from speech.speakers import caller_words_of, tag_row
 
     out, converted = [], []
     for transcript, extra in zip(transcripts, extras):
@@ -233,8 +233,8 @@ def _timings(extras: Sequence[str], converted: Sequence[bool], form: str) -> tup
     """
     import json
 
-    from data.speakers import has_speakers
-    from data.transcript import Word
+    from speech.speakers import has_speakers
+    from speech.transcript import Word
 
     out: list[CallTiming | None] = []
     for extra, two_channel in zip(extras, converted):

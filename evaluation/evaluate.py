@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from data.schema import BUYING, CLASS_NAMES, SIGNAL_NAMES
+from models.labels import BUYING, CLASS_NAMES, SIGNAL_NAMES
 from evaluation.config import EvalConfig
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callintent.config import config_to_dict
-from data.schema import BUYING
+from models.labels import BUYING
 from evaluation.config import GatePolicy
 
 if TYPE_CHECKING:

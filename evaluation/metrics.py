@@ -6,7 +6,7 @@ scikit-learn function and are written here in a few lines: the top-label expecte
 error (ECE) with its reliability bins, and the percentile bootstrap around the sklearn calls.
 
 Conventions:
-    * Classes are indices into ``data.schema.CLASS_NAMES``; every per-class table lists all classes.
+    * Classes are indices into ``models.labels.CLASS_NAMES``; every per-class table lists all classes.
     * A value that is undefined on the data (recall of a class with no calls, precision of a
       class never predicted) is ``None``, never a silent 0.
     * Macro-F1 averages the classes that occur in the labels or the predictions (scikit-learn's
@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from data.schema import BUYING, CLASS_INDEX, CLASS_NAMES, SIGNAL_NAMES
+from models.labels import BUYING, CLASS_INDEX, CLASS_NAMES, SIGNAL_NAMES
 
 if TYPE_CHECKING:
     import numpy as np

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from data.schema import CLASS_NAMES, SIGNAL_NAMES
+from models.labels import CLASS_NAMES, SIGNAL_NAMES
 
 if TYPE_CHECKING:
     from evaluation.metrics import Calibration, ClassificationMetrics, PrCurve, RiskCoverageCurve, SignalSummary

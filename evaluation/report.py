@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from data.schema import CLASS_NAMES, INTENT_CLASSES, SIGNALS
+from models.labels import CLASS_NAMES, INTENT_CLASSES, SIGNALS
 
 if TYPE_CHECKING:
     from evaluation.compare import Comparison

@@ -1,8 +1,8 @@
 """Robustness: the same labeled calls scored from clean text and from 8 kHz telephone ASR transcripts.
 
 Each sampled transcript is spoken by espeak-ng (voice and speed varied per call), squeezed into
-what a phone line carries (sox: 8 kHz, mono, μ-law), decoded back through ``data.audio`` and
-transcribed by ``data.asr.SpeechRecognizer`` — the path a live call takes. The renderer is
+what a phone line carries (sox: 8 kHz, mono, μ-law), decoded back through ``speech.audio`` and
+transcribed by ``speech.asr.SpeechRecognizer`` — the path a live call takes. The renderer is
 :mod:`data.render` (also behind ``callintent data render-asr``); its results are cached in the ASR
 cache, so re-running a report only renders and transcribes what is new.
 """
@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from data.schema import CLASS_NAMES, OPENING_SECONDS
+from speech.transcript import OPENING_SECONDS
+from models.labels import CLASS_NAMES
 
 if TYPE_CHECKING:
-    from data.asr import AsrConfig, SpeechRecognizer
+    from speech.asr import AsrConfig, SpeechRecognizer
     from evaluation.evalset import EvalSet
     from models.predictor import IntentPredictor
 
@@ -240,7 +241,7 @@ def robustness_check(
     """
     import numpy as np
 
-    from data.schema import CLASS_INDEX
+    from models.labels import CLASS_INDEX
     from evaluation.metrics import classification_metrics
 
     started = time.perf_counter()

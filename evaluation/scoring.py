@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from data.schema import CLASS_INDEX
+from models.labels import CLASS_INDEX
 
 if TYPE_CHECKING:
     import numpy as np

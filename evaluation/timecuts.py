@@ -5,7 +5,7 @@ word timings (ASR words from ``callintent data render-asr`` / ``data transcribe`
 corpus's simulated timings) this module
 
 * scores the transcript prefix available at each second — the words that *started* before ``t``
-  (:func:`data.asr.cut_words`) — and computes macro-F1, buying precision/recall and ECE per
+  (:func:`speech.asr.cut_words`) — and computes macro-F1, buying precision/recall and ECE per
   cut-off (an empty prefix is scored too: that is what the model says before anyone spoke);
 * replays the serving decision policy (:class:`serving.policy.DecisionPolicy`, imported read-only:
   it is pure Python) over those prefixes: at each step ``DecisionPolicy.early_decision``; with no
@@ -16,7 +16,7 @@ corpus's simulated timings) this module
 
 The replay reveals the words of one decode of the whole opening by their start times; a live
 stream re-decodes a growing buffer, so its words at a given second can differ a little (the
-stable-prefix rule of ``serving/stream.py`` holds back the last ones).
+stable-prefix rule of ``serving/live_call.py`` holds back the last ones).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from callintent.config import is_int, is_number
-from data.schema import BUYING, CLASS_NAMES, OPENING_SECONDS
+from speech.transcript import OPENING_SECONDS
+from models.labels import BUYING, CLASS_NAMES
 
 if TYPE_CHECKING:
     from evaluation.evalset import CallTiming, EvalSet
@@ -272,8 +273,8 @@ class TimecutResult:
 def prefix_text(timing: CallTiming, seconds: float) -> str:
     """The transcript available ``seconds`` into the call: words that started before it, joined
     (speaker-tagged when the call is scored tagged)."""
-    from data.asr import cut_words
-    from data.speakers import tag_words
+    from speech.asr import cut_words
+    from speech.speakers import tag_words
 
     words = cut_words(timing.words, seconds)
     return tag_words(words).text if timing.tagged else " ".join(w.text for w in words)

@@ -53,8 +53,8 @@ class ArtifactMeta:
     Attributes:
         name: Registry model name (e.g. ``intent``).
         version: Registry version (e.g. ``v3``); empty before registration.
-        classes: Class names in output order (must equal ``data.schema.CLASS_NAMES``).
-        signals: Signal names in output order (must equal ``data.schema.SIGNAL_NAMES``).
+        classes: Class names in output order (must equal ``models.labels.CLASS_NAMES``).
+        signals: Signal names in output order (must equal ``models.labels.SIGNAL_NAMES``).
         max_length: Token budget the model was trained with; longer input is truncated.
         temperature: Class-head temperature fitted on validation (already inside the graph;
             stored for the record).
@@ -66,7 +66,7 @@ class ArtifactMeta:
         created_at: ISO time of export.
         extra: Free-form provenance (git commit, corrections used, real calls used…).
         speaker_tags: The model was trained on speaker-tagged text too (``agent: … caller: …``,
-            :mod:`data.speakers`): serving gives it both speakers of a two-channel call, tagged.
+            :mod:`speech.speakers`): serving gives it both speakers of a two-channel call, tagged.
         abstain_margin: Calibrated ``p(top1) − p(top2)`` below which the decision policy routes a
             call ``undetermined`` (:mod:`models.uncertainty`), chosen on validation; 0 = never.
             None (artifacts exported before the rule): the policy decides as it did then.

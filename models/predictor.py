@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callintent.errors import UserError
-from data.schema import BUYING, CLASS_NAMES, SIGNAL_NAMES
+from models.labels import BUYING, CLASS_NAMES, SIGNAL_NAMES
 from models.artifact import INPUT_NAMES, META, ONNX_FP32, ONNX_INT8, OUTPUT_NAMES, TOKENIZER, ArtifactMeta
 from models.scores import Evidence, IntentScores, SignalScore
 
@@ -62,7 +62,7 @@ def validate_artifact(directory: str | Path, *, variants: Sequence[str] = ("fp32
 
     Raises:
         ArtifactError: not a directory, a file missing, classes/signals/thresholds that do not
-            match ``data.schema``, a bad ``max_length`` or ``abstain_margin``.
+            match ``models.labels``, a bad ``max_length`` or ``abstain_margin``.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -106,7 +106,7 @@ def _check_names(directory: Path, field: str, got: Sequence[str], expected: Sequ
         detail.append(f"missing: {absent}")
     if not detail:
         detail.append("same names in a different order")
-    raise ArtifactError(f"{directory / META}: artifact {field} {list(got)} do not match data.schema "
+    raise ArtifactError(f"{directory / META}: artifact {field} {list(got)} do not match models.labels "
                         f"{list(expected)} ({'; '.join(detail)})")
 
 

@@ -30,7 +30,7 @@ class SignalScore:
     """One buying-intent signal.
 
     Attributes:
-        name: Signal name from ``data.schema.SIGNAL_NAMES``.
+        name: Signal name from ``models.labels.SIGNAL_NAMES``.
         probability: Sequence-level probability.
         present: ``probability >= `` the artifact's threshold for this signal.
         evidence: Spans that triggered it (empty when not present).

@@ -29,7 +29,7 @@ internal_error          500     a bug, or the model failing on this transcript (
 ======================  ======  ==========================================================
 
 The live WebSocket routes, ``/v1/stream`` (generic protocol) and ``/v1/twilio`` (Twilio Media
-Streams), are served by :mod:`serving.live`, which documents both protocols, their error events
+Streams), are served by :mod:`serving.sessions`, which documents both protocols, their error events
 and close codes.
 """
 
@@ -55,13 +55,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callintent import __version__
 from callintent.errors import UserError
-from data.audio import RAW_ENCODINGS, SAMPLE_RATE, AudioError
-from data.schema import OPENING_SECONDS
+from speech.audio import RAW_ENCODINGS, SAMPLE_RATE, AudioError
+from speech.transcript import OPENING_SECONDS
 from serving.auth import ApiKeyMiddleware, Unauthorized
 from serving.config import ServeConfig
 from serving.limits import RETRY_AFTER_SECONDS, InflightLimitMiddleware, LimitExceeded, check_text, error_body
 # LiveSession and install_drain are re-exported: serving.service reaches them as ``api.*``.
-from serving.live import GenericSession, LiveSession, TwilioSession, call_id_context, install_drain
+from serving.sessions import GenericSession, LiveSession, TwilioSession, call_id_context, install_drain
 from serving.schemas import (
     AudioScoreResponse, BatchItem, ErrorResponse, ScoreRequest, ScoreResponse, clean_metadata, new_call_id,
     score_result, transcript_json, valid_call_id,
@@ -70,7 +70,7 @@ from serving.schemas import (
 if TYPE_CHECKING:
     import numpy as np
 
-    from data.transcript import OpeningTranscript
+    from speech.transcript import OpeningTranscript
     from serving.service import CallIntentService
 
 logger = logging.getLogger(__name__)
@@ -158,12 +158,12 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @app.websocket("/v1/stream")
     async def stream(websocket: WebSocket) -> None:
-        """A live call in the generic protocol (see :mod:`serving.live`)."""
+        """A live call in the generic protocol (see :mod:`serving.sessions`)."""
         await GenericSession(_service(), websocket).run()
 
     @app.websocket("/v1/twilio")
     async def twilio(websocket: WebSocket) -> None:
-        """A live call from Twilio Media Streams (see :mod:`serving.live`)."""
+        """A live call from Twilio Media Streams (see :mod:`serving.sessions`)."""
         await TwilioSession(_service(), websocket).run()
 
     return app
@@ -457,7 +457,7 @@ async def _score_audio(svc: CallIntentService, request: Request, config: ServeCo
     upload = await read_audio_upload(request, config)
     loop = asyncio.get_running_loop()
     limit = config.limits.max_audio_seconds
-    from data.audio import decode_audio
+    from speech.audio import decode_audio
 
     if config.store_audio:
         await loop.run_in_executor(svc.decode_pool, _store_upload, config, upload)
@@ -493,7 +493,7 @@ def _transcribe_channels(svc: CallIntentService, audio: np.ndarray, speakers: Se
     """A two-channel recording: each channel transcribed on its own, the words merged with their
     speakers, and the text the model scores (both speakers tagged, or the caller's words; as a
     two-channel live call)."""
-    from data.speakers import interleave, merge_speakers
+    from speech.speakers import interleave, merge_speakers
 
     heard, seconds = {}, 0.0
     for speaker, channel in zip(speakers, audio):
@@ -547,7 +547,7 @@ async def read_audio_upload(request: Request, config: ServeConfig) -> AudioUploa
                                  ["sample_rate"])
     speakers: tuple[str, ...] = ()
     if fields.get("speakers"):
-        from data.speakers import SPEAKERS
+        from speech.speakers import SPEAKERS
 
         speakers = tuple(part.strip() for part in fields["speakers"].split(","))
         if sorted(speakers) != sorted(SPEAKERS):

@@ -3,9 +3,9 @@
 Every live call re-decodes its recent audio about once a second. Decoded one by one, N calls
 cost N decodes; Whisper's decoder is token-by-token, and a batch of clips advances all of them
 in one step for little more than the cost of one, so the batch costs a fraction of the sum
-(BENCHMARKS.md). :class:`BatchingTranscriber` is a drop-in :class:`serving.stream.Transcriber`:
+(BENCHMARKS.md). :class:`BatchingTranscriber` is a drop-in :class:`serving.live_call.Transcriber`:
 a call's decode thread submits its clip and blocks; a worker takes every clip waiting (up to
-``max_batch``) and decodes them with :meth:`data.asr.SpeechRecognizer.transcribe_many`.
+``max_batch``) and decodes them with :meth:`speech.asr.SpeechRecognizer.transcribe_many`.
 
 Nothing waits to fill a batch: a worker starts as soon as one clip is queued, and the clips
 that arrive while it decodes form the next batch. One call alone therefore pays no batching
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from data.asr import SpeechRecognizer
-from data.transcript import OpeningTranscript
+from speech.asr import SpeechRecognizer
+from speech.transcript import OpeningTranscript
 
 logger = logging.getLogger(__name__)
 

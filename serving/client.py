@@ -12,7 +12,7 @@
                 print(event["decision"]["route"])
 
 Results are the service's JSON as plain dicts (documented, with their pydantic models, in
-:mod:`serving.schemas`; stream events in :mod:`serving.stream`):
+:mod:`serving.schemas`; stream events in :mod:`serving.live_call`):
 
 * ``score`` → ``{call_id, intent, probabilities, buying_intent, signals, decision, transcript,
   model, timings_ms, batch_size}``
@@ -23,7 +23,7 @@ An error response raises :class:`ApiError` (``status``, ``code``, ``message``); 
 cannot be reached raises :class:`ServerUnavailable`; a live call the server closes with any code
 but 1000 raises :class:`StreamClosed` after its last event was yielded (e.g. 1013 at capacity).
 
-Audio for :meth:`CallIntentClient.stream` is a file path (any format ``data.audio`` decodes) or a
+Audio for :meth:`CallIntentClient.stream` is a file path (any format ``speech.audio`` decodes) or a
 float32 16 kHz mono array. It is sent as 16 kHz PCM16 frames, as 8 kHz μ-law with
 ``encoding="mulaw"``, or as Twilio Media Streams messages with ``twilio=True`` (what a Twilio
 ``<Stream>`` sends: ``connected``, ``start`` with ``customParameters``, base64 μ-law ``media``,
@@ -391,8 +391,8 @@ def plan_stream(audio: str | Path | np.ndarray, *, twilio: bool = False, frame_m
         UserError: unreadable audio, bad ``frame_ms``, ``encoding`` or ``speakers``, or
             ``speakers`` for audio without two channels.
     """
-    from data.audio import SAMPLE_RATE, decode_audio
-    from data.speakers import SPEAKERS
+    from speech.audio import SAMPLE_RATE, decode_audio
+    from speech.speakers import SPEAKERS
 
     if not 5 <= frame_ms <= 1000:
         raise UserError(f"frame_ms must be between 5 and 1000, got {frame_ms}")
@@ -455,7 +455,7 @@ _TWILIO_TRACKS = {"caller": "inbound", "agent": "outbound"}
 
 def _encode(samples: np.ndarray, mulaw: bool) -> np.ndarray:
     """16 kHz float samples as μ-law bytes at 8 kHz, or little-endian pcm16 at 16 kHz."""
-    from data.audio import SAMPLE_RATE, resample
+    from speech.audio import SAMPLE_RATE, resample
 
     if mulaw:
         return np.frombuffer(float_to_mulaw(resample(np.ascontiguousarray(samples), SAMPLE_RATE, 8000)), dtype=np.uint8)
@@ -463,7 +463,7 @@ def _encode(samples: np.ndarray, mulaw: bool) -> np.ndarray:
 
 
 def float_to_mulaw(samples: np.ndarray) -> bytes:
-    """Encode float samples in [-1, 1] as G.711 μ-law bytes (the inverse of ``data.audio.mulaw_to_float``)."""
+    """Encode float samples in [-1, 1] as G.711 μ-law bytes (the inverse of ``speech.audio.mulaw_to_float``)."""
     bias, clip = 0x84, 32635
     pcm = np.clip(np.round(np.asarray(samples, dtype=np.float64) * 32768.0), -32768, 32767).astype(np.int32)
     sign = np.where(pcm < 0, 0x80, 0x00)

@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from callintent.config import ConfigError, load_config
-from data.asr import AsrConfig
-from serving.stream import StreamConfig
+from speech.asr import AsrConfig
+from serving.live_call import StreamConfig
 
-#: The serving default of ``AsrConfig.encoder_min_seconds`` (see data.asr): the shortest encoder
+#: The serving default of ``AsrConfig.encoder_min_seconds`` (see speech.asr): the shortest encoder
 #: window that decoded our test calls without Whisper's short-context loops (BENCHMARKS.md).
 LIVE_ENCODER_MIN_SECONDS = 10.0
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from callintent.config import load_config
-from data.schema import BUYING, CLASS_NAMES
+from models.labels import BUYING, CLASS_NAMES
 from models.scores import IntentScores
 from models.uncertainty import margin_of
 
@@ -78,7 +78,7 @@ class Decision:
     early: bool = False
 
     def to_json(self) -> dict:
-        """The wire form (see ``serving/stream.py`` for where it appears)."""
+        """The wire form (see ``serving/live_call.py`` for where it appears)."""
         return {
             "route": self.route, "label": self.label, "buying_intent": round(self.buying_intent, 4),
             "confidence": round(self.confidence, 4), "reasons": list(self.reasons), "segment": self.segment,

@@ -27,8 +27,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from data.speakers import TaggedText
-from data.transcript import Word
+from speech.speakers import TaggedText
+from speech.transcript import Word
 from models.scores import Evidence, IntentScores
 
 CARD = "[CARD]"

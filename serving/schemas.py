@@ -2,7 +2,7 @@
 
 Pydantic lives only here (STYLE.md): inside the service the values are dataclasses
 (:class:`~models.scores.IntentScores`, :class:`~serving.policy.Decision`,
-:class:`~data.transcript.OpeningTranscript`); :func:`score_result` turns them into the JSON a
+:class:`~speech.transcript.OpeningTranscript`); :func:`score_result` turns them into the JSON a
 client sees, redacting PII on the way out.
 """
 
@@ -18,7 +18,7 @@ from pydantic import (
     BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints, field_validator,
 )
 
-from data.transcript import OpeningTranscript
+from speech.transcript import OpeningTranscript
 from models.scores import IntentScores
 from serving.policy import Decision
 
@@ -133,7 +133,7 @@ class ScoreRequest(BaseModel):
             assert self.transcript is not None
             return self.transcript
         if speaker_tags:
-            from data.speakers import tag
+            from speech.speakers import tag
 
             return tag((t.speaker, t.text, 0) for t in self.turns).text
         return " ".join(t.text.strip() for t in self.turns if t.speaker == "caller" and t.text.strip())

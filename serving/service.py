@@ -15,7 +15,7 @@ HTTP surface (JSON; every error is ``{"error": {"code", "message"[, "fields"]}}`
                          audio_seconds, cut_seconds (the opening 30 s)
     WS   /v1/stream      {"type":"start","call_id","encoding":"pcm16"|"mulaw","sample_rate",
                          "metadata"} -> started; binary audio frames -> partial… decision; {"type":"stop"}
-                         -> final, close 1000 (event format: serving/stream.py; protocol: serving/live.py)
+                         -> final, close 1000 (event format: serving/live_call.py; protocol: serving/sessions.py)
     WS   /v1/twilio      Twilio Media Streams (connected/start/media/stop, base64 μ-law 8 kHz,
                          customParameters = metadata, callSid = call_id); events are sent back as
                          JSON text (Twilio ignores them) and logged
@@ -45,7 +45,7 @@ from typing import Any
 
 import bentoml
 
-from data.asr import AsrConfig
+from speech.asr import AsrConfig
 from serving import app as api
 from serving.auth import ApiKeys
 from serving.config import ServeConfig, load_serve_config
@@ -76,7 +76,7 @@ class CallIntentService:
     """Loads the models once per worker; the routes in :mod:`serving.app` call into it."""
 
     def __init__(self) -> None:
-        from data.asr import SpeechRecognizer
+        from speech.asr import SpeechRecognizer
         from models.predictor import IntentPredictor
         from models.registry import Registry
         from serving.asr_batcher import BatchingTranscriber

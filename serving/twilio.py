@@ -20,7 +20,7 @@ missing or mistyped required ones are not. :class:`TwilioStreamState` follows on
 checks the order (start before media, one stream id), reports duplicate, out-of-order and lost
 messages by ``sequenceNumber``, exposes the call metadata from ``customParameters`` and the
 ``callSid`` as the call id, and converts inbound media payloads to the float32 16 kHz audio
-:class:`serving.stream.LiveCall` takes. Of a one-track stream only the *inbound* track (the
+:class:`serving.live_call.LiveCall` takes. Of a one-track stream only the *inbound* track (the
 caller) is transcribed; outbound media is accepted and ignored. A stream
 started with both tracks (``<Stream track="both_tracks">``) is a two-channel call: inbound is
 the caller, outbound the agent (:data:`TRACK_SPEAKERS`), each transcribed on its own.
@@ -239,7 +239,7 @@ def parse_message(text: str | bytes) -> TwilioMessage:
 
 def media_to_audio(payload: bytes) -> np.ndarray:
     """μ-law 8 kHz bytes → float32 16 kHz (stateless; see :class:`TwilioStreamState.audio` for streams)."""
-    from data.audio import SAMPLE_RATE, mulaw_to_float, resample
+    from speech.audio import SAMPLE_RATE, mulaw_to_float, resample
 
     return resample(mulaw_to_float(payload), TWILIO_SAMPLE_RATE, SAMPLE_RATE)
 
@@ -280,7 +280,7 @@ class TwilioStreamState:
         self.dtmf_digits: list[str] = []
         self._seen: deque[int] = deque(maxlen=_SEEN_WINDOW)
         self._seen_set: set[int] = set()
-        self._resamplers: dict[str, Any] = {}  # track -> data.audio.StreamResampler
+        self._resamplers: dict[str, Any] = {}  # track -> speech.audio.StreamResampler
 
     @property
     def call_id(self) -> str:
@@ -352,7 +352,7 @@ class TwilioStreamState:
         """
         if message.track != "inbound" and not self.two_channel:
             return np.zeros(0, dtype=np.float32)
-        from data.audio import SAMPLE_RATE, StreamResampler, mulaw_to_float
+        from speech.audio import SAMPLE_RATE, StreamResampler, mulaw_to_float
 
         resampler = self._resamplers.get(message.track)
         if resampler is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from data.schema import CLASS_NAMES, SIGNAL_NAMES
+from models.labels import CLASS_NAMES, SIGNAL_NAMES
 from serving.calllog.records import CallRecord, SignalValue
 
 #: Inside the report window of the tests: [WINDOW_START, WINDOW_END).

@@ -22,7 +22,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from data.schema import BUYING, CLASS_INDEX, CLASS_NAMES, SIGNAL_INDEX, SIGNAL_NAMES
+from models.labels import BUYING, CLASS_INDEX, CLASS_NAMES, SIGNAL_INDEX, SIGNAL_NAMES
 
 #: Whole words (single MiniLM WordPiece tokens) that switch a signal on in the tiny model.
 SIGNAL_KEYWORDS: dict[str, tuple[str, ...]] = {

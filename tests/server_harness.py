@@ -250,7 +250,7 @@ def spoken(text: str, tmp_path: Path, name: str = "speech.wav", pad_seconds: flo
 
 def decoded(path: Path) -> np.ndarray:
     """An audio file as float32 16 kHz mono."""
-    from data.audio import decode_audio
+    from speech.audio import decode_audio
 
     return decode_audio(path)
 

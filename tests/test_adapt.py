@@ -18,7 +18,7 @@ import pytest
 
 from callintent.config import ConfigError, load_config
 from callintent.errors import UserError
-from data.schema import CLASS_INDEX, CLASS_NAMES
+from models.labels import CLASS_INDEX, CLASS_NAMES
 
 DOMAIN_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
     "a": {"buying": ("price", "quote", "buy", "purchase"), "service": ("bill", "payment", "account", "password"),

@@ -302,7 +302,7 @@ def test_report_cli_prints_the_table_and_writes_the_page(tmp_path, capsys):
 
 
 def test_export_labels_rows_from_qa_corrections_or_the_model(store, tmp_path):
-    from serving.calllog.export import export_calls
+    from evaluation.calls_export import export_calls
 
     store.write_calls([
         record("e1", "buying", source="google", transcript="how much for a new roof", signals=("price_inquiry",),
@@ -334,7 +334,7 @@ def test_export_labels_rows_from_qa_corrections_or_the_model(store, tmp_path):
 
 
 def test_a_bad_corrections_file_names_file_line_and_field(tmp_path):
-    from serving.calllog.export import CorrectionsFileError, read_corrections
+    from evaluation.calls_export import CorrectionsFileError, read_corrections
 
     bad = tmp_path / "fixes.jsonl"
     bad.write_text('{"call_id": "a", "label": "buying"}\n{"call_id": "b", "label": "sales"}\n', encoding="utf-8")

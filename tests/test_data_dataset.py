@@ -25,7 +25,7 @@ from data.dataset import (
     normalise_transcript,
 )
 from data.realtext import import_real_text
-from data.schema import CLASS_NAMES, SIGNAL_NAMES
+from models.labels import CLASS_NAMES, SIGNAL_NAMES
 
 SGD = SHARED_DATA / "sgd_openings.jsonl"
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from callintent.cli import main
-from data.audio import decode_audio
+from speech.audio import decode_audio
 from data.render import (
     RenderConfig, RenderError, RenderPlan, Turn, Voice, plan_for, render_cache_key, render_call_audio,
     render_call_tracks, render_rows, turns_of,
@@ -95,7 +95,7 @@ def test_two_channel_tracks_hold_one_speaker_each_on_the_calls_clock(tmp_path):
     assert rms(caller[tail]) > 0.01 and rms(agent[tail]) < 1e-3
     assert not list(tmp_path.glob(".*"))
     # a two-channel render is cached apart from a mono one of the same call
-    from data.asr import AsrConfig
+    from speech.asr import AsrConfig
 
     mono_plan = RenderPlan(agent=plan.agent, caller=plan.caller, gap_seconds=1.0)
     assert render_cache_key(turns, plan, "m", 30.0, AsrConfig()) != render_cache_key(turns, mono_plan, "m", 30.0,

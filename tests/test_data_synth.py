@@ -10,7 +10,8 @@ import pytest
 
 from callintent.cli import build_parser, main
 from callintent.errors import UserError
-from data.schema import CLASS_NAMES, DEFAULT_MAX_WORDS, OPENING_SECONDS, SIGNAL_NAMES
+from speech.transcript import OPENING_SECONDS
+from models.labels import CLASS_NAMES, DEFAULT_MAX_WORDS, SIGNAL_NAMES
 from data.synth import (
     CLASS_SHARES,
     DEFAULT_ASR_NOISE,

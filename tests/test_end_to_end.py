@@ -47,7 +47,7 @@ def e2e_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def trained_registry(e2e_root: Path) -> Path:
     """A registry whose production model was built by the bootstrap path on a small corpus."""
-    from callintent.bootstrap import ensure_default_model
+    from training.bootstrap import ensure_default_model
     from data.synth import DEFAULT_ASR_NOISE, generate_corpus, write_jsonl
 
     corpus = e2e_root / "corpus.jsonl"
@@ -66,7 +66,7 @@ def e2e_server(e2e_root: Path, trained_registry: Path) -> Server:
 
 
 def test_bootstrap_builds_once_then_reuses(trained_registry: Path, monkeypatch) -> None:
-    from callintent.bootstrap import ensure_default_model
+    from training.bootstrap import ensure_default_model
     from models.registry import Registry
     import training.train
 
@@ -84,7 +84,7 @@ def test_bootstrap_builds_once_then_reuses(trained_registry: Path, monkeypatch) 
 
 def test_trained_model_learned_the_corpus(trained_registry: Path) -> None:
     """Held-out synthetic calls (a fresh seed, never trained on) are mostly classified right."""
-    from data.schema import CLASS_NAMES
+    from models.labels import CLASS_NAMES
     from data.synth import generate_corpus
     from models.predictor import IntentPredictor
     from models.registry import Registry

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from model_fixtures import build_tiny_artifact
 
-from data.schema import CLASS_INDEX, CLASS_NAMES, SIGNAL_NAMES
+from models.labels import CLASS_INDEX, CLASS_NAMES, SIGNAL_NAMES
 from evaluation.compare import BROKEN, CHANGED, FIXED, MetricDelta, compare
 from evaluation.config import EvalConfig
 from evaluation.evalset import EvalSet, load_eval_set

@@ -14,7 +14,7 @@ from calllog_fixtures import record
 from callintent.cli import main
 from callintent.errors import UserError
 from data.call_log import CallLogExportError, ExportedCall, read_call_log_export
-from data.schema import CLASS_NAMES, SIGNAL_NAMES
+from models.labels import CLASS_NAMES, SIGNAL_NAMES
 from evaluation.labeling import (
     SelectionConfig, choose_diverse, labeling_rows, margin, read_excluded_ids, select_for_labeling, text_vectors,
 )

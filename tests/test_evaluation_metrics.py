@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data.schema import CLASS_INDEX, SIGNAL_INDEX, SIGNAL_NAMES
+from models.labels import CLASS_INDEX, SIGNAL_INDEX, SIGNAL_NAMES
 from evaluation.metrics import (
     buying_pr_curve, calibration, classification_metrics, expected_calibration_error, risk_coverage_curve,
     signal_metrics, slice_metrics,

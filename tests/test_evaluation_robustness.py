@@ -10,7 +10,7 @@ import pytest
 from model_fixtures import build_tiny_artifact
 
 from callintent.cli import main
-from data.audio import decode_audio
+from speech.audio import decode_audio
 from data.render import render_telephone_audio
 from evaluation.evalset import load_eval_set
 from evaluation.robustness import (

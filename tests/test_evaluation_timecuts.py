@@ -10,8 +10,8 @@ from model_fixtures import build_tiny_artifact
 
 from callintent.cli import main
 from callintent.errors import UserError
-from data.schema import CLASS_INDEX, CLASS_NAMES, SIGNAL_NAMES
-from data.transcript import Word
+from models.labels import CLASS_INDEX, CLASS_NAMES, SIGNAL_NAMES
+from speech.transcript import Word
 from evaluation.evalset import CallTiming, EvalSet, load_eval_set
 from evaluation.timecuts import TimecutConfig, evaluate_timecuts, prefix_text
 from models.registry import Registry

@@ -10,7 +10,7 @@ import pytest
 from test_training import make_dataset, tiny_config
 
 from callintent.config import ConfigError, load_config
-from data.schema import CLASS_NAMES, SIGNAL_NAMES
+from models.labels import CLASS_NAMES, SIGNAL_NAMES
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 from model_fixtures import build_tiny_artifact
 
 from callintent.errors import UserError
-from data.schema import CLASS_NAMES, SIGNAL_NAMES
+from models.labels import CLASS_NAMES, SIGNAL_NAMES
 from models.artifact import META, ONNX_INT8, TOKENIZER
 from models.predictor import ArtifactError, IntentPredictor, _evidence
 
@@ -286,7 +286,7 @@ def test_class_mismatch_is_named(artifact, tmp_path):
     raw = json.loads((copy / META).read_text())
     raw["classes"] = ["buying", "service", "informational", "spam"]
     (copy / META).write_text(json.dumps(raw))
-    with pytest.raises(ArtifactError, match=r"classes .* do not match data.schema"
+    with pytest.raises(ArtifactError, match=r"classes .* do not match models.labels"
                                             r".*not in the schema: \['spam'\].*missing: \['noise'\]"):
         IntentPredictor.load(copy)
 

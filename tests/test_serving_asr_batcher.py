@@ -11,8 +11,8 @@ import jiwer
 import numpy as np
 import pytest
 
-from data.audio import SAMPLE_RATE, decode_audio
-from data.transcript import OpeningTranscript, Word
+from speech.audio import SAMPLE_RATE, decode_audio
+from speech.transcript import OpeningTranscript, Word
 from serving.asr_batcher import BatchingTranscriber
 from tests.conftest import SHARED_AUDIO
 
@@ -113,7 +113,7 @@ def test_closed_batcher_refuses_new_clips() -> None:
 
 @pytest.mark.integration
 def test_batched_decode_matches_single_decodes_on_real_speech() -> None:
-    from data.asr import AsrConfig, SpeechRecognizer
+    from speech.asr import AsrConfig, SpeechRecognizer
 
     recognizer = SpeechRecognizer(AsrConfig(encoder_min_seconds=10.0))
     jfk = decode_audio(SHARED_AUDIO / "jfk.flac")

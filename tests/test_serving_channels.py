@@ -107,7 +107,7 @@ def test_generic_start_rejects_bad_channel_settings(live_server):
 def test_twilio_both_tracks(live_server, tmp_path):
     import websockets
 
-    from data.audio import resample
+    from speech.audio import resample
     from serving.client import float_to_mulaw
 
     caller, agent = two_speakers(tmp_path)

@@ -16,7 +16,7 @@ from serving.client import (
     ApiError, AsyncCallIntentClient, CallIntentClient, ServerUnavailable, float_to_mulaw, plan_stream,
 )
 
-# The harness caches servers by name, so this file and test_serving_live share one "live" process.
+# The harness caches servers by name, so this file and test_serving_sessions share one "live" process.
 from tests.server_harness import (  # noqa: F401 (live_server, serving_tmp: fixtures)
     CLEAR_SPEECH, JFK, Server, free_port, live_server, serving_tmp, spoken,
 )
@@ -39,7 +39,7 @@ def speech(tmp_path) -> Path:
 
 
 def test_mulaw_encoder_inverts_the_decoder():
-    from data.audio import mulaw_to_float
+    from speech.audio import mulaw_to_float
 
     x = np.linspace(-1, 1, 4001, dtype=np.float32)
     y = mulaw_to_float(float_to_mulaw(x))

@@ -2,7 +2,7 @@
 
 Two layers:
 
-* in-process (``serving.live`` sessions on a Starlette test app, a fake ASR and classifier): the
+* in-process (``serving.sessions`` sessions on a Starlette test app, a fake ASR and classifier): the
   ASR or the classifier raising mid-call, a handler bug, a client that stops reading;
 * a real ``callintent serve`` process (``tests/server_harness.py``) started for this module with
   small limits and a ``sitecustomize`` fault hook (written to a temporary folder and put first
@@ -54,8 +54,8 @@ class _Recognizer:
         self.decodes: collections.Counter[str] = collections.Counter()
 
     def transcribe(self, audio, *, cut_seconds: float = 30.0, offset: float = 0.0):
-        from data.transcript import OpeningTranscript, Word
-        from serving.live import call_id_context
+        from speech.transcript import OpeningTranscript, Word
+        from serving.sessions import call_id_context
 
         call = call_id_context.get() or ""
         self.decodes[call] += 1
@@ -73,9 +73,9 @@ class _Predictor:
     meta = SimpleNamespace(speaker_tags=False)
 
     def predict(self, texts):
-        from data.schema import SIGNAL_NAMES
+        from models.labels import SIGNAL_NAMES
         from models.scores import IntentScores, SignalScore
-        from serving.live import call_id_context
+        from serving.sessions import call_id_context
 
         if (call_id_context.get() or "").startswith("boom-score"):
             raise RuntimeError("injected classifier failure")
@@ -141,7 +141,7 @@ def in_process():
     from starlette.routing import WebSocketRoute
     from starlette.testclient import TestClient
 
-    from serving.live import GenericSession, TwilioSession
+    from serving.sessions import GenericSession, TwilioSession
 
     svc = _fake_service(max_live_sessions=2)
 
@@ -207,7 +207,7 @@ def test_deeply_nested_json_is_bad_json_and_the_call_goes_on(in_process):
 
 def test_a_bug_in_a_message_handler_closes_1011_not_silently(in_process, monkeypatch):
     """Regression: an unexpected exception in a handler dropped the socket with no error event or close code."""
-    from serving.live import GenericSession
+    from serving.sessions import GenericSession
 
     original = GenericSession._on_binary
 
@@ -260,7 +260,7 @@ class _UnreadSocket:
 
 def test_a_client_that_stops_reading_frees_its_slot(monkeypatch):
     """Regression: a blocked send held the decode task, the session and its slot forever."""
-    import serving.live as live
+    import serving.sessions as live
 
     monkeypatch.setattr(live, "SEND_TIMEOUT_SECONDS", 0.3)
     svc = _fake_service(max_live_sessions=1, idle_timeout_seconds=60)
@@ -304,7 +304,7 @@ FAULT_HOOK = textwrap.dedent('''
         predict = predictor.IntentPredictor.predict
 
         def faulty_transcribe(self, audio, **kw):
-            from serving.live import call_id_context
+            from serving.sessions import call_id_context
             if (call_id_context.get() or "").startswith("fault-asr"):
                 raise RuntimeError("injected ASR failure")
             return transcribe(self, audio, **kw)

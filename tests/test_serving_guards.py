@@ -2,7 +2,7 @@
 (tiny keyword model, bundled tiny.en): silence, hold music, a looped phrase, a long pause.
 
 The lag bound (skip ahead and say so) is provoked with a slow fake decoder in
-test_serving_stream.py; conditioning on earlier text is off by contract (test_data_asr.py).
+test_serving_live_call.py; conditioning on earlier text is off by contract (test_speech_asr.py).
 """
 
 from __future__ import annotations

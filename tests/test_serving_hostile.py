@@ -1,7 +1,7 @@
 """Hostile input: property-based tests of the parsers, schema fuzzing of the REST routes, bombs and auth bypasses.
 
 * Hypothesis (bounded, derandomized, no example database, so every run tries the same inputs):
-  ``data.audio.decode_audio`` on random bytes, random WAV headers and raw audio with random
+  ``speech.audio.decode_audio`` on random bytes, random WAV headers and raw audio with random
   rates; μ-law/PCM16 framing; the Twilio message parser and stream state.
 * schemathesis against the OpenAPI spec the server serves at ``/docs.json`` (``/score`` and
   ``/score_audio``, valid and invalid requests): no 5xx, only documented statuses, JSON bodies
@@ -60,7 +60,7 @@ def _wav(rate: int, data: bytes, *, channels: int = 1, bits: int = 16, fmt: int 
 @BOUNDED
 @given(data=st.binary(max_size=4096))
 def test_decode_audio_random_bytes_is_audio_or_audio_error(data: bytes) -> None:
-    from data.audio import AudioError, decode_audio
+    from speech.audio import AudioError, decode_audio
 
     try:
         audio = decode_audio(data, max_seconds=5.0)
@@ -76,7 +76,7 @@ def test_decode_audio_random_bytes_is_audio_or_audio_error(data: bytes) -> None:
        data=st.binary(max_size=3000))
 def test_decode_audio_hostile_wav_headers(rate, channels, bits, fmt, declared, data) -> None:
     """Any header (absurd rates, channel counts, sample sizes, declared lengths): AudioError or bounded audio."""
-    from data.audio import AudioError, decode_audio
+    from speech.audio import AudioError, decode_audio
 
     try:
         audio = decode_audio(_wav(rate, data, channels=channels, bits=bits, fmt=fmt, declared=declared),
@@ -90,7 +90,7 @@ def test_decode_audio_hostile_wav_headers(rate, channels, bits, fmt, declared, d
 @given(data=st.binary(min_size=0, max_size=2000), encoding=st.sampled_from(["mulaw", "pcm16", "ulaw", "s16le", "opus"]),
        rate=st.one_of(st.none(), st.integers(-10, 500_000)))
 def test_decode_raw_audio_with_any_rate(data: bytes, encoding: str, rate: int | None) -> None:
-    from data.audio import AudioError, decode_audio
+    from speech.audio import AudioError, decode_audio
 
     try:
         audio = decode_audio(data, encoding=encoding, sample_rate=rate, max_seconds=2.0)
@@ -105,7 +105,7 @@ def test_decode_raw_audio_with_any_rate(data: bytes, encoding: str, rate: int | 
 def test_mulaw_and_pcm16_framing(data: bytes) -> None:
     """μ-law: one sample per byte in [-1, 1], re-encoding gives the same bytes (0x7F is the other zero);
     PCM16: two bytes a sample in [-1, 1), an odd length is an AudioError."""
-    from data.audio import AudioError, mulaw_to_float, pcm16_to_float
+    from speech.audio import AudioError, mulaw_to_float, pcm16_to_float
     from serving.client import float_to_mulaw
 
     samples = mulaw_to_float(data)
@@ -124,7 +124,7 @@ def test_mulaw_and_pcm16_framing(data: bytes) -> None:
 @given(cuts=st.lists(st.integers(0, 3200), max_size=12))
 def test_stream_resampler_any_chunking_matches_one_shot(cuts: list[int]) -> None:
     """Live frames of any size (not just 20 ms) resample to the same audio as the whole call."""
-    from data.audio import StreamResampler, resample
+    from speech.audio import StreamResampler, resample
 
     audio = (0.5 * np.sin(2 * np.pi * 300 * np.arange(3200) / 8000)).astype(np.float32)
     bounds = sorted({0, 3200, *cuts})
@@ -162,7 +162,7 @@ def test_decoding_bombs_are_bounded():
     32768-sample frame would resample to 2 GB) is refused before any frame is resampled."""
     import resource
 
-    from data.audio import AudioError, decode_audio
+    from speech.audio import AudioError, decode_audio
 
     hours = _flac(8000, 3 * 3600)
     assert len(hours) < 60_000

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from callintent.config import ConfigError
-from data.schema import CLASS_NAMES
+from models.labels import CLASS_NAMES
 from models.scores import Evidence, IntentScores, SignalScore
 from serving.policy import DEFAULT_POLICY_PATH, DecisionPolicy, PolicyConfig, Segment, Thresholds
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from data.transcript import Word
+from speech.transcript import Word
 from models.scores import Evidence, IntentScores, SignalScore
 from serving.redact import contains_pii, redact, redact_scores, redact_words
 

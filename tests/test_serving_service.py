@@ -1,6 +1,6 @@
 """Unit tests of the service's plain parts: config, API keys, limits, schemas, logs, CLI, packaging.
 
-No server and no model here (tests/test_serving_live.py runs the real thing).
+No server and no model here (tests/test_serving_sessions.py runs the real thing).
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ def test_metadata_cleaning_and_request_validation():
 
 def test_json_log_lines_carry_call_id_and_no_pii():
     from serving.app import JsonLogFormatter, _CallIdFilter
-    from serving.live import call_id_context
+    from serving.sessions import call_id_context
 
     record = logging.LogRecord("serving.app", logging.INFO, __file__, 1, "caller said %s",
                                ("call me at 555-123-4567",), None)
@@ -296,7 +296,7 @@ def test_uploads_are_stored_only_where_configured(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Live sessions in-process (serving.live with a fake recognizer and predictor)
+# Live sessions in-process (serving.sessions with a fake recognizer and predictor)
 
 
 class _FixedRecognizer:
@@ -305,7 +305,7 @@ class _FixedRecognizer:
     WORDS = (("hi", 0.1), ("how", 0.4), ("much", 0.7), ("for", 1.0), ("a", 1.2), ("roof", 1.4))
 
     def transcribe(self, audio, *, cut_seconds: float = 30.0, offset: float = 0.0):
-        from data.transcript import OpeningTranscript, Word
+        from speech.transcript import OpeningTranscript, Word
 
         end = min(offset + len(audio) / 16000, cut_seconds)
         words = tuple(Word(text, s, s + 0.2) for text, s in self.WORDS if offset <= s and s + 0.2 <= end)
@@ -318,7 +318,7 @@ class _BuyingPredictor:
     model_id = "intent/v0"
 
     def predict(self, texts):
-        from data.schema import SIGNAL_NAMES
+        from models.labels import SIGNAL_NAMES
         from models.scores import IntentScores, SignalScore
 
         probs = {"buying": 0.95, "service": 0.03, "informational": 0.01, "noise": 0.01}
@@ -340,7 +340,7 @@ def test_generic_and_twilio_sessions_share_one_pump(tmp_path):
     from serving.calllog.store import open_store
     from serving.calllog.writer import CallLogWriter
     from serving.client import plan_stream
-    from serving.live import GenericSession, TwilioSession
+    from serving.sessions import GenericSession, TwilioSession
     from serving.metrics import service_metrics
     from serving.policy import DecisionPolicy
 
@@ -405,9 +405,9 @@ def test_generic_and_twilio_sessions_share_one_pump(tmp_path):
 
 
 def test_serving_imports_no_heavy_libraries():
-    code = ("import sys, serving.service, serving.app, serving.live, serving.client, serving.cli, "
-            "serving.stream_cli, serving.schemas, serving.metrics, serving.calls_cli, serving.calllog.store, "
-            "serving.calllog.writer, serving.calllog.routes, serving.calllog.report, serving.calllog.export\n"
+    code = ("import sys, serving.service, serving.app, serving.sessions, serving.client, serving.cli, "
+            "serving.stream_cli, serving.schemas, serving.metrics, evaluation.calls_cli, serving.calllog.store, "
+            "serving.calllog.writer, serving.calllog.routes, serving.calllog.report, evaluation.calls_export\n"
             "heavy = sorted(m for m in ('torch', 'transformers', 'datasets', 'pandas', 'sklearn') if m in sys.modules)\n"
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,

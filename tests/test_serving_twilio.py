@@ -219,7 +219,7 @@ def test_call_id_before_start_is_an_error() -> None:
 
 
 def mulaw_encode(x: np.ndarray) -> bytes:
-    """G.711 μ-law encoder (the inverse of data.audio.mulaw_to_float), for building test payloads."""
+    """G.711 μ-law encoder (the inverse of speech.audio.mulaw_to_float), for building test payloads."""
     pcm = np.clip(np.round(x * 32768), -32768, 32767).astype(np.int32)
     sign = np.where(pcm < 0, 0x80, 0)
     mag = np.minimum(np.abs(pcm), 32635) + 0x84
@@ -267,11 +267,11 @@ def test_twilio_call_streams_into_a_live_call_with_redacted_number(tmp_path) -> 
     import subprocess
 
     from conftest import require_tool, speak
-    from test_serving_stream import KeywordScorer
+    from test_serving_live_call import KeywordScorer
 
-    from data.asr import AsrConfig, SpeechRecognizer
+    from speech.asr import AsrConfig, SpeechRecognizer
     from serving.policy import DecisionPolicy
-    from serving.stream import LiveCall, StreamConfig
+    from serving.live_call import LiveCall, StreamConfig
 
     text = ("Hi, I saw your ad. How much does a new water heater cost? "
             "You can call me back at five five five, one two three, four five six seven.")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from callintent.config import ConfigError, load_config
-from data.schema import CLASS_INDEX, CLASS_NAMES, SIGNAL_INDEX, SIGNAL_NAMES
+from models.labels import CLASS_INDEX, CLASS_NAMES, SIGNAL_INDEX, SIGNAL_NAMES
 
 # ---------------------------------------------------------------------------------------------
 # A small labeled set in the exact data.dataset columns (shared with test_export.py)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from callintent.config import ConfigError, load_config
-from data.schema import CLASS_INDEX, SIGNAL_INDEX, SIGNAL_NAMES
+from models.labels import CLASS_INDEX, SIGNAL_INDEX, SIGNAL_NAMES
 from training.augment import mix_asr_text, prefix_copies, read_asr_texts
 
 TEXT = "thanks for calling hi I saw your ad how much is a new roof"
@@ -214,7 +214,7 @@ def test_a_model_trained_with_speaker_tags_is_marked_for_serving(tiny_encoder_di
     from datasets import Dataset, DatasetDict
 
     from models.artifact import ArtifactMeta
-    from serving.live import _PredictorScorer
+    from serving.sessions import _PredictorScorer
     from test_training import tiny_config
     from training.export import export_run
     from training.train import train

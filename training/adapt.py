@@ -35,7 +35,7 @@ import numpy as np
 
 from callintent.errors import UserError
 from data.dataset import DataConfig
-from data.schema import CLASS_INDEX, CLASS_NAMES, SIGNAL_NAMES
+from models.labels import CLASS_INDEX, CLASS_NAMES, SIGNAL_NAMES
 from training.config import TrainConfig
 
 if TYPE_CHECKING:

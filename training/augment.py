@@ -13,7 +13,7 @@ Two pure transforms on ``data.dataset`` rows (plain dicts with its columns), bot
   A copy keeps the call's label; its signals are those whose spans lie inside the prefix, or
   unlabeled (masked) when the row's present signals have no spans to tell.
 * :func:`tag_speakers` — a seeded share of rows with speaker ``turns`` are written as
-  speaker-tagged text (``agent: … caller: …``, :mod:`data.speakers`), the form serving scores for
+  speaker-tagged text (``agent: … caller: …``, :mod:`speech.speakers`), the form serving scores for
   a two-channel call; spans move with the text. Prefix copies of a tagged row are tagged too.
 """
 
@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from callintent.errors import UserError
-from data.schema import SIGNAL_NAMES
-from data.speakers import TaggedText, has_speakers, tag_row, tag_words
+from models.labels import SIGNAL_NAMES
+from speech.speakers import TaggedText, has_speakers, tag_row, tag_words
 
 #: ``extra["text_form"]`` of a row written as speaker-tagged text.
 SPEAKER_TAGGED = "speaker_tagged"
@@ -130,7 +130,7 @@ def tag_speakers(rows: Sequence[Mapping[str, Any]], share: float, seed: int = 0
     """Write a seeded ``share`` of the rows that have speaker turns as speaker-tagged text.
 
     A row qualifies when its ``turns`` (in ``extra``) spell its transcript and every turn has a
-    speaker of :data:`data.speakers.SPEAKERS`, or, for ASR text, when its ``words`` all have a
+    speaker of :data:`speech.speakers.SPEAKERS`, or, for ASR text, when its ``words`` all have a
     speaker (``render-asr --channels 2``; a mono rendering has none). Evidence spans move to
     their tagged offsets; the row's ``words`` keep their speakers, so prefix copies are tagged too.
 

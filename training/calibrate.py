@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from callintent.errors import UserError
-from data.schema import BUYING, CLASS_INDEX, SIGNAL_NAMES
+from models.labels import BUYING, CLASS_INDEX, SIGNAL_NAMES
 from models.uncertainty import probability_margin, risk_coverage
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from pathlib import Path
 from callintent.config import is_int, is_number
 from callintent.errors import UserError
 from data.dataset import DataConfig
-from data.schema import CLASS_NAMES
+from models.labels import CLASS_NAMES
 from training.sampling import SourceMix
 
 #: Where ``callintent data synth`` writes the built-in corpus; the default training file.
@@ -93,7 +93,7 @@ class TrainConfig:
             ``prefix_seconds``. Training time grows by about this factor times the copies' share
             of the words.
         speaker_tags: Share (0 to 1) of the train and validation rows with speaker ``turns`` that
-            are written as speaker-tagged text (``agent: … caller: …``; :mod:`data.speakers`),
+            are written as speaker-tagged text (``agent: … caller: …``; :mod:`speech.speakers`),
             seeded per call; the rest stay plain. Above 0 the exported model is marked as
             reading tagged text, and serving then scores a two-channel call's caller and agent
             words together, tagged (one channel, or a model trained without tags: the plain text).

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from callintent.errors import UserError
-from data.schema import CLASS_NAMES, SIGNAL_NAMES, definitions_markdown
+from models.labels import CLASS_NAMES, SIGNAL_NAMES, definitions_markdown
 from models.artifact import (
     INPUT_NAMES, MODEL_CARD, ONNX_FP32, ONNX_INT8, OUTPUT_NAMES, TOKENIZER, TORCH_DIR, TRAIN_CONFIG,
     ArtifactMeta,

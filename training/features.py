@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from data.schema import SIGNAL_INDEX, SIGNAL_NAMES
+from models.labels import SIGNAL_INDEX, SIGNAL_NAMES
 
 if TYPE_CHECKING:
     import numpy as np

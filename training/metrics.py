@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from data.schema import BUYING, CLASS_INDEX, CLASS_NAMES, SIGNAL_NAMES
+from models.labels import BUYING, CLASS_INDEX, CLASS_NAMES, SIGNAL_NAMES
 from training.calibrate import expected_calibration_error, negative_log_likelihood
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from callintent.errors import UserError
-from data.schema import CLASS_NAMES, SIGNAL_NAMES
+from models.labels import CLASS_NAMES, SIGNAL_NAMES
 from training.encoders import describe_base_model, resolve_base_model
 
 logger = logging.getLogger(__name__)

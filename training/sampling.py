@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callintent.config import is_int, is_number
-from data.schema import CLASS_NAMES
+from models.labels import CLASS_NAMES
 
 logger = logging.getLogger(__name__)
 

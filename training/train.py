@@ -33,7 +33,7 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, Traini
 
 from callintent.config import dump_config
 from callintent.errors import UserError
-from data.schema import CLASS_NAMES
+from models.labels import CLASS_NAMES
 from data.sources import data_sources
 from training.adapt import AdaptationRecord, initial_model, mix_replay, resolve_init
 from training.calibrate import Calibration, fit_calibration, sigmoid, softmax

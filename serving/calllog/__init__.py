@@ -6,7 +6,7 @@
 * :mod:`serving.calllog.writer` — the bounded write-behind queue the service scores through.
 * :mod:`serving.calllog.routes` — ``POST /calls/{id}/outcome`` and ``GET /calls/{id}``.
 * :mod:`serving.calllog.report` — conversion of buying calls per source/campaign (typed dataclasses).
-* :mod:`serving.calllog.export` — logged calls as labeled training rows.
+* :mod:`evaluation.calls_export` — logged calls as labeled training rows.
 
 Nothing here imports torch, pandas or the evaluation stage; the HTML page of the report is
 ``evaluation/calls_report.py``.

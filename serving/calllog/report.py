@@ -22,7 +22,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from data.schema import BUYING
+from models.labels import BUYING
 from serving.calllog.records import LoggedCall, Outcome
 
 GROUPINGS = ("source", "campaign")

@@ -1,8 +1,8 @@
 """Speech recognition of a call's opening: faster-whisper with word timestamps, cut at 30 s.
 
 One :class:`SpeechRecognizer` holds one loaded model (load it once: it takes a second and the
-memory of the model) and turns 16 kHz float audio (see :mod:`data.audio`) into an
-:class:`~data.transcript.OpeningTranscript`. Batch transcription (:mod:`data.transcribe`) and live
+memory of the model) and turns 16 kHz float audio (see :mod:`speech.audio`) into an
+:class:`~speech.transcript.OpeningTranscript`. Batch transcription (:mod:`data.transcribe`) and live
 serving share it, so this module imports neither torch nor anything else heavy, and faster-whisper
 only when a model is built.
 """
@@ -23,9 +23,9 @@ import numpy as np
 
 from callintent.config import is_int, is_number
 from callintent.errors import UserError
-from data.audio import SAMPLE_RATE
-from data.schema import OPENING_SECONDS
-from data.transcript import OpeningTranscript, Word
+from speech.audio import SAMPLE_RATE
+from speech.transcript import OPENING_SECONDS
+from speech.transcript import OpeningTranscript, Word
 
 logger = logging.getLogger(__name__)
 
@@ -391,7 +391,7 @@ class SpeechRecognizer:
         if audio.ndim != 1:
             raise ValueError(f"audio must be 1-D float32 mono at {SAMPLE_RATE} Hz, got shape {audio.shape}")
         if not np.issubdtype(audio.dtype, np.floating):
-            raise ValueError(f"audio must be float samples in [-1, 1] (see data.audio), got dtype {audio.dtype}")
+            raise ValueError(f"audio must be float samples in [-1, 1] (see speech.audio), got dtype {audio.dtype}")
         # Slicing first is the cheap, exact way to decode only the opening: Whisper never sees
         # the rest, and 30 s is exactly one Whisper window.
         return np.ascontiguousarray(audio[:round(cut_seconds * SAMPLE_RATE)], dtype=np.float32)

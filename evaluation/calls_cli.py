@@ -138,7 +138,7 @@ class CallsCommand:
     def run(args: argparse.Namespace) -> int:
         if args.calls_command == "purge":
             return CallsCommand._purge(args)
-        from serving.calllog.export import export_calls
+        from evaluation.calls_export import export_calls
 
         since, until = _window(args)
         store = _open(args)

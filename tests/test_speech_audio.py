@@ -1,4 +1,4 @@
-"""data.audio: container and raw telephony decoding to 16 kHz mono, resampling, limits, silence."""
+"""speech.audio: container and raw telephony decoding to 16 kHz mono, resampling, limits, silence."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from callintent.errors import UserError
-from data.audio import (
+from speech.audio import (
     SAMPLE_RATE,
     AudioError,
     StreamResampler,
@@ -371,8 +371,8 @@ def test_silence_detection():
 
 
 def test_light_imports():
-    """Serving imports data.audio/data.asr: no ML stack and no codec library at import time."""
-    code = ("import sys, data.audio, data.asr, data.transcribe; "
+    """Serving imports speech.audio/speech.asr: no ML stack and no codec library at import time."""
+    code = ("import sys, speech.audio, speech.asr, data.transcribe; "
             "bad = [m for m in ('torch', 'transformers', 'datasets', 'pandas', 'sklearn', 'av', 'faster_whisper', "
             "'ctranslate2') if m in sys.modules]; print(','.join(bad))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

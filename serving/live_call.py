@@ -28,12 +28,12 @@ How it listens
   start at the end of the last stable word, keeping at least half a window of context. A decode
   then costs about the same at 25 s into the call as at 5 s (Whisper's cost grows with the
   audio and the words it re-reads).
-* **VAD gate**: a step whose new audio is silence (``data.audio.is_silent``) decodes nothing —
+* **VAD gate**: a step whose new audio is silence (``speech.audio.is_silent``) decodes nothing —
   except that pending unstable words get up to ``stable_agreement`` more decodes over the
   pause (the first hears the last word whole, the others confirm it): that is when they settle.
 * **Hallucination guards** (Whisper's known failures on live audio): the VAD gate above (silence
   is never decoded), Silero VAD in the ASR (a clip with no speech is not decoded), no
-  conditioning on earlier text, a token cap per second of audio, and ``data.asr.guard_words``:
+  conditioning on earlier text, a token cap per second of audio, and ``speech.asr.guard_words``:
   a phrase looped back to back is cut to one copy and "."/"♪" tokens (music, noise) are dropped
   (``dropped_words`` in the events).
 * **Lag bound**: when a step starts more than ``max_lag_seconds`` after the oldest audio it has
@@ -52,7 +52,7 @@ How it listens
   never mix in one decode; every word carries its speaker, and the events add each speaker's
   transcript. What is scored depends on the model: one trained on speaker-tagged text
   (``ArtifactMeta.speaker_tags``; the scorer's ``speaker_tags``) gets both speakers' words in time
-  order, written ``agent: … caller: …`` (:mod:`data.speakers`), so it learns whose words carry
+  order, written ``agent: … caller: …`` (:mod:`speech.speakers`), so it learns whose words carry
   intent; its evidence spans then carry a ``speaker`` and index that speaker's transcript. Any
   other model gets the caller's words only (a greeting and sales talk say nothing of the
   caller's intent, and the model has no way to tell them apart).
@@ -100,7 +100,7 @@ Every event has::
     lag_seconds     how far behind real time the step started
     skipped_seconds seconds at the start of the buffer that decodes no longer re-read
     dropped_words   words the ASR's hallucination guards removed in this decode (a phrase looped
-                    back to back, "." or "♪" tokens on music; data.asr.guard_words)
+                    back to back, "." or "♪" tokens on music; speech.asr.guard_words)
     window_complete true on the last decode of the opening window
 
 ``decision`` (exactly once per call) adds::
@@ -142,9 +142,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from callintent.errors import UserError
-from data.audio import SAMPLE_RATE, is_silent
-from data.speakers import SPEAKERS, TaggedText, interleave
-from data.transcript import OpeningTranscript, Word
+from speech.audio import SAMPLE_RATE, is_silent
+from speech.speakers import SPEAKERS, TaggedText, interleave
+from speech.transcript import OpeningTranscript, Word
 from models.scores import Evidence, IntentScores
 from serving.policy import Decision, DecisionPolicy
 from serving.redact import Redaction, map_scores, map_tagged_scores, redact, redact_words
@@ -164,7 +164,7 @@ _MAX_SEAM_NGRAM = 5
 
 
 class Transcriber(Protocol):
-    """What the stream needs from an ASR (``data.asr.SpeechRecognizer`` is one)."""
+    """What the stream needs from an ASR (``speech.asr.SpeechRecognizer`` is one)."""
 
     def transcribe(self, audio: np.ndarray, *, cut_seconds: float = 30.0, offset: float = 0.0) -> OpeningTranscript:
         ...
@@ -195,7 +195,7 @@ class StreamConfig:
 
     Attributes:
         sample_rate: Rate of the audio given to :meth:`LiveCall.insert`; must be 16000 (the
-            transports convert μ-law 8 kHz / PCM first, see ``data.audio``).
+            transports convert μ-law 8 kHz / PCM first, see ``speech.audio``).
         decode_interval_seconds: Decode again once at least this much new audio arrived.
         decode_window_seconds: Most audio a decode re-reads before it slides past the stable
             words (see the module docstring); ``window_seconds`` = always re-read everything.
@@ -268,7 +268,7 @@ class CallTotals:
         latency_ms_p95: 95th percentile of the same.
         decision_audio_seconds: Audio heard when the decision was made.
         dropped_words: Words the ASR's hallucination guards removed over the call
-            (``data.asr.guard_words``: looped phrases, punctuation-only tokens).
+            (``speech.asr.guard_words``: looped phrases, punctuation-only tokens).
     """
 
     audio_seconds: float
@@ -979,7 +979,7 @@ def _as_samples(audio: np.ndarray) -> np.ndarray:
         raise StreamInputError(f"audio must be 1-D (mono) float32 at {SAMPLE_RATE} Hz, got shape {audio.shape}")
     if not np.issubdtype(audio.dtype, np.floating):
         raise StreamInputError(f"audio must be float samples in [-1, 1], got dtype {audio.dtype} "
-                               f"(decode pcm16/mulaw with data.audio first)")
+                               f"(decode pcm16/mulaw with speech.audio first)")
     samples = audio.astype(np.float32, copy=False)
     if not np.isfinite(samples).all():
         raise StreamInputError("audio contains NaN or infinite samples")

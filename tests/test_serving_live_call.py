@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from callintent.config import ConfigError, load_config
-from data.transcript import OpeningTranscript, Word
+from speech.transcript import OpeningTranscript, Word
 from models.scores import Evidence, IntentScores, SignalScore
 from serving.policy import DecisionPolicy, PolicyConfig, Thresholds
-from serving.stream import LiveCall, StablePrefix, StreamConfig, StreamInputError, StreamStateError
+from serving.live_call import LiveCall, StablePrefix, StreamConfig, StreamInputError, StreamStateError
 
 SR = 16000
 
@@ -608,7 +608,7 @@ def test_stream_config_from_overrides() -> None:
 
 
 def test_serving_core_imports_no_ml_stack() -> None:
-    code = ("import sys, serving.stream, serving.policy, serving.redact, serving.twilio; "
+    code = ("import sys, serving.live_call, serving.policy, serving.redact, serving.twilio; "
             "bad = [m for m in ('torch', 'transformers', 'datasets', 'pandas', 'sklearn') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -626,8 +626,8 @@ def test_real_asr_stream_matches_the_reference_and_stable_text_only_grows() -> N
 
     from conftest import SHARED_AUDIO
 
-    from data.asr import AsrConfig, SpeechRecognizer
-    from data.audio import decode_audio
+    from speech.asr import AsrConfig, SpeechRecognizer
+    from speech.audio import decode_audio
 
     audio = decode_audio(SHARED_AUDIO / "jfk.flac")  # 11 s
     call = LiveCall("jfk", {}, asr=SpeechRecognizer(AsrConfig(cpu_threads=2)), scorer=KeywordScorer(),

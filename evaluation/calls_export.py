@@ -34,7 +34,7 @@ from typing import Any
 
 from callintent.errors import UserError
 from data.call_log import MODEL_LABEL, ORIGIN, QA_LABEL
-from data.schema import CLASS_NAMES, DEFAULT_MAX_WORDS, SIGNAL_NAMES
+from models.labels import CLASS_NAMES, DEFAULT_MAX_WORDS, SIGNAL_NAMES
 from serving.calllog.records import LoggedCall
 
 logger = logging.getLogger(__name__)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: Length of the opening the product scores, in seconds of call audio.
+OPENING_SECONDS = 30.0
+
 
 @dataclass(frozen=True)
 class Word:
@@ -30,12 +33,12 @@ class OpeningTranscript:
 
     Attributes:
         words: Words whose *start* lies inside the window (a word straddling the cut is kept
-            only if it started before it; see ``data.asr.cut_words``).
+            only if it started before it; see ``speech.asr.cut_words``).
         audio_seconds: Seconds of audio that were decoded (≤ the window).
         cut_seconds: The window length that was applied.
         language: Language code the ASR used.
         dropped_words: Words the ASR's hallucination guards removed (a phrase looped back to
-            back, tokens with no letter or digit such as "." or "♪"; see ``data.asr.guard_words``).
+            back, tokens with no letter or digit such as "." or "♪"; see ``speech.asr.guard_words``).
     """
 
     words: tuple[Word, ...] = field(default_factory=tuple)

@@ -1,7 +1,7 @@
 """Live calls over WebSocket: the generic ``/v1/stream`` protocol and Twilio Media Streams on ``/v1/twilio``.
 
 :mod:`serving.app` routes the sockets here; the call itself (decodes, stable prefix, decision,
-event wire format) is :class:`serving.stream.LiveCall`, which knows nothing of sockets.
+event wire format) is :class:`serving.live_call.LiveCall`, which knows nothing of sockets.
 
 Generic protocol, ``/v1/stream``
 --------------------------------
@@ -11,7 +11,7 @@ Client → server: one text message ``{"type": "start", "call_id"?: str, "encodi
 that encoding (any size; 20 ms frames are typical; pcm16 is little-endian, a message may split
 a sample); then ``{"type": "stop"}``. Two-channel audio (``channels: 2``) is interleaved, one
 channel per speaker in the order of ``speakers`` (default caller first): the speakers are
-transcribed apart and only the caller is scored (see :mod:`serving.stream`).
+transcribed apart and only the caller is scored (see :mod:`serving.live_call`).
 
 Server → client: ``started``; ``partial`` events as decodes complete (at most one decode in flight
 per call; audio keeps being buffered meanwhile); one ``decision``; ``final``; then close 1000.
@@ -73,15 +73,15 @@ import numpy as np
 from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from data.audio import RAW_ENCODINGS, SAMPLE_RATE, StreamResampler, mulaw_to_float, pcm16_to_float
+from speech.audio import RAW_ENCODINGS, SAMPLE_RATE, StreamResampler, mulaw_to_float, pcm16_to_float
 from serving.limits import CLOSE_TRY_AGAIN_LATER
-from serving.stream import SCORED_SPEAKER, SPEAKERS
+from serving.live_call import SCORED_SPEAKER, SPEAKERS
 from serving.schemas import clean_metadata, new_call_id, valid_call_id
 
 if TYPE_CHECKING:
     from models.scores import IntentScores
     from serving.service import CallIntentService
-    from serving.stream import LiveCall, StreamEvent
+    from serving.live_call import LiveCall, StreamEvent
     from serving.twilio import StartMessage, TwilioStreamState
 
 logger = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ _FAILED = object()
 
 
 class _PredictorScorer:
-    """The :class:`serving.stream.Scorer` view of an ``IntentPredictor``."""
+    """The :class:`serving.live_call.Scorer` view of an ``IntentPredictor``."""
 
     def __init__(self, predictor: Any) -> None:
         self.predictor = predictor
@@ -149,7 +149,7 @@ class LiveSession(abc.ABC):
 
     A reader task moves incoming messages into a queue, so the session loop can wait for the
     next message, the idle timeout and a shutdown request at once. Audio goes straight into the
-    :class:`~serving.stream.LiveCall` (its buffer is append-only and safe to fill while a decode
+    :class:`~serving.live_call.LiveCall` (its buffer is append-only and safe to fill while a decode
     runs); decodes run on the service's bounded decode pool, one at a time per call.
 
     A subclass implements :meth:`_on_message` (a text message, already parsed as JSON),
@@ -297,7 +297,7 @@ class LiveSession(abc.ABC):
         Returns:
             None when the call runs; a close (1013) when the server drains or is full.
         """
-        from serving.stream import LiveCall
+        from serving.live_call import LiveCall
 
         self._encoding, self._rate = encoding, sample_rate
         metrics = self.svc.metrics

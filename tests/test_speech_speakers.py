@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from data.speakers import has_speakers, interleave, tag, tag_turns, tag_words
-from data.transcript import Word
+from speech.speakers import has_speakers, interleave, tag, tag_turns, tag_words
+from speech.transcript import Word
 
 TURNS = [{"speaker": "agent", "text": "Thanks for calling Apex Roofing, how can I help?"},
          {"speaker": "caller", "text": "Hi, I saw your ad."},

@@ -204,7 +204,7 @@ def tag_words(words: Sequence[_SpokenWord | Mapping[str, Any]]) -> TaggedText:
     stream shows per speaker), so :meth:`TaggedText.to_source` gives offsets into it.
 
     Args:
-        words: :class:`data.transcript.Word` objects or ``{"text", "speaker"}`` dicts, in the
+        words: :class:`speech.transcript.Word` objects or ``{"text", "speaker"}`` dicts, in the
             order they were said.
 
     Raises:
@@ -253,7 +253,7 @@ def interleave(channels: Mapping[str, Sequence[_TimedWord]]) -> TaggedText:
 
 
 def merge_speakers(heard: Mapping[str, Any]) -> Any:
-    """Separately transcribed speakers' openings as one (``data.transcript.OpeningTranscript``):
+    """Separately transcribed speakers' openings as one (``speech.transcript.OpeningTranscript``):
     every word tagged with its speaker, all in time order (one speaker's words keep their order).
 
     Args:
@@ -261,7 +261,7 @@ def merge_speakers(heard: Mapping[str, Any]) -> Any:
     """
     from dataclasses import replace
 
-    from data.transcript import OpeningTranscript
+    from speech.transcript import OpeningTranscript
 
     words = [replace(w, speaker=s) for s, t in heard.items() for w in t.words]
     words.sort(key=lambda w: (w.start, SPEAKERS.index(w.speaker) if w.speaker in SPEAKERS else len(SPEAKERS)))

@@ -203,7 +203,7 @@ def test_score_audio_jfk(live_server):
 
 
 def test_score_audio_telephone_wav_and_raw_mulaw(live_server, tmp_path):
-    from data.audio import resample
+    from speech.audio import resample
     from serving.client import float_to_mulaw
 
     wav = spoken(CLEAR_SPEECH, tmp_path)
@@ -313,7 +313,7 @@ def test_stream_generic_protocol(live_server, tmp_path):
 
 def test_stream_mulaw_8k_and_bad_messages_keep_going(live_server, tmp_path):
     import websockets
-    from data.audio import resample
+    from speech.audio import resample
     from serving.client import float_to_mulaw
 
     mulaw = float_to_mulaw(resample(decoded(spoken("I need an appointment to fix my water heater", tmp_path)), 16000, 8000))
@@ -466,7 +466,7 @@ def test_stream_audio_limit(live_server):
 
 def twilio_messages(audio16k: np.ndarray, *, call_sid: str, params: dict[str, str]) -> list[str]:
     """The exact message shapes Twilio Media Streams sends (20 ms base64 μ-law frames)."""
-    from data.audio import resample
+    from speech.audio import resample
     from serving.client import float_to_mulaw
 
     stream_sid = "MZ" + "0" * 32

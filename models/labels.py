@@ -3,6 +3,7 @@
 Every stage (data validation, training heads, export metadata, evaluation, serving) reads the
 order and the definitions from here, so a class or signal can never mean two things.
 This module must stay dependency-free: serving imports it.
+(The length of the opening itself, ``OPENING_SECONDS``, is a fact of the audio: :mod:`speech.transcript`.)
 """
 
 from __future__ import annotations
@@ -68,9 +69,6 @@ BUYING = "buying"
 
 #: A 30-second opening holds about 75 words at a brisk 150 wpm; 150 leaves room for fast talkers.
 DEFAULT_MAX_WORDS = 150
-
-#: Length of the opening the product scores, in seconds of call audio.
-OPENING_SECONDS = 30.0
 
 
 def definitions_markdown() -> str:

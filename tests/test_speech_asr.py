@@ -1,4 +1,4 @@
-"""data.asr and data.transcribe: the recognizer contract (with a fake Whisper), the batch pipeline
+"""speech.asr and data.transcribe: the recognizer contract (with a fake Whisper), the batch pipeline
 and its cache, and — marked integration — the real bundled tiny.en on real and synthetic speech."""
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from conftest import SHARED_AUDIO, require_tool, speak
 from callintent.cli import main
 from callintent.config import ConfigError, load_config
 from callintent.errors import UserError
-from data.asr import AsrConfig, AsrModelError, SpeechRecognizer, asr_model_id, cut_words
-from data.audio import SAMPLE_RATE, decode_audio
+from speech.asr import AsrConfig, AsrModelError, SpeechRecognizer, asr_model_id, cut_words
+from speech.audio import SAMPLE_RATE, decode_audio
 from data.transcribe import ManifestError, read_manifest, transcribe_manifest
-from data.transcript import Word
+from speech.transcript import Word
 
 # Reference transcripts from shared/audio/SOURCES.md.
 OSR_SENTENCES = (
@@ -427,7 +427,7 @@ def _words(text: str) -> tuple[Word, ...]:
     ("", "", 0),
 ])
 def test_guard_words_cuts_loops_and_non_words(heard: str, kept: str, dropped: int) -> None:
-    from data.asr import guard_words
+    from speech.asr import guard_words
 
     words = _words(heard)
     out, removed = guard_words(words)
