@@ -59,17 +59,22 @@ def body_too_large(max_bytes: int) -> LimitExceeded:
 
 
 class SessionSlots:
-    """Admission control for live calls in one worker process.
+    """Admission control for live calls in one worker process, and the register of its open calls.
 
     Only the event loop thread touches it (WebSocket handlers), so a plain counter is enough.
 
-    Args:
+    Attributes:
         capacity: ``limits.max_live_sessions``.
+        active: Slots taken (admitted calls).
+        sessions: Every open session, admitted or not yet (a shutdown ends each with its final event).
+        draining: The worker is shutting down: new calls are refused.
     """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.active = 0
+        self.sessions: set[Any] = set()
+        self.draining = False
 
     def try_acquire(self) -> bool:
         """Take a slot; False (and nothing taken) when all are in use."""

@@ -12,6 +12,8 @@ Names (all prefixed ``callintent_``):
 * ``live_sessions_ended_total{reason}`` (stop, idle, disconnect, shutdown, limit, error)
 * ``decode_seconds`` (histogram): one live decode + score step
 * ``asr_batch_size`` (histogram): live calls decoded together in one ASR batch
+* ``score_batch_size`` (histogram): transcripts scored together in one model run (``/score``,
+  ``/score_audio``; adaptive batching, :mod:`serving.batching`)
 * ``update_latency_seconds`` (histogram): frame arrival → partial event sent
 * ``time_to_decision_seconds`` (histogram): call audio time when the decision was made
 * ``decisions_total{route,source}`` (source: score, score_audio, stream, twilio)
@@ -22,6 +24,7 @@ Names (all prefixed ``callintent_``):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -41,6 +44,7 @@ class ServiceMetrics:
     sessions_ended: Any
     decode_seconds: Any
     asr_batch_size: Any
+    score_batch_size: Any
     update_latency: Any
     time_to_decision: Any
     decisions: Any
@@ -67,6 +71,9 @@ def service_metrics() -> ServiceMetrics:
                                  buckets=_LATENCY_BUCKETS),
         asr_batch_size=Histogram("callintent_asr_batch_size", "Live calls decoded together in one ASR batch",
                                  buckets=_BATCH_BUCKETS),
+        score_batch_size=Histogram("callintent_score_batch_size",
+                                   "Transcripts scored together in one model run (adaptive batching)",
+                                   buckets=_BATCH_BUCKETS),
         update_latency=Histogram("callintent_update_latency_seconds",
                                  "Audio frame arrival to the partial event that includes it",
                                  buckets=_LATENCY_BUCKETS),
@@ -81,3 +88,33 @@ def service_metrics() -> ServiceMetrics:
         call_log_queued=Gauge("callintent_call_log_queued", "Scored calls waiting to be written",
                               multiprocess_mode="livesum"),
     )
+
+
+class RequestMetricsMiddleware:
+    """Counts scoring requests by endpoint and status (``callintent_requests_total``).
+
+    Args:
+        app: The wrapped ASGI app.
+        endpoints: The paths counted.
+    """
+
+    def __init__(self, app: Any, endpoints: Iterable[str]) -> None:
+        self.app = app
+        self.endpoints = frozenset(endpoints)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.endpoints:
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def record(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            service_metrics().requests.labels(endpoint=scope["path"], status=str(status)).inc()

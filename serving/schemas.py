@@ -1,9 +1,10 @@
 """The HTTP boundary: pydantic request/response models and the conversion from internal dataclasses.
 
 Pydantic lives only here (STYLE.md): inside the service the values are dataclasses
-(:class:`~models.scores.IntentScores`, :class:`~serving.policy.Decision`,
-:class:`~speech.transcript.OpeningTranscript`); :func:`score_result` turns them into the JSON a
-client sees, redacting PII on the way out.
+(:class:`~serving.scoring.ScoredCall`, :class:`~speech.transcript.OpeningTranscript`);
+:func:`score_response` and :func:`audio_score_response` turn them into the one response shape
+of ``/score`` and ``/score_audio``, which FastAPI checks against these models on the way out
+(so the OpenAPI schema at ``/docs.json`` is what clients get).
 """
 
 from __future__ import annotations
@@ -11,16 +12,17 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints, field_validator,
 )
 
+from callintent.errors import UserError
+from serving.limits import check_text
+from serving.scoring import ScoreItem, ScoredCall
 from speech.transcript import OpeningTranscript
-from models.scores import IntentScores
-from serving.policy import Decision
 
 #: What a client-chosen call id may look like (it ends up in logs and metrics labels' neighbours).
 CALL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
@@ -33,6 +35,14 @@ MAX_METADATA_VALUE = 256
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_METADATA_KEY)]
 MetadataValue = (Annotated[str, StringConstraints(max_length=MAX_METADATA_VALUE)] | StrictInt | StrictFloat
                  | StrictBool | None)
+
+
+class InvalidRequest(UserError):
+    """A request field is missing or invalid (HTTP 422); ``fields`` names the fields."""
+
+    def __init__(self, message: str, fields: Sequence[str]) -> None:
+        super().__init__(message)
+        self.fields = list(fields)
 
 
 def new_call_id() -> str:
@@ -72,6 +82,14 @@ def clean_metadata(metadata: Mapping[str, Any], max_items: int) -> dict[str, str
             raise ValueError(f"metadata.{key} is longer than {MAX_METADATA_VALUE} characters")
         out[key] = text
     return out
+
+
+def request_metadata(metadata: Mapping[str, Any], max_items: int) -> dict[str, str]:
+    """:func:`clean_metadata` for an HTTP request: a problem is a 422 naming ``metadata``."""
+    try:
+        return clean_metadata(metadata, max_items)
+    except ValueError as e:
+        raise InvalidRequest(f"metadata: {e}", ["metadata"]) from None
 
 
 #: Most speaker turns one ``/score`` request may carry (an opening has a handful).
@@ -138,6 +156,29 @@ class ScoreRequest(BaseModel):
             return tag((t.speaker, t.text, 0) for t in self.turns).text
         return " ".join(t.text.strip() for t in self.turns if t.speaker == "caller" and t.text.strip())
 
+    def to_item(self, *, speaker_tags: bool, max_text_chars: int, max_metadata_items: int) -> ScoreItem:
+        """What ``POST /score`` scores, or the 4xx that says why there is nothing to score.
+
+        Args:
+            speaker_tags: The model reads speaker-tagged turns (its artifact says so).
+            max_text_chars: ``limits.max_text_chars``.
+            max_metadata_items: ``limits.max_metadata_items``.
+
+        Raises:
+            InvalidRequest: neither or both of transcript and turns, or no caller words (422).
+            LimitExceeded: the text is over ``max_text_chars`` (413).
+        """
+        problem = self.input_problem()
+        if problem is not None:
+            raise InvalidRequest(*problem)
+        text = self.text_for(speaker_tags)
+        if not text:
+            raise InvalidRequest("turns have no caller words to score (this model reads the caller's turns only; "
+                                 "it was not trained with speaker_tags)", fields=["turns"])
+        check_text(text, max_text_chars)
+        return ScoreItem(transcript=text, call_id=self.call_id or new_call_id(),
+                         metadata=request_metadata(self.metadata, max_metadata_items), channel="score")
+
 
 class OutcomeRequest(BaseModel):
     """``POST /calls/{call_id}/outcome``: what happened to the call, from a CRM or agent desktop."""
@@ -171,16 +212,6 @@ class OutcomeCorrection(OutcomeRequest):
         return value.strip()
 
 
-class BatchItem(BaseModel):
-    """One transcript inside the internal batched call (already validated by the public route)."""
-
-    transcript: str
-    call_id: str
-    metadata: dict[str, str] = Field(default_factory=dict)
-    source: str = "score"
-    audio_seconds: float | None = None  # /score_audio: the opening decoded (for the call log)
-
-
 class EvidenceOut(BaseModel):
     start: int = Field(description="Character offset in the returned (redacted) transcript.")
     end: int
@@ -211,7 +242,8 @@ class WordOut(BaseModel):
     start: float
     end: float
     probability: float = 1.0
-    speaker: str | None = Field(default=None, description="caller | agent (a two-channel recording only)")
+    speaker: str | None = Field(default=None, exclude_if=lambda v: v is None,
+                                description="caller | agent (a two-channel recording only; absent otherwise)")
 
 
 class ScoreResponse(BaseModel):
@@ -247,58 +279,55 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-def score_result(
-    call_id: str,
-    text: str,
-    scores: IntentScores,
-    decision: Decision,
-    *,
-    timings_ms: Mapping[str, float] | None = None,
-) -> dict[str, Any]:
-    """The ``/score`` response body (a plain dict shaped like :class:`ScoreResponse`).
+def score_response(scored: ScoredCall, *, timings_ms: Mapping[str, float]) -> ScoreResponse:
+    """The ``/score`` response: the one place its shape is made.
 
     Args:
-        call_id: The call's id.
-        text: The text as returned to the client (already redacted when redaction is on);
-            evidence offsets in ``scores`` index into it (see :func:`serving.redact.redact_scores`).
-        scores: The model's output, evidence moved onto ``text``.
-        decision: The policy's decision.
-        timings_ms: Per-stage milliseconds.
+        scored: The verdict; its text is already redacted when redaction is on, and evidence
+            offsets index it (see :func:`serving.redact.redact_scores`).
+        timings_ms: Per-stage milliseconds (``model`` comes from ``scored``).
 
     Returns:
-        A JSON-ready dict.
+        The response model (FastAPI validates it against ``ScoreResponse`` as it goes out).
     """
-    return {
-        "call_id": call_id,
-        "intent": scores.label,
-        "probabilities": {k: round(v, 6) for k, v in scores.probabilities.items()},
-        "buying_intent": round(scores.buying_intent, 6),
-        "signals": [
-            {"name": s.name, "probability": round(s.probability, 6), "present": s.present,
-             "evidence": [{"start": e.start, "end": e.end, "text": e.text, "score": round(e.score, 6)}
-                          for e in s.evidence]}
-            for s in scores.signals
-        ],
-        "decision": decision.to_json(),
-        "transcript": text,
-        "model": scores.model,
-        "timings_ms": {k: round(v, 2) for k, v in (timings_ms or {}).items()},
-    }
+    return ScoreResponse(**_score_fields(scored, timings_ms))
 
 
-def transcript_json(transcript: OpeningTranscript, *, redact_pii: bool) -> dict[str, Any]:
-    """Words (redacted when asked), decoded seconds and the window of an audio transcript."""
+def audio_score_response(scored: ScoredCall, transcript: OpeningTranscript, *, redact_pii: bool,
+                         timings_ms: Mapping[str, float]) -> AudioScoreResponse:
+    """The ``/score_audio`` response: the ``/score`` fields plus the opening's timed words
+    (redacted when asked; per speaker, so digits read by the caller and by the agent never join
+    into one number), the seconds decoded and the window."""
     from serving.redact import redact_words
 
     words = transcript.words
     if redact_pii:
-        # Per speaker: digits read by the caller and by the agent never join into one number.
         speakers = list(dict.fromkeys(w.speaker for w in words))
         words = redact_words(words) if len(speakers) <= 1 else tuple(sorted(
             (r for s in speakers for r in redact_words([w for w in words if w.speaker == s])), key=lambda w: w.start))
+    return AudioScoreResponse(
+        **_score_fields(scored, timings_ms),
+        words=[WordOut(text=w.text, start=w.start, end=w.end, probability=w.probability, speaker=w.speaker)
+               for w in words],
+        audio_seconds=round(transcript.audio_seconds, 3), cut_seconds=transcript.cut_seconds)
+
+
+def _score_fields(scored: ScoredCall, timings_ms: Mapping[str, float]) -> dict[str, Any]:
+    scores = scored.scores
     return {
-        "words": [{"text": w.text, "start": w.start, "end": w.end, "probability": w.probability,
-                   **({"speaker": w.speaker} if w.speaker is not None else {})} for w in words],
-        "audio_seconds": round(transcript.audio_seconds, 3),
-        "cut_seconds": transcript.cut_seconds,
+        "call_id": scored.call_id,
+        "intent": scores.label,
+        "probabilities": {k: round(v, 6) for k, v in scores.probabilities.items()},
+        "buying_intent": round(scores.buying_intent, 6),
+        "signals": [
+            SignalOut(name=s.name, probability=round(s.probability, 6), present=s.present,
+                      evidence=[EvidenceOut(start=e.start, end=e.end, text=e.text, score=round(e.score, 6))
+                                for e in s.evidence])
+            for s in scores.signals
+        ],
+        "decision": DecisionOut(**scored.decision.to_json()),
+        "transcript": scored.text,
+        "model": scores.model,
+        "timings_ms": {k: round(v, 2) for k, v in {"model": scored.model_ms, **timings_ms}.items()},
+        "batch_size": scored.batch_size,
     }

@@ -30,8 +30,13 @@ Authentication (when API keys are configured, see serving/auth.py): ``Authorizat
 on the scoring routes and WebSocket handshakes, or ``?token=<key>`` on WebSockets (and the
 ``token`` custom parameter on Twilio). Limits: serving/limits.py and ``ServeConfig.limits``.
 
-The routes live in :mod:`serving.app` (a FastAPI app mounted here); this class owns what is
-loaded once per worker: the ONNX predictor, the speech recognizer and the decision policy.
+This class is the HTTP contract: each route is one of its methods (BentoML class views on the
+FastAPI app of :mod:`serving.app`), and the batching of ``/score`` is declared on
+:meth:`CallIntentService.score_batch`. It loads once per worker what the routes share: the ONNX
+predictor and the decision policy inside one :class:`serving.scoring.Scoring` (REST and live
+calls score, decide, count and log through it), the speech recognizer, and the
+:class:`serving.sessions.LiveContext` the live sessions get instead of the service.
+Errors: :mod:`serving.http_errors`; uploads: :mod:`serving.uploads`; logs: :mod:`serving.logs`.
 """
 
 from __future__ import annotations
@@ -41,103 +46,180 @@ import dataclasses
 import logging
 import os
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import bentoml
+from fastapi import Request, WebSocket
 
-from speech.asr import AsrConfig
-from serving import app as api
+from serving.app import create_app
 from serving.auth import ApiKeys
+from serving.batching import batched
 from serving.config import ServeConfig, load_serve_config
+from serving.http_errors import ERROR_RESPONSES, JsonErrorPages
 from serving.limits import BodyLimitMiddleware
-from serving.schemas import BatchItem
+from serving.logs import configure_logging
+from serving.schemas import (
+    AudioScoreResponse, ScoreRequest, ScoreResponse, audio_score_response, score_response,
+)
+from serving.scoring import ScoredCall, ScoreItem, ScoringFailed
+from serving.sessions import GenericSession, LiveContext, LiveSettings, TwilioSession, install_drain
+from serving.uploads import AUDIO_REQUEST_BODY, hear_upload, read_audio_upload
+from speech.asr import AsrConfig
+
+if TYPE_CHECKING:
+    from serving.calllog.writer import CallLogWriter
+    from serving.live_call import Transcriber
+    from serving.scoring import Predictor
+    from speech.asr import SpeechRecognizer
 
 logger = logging.getLogger(__name__)
 
 #: Resolved at import: BentoML reads batching and worker settings from the decorators.
 CONFIG = load_serve_config()
 
+#: The app the routes below are declared on (its middlewares and error contract: serving.app).
+app = create_app(CONFIG, api_keys=lambda: bentoml.get_current_service().api_keys)
 
-@bentoml.asgi_app(api.create_app(CONFIG), path="/")
+
+@bentoml.asgi_app(app, path="/")
 @bentoml.service(
     name="callintent",
     workers=CONFIG.workers,
-    threads=1,  # one model run at a time per worker; the batcher fills it
     traffic={"timeout": CONFIG.timeout_seconds},
-    # BentoML 1.4.3x's in-process client closes its aiohttp session every max_requests / max_age
-    # while other requests are still in flight on it ("Cannot write to closing transport",
-    # bentoml/BentoML#5540, #5544); one session for the life of the worker avoids the refresh.
-    runner_connection={"max_requests": 2**31 - 1, "max_age": 10.0**9},
-    # The in-process /internal/score_batch hop would log (and count) every /score twice.
-    logging={"access": {"enabled": True, "skip_paths": ["/livez", "/readyz", "/healthz", "/metrics",
-                                                         "/internal/score_batch"]}},
+    logging={"access": {"enabled": True, "skip_paths": ["/livez", "/readyz", "/healthz", "/metrics"]}},
 )
 class CallIntentService:
-    """Loads the models once per worker; the routes in :mod:`serving.app` call into it."""
+    """The live scoring service: loads the models once per worker and answers every route."""
 
     def __init__(self) -> None:
-        from speech.asr import SpeechRecognizer
         from models.predictor import IntentPredictor
         from models.registry import Registry
-        from serving.asr_batcher import BatchingTranscriber
-        from serving.auth import ApiKeySource
         from serving.calllog.writer import WriterMetrics, start_call_log
-        from serving.limits import SessionSlots
         from serving.metrics import service_metrics
-        from serving.policy import DecisionPolicy
+        from speech.asr import SpeechRecognizer
 
         started = time.perf_counter()
-        self.config = CONFIG
-        api.configure_logging(CONFIG)
-        registry = Registry(CONFIG.registry or None)
-        model_dir = registry.resolve(CONFIG.model)
-        self.predictor = IntentPredictor.load(model_dir, variant=CONFIG.variant, threads=CONFIG.model_threads,
-                                              batch_size=CONFIG.batching.max_batch_size)
-        self.asr = SpeechRecognizer(_asr_config(CONFIG))
-        self.policy = DecisionPolicy.from_yaml(CONFIG.policy or None,
-                                               model_abstain_margin=self.predictor.meta.abstain_margin)
-        self.key_source = ApiKeySource(CONFIG.api_keys_file or None)  # re-reads key files on change
-        self.slots = SessionSlots(CONFIG.limits.max_live_sessions)
-        self.metrics = service_metrics()
-        # Live calls decode through one batcher: their pending clips run as one ASR batch.
-        self.live_asr = BatchingTranscriber(self.asr, max_batch=CONFIG.live_batch_size, workers=CONFIG.decode_workers,
-                                            on_batch=self.metrics.asr_batch_size.observe)
-        # Live steps get their own bounded pool so they never starve request handling threads; a
-        # step mostly waits for its batch, so there is a thread for every call that may be open.
-        self.decode_pool = concurrent.futures.ThreadPoolExecutor(
-            max(CONFIG.decode_workers, CONFIG.limits.max_live_sessions), thread_name_prefix="decode")
-        self.sessions: set[api.LiveSession] = set()
-        self.draining = False
+        configure_logging(CONFIG)
+        model_dir = Registry(CONFIG.registry or None).resolve(CONFIG.model)
+        predictor = IntentPredictor.load(model_dir, variant=CONFIG.variant, threads=CONFIG.model_threads,
+                                         batch_size=CONFIG.batching.max_batch_size)
+        metrics = service_metrics()
         # The decision log (None when call_log.enabled is false): scoring only queues records.
-        self.call_log = start_call_log(CONFIG.call_log, CONFIG.registry, WriterMetrics(
-            self.metrics.call_log_written, self.metrics.call_log_dropped, self.metrics.call_log_errors,
-            self.metrics.call_log_queued))
+        call_log = start_call_log(CONFIG.call_log, CONFIG.registry, WriterMetrics(
+            metrics.call_log_written, metrics.call_log_dropped, metrics.call_log_errors, metrics.call_log_queued))
+        self.wire(CONFIG, predictor=predictor, asr=SpeechRecognizer(_asr_config(CONFIG)), call_log=call_log)
         if not self.api_keys.enabled:
             logger.warning("no API keys configured: the scoring routes are open (set CALLINTENT_API_KEYS)")
         logger.info("callintent service ready in %.1f s: model %s (%s) from %s, ASR %s, %d API keys",
-                    time.perf_counter() - started, self.predictor.model_id, CONFIG.variant, model_dir,
+                    time.perf_counter() - started, predictor.model_id, CONFIG.variant, model_dir,
                     self.asr.model_path, len(self.api_keys))
+
+    def wire(self, config: ServeConfig, *, predictor: Predictor, asr: SpeechRecognizer,
+             call_log: CallLogWriter | None = None, live_asr: Transcriber | None = None) -> None:
+        """Build what the routes share from the loaded parts (tests wire fakes in through here).
+
+        Args:
+            config: The service config.
+            predictor: The intent model.
+            asr: The speech recognizer (uploads; live calls through a batcher over it).
+            call_log: The call-log writer, or None.
+            live_asr: What live calls transcribe with (default: a batcher over ``asr``).
+        """
+        from serving.asr_batcher import BatchingTranscriber
+        from serving.auth import ApiKeySource
+        from serving.limits import SessionSlots
+        from serving.metrics import service_metrics
+        from serving.policy import DecisionPolicy
+        from serving.scoring import Scoring
+
+        self.config = config
+        self.asr = asr
+        self.call_log = call_log
+        self.metrics = service_metrics()
+        self.key_source = ApiKeySource(config.api_keys_file or None)  # re-reads key files on change
+        policy = DecisionPolicy.from_yaml(config.policy or None, model_abstain_margin=predictor.meta.abstain_margin)
+        self.scoring = Scoring(predictor, policy, redact_pii=config.redact_pii, call_log=call_log,
+                               transcript_mode=config.call_log.transcript)
+        # Blocking work of requests and live calls runs on its own bounded pool, so it never starves
+        # request handling threads; a live step mostly waits for its ASR batch, so there is a
+        # thread for every call that may be open.
+        self.decode_pool = concurrent.futures.ThreadPoolExecutor(
+            max(config.decode_workers, config.limits.max_live_sessions), thread_name_prefix="decode")
+        # Live calls decode through one batcher: their pending clips run as one ASR batch.
+        self.live_asr = live_asr or BatchingTranscriber(asr, max_batch=config.live_batch_size,
+                                                        workers=config.decode_workers,
+                                                        on_batch=self.metrics.asr_batch_size.observe)
+        self.live = LiveContext(slots=SessionSlots(config.limits.max_live_sessions), decode_pool=self.decode_pool,
+                                asr=self.live_asr, scoring=self.scoring, settings=LiveSettings.of(config),
+                                api_keys=self.key_source.current)
 
     @property
     def api_keys(self) -> ApiKeys:
         """The API keys accepted now (``serving.auth.ApiKeySource``: key files are re-read on change)."""
         return self.key_source.current()
 
-    @bentoml.api(batchable=True, batch_dim=0, max_batch_size=CONFIG.batching.max_batch_size,
-                 max_latency_ms=CONFIG.batching.max_latency_ms, route="/internal/score_batch")
-    def score_batch(self, items: list[BatchItem]) -> list[dict[str, Any]]:
-        """Score many transcripts in one model run (internal: reached only through ``POST /score``)."""
-        return api.score_items(self, items)
+    # -- the HTTP contract -------------------------------------------------------------------------
+
+    @app.post("/score", response_model=ScoreResponse, responses=ERROR_RESPONSES)
+    async def score(self, body: ScoreRequest) -> ScoreResponse:
+        """Score one opening transcript (adaptively batched with concurrent requests)."""
+        started = time.perf_counter()
+        limits = self.config.limits
+        item = body.to_item(speaker_tags=self.scoring.speaker_tags, max_text_chars=limits.max_text_chars,
+                            max_metadata_items=limits.max_metadata_items)
+        scored = await self._score(item)
+        return score_response(scored, timings_ms={"total": _ms_since(started)})
+
+    @app.post("/score_audio", response_model=AudioScoreResponse, responses=ERROR_RESPONSES,
+              openapi_extra=AUDIO_REQUEST_BODY)
+    async def score_audio(self, request: Request) -> AudioScoreResponse:
+        """Transcribe the opening 30 s of an audio file and score it."""
+        started = time.perf_counter()
+        upload = await read_audio_upload(request, self.config)
+        heard = await hear_upload(upload, config=self.config, asr=self.asr, pool=self.decode_pool,
+                                  speaker_tags=self.scoring.speaker_tags)
+        scored = await self._score(ScoreItem(heard.text, upload.call_id, upload.metadata, channel="score_audio",
+                                             audio_seconds=round(heard.transcript.audio_seconds, 3)))
+        return audio_score_response(scored, heard.transcript, redact_pii=self.config.redact_pii,
+                                    timings_ms={**heard.timings_ms, "total": _ms_since(started)})
+
+    @app.websocket("/v1/stream")
+    async def stream(self, websocket: WebSocket) -> None:
+        """A live call in the generic protocol (see :mod:`serving.sessions`)."""
+        await GenericSession(self.live, websocket).run()
+
+    @app.websocket("/v1/twilio")
+    async def twilio(self, websocket: WebSocket) -> None:
+        """A live call from Twilio Media Streams (see :mod:`serving.sessions`)."""
+        await TwilioSession(self.live, websocket).run()
+
+    @batched(max_batch_size=CONFIG.batching.max_batch_size, max_latency_ms=CONFIG.batching.max_latency_ms,
+             on_batch=lambda svc, size: svc.metrics.score_batch_size.observe(size))
+    def score_batch(self, items: Sequence[ScoreItem]) -> list[ScoredCall | ScoringFailed]:
+        """Score many transcripts in one model run; ``await self.score_batch(item)`` joins the next batch."""
+        return self.scoring.score_items(items)
+
+    async def _score(self, item: ScoreItem) -> ScoredCall:
+        result = await self.score_batch(item)
+        if isinstance(result, ScoringFailed):
+            raise result
+        return result
+
+    # -- lifecycle ---------------------------------------------------------------------------------
 
     @bentoml.on_startup
     async def drain_on_sigterm(self) -> None:
-        """Give open live calls their final event before the server stops (see live.install_drain)."""
-        api.install_drain(self)
+        """Give open live calls their final event before the server stops (see sessions.install_drain)."""
+        install_drain(self.live.slots)
 
     @bentoml.on_shutdown
     def close_pools(self) -> None:
+        self.score_batch.close()
         self.decode_pool.shutdown(wait=False, cancel_futures=True)
-        self.live_asr.close()
+        close = getattr(self.live_asr, "close", None)
+        if close is not None:
+            close()
 
     @bentoml.on_shutdown
     def drain_call_log(self) -> None:
@@ -158,6 +240,9 @@ def _asr_config(config: ServeConfig) -> AsrConfig:
     return dataclasses.replace(asr, cpu_threads=threads, num_workers=max(asr.num_workers, config.decode_workers))
 
 
-CallIntentService.add_asgi_middleware(api.JsonErrorPages)
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000.0, 2)
+
+
+CallIntentService.add_asgi_middleware(JsonErrorPages)
 CallIntentService.add_asgi_middleware(BodyLimitMiddleware, max_bytes=CONFIG.limits.max_body_bytes)
-CallIntentService.add_asgi_middleware(api.InternalRouteGuard, secret=api.INTERNAL_SECRET)

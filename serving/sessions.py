@@ -1,7 +1,9 @@
 """Live calls over WebSocket: the generic ``/v1/stream`` protocol and Twilio Media Streams on ``/v1/twilio``.
 
-:mod:`serving.app` routes the sockets here; the call itself (decodes, stable prefix, decision,
-event wire format) is :class:`serving.live_call.LiveCall`, which knows nothing of sockets.
+:class:`serving.service.CallIntentService` routes the sockets here; the call itself (decodes,
+stable prefix, decision, event wire format) is :class:`serving.live_call.LiveCall`, which knows
+nothing of sockets. A session sees only a :class:`LiveContext` (session slots, decode pool, ASR,
+scoring, settings, API keys), never the service, so it can be tested with a fake of each.
 
 Generic protocol, ``/v1/stream``
 --------------------------------
@@ -50,8 +52,10 @@ invalid ``start`` closes it (1003).
 
 Code layout: :class:`LiveSession` is everything the two protocols share (socket reader, idle
 timeout, size limit, admission, audio limit, decode scheduling, final event, close, metrics);
-:class:`GenericSession` and :class:`TwilioSession` only turn their messages into start / audio /
-stop. :func:`install_drain` ends every open session on SIGTERM.
+:class:`EventSocket` sends its events (one at a time, with a send timeout); :class:`GenericSession`
+and :class:`TwilioSession` only turn their messages into start / audio / stop. Decisions and the
+call's log record go through the same :class:`serving.scoring.Scoring` as ``POST /score``.
+:func:`install_drain` ends every open session on SIGTERM.
 """
 
 from __future__ import annotations
@@ -64,7 +68,8 @@ import json
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -73,16 +78,19 @@ import numpy as np
 from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from speech.audio import RAW_ENCODINGS, SAMPLE_RATE, StreamResampler, mulaw_to_float, pcm16_to_float
-from serving.limits import CLOSE_TRY_AGAIN_LATER
-from serving.live_call import SCORED_SPEAKER, SPEAKERS
+from serving import twilio as tw
+from serving.auth import ApiKeys
+from serving.config import LimitsConfig, ServeConfig
+from serving.limits import CLOSE_TRY_AGAIN_LATER, SessionSlots
+from serving.live_call import SCORED_SPEAKER, SPEAKERS, LiveCall, StreamConfig, StreamEvent, Transcriber
+from serving.logs import call_id_context
+from serving.metrics import service_metrics
 from serving.schemas import clean_metadata, new_call_id, valid_call_id
+from serving.scoring import Scoring
+from speech.audio import RAW_ENCODINGS, SAMPLE_RATE, StreamResampler, mulaw_to_float, pcm16_to_float
 
 if TYPE_CHECKING:
-    from models.scores import IntentScores
-    from serving.service import CallIntentService
-    from serving.live_call import LiveCall, StreamEvent
-    from serving.twilio import StartMessage, TwilioStreamState
+    from serving.twilio import StartMessage
 
 logger = logging.getLogger(__name__)
 
@@ -101,10 +109,49 @@ DRAIN_SECONDS = 10.0
 #: task and the call's slot — forever; past this the client counts as gone.
 SEND_TIMEOUT_SECONDS = 10.0
 
-#: The call whose work is running. A ``ContextVar`` rather than a logger adapter because decodes
-#: run in pool threads: :meth:`LiveSession._in_pool` copies the context there, so the log
-#: filter of :func:`serving.app.configure_logging` stamps the call id on their lines too.
-call_id_context: contextvars.ContextVar[str | None] = contextvars.ContextVar("call_id", default=None)
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """What a live call may do and how it is decoded.
+
+    Attributes:
+        limits: Session, message, audio and idle limits.
+        stream: The live-call engine settings (``redact_pii`` already the service's).
+        store_audio: Keep each call's raw audio in ``audio_dir``.
+        audio_dir: Where.
+    """
+
+    limits: LimitsConfig
+    stream: StreamConfig
+    store_audio: bool = False
+    audio_dir: str = ""
+
+    @classmethod
+    def of(cls, config: ServeConfig) -> LiveSettings:
+        return cls(config.limits, dataclasses.replace(config.stream, redact_pii=config.redact_pii),
+                   store_audio=config.store_audio, audio_dir=config.audio_dir)
+
+
+@dataclass(frozen=True)
+class LiveContext:
+    """Everything a live session uses, built once per worker by the service.
+
+    Attributes:
+        slots: Admission control and the register of open calls (drained at shutdown).
+        decode_pool: Where decodes and the final step run (bounded, apart from request threads).
+        asr: The live speech recognizer (the service's ASR batcher).
+        scoring: The model, policy, decision counting and call log, shared with ``POST /score``.
+        settings: Limits, stream settings, audio storage.
+        api_keys: The keys accepted now (Twilio sends its key in the ``start`` message).
+    """
+
+    slots: SessionSlots
+    decode_pool: Executor
+    asr: Transcriber
+    scoring: Scoring
+    settings: LiveSettings
+    api_keys: Callable[[], ApiKeys] = ApiKeys
 
 
 @dataclass(frozen=True)
@@ -129,19 +176,46 @@ _SHUTDOWN = object()
 _FAILED = object()
 
 
-class _PredictorScorer:
-    """The :class:`serving.live_call.Scorer` view of an ``IntentPredictor``."""
-
-    def __init__(self, predictor: Any) -> None:
-        self.predictor = predictor
-        self.speaker_tags = bool(getattr(getattr(predictor, "meta", None), "speaker_tags", False))
-
-    def score(self, texts: Sequence[str]) -> list[IntentScores]:
-        return self.predictor.predict(texts)
-
-
 # ---------------------------------------------------------------------------------------------
 # The shared pump
+
+
+class EventSocket:
+    """Sends a session's events: one at a time (the decode task and the session loop both send),
+    each within :data:`SEND_TIMEOUT_SECONDS`, and nothing once the socket is closed or gone.
+
+    Args:
+        websocket: The accepted socket.
+        inbox: The session's queue: a client that stops reading is reported there as a disconnect.
+    """
+
+    def __init__(self, websocket: WebSocket, inbox: asyncio.Queue[Any]) -> None:
+        self.ws = websocket
+        self.inbox = inbox
+        self.closed = False
+        self._lock = asyncio.Lock()
+
+    async def send(self, payload: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        async with self._lock:
+            try:
+                await asyncio.wait_for(self.ws.send_text(json.dumps(payload)), SEND_TIMEOUT_SECONDS)
+            except TimeoutError:  # before OSError, its base class
+                logger.warning("client took no event for %g s: treating it as gone", SEND_TIMEOUT_SECONDS)
+                self.closed = True
+                self.inbox.put_nowait({"type": "websocket.disconnect", "code": CLOSE_GOING_AWAY})
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                self.closed = True  # the client is gone; the loop sees the disconnect
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            await self.ws.close(code=code, reason=reason)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # already closed by the client
 
 
 class LiveSession(abc.ABC):
@@ -158,35 +232,34 @@ class LiveSession(abc.ABC):
     None to keep it going.
 
     Args:
-        svc: The service (models, limits, session slots, metrics, decode pool).
+        ctx: What the session uses (slots, decode pool, ASR, scoring, settings, API keys).
         websocket: The not yet accepted socket.
     """
 
     #: ``source`` label of the decisions this protocol makes (``callintent_decisions_total``).
     source: ClassVar[str]
 
-    def __init__(self, svc: CallIntentService, websocket: WebSocket) -> None:
-        self.svc = svc
+    def __init__(self, ctx: LiveContext, websocket: WebSocket) -> None:
+        self.ctx = ctx
         self.ws = websocket
-        self.limits = svc.config.limits
+        self.limits = ctx.settings.limits
         self.call: LiveCall | None = None
         self.call_id = ""
         self.inbox: asyncio.Queue[Any] = asyncio.Queue()
+        self.socket = EventSocket(websocket, self.inbox)
         self.decoding: asyncio.Task[None] | None = None
         self.finishing = False
-        self.closed = False
         self.done = asyncio.Event()
-        self._send_lock = asyncio.Lock()
         self._slot = False
         self._encoding = "pcm16"
         self._rate = SAMPLE_RATE
         self._received_seconds = 0.0
-        self._stored: list[bytes] | None = [] if svc.config.store_audio else None
+        self._stored: list[bytes] | None = [] if ctx.settings.store_audio else None
 
     async def run(self) -> None:
         """Serve the socket until the call ends; never raises for client behaviour."""
         await self.ws.accept()
-        self.svc.sessions.add(self)
+        self.ctx.slots.sessions.add(self)
         reader = asyncio.create_task(self._read())
         close: _Close | None = None
         try:
@@ -206,10 +279,10 @@ class LiveSession(abc.ABC):
             if self.decoding is not None:
                 await asyncio.gather(self.decoding, return_exceptions=True)
             if self._slot:
-                self.svc.slots.release()
-                self.svc.metrics.sessions_active.dec()
-                self.svc.metrics.sessions_ended.labels(reason=close.ended if close else "error").inc()
-            self.svc.sessions.discard(self)
+                self.ctx.slots.release()
+                service_metrics().sessions_active.dec()
+                service_metrics().sessions_ended.labels(reason=close.ended if close else "error").inc()
+            self.ctx.slots.sessions.discard(self)
             self.done.set()
 
     def request_shutdown(self) -> None:
@@ -297,27 +370,24 @@ class LiveSession(abc.ABC):
         Returns:
             None when the call runs; a close (1013) when the server drains or is full.
         """
-        from serving.live_call import LiveCall
-
         self._encoding, self._rate = encoding, sample_rate
-        metrics = self.svc.metrics
-        if self.svc.draining:
+        slots = self.ctx.slots
+        if slots.draining:
             await self._error("shutting_down", "the server is shutting down; try again", refused="shutdown")
             return _Close(CLOSE_TRY_AGAIN_LATER, "server shutting down", "refused", finish=False)
-        if not self.svc.slots.try_acquire():
-            reason = self.svc.slots.refusal_reason()
+        if not slots.try_acquire():
+            reason = slots.refusal_reason()
             logger.warning("refused call %s: %s", call_id, reason)
             await self._error("capacity", reason, refused="capacity")
             return _Close(CLOSE_TRY_AGAIN_LATER, reason, "refused", finish=False)
         self._slot = True
-        metrics.sessions_active.inc()
-        metrics.sessions_started.inc()
+        service_metrics().sessions_active.inc()
+        service_metrics().sessions_started.inc()
         self.call_id = call_id
         call_id_context.set(call_id)
-        config = dataclasses.replace(self.svc.config.stream, redact_pii=self.svc.config.redact_pii)
-        self.call = LiveCall(call_id, metadata, asr=self.svc.live_asr, scorer=_PredictorScorer(self.svc.predictor),
-                             policy=self.svc.policy, config=config, model=self.svc.predictor.model_id,
-                             speakers=speakers)
+        scoring = self.ctx.scoring
+        self.call = LiveCall(call_id, metadata, asr=self.ctx.asr, scorer=scoring.scorer, policy=scoring.policy,
+                             config=self.ctx.settings.stream, model=scoring.model_id, speakers=speakers)
         await self._send_events([self.call.start()])
         return None
 
@@ -383,80 +453,52 @@ class LiveSession(abc.ABC):
         if self._stored:
             await self._in_pool(self._store_stream_audio)
         logger.info("call ended (%s): %.1f s of audio received", close.ended, self._received_seconds)
-        await self._close(close.code, close.reason)
+        await self.socket.close(close.code, close.reason)
 
     async def _in_pool(self, fn: Callable[[], Any]) -> Any:
         """Run blocking work on the decode pool, keeping the call id for its log lines."""
         loop = asyncio.get_running_loop()
         context = contextvars.copy_context()
-        return await loop.run_in_executor(self.svc.decode_pool, context.run, fn)
+        return await loop.run_in_executor(self.ctx.decode_pool, context.run, fn)
 
     # -- sending ---------------------------------------------------------------------------------
 
     async def _send_events(self, events: Iterable[StreamEvent]) -> None:
-        metrics = self.svc.metrics
+        metrics = service_metrics()
         for event in events:
             if event.type == "partial" and event.latency_ms is not None:
                 metrics.update_latency.observe(event.latency_ms / 1000.0)
                 metrics.decode_seconds.observe(((event.decode_ms or 0.0) + (event.score_ms or 0.0)) / 1000.0)
             elif event.type == "decision" and event.decision is not None:
-                metrics.decisions.labels(route=event.decision.route, source=self.source).inc()
-                metrics.time_to_decision.observe(event.audio_seconds)
+                self.ctx.scoring.count(event.decision, self.source, audio_seconds=event.audio_seconds)
                 logger.info("decision %s at %.1f s of audio: %s", event.decision.route, event.audio_seconds,
                             "; ".join(event.decision.reasons))
-            elif event.type == "final" and self.svc.call_log is not None:
+            elif event.type == "final":
                 self._log_call(event)
-            await self._send(event.to_json())
+            await self.socket.send(event.to_json())
 
     def _log_call(self, final: StreamEvent) -> None:
         """Queue the call's decision log record (its ``final`` event; also on disconnect and shutdown)."""
-        from serving.calllog.records import record_from_scores
-
         assert self.call is not None and final.scores is not None and final.decision is not None
-        mode = self.svc.config.call_log.transcript
-        redact_pii = self.svc.config.redact_pii
-        heard, redacted = (final.text, True) if redact_pii and mode != "full" else (self.call.transcript, False)
-        self.svc.call_log.submit(record_from_scores(
+        self.ctx.scoring.log_call(
             self.call_id, channel=self.source, metadata=self.call.metadata, scores=final.scores,
-            decision=final.decision, transcript=heard, transcript_mode=mode, redacted=redacted,
-            audio_seconds=round(final.totals.audio_seconds, 3) if final.totals else None))
+            decision=final.decision, shown=final.text, heard=self.call.transcript,
+            audio_seconds=round(final.totals.audio_seconds, 3) if final.totals else None)
 
     async def _error(self, code: str, message: str, *, refused: str | None = None) -> None:
         """Send an ``error`` event; ``refused`` also counts a refused call under that reason."""
         if refused is not None:
-            self.svc.metrics.sessions_refused.labels(reason=refused).inc()
+            service_metrics().sessions_refused.labels(reason=refused).inc()
         if self.call is not None:
             payload = self.call.error(message, code=code).to_json()
         else:
             payload = {"type": "error", "call_id": self.call_id, "seq": -1, "model": "", "audio_seconds": 0.0,
                        "error": {"code": code, "message": message}}
         logger.info("error event %s: %s", code, message)
-        await self._send(payload)
-
-    async def _send(self, payload: dict[str, Any]) -> None:
-        if self.closed:
-            return
-        async with self._send_lock:  # the decode task and the session loop both send
-            try:
-                await asyncio.wait_for(self.ws.send_text(json.dumps(payload)), SEND_TIMEOUT_SECONDS)
-            except TimeoutError:  # before OSError, its base class
-                logger.warning("client took no event for %g s: treating it as gone", SEND_TIMEOUT_SECONDS)
-                self.closed = True
-                self.inbox.put_nowait({"type": "websocket.disconnect", "code": CLOSE_GOING_AWAY})
-            except (WebSocketDisconnect, RuntimeError, OSError):
-                self.closed = True  # the client is gone; the loop sees the disconnect
-
-    async def _close(self, code: int, reason: str) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        try:
-            await self.ws.close(code=code, reason=reason)
-        except (WebSocketDisconnect, RuntimeError, OSError):
-            pass  # already closed by the client
+        await self.socket.send(payload)
 
     def _store_stream_audio(self) -> None:
-        directory = Path(self.svc.config.audio_dir)
+        directory = Path(self.ctx.settings.audio_dir)
         directory.mkdir(parents=True, exist_ok=True)
         channels = f".{len(self.call.speakers)}ch" if self.call is not None and self.call.speakers else ""
         name = f"{self.call_id}.{self._encoding}.{self._rate}{channels}.raw"
@@ -471,14 +513,14 @@ class GenericSession(LiveSession):
     """``/v1/stream``: a JSON ``start``, binary raw audio frames (pcm16 or μ-law, 8–48 kHz), a JSON ``stop``.
 
     Args:
-        svc: The service.
+        ctx: What the session uses.
         websocket: The not yet accepted socket.
     """
 
     source = "stream"
 
-    def __init__(self, svc: CallIntentService, websocket: WebSocket) -> None:
-        super().__init__(svc, websocket)
+    def __init__(self, ctx: LiveContext, websocket: WebSocket) -> None:
+        super().__init__(ctx, websocket)
         self._resamplers: list[StreamResampler] = []  # one per channel
         self._speakers: tuple[str | None, ...] = (None,)  # channel -> speaker
         self._carry = b""  # a sample (frame of channels) split across two messages
@@ -560,25 +602,21 @@ class TwilioSession(LiveSession):
     this class maps its outcomes to error events and closes.
 
     Args:
-        svc: The service.
+        ctx: What the session uses.
         websocket: The not yet accepted socket.
     """
 
     source = "twilio"
 
-    def __init__(self, svc: CallIntentService, websocket: WebSocket) -> None:
-        from serving.twilio import TwilioStreamState
-
-        super().__init__(svc, websocket)
-        self._stream: TwilioStreamState = TwilioStreamState()
+    def __init__(self, ctx: LiveContext, websocket: WebSocket) -> None:
+        super().__init__(ctx, websocket)
+        self._stream = tw.TwilioStreamState()
 
     async def _on_binary(self, data: bytes) -> _Close | None:
         await self._error("unexpected_binary", "Twilio Media Streams sends JSON text messages only; frame dropped")
         return None
 
     async def _on_message(self, message: Any, text: str) -> _Close | None:
-        from serving import twilio as tw
-
         event = message.get("event") if isinstance(message, dict) else None
         try:
             parsed = tw.parse_message(text)
@@ -609,13 +647,11 @@ class TwilioSession(LiveSession):
         return None
 
     async def _start(self, message: StartMessage) -> _Close | None:
-        from serving.twilio import MEDIA_TRACKS, TRACK_SPEAKERS, TWILIO_SAMPLE_RATE
-
         params = dict(self._stream.metadata)
         token = params.pop("token", None)  # an API key must never reach metadata, events or logs
         # Twilio cannot send headers or query strings, so ApiKeyMiddleware defers the key check
         # of a handshake without a key to here, where the `token` custom parameter arrives.
-        if self.ws.scope.get("state", {}).get("auth_deferred") and not self.svc.api_keys.check(token):
+        if self.ws.scope.get("state", {}).get("auth_deferred") and not self.ctx.api_keys().check(token):
             await self._error("unauthorized", "missing or invalid API key (Authorization header, ?token= or the "
                                               "'token' custom parameter)", refused="unauthorized")
             return _Close(CLOSE_POLICY, "unauthorized", "unauthorized", finish=False)
@@ -625,16 +661,14 @@ class TwilioSession(LiveSession):
             await self._error("invalid_start", f"customParameters: {e}", refused="bad_start")
             return _INVALID_START
         call_id = message.call_sid if valid_call_id(message.call_sid) else new_call_id()
-        speakers = tuple(TRACK_SPEAKERS[t] for t in MEDIA_TRACKS) if self._stream.two_channel else ()
-        return await self._admit(call_id, metadata, encoding="mulaw", sample_rate=TWILIO_SAMPLE_RATE,
+        speakers = tuple(tw.TRACK_SPEAKERS[t] for t in tw.MEDIA_TRACKS) if self._stream.two_channel else ()
+        return await self._admit(call_id, metadata, encoding="mulaw", sample_rate=tw.TWILIO_SAMPLE_RATE,
                                  speakers=speakers)
 
     def _audio_tails(self) -> dict[str | None, np.ndarray]:
-        from serving.twilio import TRACK_SPEAKERS
-
         if not self._stream.two_channel:
             return {None: self._stream.flush_audio()}
-        return {speaker: self._stream.flush_audio(track) for track, speaker in TRACK_SPEAKERS.items()}
+        return {speaker: self._stream.flush_audio(track) for track, speaker in tw.TRACK_SPEAKERS.items()}
 
 
 def _channel_speakers(message: dict[str, Any]) -> tuple[tuple[str, ...], str | None]:
@@ -657,7 +691,7 @@ def _channel_speakers(message: dict[str, Any]) -> tuple[tuple[str, ...], str | N
 # Shutdown
 
 
-def install_drain(svc: CallIntentService) -> None:
+def install_drain(slots: SessionSlots) -> None:
     """On SIGTERM/SIGINT, end every live call with its final event, then let the server stop.
 
     uvicorn answers the signal by closing WebSockets with 1012 *before* the ASGI lifespan
@@ -665,7 +699,8 @@ def install_drain(svc: CallIntentService) -> None:
     installed is wrapped: first drain (at most :data:`DRAIN_SECONDS`), then hand the signal on.
 
     Args:
-        svc: The service whose ``sessions`` are drained; ``draining`` is set so new calls are refused.
+        slots: The worker's open calls (``sessions``), drained; ``draining`` is set so new calls
+            are refused.
     """
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -674,7 +709,7 @@ def install_drain(svc: CallIntentService) -> None:
             continue
 
         def handler(sig: int, frame: Any, previous: Callable[..., Any] = previous) -> None:
-            loop.call_soon_threadsafe(_start_drain, svc, previous, sig, frame)
+            loop.call_soon_threadsafe(_start_drain, slots, previous, sig, frame)
 
         try:
             signal.signal(signum, handler)
@@ -683,17 +718,17 @@ def install_drain(svc: CallIntentService) -> None:
             return
 
 
-def _start_drain(svc: CallIntentService, previous: Callable[..., Any], sig: int, frame: Any) -> None:
-    if svc.draining:  # a second signal: stop now
+def _start_drain(slots: SessionSlots, previous: Callable[..., Any], sig: int, frame: Any) -> None:
+    if slots.draining:  # a second signal: stop now
         previous(sig, frame)
         return
-    svc.draining = True
-    task = asyncio.get_running_loop().create_task(_drain(svc))
+    slots.draining = True
+    task = asyncio.get_running_loop().create_task(_drain(slots))
     task.add_done_callback(lambda _: previous(sig, frame))
 
 
-async def _drain(svc: CallIntentService) -> None:
-    sessions = list(svc.sessions)
+async def _drain(slots: SessionSlots) -> None:
+    sessions = list(slots.sessions)
     if not sessions:
         return
     logger.info("shutting down: ending %d live calls", len(sessions))
@@ -704,4 +739,5 @@ async def _drain(svc: CallIntentService) -> None:
         logger.warning("%d live calls did not finish within %.0f s", len(pending), DRAIN_SECONDS)
 
 
-__all__ = ["DRAIN_SECONDS", "GenericSession", "LiveSession", "TwilioSession", "call_id_context", "install_drain"]
+__all__ = ["DRAIN_SECONDS", "EventSocket", "GenericSession", "LiveContext", "LiveSession", "LiveSettings",
+           "TwilioSession", "install_drain"]

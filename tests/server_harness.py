@@ -166,6 +166,8 @@ def start_server(name: str, tmp_root: Path, *, registry: Path | None = None,
     # another checkout's on the same machine).
     child_env.update({"CALLINTENT_REGISTRY": str(registry), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
                       "BENTOML_DO_NOT_TRACK": "True", "BENTOML_HOME": str(tmp_root / f"bentoml-{name}-{port}"),
+                      # The checkout under test, not whatever the editable install points at.
+                      "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])),
                       **(env or {})})
     command = [sys.executable, "-m", "callintent", "serve", "--host", "127.0.0.1", "--port", str(port)]
     for key, value in (overrides or {}).items():

@@ -55,7 +55,7 @@ class _Recognizer:
 
     def transcribe(self, audio, *, cut_seconds: float = 30.0, offset: float = 0.0):
         from speech.transcript import OpeningTranscript, Word
-        from serving.sessions import call_id_context
+        from serving.logs import call_id_context
 
         call = call_id_context.get() or ""
         self.decodes[call] += 1
@@ -70,12 +70,12 @@ class _Predictor:
     """An IntentPredictor stand-in: a confident buying call, except that ``boom-score`` calls raise."""
 
     model_id = "intent/v0"
-    meta = SimpleNamespace(speaker_tags=False)
+    meta = SimpleNamespace(speaker_tags=False, abstain_margin=None)
 
     def predict(self, texts):
         from models.labels import SIGNAL_NAMES
         from models.scores import IntentScores, SignalScore
-        from serving.sessions import call_id_context
+        from serving.logs import call_id_context
 
         if (call_id_context.get() or "").startswith("boom-score"):
             raise RuntimeError("injected classifier failure")
@@ -84,23 +84,17 @@ class _Predictor:
         return [IntentScores("buying", probs, probs["buying"], signals, self.model_id) for _ in texts]
 
 
-def _fake_service(**limits):
-    import concurrent.futures
-
-    from serving.auth import ApiKeys
+def _config(**limits):
     from serving.config import load_serve_config
-    from serving.limits import SessionSlots
-    from serving.metrics import service_metrics
-    from serving.policy import DecisionPolicy
 
-    overrides = {f"limits.{k}": v for k, v in limits.items()}
-    config = load_serve_config(environ={}, overrides=overrides)
-    recognizer = _Recognizer()
-    return SimpleNamespace(config=config, asr=recognizer, live_asr=recognizer, call_log=None,
-                           predictor=_Predictor(), policy=DecisionPolicy.from_yaml(),
-                           api_keys=ApiKeys(), slots=SessionSlots(config.limits.max_live_sessions),
-                           metrics=service_metrics(), sessions=set(), draining=False,
-                           decode_pool=concurrent.futures.ThreadPoolExecutor(2))
+    return load_serve_config(environ={}, overrides={f"limits.{k}": v for k, v in limits.items()})
+
+
+def _live_context(**limits):
+    """What a live session sees: slots, decode pool, ASR, scoring, settings (and no API keys)."""
+    from tests.service_fakes import live_context
+
+    return live_context(asr=_Recognizer(), predictor=_Predictor(), config=_config(**limits))
 
 
 def _tone(seconds: float) -> bytes:
@@ -143,25 +137,25 @@ def in_process():
 
     from serving.sessions import GenericSession, TwilioSession
 
-    svc = _fake_service(max_live_sessions=2)
+    ctx = _live_context(max_live_sessions=2)
 
     async def stream(websocket) -> None:
-        await GenericSession(svc, websocket).run()
+        await GenericSession(ctx, websocket).run()
 
     async def twilio(websocket) -> None:
-        await TwilioSession(svc, websocket).run()
+        await TwilioSession(ctx, websocket).run()
 
     app = Starlette(routes=[WebSocketRoute("/v1/stream", stream), WebSocketRoute("/v1/twilio", twilio)])
     with TestClient(app) as client:
-        yield svc, client
-    svc.decode_pool.shutdown()
-    assert svc.slots.active == 0 and not svc.sessions, "a session kept its slot"
+        yield ctx, client
+    ctx.decode_pool.shutdown()
+    assert ctx.slots.active == 0 and not ctx.slots.sessions, "a session kept its slot"
 
 
 @pytest.mark.parametrize("doomed", ["boom-asr-1", "boom-score-1"])
 def test_asr_or_classifier_raising_ends_only_that_call(in_process, doomed):
     """The ASR (2nd decode) or the classifier raising: that call gets internal_error + 1011, the other finishes."""
-    svc, client = in_process
+    _, client = in_process
     audio = _tone(2.0)
     with client.websocket_connect("/v1/stream") as bad, client.websocket_connect("/v1/stream") as good:
         bad.send_text(_start(doomed))
@@ -263,23 +257,23 @@ def test_a_client_that_stops_reading_frees_its_slot(monkeypatch):
     import serving.sessions as live
 
     monkeypatch.setattr(live, "SEND_TIMEOUT_SECONDS", 0.3)
-    svc = _fake_service(max_live_sessions=1, idle_timeout_seconds=60)
+    ctx = _live_context(max_live_sessions=1, idle_timeout_seconds=60)
     audio = _tone(2.0)
     ws = _UnreadSocket([{"type": "websocket.receive", "text": _start("unread-1")},
                         *({"type": "websocket.receive", "bytes": audio[i:i + 640]} for i in range(0, len(audio), 640))])
 
     async def serve() -> float:
         started = time.monotonic()
-        await asyncio.wait_for(live.GenericSession(svc, ws).run(), timeout=10)
+        await asyncio.wait_for(live.GenericSession(ctx, ws).run(), timeout=10)
         return time.monotonic() - started
 
     try:
         took = asyncio.run(serve())
     finally:
-        svc.decode_pool.shutdown()
+        ctx.decode_pool.shutdown()
     assert [e["type"] for e in ws.sent] == ["started"]
     assert took < 5, f"the session took {took:.1f} s to give up on a client that does not read"
-    assert svc.slots.active == 0 and not svc.sessions
+    assert ctx.slots.active == 0 and not ctx.slots.sessions
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,7 +287,7 @@ FAULT_HOOK = textwrap.dedent('''
     import time
 
     def _install():
-        from data import asr
+        from speech import asr
         from models import predictor
         from serving import asr_batcher
 
@@ -304,7 +298,7 @@ FAULT_HOOK = textwrap.dedent('''
         predict = predictor.IntentPredictor.predict
 
         def faulty_transcribe(self, audio, **kw):
-            from serving.sessions import call_id_context
+            from serving.logs import call_id_context
             if (call_id_context.get() or "").startswith("fault-asr"):
                 raise RuntimeError("injected ASR failure")
             return transcribe(self, audio, **kw)
@@ -797,46 +791,23 @@ class _PickyPredictor(_Predictor):
 
 
 def test_a_transcript_the_model_fails_on_fails_only_its_own_request():
-    from serving.app import _FAILED, ScoringFailed, score_batched, score_items
-    from serving.schemas import BatchItem
+    from serving.policy import DecisionPolicy
+    from serving.scoring import ScoreItem, ScoredCall, Scoring, ScoringFailed
 
-    svc = _fake_service()
-    svc.predictor = _PickyPredictor()
-    items = [BatchItem(transcript=t, call_id=f"c{i}") for i, t in enumerate(["how much", "boom", "a quote please"])]
-    results = score_items(svc, items)
-    assert [_FAILED in r for r in results] == [False, True, False]
-    assert results[0]["intent"] == "buying" and results[2]["transcript"] == "a quote please"
-
-    class Client:  # BentoML's in-process client, answering with the batch results above
-        default_headers: dict = {}
-
-        async def score_batch(self, items):
-            return results[:len(items)] if items[0].call_id == "c0" else results[1:2]
-
-    svc.to_async = Client()
-    assert asyncio.run(score_batched(svc, items[:1]))[0]["intent"] == "buying"
-    with pytest.raises(ScoringFailed, match="call c1: the model failed"):
-        asyncio.run(score_batched(svc, items[1:2]))
+    scoring = Scoring(_PickyPredictor(), DecisionPolicy.from_yaml())
+    items = [ScoreItem(transcript=t, call_id=f"c{i}") for i, t in enumerate(["how much", "boom", "a quote please"])]
+    results = scoring.score_items(items)
+    assert [type(r) for r in results] == [ScoredCall, ScoringFailed, ScoredCall]
+    assert results[0].scores.label == "buying" and results[2].text == "a quote please"
+    assert results[0].batch_size == 3
+    assert "call c1: the model failed" in str(results[1])
 
 
-def test_the_failed_request_gets_a_json_500_and_the_server_goes_on(monkeypatch):
-    from starlette.testclient import TestClient
+def test_the_failed_request_gets_a_json_500_and_the_server_goes_on():
+    from tests.service_fakes import serving_client, wired_service
 
-    import serving.app as app_module
-    from serving.app import create_app, score_items
-
-    svc = _fake_service()
-    svc.predictor = _PickyPredictor()
-
-    class Client:  # BentoML's in-process client: runs the batch here
-        default_headers: dict = {}
-
-        async def score_batch(self, items):
-            return score_items(svc, items)
-
-    svc.to_async = Client()
-    monkeypatch.setattr(app_module, "_service", lambda: svc)
-    with TestClient(create_app(svc.config), raise_server_exceptions=False) as client:
+    svc = wired_service(_config(), predictor=_PickyPredictor(), asr=_Recognizer())
+    with serving_client(svc) as client:
         bad = client.post("/score", json={"transcript": "boom"})
         good = client.post("/score", json={"transcript": "how much for a roof"})
     assert bad.status_code == 500 and bad.json()["error"]["code"] == "internal_error"

@@ -242,8 +242,7 @@ def test_metadata_cleaning_and_request_validation():
 
 
 def test_json_log_lines_carry_call_id_and_no_pii():
-    from serving.app import JsonLogFormatter, _CallIdFilter
-    from serving.sessions import call_id_context
+    from serving.logs import JsonLogFormatter, _CallIdFilter, call_id_context
 
     record = logging.LogRecord("serving.app", logging.INFO, __file__, 1, "caller said %s",
                                ("call me at 555-123-4567",), None)
@@ -258,35 +257,8 @@ def test_json_log_lines_carry_call_id_and_no_pii():
     assert "555" in json.loads(JsonLogFormatter(redact_pii=False).format(record))["message"]
 
 
-def test_internal_route_guard():
-    from serving.app import INTERNAL_HEADER, InternalRouteGuard
-
-    inner = _echo_app()
-    from starlette.routing import Route
-    from starlette.responses import JSONResponse
-
-    async def internal(request):
-        return JSONResponse({"internal": True})
-
-    inner.router.routes.append(Route("/internal/score_batch", internal, methods=["POST"]))
-    app = InternalRouteGuard(inner, secret="s3cret-value")
-
-    async def go():
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            return (await client.post("/internal/score_batch"),
-                    await client.post("/internal/score_batch", headers={INTERNAL_HEADER: "guess"}),
-                    await client.post("/internal/score_batch", headers={INTERNAL_HEADER: "s3cret-value"}),
-                    await client.post("/score"))
-
-    outside, guessed, inside, public = asyncio.run(go())
-    assert outside.status_code == 404 and outside.json()["error"]["code"] == "not_found"
-    assert guessed.status_code == 404
-    assert inside.json() == {"internal": True}
-    assert public.status_code == 200
-
-
 def test_uploads_are_stored_only_where_configured(tmp_path):
-    from serving.app import AudioUpload, _store_upload
+    from serving.uploads import AudioUpload, _store_upload
 
     config = load_serve_config(environ={}, overrides={"store_audio": True, "audio_dir": str(tmp_path / "kept")})
     _store_upload(config, AudioUpload(b"RIFF....", None, None, "call-7", {}, "call.wav"))
@@ -316,6 +288,7 @@ class _BuyingPredictor:
     """Scores every text as a confident buying call (an ``IntentPredictor`` stand-in)."""
 
     model_id = "intent/v0"
+    meta = None  # no artifact: no speaker tags, no abstention margin
 
     def predict(self, texts):
         from models.labels import SIGNAL_NAMES
@@ -328,9 +301,6 @@ class _BuyingPredictor:
 
 def test_generic_and_twilio_sessions_share_one_pump(tmp_path):
     """The same audio as a generic μ-law call and as a Twilio stream: same events, same stored bytes."""
-    import concurrent.futures
-    from types import SimpleNamespace
-
     import numpy as np
     from starlette.applications import Starlette
     from starlette.routing import WebSocketRoute
@@ -341,21 +311,17 @@ def test_generic_and_twilio_sessions_share_one_pump(tmp_path):
     from serving.calllog.writer import CallLogWriter
     from serving.client import plan_stream
     from serving.sessions import GenericSession, TwilioSession
-    from serving.metrics import service_metrics
-    from serving.policy import DecisionPolicy
+    from tests.service_fakes import live_context
 
     config = load_serve_config(environ={}, overrides={"store_audio": True, "audio_dir": str(tmp_path / "kept")})
-    svc = SimpleNamespace(config=config, asr=_FixedRecognizer(), live_asr=_FixedRecognizer(), predictor=_BuyingPredictor(),
-                          policy=DecisionPolicy.from_yaml(), api_keys=ApiKeys(), slots=SessionSlots(2),
-                          metrics=service_metrics(), sessions=set(), draining=False,
-                          decode_pool=concurrent.futures.ThreadPoolExecutor(1),
-                          call_log=CallLogWriter(open_store(f"sqlite:///{tmp_path / 'calls.db'}"), flush_seconds=0))
+    ctx = live_context(asr=_FixedRecognizer(), predictor=_BuyingPredictor(), config=config, workers=1,
+                       call_log=CallLogWriter(open_store(f"sqlite:///{tmp_path / 'calls.db'}"), flush_seconds=0))
 
     async def stream(websocket) -> None:
-        await GenericSession(svc, websocket).run()
+        await GenericSession(ctx, websocket).run()
 
     async def twilio(websocket) -> None:
-        await TwilioSession(svc, websocket).run()
+        await TwilioSession(ctx, websocket).run()
 
     app = Starlette(routes=[WebSocketRoute("/v1/stream", stream), WebSocketRoute("/v1/twilio", twilio)])
 
@@ -376,7 +342,7 @@ def test_generic_and_twilio_sessions_share_one_pump(tmp_path):
                     while True:
                         events.append(ws.receive_json())
             results[path] = events, closed.value.code
-    svc.decode_pool.shutdown()
+    ctx.decode_pool.shutdown()
 
     for path, (events, code) in results.items():
         types = [e["type"] for e in events]
@@ -392,9 +358,9 @@ def test_generic_and_twilio_sessions_share_one_pump(tmp_path):
     assert sorted(p.name for p in kept.iterdir()) == ["CA" + "7" * 32 + ".mulaw.8000.raw", "gen-1.mulaw.8000.raw"]
     assert (kept / "gen-1.mulaw.8000.raw").read_bytes() == (kept / f"CA{'7' * 32}.mulaw.8000.raw").read_bytes()
     assert len((kept / "gen-1.mulaw.8000.raw").read_bytes()) == 16000  # 2 s of 8 kHz μ-law, one byte a sample
-    assert not svc.sessions and svc.slots.active == 0
-    assert svc.call_log.close().written == 2  # each final event went to the call log
-    logged = {c.call_id: c.call for c in svc.call_log.store.calls()}
+    assert not ctx.slots.sessions and ctx.slots.active == 0
+    assert ctx.scoring.call_log.close().written == 2  # each final event went to the call log
+    logged = {c.call_id: c.call for c in ctx.scoring.call_log.store.calls()}
     assert {k: v.channel for k, v in logged.items()} == {"gen-1": "stream", "CA" + "7" * 32: "twilio"}
     assert logged["gen-1"].transcript == "hi how much for a roof" and logged["gen-1"].source == "ads"
     assert logged["gen-1"].audio_seconds == pytest.approx(2.0, abs=0.01) and logged["gen-1"].label == "buying"
@@ -405,7 +371,7 @@ def test_generic_and_twilio_sessions_share_one_pump(tmp_path):
 
 
 def test_serving_imports_no_heavy_libraries():
-    code = ("import sys, serving.service, serving.app, serving.sessions, serving.client, serving.cli, "
+    code = ("import sys, serving.service, serving.app, serving.sessions, serving.scoring, serving.uploads, serving.client, serving.cli, "
             "serving.stream_cli, serving.schemas, serving.metrics, evaluation.calls_cli, serving.calllog.store, "
             "serving.calllog.writer, serving.calllog.routes, serving.calllog.report, evaluation.calls_export\n"
             "heavy = sorted(m for m in ('torch', 'transformers', 'datasets', 'pandas', 'sklearn') if m in sys.modules)\n"
@@ -445,7 +411,7 @@ def test_serve_cli_dry_run_prints_the_bentoml_command(tmp_path):
 def test_bentofile_and_dockerfile_use_the_same_start_command():
     bentofile = yaml.safe_load((REPO / "bentofile.yaml").read_text())
     assert bentofile["service"] == "serving.service:CallIntentService"
-    for package in ("serving/**", "models/**", "data/**", "callintent/**"):
+    for package in ("serving/**", "models/**", "speech/**", "callintent/**"):
         assert package in bentofile["include"]
     packages = " ".join(bentofile["python"]["packages"])
     assert "torch" not in packages and "transformers" not in packages and "bentoml" in packages

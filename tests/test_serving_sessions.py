@@ -44,7 +44,7 @@ def test_probes_metrics_and_openapi(live_server):
     assert 'callintent_requests_total{endpoint="/score",status="200"}' in metrics
     assert "callintent_decisions_total" in metrics
     assert "callintent_live_sessions_active" in metrics
-    assert "bentoml_service_adaptive_batch_size" in metrics  # BentoML's own batching histogram
+    assert re.search(r"^callintent_score_batch_size_count [1-9]", metrics, re.M)  # the in-process batcher (serving/batching.py)
     paths = httpx.get(f"{live_server.url}/docs.json").json()["paths"]
     assert "/score" in paths and "/score_audio" in paths
 

@@ -214,7 +214,7 @@ def test_a_model_trained_with_speaker_tags_is_marked_for_serving(tiny_encoder_di
     from datasets import Dataset, DatasetDict
 
     from models.artifact import ArtifactMeta
-    from serving.sessions import _PredictorScorer
+    from serving.scoring import PredictorScorer as _PredictorScorer
     from test_training import tiny_config
     from training.export import export_run
     from training.train import train

@@ -1,0 +1,210 @@
+"""The one scoring path: everything that happens to a call's scores after the model runs.
+
+``POST /score``, ``POST /score_audio`` and live calls all go through one :class:`Scoring`,
+built once per worker from the predictor, the decision policy, the redaction setting and the
+call log. For a REST batch it runs the model (one transcript at a time when the batch fails),
+redacts the view, decides, counts the decision and queues the call-log record; a live call runs
+the model through :meth:`Scoring.scorer` and its own core (:class:`serving.live_call.LiveCall`
+redacts and decides as words settle), then hands its decision and final event back here to be
+counted and logged by the same rules.
+
+Results are typed (:class:`ScoredCall`); the JSON a client sees is made at the HTTP boundary
+(:func:`serving.schemas.score_response`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from models.scores import IntentScores
+from serving.calllog.records import record_from_scores
+from serving.metrics import service_metrics
+from serving.policy import Decision, DecisionPolicy
+from serving.redact import redact_scores
+
+if TYPE_CHECKING:
+    from serving.calllog.writer import CallLogWriter
+
+logger = logging.getLogger(__name__)
+
+
+class Predictor(Protocol):
+    """What scoring needs of a model (``models.predictor.IntentPredictor`` is one)."""
+
+    model_id: str
+
+    def predict(self, texts: Sequence[str]) -> list[IntentScores]:
+        ...
+
+
+@dataclass(frozen=True)
+class ScoreItem:
+    """One transcript to score, already validated by its route.
+
+    Attributes:
+        transcript: The text the model reads (never redacted: redaction happens after scoring).
+        call_id: The call.
+        metadata: Cleaned call metadata (the policy segments on it).
+        channel: Where it came from: ``score`` or ``score_audio`` (metrics and call-log label).
+        audio_seconds: Audio decoded for it (``score_audio``), for the call log.
+    """
+
+    transcript: str
+    call_id: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    channel: str = "score"
+    audio_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class ScoredCall:
+    """The verdict on one item.
+
+    Attributes:
+        call_id: The call.
+        text: The scored text as a client may see it (PII redacted unless redaction is off).
+        scores: The model's scores, evidence offsets moved onto ``text``.
+        decision: The policy's decision.
+        model_ms: Milliseconds of the model run this item was part of.
+        batch_size: Transcripts in that run (adaptive batching).
+    """
+
+    call_id: str
+    text: str
+    scores: IntentScores
+    decision: Decision
+    model_ms: float
+    batch_size: int
+
+
+class ScoringFailed(RuntimeError):
+    """The model raised on this transcript (the others of its batch were scored): a 500."""
+
+
+class PredictorScorer:
+    """The :class:`serving.live_call.Scorer` view of a predictor (``speaker_tags`` from its artifact)."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+        self.speaker_tags = bool(getattr(getattr(predictor, "meta", None), "speaker_tags", False))
+
+    def score(self, texts: Sequence[str]) -> list[IntentScores]:
+        return self.predictor.predict(texts)
+
+
+class Scoring:
+    """Score, redact, decide, count and log: the rules every surface shares.
+
+    Args:
+        predictor: The model.
+        policy: The decision policy.
+        redact_pii: Redact card/phone/email/SSN from every text that leaves the process.
+        call_log: The call-log writer, or None when ``call_log.enabled`` is false.
+        transcript_mode: ``call_log.transcript``: ``off`` | ``redacted`` | ``full``.
+    """
+
+    def __init__(self, predictor: Predictor, policy: DecisionPolicy, *, redact_pii: bool = True,
+                 call_log: CallLogWriter | None = None, transcript_mode: str = "redacted") -> None:
+        self.predictor = predictor
+        self.policy = policy
+        self.redact_pii = redact_pii
+        self.call_log = call_log
+        self.transcript_mode = transcript_mode
+        self.scorer = PredictorScorer(predictor)
+        self._metrics = service_metrics()
+
+    @property
+    def model_id(self) -> str:
+        return self.predictor.model_id
+
+    @property
+    def speaker_tags(self) -> bool:
+        """The model reads speaker-tagged text (``agent: … caller: …``)."""
+        return self.scorer.speaker_tags
+
+    def score_items(self, items: Sequence[ScoreItem]) -> list[ScoredCall | ScoringFailed]:
+        """Score a batch in one model run (blocking: run it off the event loop).
+
+        The model sees the original text; PII is redacted before the policy writes its reasons
+        and before anything leaves the process.
+
+        Returns:
+            One result per item, in order: its :class:`ScoredCall`, or :class:`ScoringFailed`
+            when the model failed on that transcript (logged here; the route answers 500).
+        """
+        started = time.perf_counter()
+        try:
+            all_scores: list[IntentScores | None] = list(self.predictor.predict([i.transcript for i in items]))
+        except Exception:
+            # One transcript the model cannot take must not fail the requests batched with it.
+            logger.exception("model run on a batch of %d failed; scoring its transcripts one by one", len(items))
+            all_scores = [self._predict_alone(item) for item in items]
+        model_ms = round((time.perf_counter() - started) * 1000.0, 2)
+        results: list[ScoredCall | ScoringFailed] = []
+        for item, scores in zip(items, all_scores):
+            if scores is None:
+                results.append(ScoringFailed(f"call {item.call_id}: the model failed on this transcript "
+                                             "(see the batch log)"))
+                continue
+            results.append(self._verdict(item, scores, model_ms=model_ms, batch_size=len(items)))
+        return results
+
+    def _verdict(self, item: ScoreItem, scores: IntentScores, *, model_ms: float, batch_size: int) -> ScoredCall:
+        text = item.transcript
+        if self.redact_pii:
+            text, scores = redact_scores(text, scores)
+        decision = self.policy.decide(scores, item.metadata)
+        self.count(decision, item.channel)
+        self.log_call(item.call_id, channel=item.channel, metadata=item.metadata, scores=scores, decision=decision,
+                      shown=text, heard=item.transcript, audio_seconds=item.audio_seconds,
+                      decision_seconds=item.audio_seconds)
+        logger.info("scored %s: %s (buying_intent %.2f) -> %s", item.channel, scores.label, scores.buying_intent,
+                    decision.route, extra={"call_id": item.call_id})
+        return ScoredCall(item.call_id, text, scores, decision, model_ms=model_ms, batch_size=batch_size)
+
+    def _predict_alone(self, item: ScoreItem) -> IntentScores | None:
+        """One transcript's scores, or None (logged) when the model fails on it."""
+        try:
+            (scores,) = self.predictor.predict([item.transcript])
+            return scores
+        except Exception:
+            logger.exception("the model failed on one transcript", extra={"call_id": item.call_id})
+            return None
+
+    def count(self, decision: Decision, channel: str, *, audio_seconds: float | None = None) -> None:
+        """Count a decision (``callintent_decisions_total``); a live call also observes when it came."""
+        self._metrics.decisions.labels(route=decision.route, source=channel).inc()
+        if audio_seconds is not None:
+            self._metrics.time_to_decision.observe(audio_seconds)
+
+    def log_call(self, call_id: str, *, channel: str, metadata: Mapping[str, str], scores: IntentScores,
+                 decision: Decision, shown: str, heard: str, audio_seconds: float | None = None,
+                 decision_seconds: float | None = None) -> None:
+        """Queue the call's decision-log record (nothing when the call log is off).
+
+        Which transcript is kept is decided here for every surface: the text the client was
+        shown (``shown``, already redacted) when redaction is on and the log mode is not
+        ``full``; otherwise what was heard (``heard``), which the record redacts itself in
+        ``redacted`` mode.
+        """
+        if self.call_log is None:
+            return
+        mode = self.transcript_mode
+        transcript, redacted = (shown, True) if self.redact_pii and mode != "full" else (heard, False)
+        self.call_log.submit(record_from_scores(
+            call_id, channel=channel, metadata=metadata, scores=scores, decision=decision, transcript=transcript,
+            transcript_mode=mode, redacted=redacted, audio_seconds=audio_seconds, decision_seconds=decision_seconds))
+
+
+def raise_failed(results: Sequence[Any]) -> None:
+    """Raise the first :class:`ScoringFailed` among ``results`` (a route answers it as a 500)."""
+    for result in results:
+        if isinstance(result, ScoringFailed):
+            raise result
+
+
+__all__ = ["PredictorScorer", "ScoreItem", "ScoredCall", "Scoring", "ScoringFailed"]
