@@ -413,22 +413,35 @@ def plan_stream(audio: str | Path | np.ndarray, *, twilio: bool = False, frame_m
         raise UserError(f"audio must be mono float32 at 16 kHz, got shape {samples.shape}")
     metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
     channels = list(samples) if two else [samples]
-    mulaw = twilio or encoding == "mulaw"
+    if not twilio:
+        return _generic_plan(channels, encoding=encoding, frame_ms=frame_ms, call_id=call_id, metadata=metadata,
+                             speakers=speakers)
+    return _twilio_plan(channels, frame_ms=frame_ms, call_id=call_id, metadata=metadata, speakers=speakers)
+
+
+def _generic_plan(channels: Sequence[np.ndarray], *, encoding: str, frame_ms: int, call_id: str | None,
+                  metadata: dict[str, str], speakers: Sequence[str] | None) -> StreamPlan:
+    from speech.audio import SAMPLE_RATE
+
+    mulaw = encoding == "mulaw"
     rate = 8000 if mulaw else SAMPLE_RATE
     step = rate * frame_ms // 1000  # samples per channel per message
-    if not twilio:
-        # Interleaved: one sample of each channel in turn (2 bytes each for pcm16, 1 for μ-law).
-        encoded = np.stack([_encode(c, mulaw) for c in channels], axis=1)
-        width = encoded.shape[1] * encoded.itemsize
-        payload = encoded.tobytes()
-        chunks = [payload[i:i + step * width] for i in range(0, len(payload), step * width)]
-        call_id = call_id or f"call-{uuid.uuid4().hex[:16]}"
-        start: dict[str, Any] = {"type": "start", "call_id": call_id, "encoding": encoding, "sample_rate": rate,
-                                 "metadata": metadata}
-        if two:
-            start.update(channels=2, speakers=list(speakers))
-        return StreamPlan((json.dumps(start),), tuple(chunks), frame_ms / 1000.0, json.dumps({"type": "stop"}))
-    tracks = [_TWILIO_TRACKS[s] for s in speakers] if two else ["inbound"]
+    # Interleaved: one sample of each channel in turn (2 bytes each for pcm16, 1 for μ-law).
+    encoded = np.stack([_encode(c, mulaw) for c in channels], axis=1)
+    width = encoded.shape[1] * encoded.itemsize
+    payload = encoded.tobytes()
+    chunks = [payload[i:i + step * width] for i in range(0, len(payload), step * width)]
+    start: dict[str, Any] = {"type": "start", "call_id": call_id or f"call-{uuid.uuid4().hex[:16]}",
+                             "encoding": encoding, "sample_rate": rate, "metadata": metadata}
+    if speakers is not None:
+        start.update(channels=2, speakers=list(speakers))
+    return StreamPlan((json.dumps(start),), tuple(chunks), frame_ms / 1000.0, json.dumps({"type": "stop"}))
+
+
+def _twilio_plan(channels: Sequence[np.ndarray], *, frame_ms: int, call_id: str | None, metadata: dict[str, str],
+                 speakers: Sequence[str] | None) -> StreamPlan:
+    step = 8000 * frame_ms // 1000  # samples per track per message
+    tracks = [_TWILIO_TRACKS[s] for s in speakers] if speakers is not None else ["inbound"]
     per_track = [_encode(c, True).tobytes() for c in channels]
     call_sid = call_id or "CA" + uuid.uuid4().hex
     stream_sid = "MZ" + uuid.uuid4().hex

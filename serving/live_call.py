@@ -224,6 +224,16 @@ class StreamConfig:
     decision_deadline_seconds: float = MAX_WINDOW_SECONDS
     redact_pii: bool = True
 
+    def shown(self, *, speakers: Sequence[str], scored: str) -> dict[str, Any]:
+        """The settings a ``started`` event shows the client (with the call's channels and what is scored)."""
+        return {
+            "sample_rate": self.sample_rate, "window_seconds": self.window_seconds,
+            "decode_interval_seconds": self.decode_interval_seconds,
+            "decode_window_seconds": self.decode_window_seconds, "stable_agreement": self.stable_agreement,
+            "decision_deadline_seconds": self.decision_deadline_seconds, "redact_pii": self.redact_pii,
+            "speakers": list(speakers), "scored": scored,
+        }
+
     def __post_init__(self) -> None:
         if self.sample_rate != SAMPLE_RATE:
             raise ValueError(f"sample_rate must be {SAMPLE_RATE} (convert audio before insert), "
@@ -284,6 +294,22 @@ class CallTotals:
 
     def to_json(self) -> dict:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def of(cls, channels: Sequence[_Channel], latencies_ms: Sequence[float], decision: Decision | None) -> CallTotals:
+        """A call's counters from its channels (the longer channel's audio; decodes of both)."""
+        lat = np.asarray(latencies_ms, dtype=np.float64)
+        return cls(
+            audio_seconds=max(ch.received for ch in channels) / SAMPLE_RATE,
+            opening_seconds=max(ch.n for ch in channels) / SAMPLE_RATE,
+            ignored_seconds=max(ch.ignored for ch in channels) / SAMPLE_RATE,
+            decodes=sum(ch.decodes for ch in channels), vad_skips=sum(ch.vad_skips for ch in channels),
+            lag_skips=sum(ch.lag_skips for ch in channels),
+            latency_ms_mean=float(lat.mean()) if lat.size else None,
+            latency_ms_p95=float(np.percentile(lat, 95)) if lat.size else None,
+            decision_audio_seconds=decision.audio_seconds if decision else None,
+            dropped_words=sum(ch.dropped_words for ch in channels),
+        )
 
 
 @dataclass(frozen=True)
@@ -492,10 +518,16 @@ SCORED_SPEAKER = "caller"
 
 
 class _Channel:
-    """One channel of a call: its opening buffer, what decodes have read of it, its stable prefix."""
+    """One channel of a call: its opening buffer, what decodes have read of it, its stable prefix,
+    and how it is listened to (VAD gate, lag skip, sliding decode window)."""
 
-    def __init__(self, speaker: str | None, config: StreamConfig) -> None:
+    def __init__(self, speaker: str | None, config: StreamConfig, *, asr: Transcriber, clock: Callable[[], float],
+                 call_id: str) -> None:
         self.speaker = speaker
+        self.config = config
+        self.asr = asr
+        self.clock = clock
+        self.call_id = call_id
         self.window = round(config.window_seconds * SAMPLE_RATE)
         self.interval = round(config.decode_interval_seconds * SAMPLE_RATE)
         self.buffer = np.zeros(self.window, dtype=np.float32)
@@ -510,6 +542,10 @@ class _Channel:
         self.complete = False  # the full window has been looked at
         self.received = 0
         self.ignored = 0
+        self.decodes = 0
+        self.vad_skips = 0
+        self.lag_skips = 0
+        self.dropped_words = 0
 
     def insert(self, samples: np.ndarray, arrived: float) -> None:
         self.received += samples.size
@@ -529,6 +565,68 @@ class _Channel:
         i = bisect.bisect_right(self.block_ends, sample)
         return self.block_arrivals[min(i, len(self.block_arrivals) - 1)]
 
+    def advance(self, upto: int, *, last: bool) -> _Decoded | None:
+        """Look at the audio up to sample ``upto``: decode it unless the VAD gate says skip."""
+        now = self.clock()
+        lag = now - self.arrival_of(self.consumed) if self.consumed < upto else 0.0
+        if self.config.vad_gate and self._gate_closed(self.buffer[self.consumed:upto]):
+            self.consumed = upto
+            self.vad_skips += 1
+            logger.debug("call %s: new audio up to %.2f s is silent, no decode", self.call_id, upto / SAMPLE_RATE)
+            if last:
+                self.prefix.flush()
+            return None
+        return self._decode(upto, lag=lag, last=last)
+
+    def _gate_closed(self, new_audio: np.ndarray) -> bool:
+        if not is_silent(new_audio, self.config.vad_threshold_dbfs):
+            self.silent_decodes = 0
+            return False
+        # Silence after speech: the first decode over the pause hears the last word whole (it was
+        # cut off before), and agreement - 1 more confirm it; after that, silence costs nothing.
+        if self.prefix.tail and self.silent_decodes < self.config.stable_agreement:
+            self.silent_decodes += 1
+            return False
+        return True
+
+    def _decode(self, upto: int, *, lag: float, last: bool) -> _Decoded:
+        cfg = self.config
+        lagging = lag > cfg.max_lag_seconds and self.decoded_end > 0
+        if lagging:
+            resume = max(self.decode_from / SAMPLE_RATE, self.decoded_end / SAMPLE_RATE - cfg.skip_overlap_seconds)
+            resume = self.prefix.commit_until(resume)
+            self.decode_from = max(self.decode_from, min(round(resume * SAMPLE_RATE), upto - 1))
+            self.lag_skips += 1
+            logger.warning("call %s: decoding is %.1f s behind, skipping ahead to %.2f s", self.call_id, lag,
+                           self.decode_from / SAMPLE_RATE)
+        elif (upto - self.decode_from) / SAMPLE_RATE > cfg.decode_window_seconds:
+            self._slide_window(upto)
+        offset = self.decode_from / SAMPLE_RATE
+        started = self.clock()
+        hypothesis = self.asr.transcribe(self.buffer[self.decode_from:upto], cut_seconds=cfg.window_seconds - offset,
+                                         offset=offset)
+        decoded = self.clock()
+        words = [w for w in hypothesis.words if w.start < cfg.window_seconds]
+        if self.speaker is not None:
+            words = [dataclasses.replace(w, speaker=self.speaker) for w in words]
+        self.prefix.update(words)
+        if last:
+            self.prefix.flush()
+        self.consumed = self.decoded_end = upto
+        self.decodes += 1
+        self.dropped_words += hypothesis.dropped_words
+        return _Decoded(channel=self, upto=upto, last=last, lag=lag, lagging=lagging, offset=offset,
+                        decode_seconds=decoded - started, dropped_words=hypothesis.dropped_words)
+
+    def _slide_window(self, upto: int) -> None:
+        """Start decodes after a stable word, keeping at least half a window of context."""
+        keep_from = upto / SAMPLE_RATE - self.config.decode_window_seconds / 2
+        # At a word boundary: a decode that starts inside a word hears a fragment of it.
+        resume = round(self.prefix.stable_end_before(keep_from) * SAMPLE_RATE)
+        if resume > self.decode_from:
+            logger.debug("call %s: decode window slides to %.2f s", self.call_id, resume / SAMPLE_RATE)
+            self.decode_from = resume
+
 
 @dataclass(frozen=True)
 class _Decoded:
@@ -542,6 +640,87 @@ class _Decoded:
     offset: float
     decode_seconds: float
     dropped_words: int
+
+
+class _CallText:
+    """What the model reads of a call and what the client may see of it: the scored text, its
+    scores (computed once per distinct text) and their redacted view.
+
+    Args:
+        channels: The call's channels, by speaker (None: one channel).
+        scored: The channel whose words are scored (the caller's, or the one channel).
+        scorer: The classifier.
+        tagged: Both speakers are scored as speaker-tagged text.
+        redact_pii: Redact what the client sees.
+        model: Model version shown before the first score.
+    """
+
+    def __init__(self, channels: Mapping[str | None, _Channel], scored: _Channel, *, scorer: Scorer, tagged: bool,
+                 redact_pii: bool, model: str) -> None:
+        self.channels = channels
+        self.scored = scored
+        self.scorer = scorer
+        self.tagged = tagged
+        self.redact_pii = redact_pii
+        self.model = model
+        self.speakers = tuple(s for s in channels if s is not None)
+        self.text: str | None = None
+        self.tagged_text: TaggedText | None = None
+        self.raw_scores: IntentScores | None = None  # scores of text (evidence on the original)
+
+    def scoring_text(self) -> tuple[str, TaggedText | None]:
+        """What the model reads now: the caller's (or the one channel's) stable + unstable words, or
+        both speakers' words in time order, speaker-tagged."""
+        if not self.tagged:
+            return _join(self.scored.prefix.stable_text, self.scored.prefix.unstable_text), None
+        tagged = interleave({s: (*self.channels[s].prefix.committed, *self.channels[s].prefix.tail) for s in SPEAKERS})
+        return tagged.text, tagged
+
+    def ensure(self) -> bool:
+        """Score the current transcript unless it was already scored; True when it ran."""
+        text, tagged = self.scoring_text()
+        if text == self.text and self.raw_scores is not None:
+            return False
+        (scores,) = self.scorer.score([text])
+        self.text = text
+        self.tagged_text = tagged
+        self.raw_scores = scores
+        self.model = scores.model or self.model
+        return True
+
+    def view(self, *, closed: bool) -> tuple[str, str, IntentScores]:
+        """What the client may see of the scored text: (stable, unstable, scores), redacted.
+
+        The joined text is redacted (not each part) so a number read across the stable/unstable
+        boundary is still caught; an item straddling the boundary goes to the unstable side.
+        While the call is open (``closed`` False) a digit run at the very end is held back as
+        ``[NUMBER]``: it may be the start of a phone or card number still being read out.
+        """
+        prefix = self.scored.prefix
+        scores = self.raw_scores
+        assert scores is not None and self.text == self.scoring_text()[0], "view before scoring"
+        stable, unstable, redaction = self._redacted(prefix, closed=closed)
+        if self.tagged_text is not None:
+            # Evidence moves to offsets in its speaker's transcript, then through that speaker's redaction.
+            texts = {s: _join(self.channels[s].prefix.stable_text, self.channels[s].prefix.unstable_text)
+                     for s in SPEAKERS}
+            # The caller's channel is the scored one: its redaction was just made above.
+            redactions = {s: redaction if self.channels[s] is self.scored
+                          else self._redacted(self.channels[s].prefix, closed=closed)[2] for s in SPEAKERS}
+            return stable, unstable, map_tagged_scores(scores, self.tagged_text, texts, redactions)
+        return stable, unstable, scores if redaction is None else map_scores(redaction, scores)
+
+    def _redacted(self, prefix: StablePrefix, *, closed: bool) -> tuple[str, str, Redaction | None]:
+        stable, unstable = prefix.stable_text, prefix.unstable_text
+        if not self.redact_pii:
+            return stable, unstable, None
+        redaction = redact(_join(stable, unstable), open_ended=not closed)
+        boundary = redaction.map_offset(min(len(stable), redaction.original_length))
+        return redaction.text[:boundary].rstrip(), redaction.text[boundary:].lstrip(), redaction
+
+    def speaker_view(self, *, closed: bool) -> dict[str, tuple[str, str]]:
+        """Two-channel calls: each speaker's (stable, unstable) text, redacted; ``{}`` for one channel."""
+        return {s: self._redacted(self.channels[s].prefix, closed=closed)[:2] for s in self.speakers}
 
 
 class LiveCall:
@@ -582,27 +761,19 @@ class LiveCall:
         self.metadata = {str(k): str(v) for k, v in metadata.items()}
         self.config = config
         self.speakers = speakers
-        self._asr = asr
-        self._scorer = scorer
         self._policy = policy
         self._clock = clock
-        self._model = model
         self._channels: dict[str | None, _Channel] = (
-            {s: _Channel(s, config) for s in speakers} if speakers else {None: _Channel(None, config)})
+            {s: _Channel(s, config, asr=asr, clock=clock, call_id=call_id) for s in (speakers or (None,))})
         self._scored = self._channels[SCORED_SPEAKER if speakers else None]
         #: Both speakers are scored as tagged text (a two-channel call and a model that reads tags).
         self.tagged = bool(speakers) and bool(getattr(scorer, "speaker_tags", False))
-        self._tagged_text: TaggedText | None = None
         self._seq = 0
         self._started = False
         self._finished = False
         self._decision: Decision | None = None
-        self._scored_text: str | None = None
-        self._raw_scores: IntentScores | None = None  # scores of _scored_text (evidence on the original)
-        self._decodes = 0
-        self._vad_skips = 0
-        self._lag_skips = 0
-        self._dropped_words = 0
+        self._text = _CallText(self._channels, self._scored, scorer=scorer, tagged=self.tagged,
+                               redact_pii=config.redact_pii, model=model)
         self._latencies_ms: list[float] = []
         self._busy = threading.Lock()
 
@@ -638,18 +809,12 @@ class LiveCall:
         if self._started:
             raise StreamStateError(f"call {self.call_id}: start() called twice")
         self._started = True
-        cfg = self.config
         # Keys only: metadata values may come from a telephony platform and hold caller details.
         logger.info("call %s started (metadata keys %s, %s)", self.call_id, sorted(self.metadata),
                     "channels " + "+".join(self.speakers) if self.speakers else "one channel")
-        return self._event("started", metadata=dict(self.metadata), config={
-            "sample_rate": cfg.sample_rate, "window_seconds": cfg.window_seconds,
-            "decode_interval_seconds": cfg.decode_interval_seconds,
-            "decode_window_seconds": cfg.decode_window_seconds, "stable_agreement": cfg.stable_agreement,
-            "decision_deadline_seconds": cfg.decision_deadline_seconds, "redact_pii": cfg.redact_pii,
-            "speakers": list(self.speakers),
-            "scored": "caller+agent" if self.tagged else (SCORED_SPEAKER if self.speakers else "all"),
-        })
+        scored = "caller+agent" if self.tagged else (SCORED_SPEAKER if self.speakers else "all")
+        return self._event("started", metadata=dict(self.metadata),
+                           config=self.config.shown(speakers=self.speakers, scored=scored))
 
     def error(self, message: str, *, code: str = "bad_request") -> StreamEvent:
         """An ``error`` event with this call's id and next seq (for the transport to send)."""
@@ -704,7 +869,7 @@ class LiveCall:
                 if channel.ready():
                     upto = channel.n  # insert() may append while we decode; this step covers what is here now
                     last = upto >= channel.window
-                    result = self._advance(channel, upto, last=last)
+                    result = channel.advance(upto, last=last)
                     channel.complete = last
                     if result is not None:
                         decoded.append(result)
@@ -733,14 +898,14 @@ class LiveCall:
             decoded = []
             for channel in self._channels.values():
                 if not channel.complete and channel.consumed < channel.n:
-                    result = self._advance(channel, channel.n, last=True)
+                    result = channel.advance(channel.n, last=True)
                     if result is not None:
                         decoded.append(result)
             events = self._partial(decoded, closed=True) if decoded else []
             for channel in self._channels.values():
                 channel.prefix.flush()
             self._finished = True
-            self._ensure_scores()
+            self._text.ensure()
             events += self._decide_if_needed(early=False)
             events.append(self._final_event())
             totals = events[-1].totals
@@ -761,73 +926,19 @@ class LiveCall:
         finally:
             self._busy.release()
 
-    def _advance(self, channel: _Channel, upto: int, *, last: bool) -> _Decoded | None:
-        """Look at a channel's audio up to sample ``upto``: decode it unless the VAD gate says skip."""
-        now = self._clock()
-        lag = now - channel.arrival_of(channel.consumed) if channel.consumed < upto else 0.0
-        if self.config.vad_gate and self._gate_closed(channel, channel.buffer[channel.consumed:upto]):
-            channel.consumed = upto
-            self._vad_skips += 1
-            logger.debug("call %s: new audio up to %.2f s is silent, no decode", self.call_id, upto / SAMPLE_RATE)
-            if last:
-                channel.prefix.flush()
-            return None
-        return self._decode(channel, upto, lag=lag, last=last)
-
-    def _gate_closed(self, channel: _Channel, new_audio: np.ndarray) -> bool:
-        if not is_silent(new_audio, self.config.vad_threshold_dbfs):
-            channel.silent_decodes = 0
-            return False
-        # Silence after speech: the first decode over the pause hears the last word whole (it was
-        # cut off before), and agreement - 1 more confirm it; after that, silence costs nothing.
-        if channel.prefix.tail and channel.silent_decodes < self.config.stable_agreement:
-            channel.silent_decodes += 1
-            return False
-        return True
-
-    def _decode(self, channel: _Channel, upto: int, *, lag: float, last: bool) -> _Decoded:
-        cfg = self.config
-        lagging = lag > cfg.max_lag_seconds and channel.decoded_end > 0
-        if lagging:
-            resume = max(channel.decode_from / SAMPLE_RATE,
-                         channel.decoded_end / SAMPLE_RATE - cfg.skip_overlap_seconds)
-            resume = channel.prefix.commit_until(resume)
-            channel.decode_from = max(channel.decode_from, min(round(resume * SAMPLE_RATE), upto - 1))
-            self._lag_skips += 1
-            logger.warning("call %s: decoding is %.1f s behind, skipping ahead to %.2f s", self.call_id, lag,
-                           channel.decode_from / SAMPLE_RATE)
-        elif (upto - channel.decode_from) / SAMPLE_RATE > cfg.decode_window_seconds:
-            self._slide_window(channel, upto)
-        offset = channel.decode_from / SAMPLE_RATE
-        started = self._clock()
-        hypothesis = self._asr.transcribe(channel.buffer[channel.decode_from:upto],
-                                          cut_seconds=cfg.window_seconds - offset, offset=offset)
-        decoded = self._clock()
-        words = [w for w in hypothesis.words if w.start < cfg.window_seconds]
-        if channel.speaker is not None:
-            words = [dataclasses.replace(w, speaker=channel.speaker) for w in words]
-        channel.prefix.update(words)
-        if last:
-            channel.prefix.flush()
-        channel.consumed = channel.decoded_end = upto
-        self._decodes += 1
-        self._dropped_words += hypothesis.dropped_words
-        return _Decoded(channel=channel, upto=upto, last=last, lag=lag, lagging=lagging, offset=offset,
-                        decode_seconds=decoded - started, dropped_words=hypothesis.dropped_words)
-
     def _partial(self, decoded: Sequence[_Decoded], *, closed: bool = False) -> list[StreamEvent]:
         """Score after a step's decodes: the ``partial`` event, and an early decision if due."""
         closed = closed or any(d.last for d in decoded if d.channel is self._scored)
         started = self._clock()
-        scored = self._ensure_scores()
+        scored = self._text.ensure()
         done = self._clock()
         latencies = [(done - d.channel.arrival_of(d.upto - 1)) * 1000.0 for d in decoded]
         self._latencies_ms.extend(latencies)
         audio_seconds = max(d.upto for d in decoded) / SAMPLE_RATE
-        stable, unstable, scores = self._view(closed=closed)
+        stable, unstable, scores = self._text.view(closed=closed)
         events = [self._event(
             "partial", audio_seconds=audio_seconds, stable=stable, unstable=unstable, scores=scores,
-            speaker_text=self._speaker_view(closed=closed), latency_ms=max(latencies),
+            speaker_text=self._text.speaker_view(closed=closed), latency_ms=max(latencies),
             decode_ms=sum(d.decode_seconds for d in decoded) * 1000.0,
             score_ms=(done - started) * 1000.0 if scored else 0.0, lagging=any(d.lagging for d in decoded),
             lag_seconds=max(max(d.lag, 0.0) for d in decoded), skipped_seconds=self._scored.decode_from / SAMPLE_RATE,
@@ -842,21 +953,12 @@ class LiveCall:
                 events.append(self._decision_event(decision, closed=False))
         return events
 
-    def _slide_window(self, channel: _Channel, upto: int) -> None:
-        """Start decodes after a stable word, keeping at least half a window of context."""
-        keep_from = upto / SAMPLE_RATE - self.config.decode_window_seconds / 2
-        # At a word boundary: a decode that starts inside a word hears a fragment of it.
-        resume = round(channel.prefix.stable_end_before(keep_from) * SAMPLE_RATE)
-        if resume > channel.decode_from:
-            logger.debug("call %s: decode window slides to %.2f s", self.call_id, resume / SAMPLE_RATE)
-            channel.decode_from = resume
-
     def _decide_if_needed(self, *, early: bool) -> list[StreamEvent]:
         """Decide now unless decided (window end, stop, deadline); ``early`` marks a deadline."""
         if self._decision is not None:
             return []
-        self._ensure_scores()
-        _, _, scores = self._view(closed=not early)
+        self._text.ensure()
+        _, _, scores = self._text.view(closed=not early)
         decision = self._policy.decide(scores, self.metadata, audio_seconds=self._scored.consumed / SAMPLE_RATE,
                                        early=early)
         return [self._decision_event(decision, closed=not early)]
@@ -865,88 +967,23 @@ class LiveCall:
         self._decision = decision
         logger.info("call %s: decision %s (%s %.2f) at %.1f s, segment %s", self.call_id, decision.route,
                     decision.label, decision.confidence, decision.audio_seconds or 0.0, decision.segment)
-        stable, unstable, scores = self._view(closed=closed)
+        stable, unstable, scores = self._text.view(closed=closed)
         return self._event("decision", audio_seconds=decision.audio_seconds or 0.0, stable=stable, unstable=unstable,
-                           scores=scores, speaker_text=self._speaker_view(closed=closed), decision=decision,
+                           scores=scores, speaker_text=self._text.speaker_view(closed=closed), decision=decision,
                            window_complete=self.window_complete)
 
-    def _scoring_text(self) -> tuple[str, TaggedText | None]:
-        """What the model reads now: the caller's (or the one channel's) stable + unstable words, or
-        both speakers' words in time order, speaker-tagged."""
-        if not self.tagged:
-            return self.transcript, None
-        tagged = interleave({s: (*self._channels[s].prefix.committed, *self._channels[s].prefix.tail) for s in SPEAKERS})
-        return tagged.text, tagged
-
-    def _ensure_scores(self) -> bool:
-        """Score the current transcript unless it was already scored; True when it ran."""
-        text, tagged = self._scoring_text()
-        if text == self._scored_text and self._raw_scores is not None:
-            return False
-        (scores,) = self._scorer.score([text])
-        self._scored_text = text
-        self._tagged_text = tagged
-        self._raw_scores = scores
-        self._model = scores.model or self._model
-        return True
-
-    def _view(self, *, closed: bool) -> tuple[str, str, IntentScores]:
-        """What the client may see of the scored text: (stable, unstable, scores), redacted.
-
-        The joined text is redacted (not each part) so a number read across the stable/unstable
-        boundary is still caught; an item straddling the boundary goes to the unstable side.
-        While the call is open (``closed`` False) a digit run at the very end is held back as
-        ``[NUMBER]``: it may be the start of a phone or card number still being read out.
-        """
-        prefix = self._scored.prefix
-        scores = self._raw_scores
-        assert scores is not None and self._scored_text == self._scoring_text()[0], "view before scoring"
-        stable, unstable, redaction = self._redacted(prefix, closed=closed)
-        if self._tagged_text is not None:
-            # Evidence moves to offsets in its speaker's transcript, then through that speaker's redaction.
-            texts = {s: _join(self._channels[s].prefix.stable_text, self._channels[s].prefix.unstable_text)
-                     for s in SPEAKERS}
-            # The caller's channel is the scored one: its redaction was just made above.
-            redactions = {s: redaction if self._channels[s] is self._scored
-                          else self._redacted(self._channels[s].prefix, closed=closed)[2] for s in SPEAKERS}
-            return stable, unstable, map_tagged_scores(scores, self._tagged_text, texts, redactions)
-        return stable, unstable, scores if redaction is None else map_scores(redaction, scores)
-
-    def _redacted(self, prefix: StablePrefix, *, closed: bool) -> tuple[str, str, Redaction | None]:
-        stable, unstable = prefix.stable_text, prefix.unstable_text
-        if not self.config.redact_pii:
-            return stable, unstable, None
-        redaction = redact(_join(stable, unstable), open_ended=not closed)
-        boundary = redaction.map_offset(min(len(stable), redaction.original_length))
-        return redaction.text[:boundary].rstrip(), redaction.text[boundary:].lstrip(), redaction
-
-    def _speaker_view(self, *, closed: bool) -> dict[str, tuple[str, str]]:
-        """Two-channel calls: each speaker's (stable, unstable) text, redacted; ``{}`` for one channel."""
-        return {s: self._redacted(self._channels[s].prefix, closed=closed)[:2] for s in self.speakers}
-
     def _final_event(self) -> StreamEvent:
-        _, _, scores = self._view(closed=True)  # evidence indexes the caller's words (or its speaker's)
+        _, _, scores = self._text.view(closed=True)  # evidence indexes the caller's words (or its speaker's)
         per_channel = [tuple(ch.prefix.committed) for ch in self._channels.values()]
         if self.config.redact_pii:
             per_channel = [redact_words(words) for words in per_channel]
         words = tuple(sorted((w for ws in per_channel for w in ws), key=lambda w: (w.start, w.end)))
-        lat = np.asarray(self._latencies_ms, dtype=np.float64)
-        channels = self._channels.values()
-        totals = CallTotals(
-            audio_seconds=max(ch.received for ch in channels) / SAMPLE_RATE,
-            opening_seconds=max(ch.n for ch in channels) / SAMPLE_RATE,
-            ignored_seconds=max(ch.ignored for ch in channels) / SAMPLE_RATE, decodes=self._decodes,
-            vad_skips=self._vad_skips, lag_skips=self._lag_skips,
-            latency_ms_mean=float(lat.mean()) if lat.size else None,
-            latency_ms_p95=float(np.percentile(lat, 95)) if lat.size else None,
-            decision_audio_seconds=self._decision.audio_seconds if self._decision else None,
-            dropped_words=self._dropped_words,
-        )
+        totals = CallTotals.of(list(self._channels.values()), self._latencies_ms, self._decision)
         return self._event("final", audio_seconds=self.audio_seconds, words=words, scores=scores,
                            decision=self._decision, totals=totals)
 
     def _event(self, type_: str, **fields: Any) -> StreamEvent:
-        event = StreamEvent(type=type_, call_id=self.call_id, seq=self._seq, model=self._model, **fields)
+        event = StreamEvent(type=type_, call_id=self.call_id, seq=self._seq, model=self._text.model, **fields)
         self._seq += 1
         return event
 

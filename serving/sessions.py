@@ -183,17 +183,44 @@ _FAILED = object()
 class EventSocket:
     """Sends a session's events: one at a time (the decode task and the session loop both send),
     each within :data:`SEND_TIMEOUT_SECONDS`, and nothing once the socket is closed or gone.
+    Call events are measured on the way out, and decisions and final events reported to scoring.
 
     Args:
         websocket: The accepted socket.
         inbox: The session's queue: a client that stops reading is reported there as a disconnect.
+        scoring: Counts decisions and logs calls (the same rules as ``POST /score``).
+        source: The protocol's ``source`` label (``stream``, ``twilio``).
     """
 
-    def __init__(self, websocket: WebSocket, inbox: asyncio.Queue[Any]) -> None:
+    def __init__(self, websocket: WebSocket, inbox: asyncio.Queue[Any], scoring: Scoring, source: str) -> None:
         self.ws = websocket
         self.inbox = inbox
+        self.scoring = scoring
+        self.source = source
         self.closed = False
         self._lock = asyncio.Lock()
+
+    async def send_events(self, call: LiveCall, events: Iterable[StreamEvent]) -> None:
+        metrics = service_metrics()
+        for event in events:
+            if event.type == "partial" and event.latency_ms is not None:
+                metrics.update_latency.observe(event.latency_ms / 1000.0)
+                metrics.decode_seconds.observe(((event.decode_ms or 0.0) + (event.score_ms or 0.0)) / 1000.0)
+            elif event.type == "decision" and event.decision is not None:
+                self.scoring.count(event.decision, self.source, audio_seconds=event.audio_seconds)
+                logger.info("decision %s at %.1f s of audio: %s", event.decision.route, event.audio_seconds,
+                            "; ".join(event.decision.reasons))
+            elif event.type == "final":
+                self._log_call(call, event)
+            await self.send(event.to_json())
+
+    def _log_call(self, call: LiveCall, final: StreamEvent) -> None:
+        """Queue the call's decision log record (its ``final`` event; also on disconnect and shutdown)."""
+        assert final.scores is not None and final.decision is not None
+        self.scoring.log_call(
+            call.call_id, channel=self.source, metadata=call.metadata, scores=final.scores, decision=final.decision,
+            shown=final.text, heard=call.transcript,
+            audio_seconds=round(final.totals.audio_seconds, 3) if final.totals else None)
 
     async def send(self, payload: dict[str, Any]) -> None:
         if self.closed:
@@ -246,7 +273,7 @@ class LiveSession(abc.ABC):
         self.call: LiveCall | None = None
         self.call_id = ""
         self.inbox: asyncio.Queue[Any] = asyncio.Queue()
-        self.socket = EventSocket(websocket, self.inbox)
+        self.socket = EventSocket(websocket, self.inbox, ctx.scoring, self.source)
         self.decoding: asyncio.Task[None] | None = None
         self.finishing = False
         self.done = asyncio.Event()
@@ -254,7 +281,7 @@ class LiveSession(abc.ABC):
         self._encoding = "pcm16"
         self._rate = SAMPLE_RATE
         self._received_seconds = 0.0
-        self._stored: list[bytes] | None = [] if ctx.settings.store_audio else None
+        self._tape = _AudioTape(ctx.settings.audio_dir) if ctx.settings.store_audio else None
 
     async def run(self) -> None:
         """Serve the socket until the call ends; never raises for client behaviour."""
@@ -388,7 +415,7 @@ class LiveSession(abc.ABC):
         scoring = self.ctx.scoring
         self.call = LiveCall(call_id, metadata, asr=self.ctx.asr, scorer=scoring.scorer, policy=scoring.policy,
                              config=self.ctx.settings.stream, model=scoring.model_id, speakers=speakers)
-        await self._send_events([self.call.start()])
+        await self.socket.send_events(self.call, [self.call.start()])
         return None
 
     def _insert(self, samples: np.ndarray, source_seconds: float, raw: bytes,
@@ -408,8 +435,8 @@ class LiveSession(abc.ABC):
             self._received_seconds += source_seconds
         if self._received_seconds > self.limits.max_audio_seconds:
             return _Close(CLOSE_POLICY, f"audio limit of {self.limits.max_audio_seconds:g} s reached", "limit")
-        if self._stored is not None and raw:
-            self._stored.append(raw)
+        if self._tape is not None and raw:
+            self._tape.chunks.append(raw)
         if samples.size:
             self.call.insert(samples, arrived_at=time.monotonic(), speaker=speaker)
         self._schedule()
@@ -429,7 +456,7 @@ class LiveSession(abc.ABC):
             self.inbox.put_nowait(_FAILED)
             return
         self.decoding = None
-        await self._send_events(events)
+        await self.socket.send_events(self.call, events)
         self._schedule()
 
     async def _end(self, close: _Close) -> None:
@@ -445,13 +472,14 @@ class LiveSession(abc.ABC):
                 if tail.size:
                     self.call.insert(tail, speaker=speaker)
             try:
-                await self._send_events(await self._in_pool(self.call.finish))
+                await self.socket.send_events(self.call, await self._in_pool(self.call.finish))
             except Exception:  # same as a failed step: report, close 1011
                 logger.exception("live call finish failed")
                 await self._error("internal_error", "the call failed on the server; see the server log")
                 close = _INTERNAL_ERROR
-        if self._stored:
-            await self._in_pool(self._store_stream_audio)
+        if self._tape is not None and self._tape.chunks:
+            speakers = self.call.speakers if self.call is not None else ()
+            await self._in_pool(lambda: self._tape.write(self.call_id, self._encoding, self._rate, speakers))
         logger.info("call ended (%s): %.1f s of audio received", close.ended, self._received_seconds)
         await self.socket.close(close.code, close.reason)
 
@@ -462,28 +490,6 @@ class LiveSession(abc.ABC):
         return await loop.run_in_executor(self.ctx.decode_pool, context.run, fn)
 
     # -- sending ---------------------------------------------------------------------------------
-
-    async def _send_events(self, events: Iterable[StreamEvent]) -> None:
-        metrics = service_metrics()
-        for event in events:
-            if event.type == "partial" and event.latency_ms is not None:
-                metrics.update_latency.observe(event.latency_ms / 1000.0)
-                metrics.decode_seconds.observe(((event.decode_ms or 0.0) + (event.score_ms or 0.0)) / 1000.0)
-            elif event.type == "decision" and event.decision is not None:
-                self.ctx.scoring.count(event.decision, self.source, audio_seconds=event.audio_seconds)
-                logger.info("decision %s at %.1f s of audio: %s", event.decision.route, event.audio_seconds,
-                            "; ".join(event.decision.reasons))
-            elif event.type == "final":
-                self._log_call(event)
-            await self.socket.send(event.to_json())
-
-    def _log_call(self, final: StreamEvent) -> None:
-        """Queue the call's decision log record (its ``final`` event; also on disconnect and shutdown)."""
-        assert self.call is not None and final.scores is not None and final.decision is not None
-        self.ctx.scoring.log_call(
-            self.call_id, channel=self.source, metadata=self.call.metadata, scores=final.scores,
-            decision=final.decision, shown=final.text, heard=self.call.transcript,
-            audio_seconds=round(final.totals.audio_seconds, 3) if final.totals else None)
 
     async def _error(self, code: str, message: str, *, refused: str | None = None) -> None:
         """Send an ``error`` event; ``refused`` also counts a refused call under that reason."""
@@ -497,12 +503,18 @@ class LiveSession(abc.ABC):
         logger.info("error event %s: %s", code, message)
         await self.socket.send(payload)
 
-    def _store_stream_audio(self) -> None:
-        directory = Path(self.ctx.settings.audio_dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        channels = f".{len(self.call.speakers)}ch" if self.call is not None and self.call.speakers else ""
-        name = f"{self.call_id}.{self._encoding}.{self._rate}{channels}.raw"
-        (directory / name).write_bytes(b"".join(self._stored or ()))
+
+class _AudioTape:
+    """A call's audio as received (``store_audio``), written once when the call ends."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = Path(directory)
+        self.chunks: list[bytes] = []
+
+    def write(self, call_id: str, encoding: str, rate: int, speakers: tuple[str, ...]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        channels = f".{len(speakers)}ch" if speakers else ""
+        (self.directory / f"{call_id}.{encoding}.{rate}{channels}.raw").write_bytes(b"".join(self.chunks))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -195,24 +195,7 @@ def parse_message(text: str | bytes) -> TwilioMessage:
     seq = _seq(data, event)
     stream_sid = _str(data, "streamSid", event)
     if event == "start":
-        body = _obj(data, "start", event)
-        if _str(body, "streamSid", event, "start.") != stream_sid:
-            raise TwilioProtocolError("start: start.streamSid differs from streamSid")
-        tracks = body.get("tracks")
-        if not isinstance(tracks, list) or not tracks or not all(t in MEDIA_TRACKS for t in tracks):
-            raise TwilioProtocolError(f"start: start.tracks must be a non-empty list of {MEDIA_TRACKS}, "
-                                      f"got {_short(tracks)}")
-        params = body.get("customParameters", {})
-        if params is None:
-            params = {}
-        if not isinstance(params, dict) or not all(isinstance(v, (str, int, float, bool)) for v in params.values()):
-            raise TwilioProtocolError("start: start.customParameters must be an object of string values")
-        return StartMessage(
-            sequence_number=seq, stream_sid=stream_sid, account_sid=_str(body, "accountSid", event, "start."),
-            call_sid=_str(body, "callSid", event, "start."), tracks=tuple(tracks),
-            custom_parameters={str(k): str(v) for k, v in params.items()},
-            media_format=_media_format(_obj(body, "mediaFormat", event, "start.")),
-        )
+        return _start_message(data, seq, stream_sid)
     if event == "media":
         body = _obj(data, "media", event)
         track = _str(body, "track", event, "media.")
@@ -235,6 +218,28 @@ def parse_message(text: str | bytes) -> TwilioMessage:
     body = _obj(data, "stop", event)
     return StopMessage(sequence_number=seq, stream_sid=stream_sid, account_sid=_str(body, "accountSid", event, "stop."),
                        call_sid=_str(body, "callSid", event, "stop."))
+
+
+def _start_message(data: dict[str, Any], seq: int, stream_sid: str) -> StartMessage:
+    event = "start"
+    body = _obj(data, "start", event)
+    if _str(body, "streamSid", event, "start.") != stream_sid:
+        raise TwilioProtocolError("start: start.streamSid differs from streamSid")
+    tracks = body.get("tracks")
+    if not isinstance(tracks, list) or not tracks or not all(t in MEDIA_TRACKS for t in tracks):
+        raise TwilioProtocolError(f"start: start.tracks must be a non-empty list of {MEDIA_TRACKS}, "
+                                  f"got {_short(tracks)}")
+    params = body.get("customParameters", {})
+    if params is None:
+        params = {}
+    if not isinstance(params, dict) or not all(isinstance(v, (str, int, float, bool)) for v in params.values()):
+        raise TwilioProtocolError("start: start.customParameters must be an object of string values")
+    return StartMessage(
+        sequence_number=seq, stream_sid=stream_sid, account_sid=_str(body, "accountSid", event, "start."),
+        call_sid=_str(body, "callSid", event, "start."), tracks=tuple(tracks),
+        custom_parameters={str(k): str(v) for k, v in params.items()},
+        media_format=_media_format(_obj(body, "mediaFormat", event, "start.")),
+    )
 
 
 def media_to_audio(payload: bytes) -> np.ndarray:
