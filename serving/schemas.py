@@ -213,6 +213,8 @@ class OutcomeCorrection(OutcomeRequest):
 
 
 class EvidenceOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # the documented shape is the whole shape
+
     start: int = Field(description="Character offset in the returned (redacted) transcript.")
     end: int
     text: str
@@ -220,6 +222,8 @@ class EvidenceOut(BaseModel):
 
 
 class SignalOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # the documented shape is the whole shape
+
     name: str
     probability: float
     present: bool
@@ -227,6 +231,8 @@ class SignalOut(BaseModel):
 
 
 class DecisionOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # the documented shape is the whole shape
+
     route: str = Field(description="priority_sales | standard | screen | undetermined")
     label: str
     buying_intent: float
@@ -238,6 +244,8 @@ class DecisionOut(BaseModel):
 
 
 class WordOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # the documented shape is the whole shape
+
     text: str
     start: float
     end: float
@@ -248,6 +256,8 @@ class WordOut(BaseModel):
 
 class ScoreResponse(BaseModel):
     """The verdict on one call opening."""
+
+    model_config = ConfigDict(extra="forbid")  # the documented shape is the whole shape
 
     call_id: str
     intent: str = Field(description="Most probable class: buying | service | informational | noise.")
@@ -270,12 +280,16 @@ class AudioScoreResponse(ScoreResponse):
 
 
 class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # the documented shape is the whole shape
+
     code: str = Field(description="Stable machine-readable code, e.g. unauthorized, body_too_large.")
     message: str
     fields: list[str] | None = Field(default=None, description="Offending request fields (422).")
 
 
 class ErrorResponse(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # the documented shape is the whole shape
+
     error: ErrorDetail
 
 

@@ -98,6 +98,32 @@ def test_score_result_shape(live_server):
     assert result["timings_ms"]["total"] >= result["timings_ms"]["model"] > 0
 
 
+def _schema_of(spec: dict, path: str) -> dict:
+    ref = spec["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    return spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+
+def test_score_response_is_its_openapi_schema(live_server):
+    """The served OpenAPI schema of /score is what a live response is: the same fields, none missing
+    or extra (the response models forbid extra fields), and the body validates against it."""
+    import schemathesis
+    from schemathesis.checks import response_schema_conformance
+
+    spec = httpx.get(f"{live_server.url}/docs.json").json()
+    schema = _schema_of(spec, "/score")
+    assert schema.get("additionalProperties") is False
+    body = {"transcript": BUYING_TEXT, "call_id": "call-schema-1", "metadata": {"source": "google_ads"}}
+    response = httpx.post(f"{live_server.url}/score", json=body)
+    assert response.status_code == 200, response.text
+    assert set(response.json()) == set(schema["properties"])
+    for name, field in (("decision", "DecisionOut"), ("signals", "SignalOut")):
+        shown = response.json()[name][0] if name == "signals" else response.json()[name]
+        assert set(shown) == set(spec["components"]["schemas"][field]["properties"]), name
+    operation = schemathesis.openapi.from_url(f"{live_server.url}/docs.json")["/score"]["POST"]
+    case = operation.Case(body=body, media_type="application/json")
+    case.validate_response(case.call(base_url=live_server.url, timeout=30), checks=[response_schema_conformance])
+
+
 def test_score_redacts_pii(live_server):
     text = ("hi I saw your ad how much for a roof, call me back at 555-123-4567 or email john.smith@gmail.com, "
             "my card is 4111 1111 1111 1111")
