@@ -9,6 +9,13 @@ Appends a dated entry under "## /score throughput" in BENCHMARKS.md.
     python -m bench.score_throughput                       # starts `callintent serve` (production model)
     python -m bench.score_throughput --url http://127.0.0.1:3000 --concurrency 64
     python -m bench.score_throughput --registry /tmp/reg --model v2 --no-write
+    python -m bench.score_throughput --baseline ../before    # this checkout vs another (e.g. the commit before a change)
+
+With ``--baseline DIR`` two servers run side by side, one on this checkout's code and one on
+DIR's (same registry and model), and their sequential requests alternate in rounds so both see
+the same machine load. The entry then adds the **server time beyond the model** per sequential
+request: mean client latency minus the model time the server reports (``timings_ms.model``) —
+HTTP, validation, batching hand-off, redaction, the decision and logging.
 
 Texts: the real openings in ``../shared/data/sgd_openings.jsonl`` when present, else built-in ones.
 """
@@ -30,6 +37,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.benchmarks_file import REPO, cpu_model, publish
 
@@ -59,15 +67,16 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_server(url: str | None, *, registry: str | None = None, model: str | None = None,
-                   overrides: Sequence[str] = (), timeout: float = 180.0) -> Iterator[str]:
+                   overrides: Sequence[str] = (), timeout: float = 180.0, checkout: Path | None = None) -> Iterator[str]:
     """Yield the URL of a server: ``url`` when given, else a ``callintent serve`` started here.
 
     Args:
         url: An already running server, or None to start one on a free loopback port.
-        registry: Registry root for the started server.
+        registry: Registry root for the started server (default: this checkout's registry).
         model: Model reference for the started server.
         overrides: ``--set KEY=VALUE`` items for the started server.
         timeout: Seconds to wait for ``/readyz``.
+        checkout: Serve another checkout's code (its directory first on the import path).
     """
     import httpx
 
@@ -75,15 +84,17 @@ def running_server(url: str | None, *, registry: str | None = None, model: str |
         yield url.rstrip("/")
         return
     port = free_port()
-    command = [sys.executable, "-m", "callintent", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    if registry:
-        command += ["--registry", registry]
+    command = [sys.executable, "-m", "callintent", "serve", "--host", "127.0.0.1", "--port", str(port),
+               "--registry", str(Path(registry or os.environ.get("CALLINTENT_REGISTRY")
+                                   or REPO / "models" / "registry").resolve())]
     if model:
         command += ["--model", model]
     for item in overrides:
         command += ["--set", item]
     log = open(os.devnull, "wb")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    code = Path(checkout).resolve() if checkout else REPO
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH", "")]))}
+    process = subprocess.Popen(command, cwd=code, stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -139,6 +150,8 @@ class Run:
         mean_batch: Mean ``batch_size`` the server reported.
         max_batch: Largest ``batch_size``.
         shed: Requests answered 503 ``overloaded`` (not counted in ``requests``).
+        mean_ms: Mean client latency.
+        model_ms: Mean model time the server reported (``timings_ms.model``).
     """
 
     concurrency: int
@@ -149,6 +162,13 @@ class Run:
     mean_batch: float
     max_batch: int
     shed: int = 0
+    mean_ms: float = float("nan")
+    model_ms: float = float("nan")
+
+    @property
+    def beyond_model_ms(self) -> float:
+        """Client latency the model does not explain: HTTP, validation, batching, decision, logging."""
+        return self.mean_ms - self.model_ms
 
     @property
     def per_second(self) -> float:
@@ -176,6 +196,7 @@ async def measure(url: str, texts: Sequence[str], *, requests: int, concurrency:
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     latencies: list[float] = []
     batches: list[int] = []
+    model_ms: list[float] = []
     shed: list[int] = []
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(requests):
@@ -194,7 +215,9 @@ async def measure(url: str, texts: Sequence[str], *, requests: int, concurrency:
                 shed.append(i)
                 continue
             response.raise_for_status()
-            batches.append(int(response.json().get("batch_size", 1)))
+            result = response.json()
+            batches.append(int(result.get("batch_size", 1)))
+            model_ms.append(float(result.get("timings_ms", {}).get("model", float("nan"))))
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120, limits=limits) as client:
@@ -203,7 +226,26 @@ async def measure(url: str, texts: Sequence[str], *, requests: int, concurrency:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         seconds = time.perf_counter() - started
     return Run(concurrency, len(batches), seconds, statistics.median(latencies), percentile(latencies, 95),
-               statistics.fmean(batches), max(batches), len(shed))
+               statistics.fmean(batches), max(batches), len(shed), statistics.fmean(latencies),
+               statistics.fmean(model_ms))
+
+
+def merged(runs: Sequence[Run]) -> Run:
+    """Rounds of one kind of run as one run (means weighted by requests; medians of the rounds)."""
+    n = sum(r.requests for r in runs)
+    return Run(runs[0].concurrency, n, sum(r.seconds for r in runs), statistics.median(r.p50_ms for r in runs),
+               max(r.p95_ms for r in runs), sum(r.mean_batch * r.requests for r in runs) / n,
+               max(r.max_batch for r in runs), sum(r.shed for r in runs),
+               sum(r.mean_ms * r.requests for r in runs) / n, sum(r.model_ms * r.requests for r in runs) / n)
+
+
+def compared(this: Run, baseline: Run, baseline_name: str) -> str:
+    """The "beyond the model" table of a ``--baseline`` run."""
+    rows = "\n".join(f"| {name} | {r.requests} | {r.mean_ms:.2f} | {r.model_ms:.2f} | {r.beyond_model_ms:.2f} |"
+                     for name, r in ((f"baseline `{baseline_name}`", baseline), ("this checkout", this)))
+    return ("\nSequential `/score`, server time beyond the model (rounds alternate between the two servers):\n\n"
+            "| code | requests | mean ms | model ms | beyond the model ms |\n|---|---|---|---|---|\n"
+            f"{rows}\n")
 
 
 def markdown(sequential: Run, batched: Run, *, model: str, command: str) -> str:
@@ -231,21 +273,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sequential-requests", type=int, default=150, help="requests one at a time (default %(default)s)")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight when batched (default %(default)s)")
     parser.add_argument("--api-key", default=os.environ.get("CALLINTENT_API_KEY"), help="API key, if the server needs one")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="DIR",
+                        help="also serve another checkout's code and compare the sequential time beyond the model")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating sequential rounds with --baseline "
+                                                              "(default %(default)s)")
     parser.add_argument("--no-write", action="store_true", help="print only; don't append to BENCHMARKS.md")
     args = parser.parse_args(argv)
+    if args.baseline is not None and args.url:
+        parser.error("--baseline starts both servers itself; leave out --url")
 
     texts = load_texts()
-    with running_server(args.url, registry=args.registry, model=args.model) as url:
+    command = shlex.join(["python", "-m", "bench.score_throughput", *(argv if argv is not None else sys.argv[1:])])
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(running_server(args.url, registry=args.registry, model=args.model))
+        base = None if args.baseline is None else stack.enter_context(
+            running_server(None, registry=args.registry, model=args.model, checkout=args.baseline))
         import httpx
 
         headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
         model = httpx.post(f"{url}/score", json={"transcript": texts[0]}, headers=headers, timeout=60).json()["model"]
-        sequential = asyncio.run(measure(url, texts, requests=args.sequential_requests, concurrency=1,
-                                         api_key=args.api_key))
+        if base is None:
+            sequential = asyncio.run(measure(url, texts, requests=args.sequential_requests, concurrency=1,
+                                             api_key=args.api_key))
+        else:
+            per_round = max(1, args.sequential_requests // args.rounds)
+            rounds: dict[str, list[Run]] = {"this": [], "base": []}
+            for _ in range(args.rounds):
+                for name, server in (("base", base), ("this", url)):
+                    rounds[name].append(asyncio.run(measure(server, texts, requests=per_round, concurrency=1,
+                                                            api_key=args.api_key)))
+            sequential, baseline = merged(rounds["this"]), merged(rounds["base"])
         batched = asyncio.run(measure(url, texts, requests=args.requests, concurrency=args.concurrency,
                                       api_key=args.api_key))
-    entry = markdown(sequential, batched, model=model, command=shlex.join(["python", "-m", "bench.score_throughput",
-                                                                           *(argv if argv is not None else sys.argv[1:])]))
+    entry = markdown(sequential, batched, model=model, command=command)
+    if base is not None:
+        entry += compared(sequential, baseline, str(args.baseline))
     publish(HEADING, entry, write=not args.no_write)
     return 0
 

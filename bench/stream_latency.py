@@ -16,6 +16,7 @@ Appends a dated entry under "## Live stream latency" in BENCHMARKS.md.
     python -m bench.stream_latency                               # starts `callintent serve`
     python -m bench.stream_latency --calls 1,2,4 --find-max --max-calls 32
     python -m bench.stream_latency --url http://127.0.0.1:3000 --audio call.wav --seconds 20 --no-write
+    python -m bench.stream_latency --checkout ../before          # the same, served by another checkout's code
 """
 
 from __future__ import annotations
@@ -189,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--api-key", default=os.environ.get("CALLINTENT_API_KEY"), help="API key, if required")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for the started server, e.g. decode_workers=1 (repeatable)")
+    parser.add_argument("--checkout", type=Path, default=None, metavar="DIR",
+                        help="serve another checkout's code (e.g. the commit before a change, to compare)")
     parser.add_argument("--no-write", action="store_true", help="print only; don't append to BENCHMARKS.md")
     args = parser.parse_args(argv)
 
@@ -198,7 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = [f"limits.max_live_sessions={max(args.max_calls, *counts)}", "limits.idle_timeout_seconds=60", *args.set]
     levels: list[Level] = []
     max_real_time: int | None = None
-    with running_server(args.url, registry=args.registry, model=args.model, overrides=overrides) as url:
+    with running_server(args.url, registry=args.registry, model=args.model, overrides=overrides,
+                        checkout=args.checkout) as url:
         import httpx
 
         headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}

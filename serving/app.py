@@ -14,7 +14,9 @@ the body-size limit and the JSON 404/405 pages.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+import bentoml
 from fastapi import FastAPI
 
 from callintent import __version__
@@ -48,7 +50,15 @@ def create_app(config: ServeConfig, api_keys: Callable[[], ApiKeys]) -> FastAPI:
     app.add_middleware(RequestMetricsMiddleware, endpoints=SCORING_PATHS)  # added last = outermost
     add_error_handlers(app)
     app.include_router(call_log_router)  # /calls/{call_id}[/outcome]
+    # BentoML's class views resolve a route's ``self`` with Depends(bentoml.get_current_service), a
+    # plain function, which FastAPI runs in a worker thread: a thread hop on every request for a
+    # global read. The same lookup as a coroutine runs on the event loop.
+    app.dependency_overrides[bentoml.get_current_service] = _current_service
     return app
+
+
+async def _current_service() -> Any:
+    return bentoml.get_current_service()
 
 
 __all__ = ["SCORING_PATHS", "create_app"]

@@ -302,9 +302,9 @@ def score_response(scored: ScoredCall, *, timings_ms: Mapping[str, float]) -> Sc
         timings_ms: Per-stage milliseconds (``model`` comes from ``scored``).
 
     Returns:
-        The response model (FastAPI validates it against ``ScoreResponse`` as it goes out).
+        The response model, validated on construction (its models forbid undocumented fields).
     """
-    return ScoreResponse(**_score_fields(scored, timings_ms))
+    return ScoreResponse.model_validate(_score_fields(scored, timings_ms))
 
 
 def audio_score_response(scored: ScoredCall, transcript: OpeningTranscript, *, redact_pii: bool,
@@ -319,11 +319,11 @@ def audio_score_response(scored: ScoredCall, transcript: OpeningTranscript, *, r
         speakers = list(dict.fromkeys(w.speaker for w in words))
         words = redact_words(words) if len(speakers) <= 1 else tuple(sorted(
             (r for s in speakers for r in redact_words([w for w in words if w.speaker == s])), key=lambda w: w.start))
-    return AudioScoreResponse(
+    return AudioScoreResponse.model_validate({
         **_score_fields(scored, timings_ms),
-        words=[WordOut(text=w.text, start=w.start, end=w.end, probability=w.probability, speaker=w.speaker)
-               for w in words],
-        audio_seconds=round(transcript.audio_seconds, 3), cut_seconds=transcript.cut_seconds)
+        "words": [{"text": w.text, "start": w.start, "end": w.end, "probability": w.probability, "speaker": w.speaker}
+                  for w in words],
+        "audio_seconds": round(transcript.audio_seconds, 3), "cut_seconds": transcript.cut_seconds})
 
 
 def _score_fields(scored: ScoredCall, timings_ms: Mapping[str, float]) -> dict[str, Any]:
@@ -334,12 +334,12 @@ def _score_fields(scored: ScoredCall, timings_ms: Mapping[str, float]) -> dict[s
         "probabilities": {k: round(v, 6) for k, v in scores.probabilities.items()},
         "buying_intent": round(scores.buying_intent, 6),
         "signals": [
-            SignalOut(name=s.name, probability=round(s.probability, 6), present=s.present,
-                      evidence=[EvidenceOut(start=e.start, end=e.end, text=e.text, score=round(e.score, 6))
-                                for e in s.evidence])
+            {"name": s.name, "probability": round(s.probability, 6), "present": s.present,
+             "evidence": [{"start": e.start, "end": e.end, "text": e.text, "score": round(e.score, 6)}
+                          for e in s.evidence]}
             for s in scores.signals
         ],
-        "decision": DecisionOut(**scored.decision.to_json()),
+        "decision": scored.decision.to_json(),
         "transcript": scored.text,
         "model": scores.model,
         "timings_ms": {k: round(v, 2) for k, v in {"model": scored.model_ms, **timings_ms}.items()},
