@@ -164,9 +164,9 @@ def base_score(base: str, test: Any, max_length: int) -> tuple[float, str]:
     import numpy as np
     import torch
 
+    from models.calibration import softmax
     from training.adapt import find_init_source
-    from training.calibrate import softmax
-    from training.metrics import classification_metrics
+    from training.metrics import split_metrics
     from training.model import IntentModel
 
     source = find_init_source(base)
@@ -179,9 +179,9 @@ def base_score(base: str, test: Any, max_length: int) -> tuple[float, str]:
                                   return_tensors="pt", return_token_type_ids=False)
             logits.append(model(enc["input_ids"], enc["attention_mask"]).class_logits.numpy())
     n_signals = len(model.intent_config.signals)
-    metrics = classification_metrics(softmax(np.concatenate(logits)), np.asarray(test["label_id"]),
-                                     np.zeros((len(texts), n_signals)), np.zeros((len(texts), n_signals)),
-                                     np.zeros(len(texts)))
+    metrics = split_metrics(np.asarray(test["label_id"]), softmax(np.concatenate(logits)),
+                            np.zeros((len(texts), n_signals)), np.zeros((len(texts), n_signals)),
+                            np.zeros(len(texts)))
     return source_macro_f1(metrics, test["label"]), source.version or str(source.path)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from callintent.config import is_int, is_number
+from models.metrics import ECE_BINS
 
 #: The policy the promote flow uses unless ``--gate`` names another.
 DEFAULT_GATE_PATH = Path(__file__).resolve().parent / "configs" / "gate.yaml"
@@ -103,7 +104,7 @@ class EvalConfig:
     bootstrap_samples: int = 1000
     confidence: float = 0.95
     seed: int = 0
-    ece_bins: int = 10
+    ece_bins: int = ECE_BINS
     small_slice: int = 30
     latency_iterations: int = 10
     latency_batch_sizes: tuple[int, ...] = (1, 32)

@@ -16,11 +16,10 @@ from evaluation.config import EvalConfig
 
 if TYPE_CHECKING:
     from evaluation.evalset import EvalSet
-    from evaluation.metrics import (
-        Calibration, ClassificationMetrics, PrCurve, RiskCoverageCurve, SignalSummary, SliceMetrics,
-    )
+    from evaluation.metrics import PrCurve, RiskCoverageCurve, SliceMetrics
     from evaluation.scoring import LatencyStat, ScoredSet
     from models.artifact import ArtifactMeta
+    from models.metrics import ClassificationMetrics, Reliability, SignalSummary
     from models.predictor import IntentPredictor
     from models.registry import Registry
 
@@ -125,7 +124,7 @@ class ModelEvaluation:
     data: EvalSet
     scored: ScoredSet
     classes: ClassificationMetrics
-    calibration: Calibration
+    calibration: Reliability
     pr_curve: PrCurve
     signals: SignalSummary
     slices: tuple[SliceMetrics, ...]
@@ -271,9 +270,8 @@ def evaluation_from_scores(
     import numpy as np
 
     from data.sources import data_sources
-    from evaluation.metrics import (
-        buying_pr_curve, calibration, classification_metrics, risk_coverage_curve, signal_metrics, slice_metrics,
-    )
+    from evaluation.metrics import buying_pr_curve, risk_coverage_curve, slice_metrics
+    from models.metrics import classification_metrics, reliability, signal_metrics
 
     if len(scored.pred_ids) != len(eval_set):
         raise ValueError(f"{len(scored.pred_ids)} scores for {len(eval_set)} calls")
@@ -290,7 +288,7 @@ def evaluation_from_scores(
         fields = {DATA_SOURCE_FIELD: sources, **fields}
     evaluation = ModelEvaluation(
         model=model, data=eval_set, scored=scored, classes=classes,
-        calibration=calibration(eval_set.label_ids, scored.class_probs, config.ece_bins),
+        calibration=reliability(eval_set.label_ids, scored.class_probs, config.ece_bins),
         pr_curve=buying_pr_curve(eval_set.label_ids, scored.class_probs[:, buying], model.meta.buying_threshold),
         signals=signals,
         slices=slice_metrics(eval_set.label_ids, scored.pred_ids, fields, small=config.small_slice,

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from models.labels import CLASS_NAMES, SIGNAL_NAMES
 
 if TYPE_CHECKING:
-    from evaluation.metrics import Calibration, ClassificationMetrics, PrCurve, RiskCoverageCurve, SignalSummary
+    from evaluation.metrics import PrCurve, RiskCoverageCurve
+    from models.metrics import ClassificationMetrics, Reliability, SignalSummary
 
 #: Colours of the first, second… model on a chart (colour-blind-safe Okabe-Ito pair + extras).
 COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7")
@@ -126,7 +127,7 @@ def pr_figure(series: Sequence[tuple[str, PrCurve]]) -> Figure:
     )
 
 
-def reliability_figure(series: Sequence[tuple[str, Calibration]]) -> Figure:
+def reliability_figure(series: Sequence[tuple[str, Reliability]]) -> Figure:
     """Reliability diagram: observed accuracy vs stated confidence per bin."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 4.2))

@@ -242,7 +242,7 @@ def robustness_check(
     import numpy as np
 
     from models.labels import CLASS_INDEX
-    from evaluation.metrics import classification_metrics
+    from models.metrics import classification_metrics
 
     started = time.perf_counter()
     indices = sample_indices(eval_set.label_ids, config.n, config.seed)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from callintent.config import is_int, is_number
 from speech.transcript import OPENING_SECONDS
 from models.labels import BUYING, CLASS_NAMES
+from models.metrics import ECE_BINS
 
 if TYPE_CHECKING:
     from evaluation.evalset import CallTiming, EvalSet
@@ -67,7 +68,7 @@ class TimecutConfig:
     cutoffs: tuple[float, ...] = DEFAULT_CUTOFFS
     step_seconds: float = 1.0
     window_seconds: float = OPENING_SECONDS
-    ece_bins: int = 10
+    ece_bins: int = ECE_BINS
 
     def __post_init__(self) -> None:
         if not is_number(self.step_seconds) or not 0.0 < self.step_seconds <= 10.0:
@@ -280,7 +281,8 @@ def prefix_text(timing: CallTiming, seconds: float) -> str:
     return tag_words(words).text if timing.tagged else " ".join(w.text for w in words)
 
 
-def metrics_at(seconds: float, labels: Sequence[int], probs: Any, with_words: int, ece_bins: int = 10) -> CutoffMetrics:
+def metrics_at(seconds: float, labels: Sequence[int], probs: Any, with_words: int,
+               ece_bins: int = ECE_BINS) -> CutoffMetrics:
     """Macro-F1, accuracy, buying precision/recall and ECE of one cut-off.
 
     Args:
@@ -295,7 +297,7 @@ def metrics_at(seconds: float, labels: Sequence[int], probs: Any, with_words: in
     """
     import numpy as np
 
-    from evaluation.metrics import calibration, classification_metrics
+    from models.metrics import classification_metrics, expected_calibration_error
 
     probs = np.asarray(probs, dtype=np.float64)
     pred = probs.argmax(axis=1)
@@ -303,7 +305,7 @@ def metrics_at(seconds: float, labels: Sequence[int], probs: Any, with_words: in
     buying = classes.of(BUYING)
     return CutoffMetrics(seconds=float(seconds), n=len(labels), with_words=int(with_words),
                          accuracy=classes.accuracy, macro_f1=classes.macro_f1, buying_precision=buying.precision,
-                         buying_recall=buying.recall, ece=calibration(labels, probs, ece_bins).ece)
+                         buying_recall=buying.recall, ece=expected_calibration_error(labels, probs, ece_bins))
 
 
 def replay_decision(

@@ -1,100 +1,18 @@
-"""Metric values against small cases computed by hand (evaluation/metrics.py)."""
+"""The report's curves and slices against small cases computed by hand (evaluation/metrics.py).
+
+Accuracy, F1, ECE and the signal metrics they build on are tested in test_models_metrics.py.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from models.labels import CLASS_INDEX, SIGNAL_INDEX, SIGNAL_NAMES
-from evaluation.metrics import (
-    buying_pr_curve, calibration, classification_metrics, expected_calibration_error, risk_coverage_curve,
-    signal_metrics, slice_metrics,
-)
+from evaluation.metrics import buying_pr_curve, risk_coverage_curve, slice_metrics
+from models.labels import CLASS_INDEX
+from models.metrics import reliability
 
 B, S, I, N = (CLASS_INDEX[c] for c in ("buying", "service", "informational", "noise"))
-
-# Six calls: buying x2, service x2, informational, noise.
-Y_TRUE = [B, B, S, S, I, N]
-Y_PRED = [B, S, S, S, I, B]
-
-
-def test_accuracy_macro_f1_and_per_class_by_hand():
-    m = classification_metrics(Y_TRUE, Y_PRED)
-    # correct: 0, 2, 3, 4 -> 4 of 6
-    assert m.accuracy == pytest.approx(4 / 6)
-    buying, service, info, noise = m.per_class
-    # buying: predicted at 0 and 5, right at 0 -> P 1/2; found 1 of 2 -> R 1/2; F1 1/2
-    assert (buying.precision, buying.recall, buying.f1) == pytest.approx((0.5, 0.5, 0.5))
-    assert (buying.support, buying.predicted) == (2, 2)
-    # service: predicted at 1, 2, 3, right at 2, 3 -> P 2/3; R 2/2; F1 = 2*(2/3)/(2/3+1) = 0.8
-    assert (service.precision, service.recall, service.f1) == pytest.approx((2 / 3, 1.0, 0.8))
-    assert (info.precision, info.recall, info.f1) == pytest.approx((1.0, 1.0, 1.0))
-    # noise: never predicted -> precision undefined (None, not 0); recall 0; F1 0
-    assert noise.precision is None
-    assert noise.recall == 0.0 and noise.f1 == 0.0
-    # macro-F1 over the four classes present
-    assert m.macro_f1 == pytest.approx((0.5 + 0.8 + 1.0 + 0.0) / 4)
-    assert m.confusion == ((1, 1, 0, 0), (0, 2, 0, 0), (0, 0, 1, 0), (1, 0, 0, 0))
-    assert m.of("service") is service
-
-
-def test_macro_f1_ignores_classes_absent_from_labels_and_predictions():
-    # Only buying and service occur (like the SGD real-text set): informational/noise must not count as 0.
-    m = classification_metrics([B, B, S, S], [B, S, S, S])
-    f1_b = 2 * 1.0 * 0.5 / 1.5
-    f1_s = 2 * (2 / 3) * 1.0 / (2 / 3 + 1.0)
-    assert m.macro_f1 == pytest.approx((f1_b + f1_s) / 2)
-    assert m.of("noise").recall is None and m.of("noise").f1 is None and m.of("noise").support == 0
-
-
-def test_ece_six_examples_by_hand():
-    probs = np.array([
-        [0.95, 0.05, 0.0, 0.0],   # top 0.95 -> B, true B, right   (bin 0.9-1.0)
-        [0.90, 0.10, 0.0, 0.0],   # top 0.90 -> B, true S, wrong   (bin 0.8-0.9, right edge inclusive)
-        [0.10, 0.85, 0.05, 0.0],  # top 0.85 -> S, true S, right   (bin 0.8-0.9)
-        [0.30, 0.65, 0.05, 0.0],  # top 0.65 -> S, true S, right   (bin 0.6-0.7)
-        [0.40, 0.0, 0.60, 0.0],   # top 0.60 -> I, true B, wrong   (bin 0.5-0.6)
-        [0.0, 0.0, 0.45, 0.55],   # top 0.55 -> N, true N, right   (bin 0.5-0.6)
-    ])
-    y = [B, S, S, S, B, N]
-    # bin (0.9,1]: conf .95 acc 1 -> |.05| * 1/6
-    # bin (0.8,.9]: conf (.90+.85)/2=.875, acc .5 -> .375 * 2/6
-    # bin (0.6,.7]: conf .65 acc 1 -> .35 * 1/6
-    # bin (0.5,.6]: conf (.60+.55)/2=.575, acc .5 -> .075 * 2/6
-    expected = (0.05 * 1 + 0.375 * 2 + 0.35 * 1 + 0.075 * 2) / 6
-    cal = calibration(y, probs, n_bins=10)
-    assert cal.ece == pytest.approx(expected)
-    assert expected_calibration_error(y, probs) == pytest.approx(expected)
-    counts = [b.count for b in cal.bins]
-    assert counts == [0, 0, 0, 0, 0, 2, 1, 0, 2, 1]
-    assert cal.bins[8].confidence == pytest.approx(0.875) and cal.bins[8].accuracy == pytest.approx(0.5)
-    assert cal.bins[0].confidence is None
-
-
-def test_perfectly_calibrated_is_zero_and_overconfident_is_not():
-    probs = np.array([[1.0, 0, 0, 0]] * 4)
-    assert expected_calibration_error([B] * 4, probs) == pytest.approx(0.0)
-    assert expected_calibration_error([B, B, S, S], probs) == pytest.approx(0.5)
-    with pytest.raises(ValueError, match="n_bins"):
-        calibration([B], probs[:1], n_bins=0)
-
-
-def test_bootstrap_is_deterministic_by_seed_and_contains_the_point_estimate():
-    rng = np.random.default_rng(3)
-    y = rng.integers(0, 4, 120)
-    pred = np.where(rng.random(120) < 0.7, y, rng.integers(0, 4, 120))
-    a = classification_metrics(y, pred, bootstrap_samples=150, seed=7)
-    b = classification_metrics(y, pred, bootstrap_samples=150, seed=7)
-    c = classification_metrics(y, pred, bootstrap_samples=150, seed=8)
-    assert a.accuracy_ci == b.accuracy_ci and a.per_class == b.per_class
-    assert a.accuracy_ci != c.accuracy_ci
-    assert a.accuracy_ci.low <= a.accuracy <= a.accuracy_ci.high
-    assert a.macro_f1_ci.low <= a.macro_f1 <= a.macro_f1_ci.high
-    assert a.accuracy_ci.high - a.accuracy_ci.low > 0.05  # 120 calls: a real, not degenerate, interval
-    for cm in a.per_class:
-        assert cm.f1_ci.low <= cm.f1 <= cm.f1_ci.high
-        assert cm.recall_ci.low <= cm.recall <= cm.recall_ci.high
-    assert classification_metrics(y, pred).accuracy_ci is None
 
 
 def test_pr_curve_operating_point_by_hand():
@@ -109,31 +27,6 @@ def test_pr_curve_operating_point_by_hand():
     assert curve.average_precision == pytest.approx((1 + 2 / 3 + 3 / 4) / 3)
     empty = buying_pr_curve([S, N], [0.2, 0.8], threshold=0.5)
     assert empty.positives == 0 and empty.average_precision is None and empty.operating_recall is None
-
-
-def test_signal_metrics_by_hand():
-    k = len(SIGNAL_NAMES)
-    truth = np.zeros((4, k))
-    probs = np.full((4, k), 0.1)
-    ad, price, urgency = SIGNAL_INDEX["ad_reference"], SIGNAL_INDEX["price_inquiry"], SIGNAL_INDEX["urgency"]
-    truth[[0, 1], ad] = 1
-    probs[[0, 2], ad] = 0.9          # ad: TP at 0, FN at 1, FP at 2 -> P .5 R .5 F1 .5
-    truth[3, price] = 1
-    probs[3, price] = 0.6            # price: threshold .7 below -> missed: P None, R 0, F1 0
-    probs[1, urgency] = 0.8          # urgency: FP only -> P 0, R None
-    thresholds = [0.5] * k
-    thresholds[price] = 0.7
-    s = signal_metrics(truth, probs, thresholds)
-    assert s.rows == 4
-    a, p, u = s.per_signal[ad], s.per_signal[price], s.per_signal[urgency]
-    assert (a.precision, a.recall, a.f1, a.support, a.predicted) == (0.5, 0.5, 0.5, 2, 2)
-    assert p.precision is None and p.recall == 0.0 and p.support == 1 and p.predicted == 0
-    assert u.precision == 0.0 and u.recall is None and u.predicted == 1
-    # macro over the 3 signals that occur (ad .5, price 0, urgency 0); micro: TP 1, FP 2, FN 2 -> 1/3
-    assert s.macro_f1 == pytest.approx(0.5 / 3)
-    assert s.micro_f1 == pytest.approx(2 * 1 / (2 * 1 + 2 + 2))
-    none = signal_metrics(np.zeros((0, k)), np.zeros((0, k)), [0.5] * k)
-    assert none.rows == 0 and none.macro_f1 is None
 
 
 def test_slices_flag_small_groups_and_skip_empty_fields():
@@ -157,7 +50,7 @@ def test_slices_carry_their_own_ece():
     slices = slice_metrics(y, probs.argmax(1), {"source": list(source)}, probs=probs, n_bins=5)
     for s in slices:
         rows = source == s.value
-        assert s.ece == pytest.approx(calibration(y[rows], probs[rows], 5).ece)
+        assert s.ece == pytest.approx(reliability(y[rows], probs[rows], 5).ece)
     assert slices[0].ece != slices[1].ece
     assert slice_metrics(y, probs.argmax(1), {"source": list(source)})[0].ece is None
 
@@ -201,8 +94,3 @@ def test_risk_coverage_operating_point_is_the_artifact_margin():
         risk_coverage_curve([], np.zeros((0, 4)))
 
 
-def test_bad_input_is_rejected():
-    with pytest.raises(ValueError, match="no calls"):
-        classification_metrics([], [])
-    with pytest.raises(ValueError, match="y_pred has 1"):
-        classification_metrics([B, S], [B])

@@ -225,7 +225,9 @@ def test_class_weights_change_the_loss(tmp_path):
 
 
 def test_temperature_scaling_recovers_overconfidence():
-    from training.calibrate import expected_calibration_error, fit_calibration, fit_temperature, softmax
+    from models.calibration import fit_temperature, softmax
+    from models.metrics import expected_calibration_error
+    from training.calibrate import fit_calibration
 
     rng = np.random.default_rng(0)
     true_logits = rng.normal(size=(3000, 4)) * 2.0
@@ -235,7 +237,7 @@ def test_temperature_scaling_recovers_overconfidence():
 
     cal = fit_calibration(overconfident, labels, np.zeros((3000, 7)), np.zeros((3000, 7)), np.ones(3000))
     assert cal.ece_after < cal.ece_before / 2
-    assert cal.ece_after == pytest.approx(expected_calibration_error(softmax(overconfident, cal.temperature), labels))
+    assert cal.ece_after == pytest.approx(expected_calibration_error(labels, softmax(overconfident, cal.temperature)))
 
 
 def test_thresholds_maximise_f1_and_default_without_positives():

@@ -7,10 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from training.calibrate import (
-    Calibration, choose_abstain_margin, expected_calibration_error, fit_calibration, fit_temperature, softmax,
-    source_weights,
-)
+from models.calibration import fit_temperature, softmax, source_weights
+from models.metrics import expected_calibration_error
+from training.calibrate import Calibration, choose_abstain_margin, fit_calibration
 
 
 def _logits_for_confidence(labels: np.ndarray, scale: float, accuracy: float, rng: np.random.Generator) -> np.ndarray:
@@ -22,13 +21,6 @@ def _logits_for_confidence(labels: np.ndarray, scale: float, accuracy: float, rn
     target[wrong] = (labels[wrong] + 1 + rng.integers(0, 3, wrong.sum())) % 4
     logits[np.arange(n), target] += scale
     return logits
-
-
-def test_source_weights_make_each_source_weigh_the_same():
-    w = source_weights(["corpus"] * 6 + ["sgd"] * 2)
-    assert w.sum() == pytest.approx(8.0)                      # mean 1
-    assert w[:6].sum() == pytest.approx(w[6:].sum())          # each source half of the weight
-    assert source_weights(["a", "a", "a"]).tolist() == [1.0, 1.0, 1.0]
 
 
 def test_weighted_temperature_follows_the_small_source():
@@ -54,10 +46,10 @@ def test_weighted_temperature_follows_the_small_source():
     assert cal.temperature == pytest.approx(weighted, rel=1e-3)
     assert set(cal.sources) == {"corpus", "clinc150"}
     assert cal.sources["clinc150"].rows == 300 and cal.sources["corpus"].rows == 3000
-    ece_small_plain = expected_calibration_error(softmax(small, plain), small_labels)
+    ece_small_plain = expected_calibration_error(small_labels, softmax(small, plain))
     assert cal.sources["clinc150"].ece_after < ece_small_plain
     assert cal.sources["clinc150"].ece_after == pytest.approx(
-        expected_calibration_error(softmax(small, cal.temperature), small_labels))
+        expected_calibration_error(small_labels, softmax(small, cal.temperature)))
 
 
 def test_abstain_margin_is_the_smallest_reaching_the_target():
@@ -147,7 +139,7 @@ def test_min_temperature_keeps_the_fit_from_sharpening():
     assert fitted.temperature < 0.8
     floored = fit_calibration(logits, labels, *empty, min_temperature=1.0)
     assert floored.temperature == 1.0
-    assert floored.ece_after == pytest.approx(expected_calibration_error(softmax(logits, 1.0), labels), abs=1e-6)
+    assert floored.ece_after == pytest.approx(expected_calibration_error(labels, softmax(logits, 1.0)), abs=1e-6)
     sharp = logits * 4.0  # over-confident: the fit is above 1 and the floor does not touch it
     assert fit_calibration(sharp, labels, *empty, min_temperature=1.0).temperature == pytest.approx(
         fit_calibration(sharp, labels, *empty).temperature)

@@ -1,7 +1,7 @@
 """Calibration fitted on validation: class-head temperature, abstention margin, signal and buying thresholds.
 
 * Temperature scaling: one scalar ``T`` with ``softmax(logits / T)`` minimising validation NLL
-  (LBFGS on ``log T`` so ``T`` stays positive). It changes confidence, never the argmax. Each
+  (:func:`models.calibration.fit_temperature`). It changes confidence, never the argmax. Each
   validation row weighs ``1 / rows of its data source`` (:func:`data.sources.data_source`: the
   built-in corpus, ``sgd``, ``clinc150``…), so every source pulls on ``T`` equally: a temperature
   fitted on a validation split that is mostly corpus would be the corpus's temperature, and the
@@ -26,15 +26,15 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from callintent.errors import UserError
+from models.calibration import fit_temperature, softmax, source_weights
 from models.labels import BUYING, CLASS_INDEX, SIGNAL_NAMES
+from models.metrics import expected_calibration_error, negative_log_likelihood
 from models.uncertainty import probability_margin, risk_coverage
 
 if TYPE_CHECKING:
@@ -49,9 +49,6 @@ DEFAULT_THRESHOLD = 0.5
 
 #: Validation F1 differences below this are treated as noise when choosing thresholds.
 F1_TOLERANCE = 0.01
-
-#: Bins of the expected calibration error (equal width over max-probability).
-ECE_BINS = 15
 
 
 @dataclass(frozen=True)
@@ -81,7 +78,8 @@ class Calibration:
         temperature: Class-head temperature ``T`` (probabilities are ``softmax(logits / T)``).
         signal_thresholds: Probability at or above which each signal is present.
         buying_threshold: Operating threshold on calibrated P(buying).
-        ece_before: Validation expected calibration error with ``T = 1``.
+        ece_before: Validation expected calibration error with ``T = 1``
+            (:func:`models.metrics.expected_calibration_error`, the QA report's definition).
         ece_after: Validation ECE with the fitted ``T``.
         nll_before: Validation negative log-likelihood with ``T = 1``.
         nll_after: Validation NLL with the fitted ``T``.
@@ -142,115 +140,6 @@ class Calibration:
             raise UserError(f"{path}: unreadable calibration: {e}") from None
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise ``softmax(logits / temperature)``, numerically stable."""
-    import numpy as np
-
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Elementwise logistic function."""
-    import numpy as np
-
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
-
-
-def negative_log_likelihood(probs: np.ndarray, labels: np.ndarray) -> float:
-    """Mean ``-log p(true class)``."""
-    import numpy as np
-
-    if len(labels) == 0:
-        return 0.0
-    p = np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)
-    return float(-np.log(p).mean())
-
-
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = ECE_BINS) -> float:
-    """Top-label ECE: the |accuracy − confidence| gap averaged over equal-width confidence bins.
-
-    Args:
-        probs: ``[n, n_classes]`` probabilities.
-        labels: ``[n]`` true class indices.
-        n_bins: Number of bins over ``[0, 1]``.
-
-    Returns:
-        ECE in ``[0, 1]`` (0 for no rows).
-    """
-    import numpy as np
-
-    if len(labels) == 0:
-        return 0.0
-    confidence = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
-    # Bin i holds confidences in (i/n, (i+1)/n]; confidence is never below 1/n_classes anyway.
-    bins = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
-    ece = 0.0
-    for b in range(n_bins):
-        in_bin = bins == b
-        if in_bin.any():
-            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
-    return float(ece)
-
-
-def source_weights(sources: Sequence[str]) -> np.ndarray:
-    """Per-row weights ``1 / rows of the row's source``, scaled to mean 1: each source weighs the same.
-
-    Args:
-        sources: The data source of every row (:func:`data.sources.data_source`).
-
-    Returns:
-        ``[n]`` float64 weights (all 1 when there is one source).
-    """
-    import numpy as np
-
-    counts = Counter(sources)
-    if not counts:
-        return np.ones(0)
-    raw = np.asarray([1.0 / counts[s] for s in sources], dtype=np.float64)
-    return raw * (len(raw) / raw.sum())
-
-
-def fit_temperature(logits: np.ndarray, labels: np.ndarray, *, weights: np.ndarray | None = None,
-                    max_iter: int = 200) -> float:
-    """The temperature minimising the (weighted) NLL of ``softmax(logits / T)``.
-
-    Args:
-        logits: ``[n, n_classes]`` uncalibrated class logits.
-        labels: ``[n]`` true class indices.
-        weights: ``[n]`` row weights of the NLL (see :func:`source_weights`); None = equal.
-        max_iter: LBFGS iterations.
-
-    Returns:
-        ``T > 0`` (1.0 when there is nothing to fit on).
-    """
-    import numpy as np
-    import torch
-
-    if len(labels) == 0:
-        return 1.0
-    x = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
-    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    w = torch.ones(len(y), dtype=torch.float64) if weights is None else torch.as_tensor(
-        np.asarray(weights), dtype=torch.float64)
-    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = (torch.nn.functional.cross_entropy(x / log_t.exp(), y, reduction="none") * w).sum() / w.sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    # A separable validation set drives T towards 0 (ever sharper is ever better); keep it sane.
-    temperature = float(np.clip(math.exp(log_t.item()), 0.05, 20.0))
-    return temperature
-
-
 def best_threshold(scores: np.ndarray, targets: np.ndarray, *, precision_target: float = 0.0,
                    f1_tolerance: float = F1_TOLERANCE) -> float:
     """The decision threshold (``score >= t`` is positive) chosen on labeled scores.
@@ -308,7 +197,7 @@ def choose_abstain_margin(margins: np.ndarray, correct: np.ndarray, *, target_ac
         correct: ``[n]`` whether each row's argmax is right.
         target_accuracy: Accuracy the decided rows must reach; 0 = decide everything.
         max_abstain_share: Most of the rows (weighted) it may abstain on, in ``[0, 1]``.
-        weights: ``[n]`` row weights (see :func:`source_weights`); None = equal.
+        weights: ``[n]`` row weights (see :func:`models.calibration.source_weights`); None = equal.
 
     Returns:
         The threshold (0.0 = never abstain), halfway between the lowest decided margin and the
@@ -402,10 +291,10 @@ def fit_calibration(
         temperature=temperature,
         signal_thresholds=thresholds,
         buying_threshold=buying_threshold,
-        ece_before=expected_calibration_error(before, labels),
-        ece_after=expected_calibration_error(after, labels),
-        nll_before=negative_log_likelihood(before, labels),
-        nll_after=negative_log_likelihood(after, labels),
+        ece_before=expected_calibration_error(labels, before),
+        ece_after=expected_calibration_error(labels, after),
+        nll_before=negative_log_likelihood(labels, before),
+        nll_after=negative_log_likelihood(labels, after),
         buying_precision_target=buying_precision_target,
         n_validation=int(len(labels)),
         abstain_margin=abstain_margin,
@@ -447,8 +336,8 @@ def per_source_calibration(before: np.ndarray, after: np.ndarray, labels: np.nda
         rows = names == name
         out[name] = SourceCalibration(
             rows=int(rows.sum()),
-            ece_before=expected_calibration_error(before[rows], labels[rows]),
-            ece_after=expected_calibration_error(after[rows], labels[rows]),
+            ece_before=expected_calibration_error(labels[rows], before[rows]),
+            ece_after=expected_calibration_error(labels[rows], after[rows]),
             accuracy=float((after[rows].argmax(axis=1) == labels[rows]).mean()),
             decided_share=float(np.asarray(decided)[rows].mean()),
         )

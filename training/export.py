@@ -41,7 +41,7 @@ from models.artifact import (
     ArtifactMeta,
 )
 from training.calibrate import Calibration
-from training.metrics import classification_metrics
+from training.metrics import split_metrics
 from training.model import IntentModel
 from training.train import BEST_DIR, EVAL_DATA_DIR, METRICS_FILE, TRAIN_CONFIG_FILE
 
@@ -442,8 +442,8 @@ def _score_splits(artifact: Path, variant: str, eval_data: Any, meta: ArtifactMe
             continue
         ds = eval_data[split]
         class_probs, signal_probs = predictor.predict_arrays(list(ds["transcript"]))
-        scores[split] = classification_metrics(
-            class_probs, np.asarray(ds["label_id"]), signal_probs, np.asarray(ds["signal_labels"]),
+        scores[split] = split_metrics(
+            np.asarray(ds["label_id"]), class_probs, signal_probs, np.asarray(ds["signal_labels"]),
             np.asarray(ds["signals_labeled"], dtype=np.float32), signal_thresholds=meta.signal_thresholds,
             buying_threshold=meta.buying_threshold)
     return scores

@@ -1,7 +1,9 @@
-"""Metrics of a model's predictions on a labeled split (training, calibration and export share them).
+"""The flat metrics record of a model on a labeled split (training, calibration and export write it).
 
 Plain numbers in a flat mapping (``macro_f1``, ``f1.buying``, ``signal_f1.price_inquiry`` …) so
-they can go into ``metrics.json``, ``artifact.json`` and the registry without conversion.
+they can go into ``metrics.json``, ``artifact.json`` and the registry without conversion. The
+numbers themselves come from :mod:`models.metrics`, the definitions the QA report uses, so a
+model's training figures and its evaluation figures on the same rows agree.
 """
 
 from __future__ import annotations
@@ -9,16 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from models.labels import BUYING, CLASS_INDEX, CLASS_NAMES, SIGNAL_NAMES
-from training.calibrate import expected_calibration_error, negative_log_likelihood
+from models.labels import BUYING, CLASS_INDEX, SIGNAL_NAMES
+from models.metrics import (
+    binary_prf, classification_metrics, expected_calibration_error, negative_log_likelihood, signal_metrics,
+)
 
 if TYPE_CHECKING:
     import numpy as np
 
 
-def classification_metrics(
-    class_probs: np.ndarray,
+def split_metrics(
     labels: np.ndarray,
+    class_probs: np.ndarray,
     signal_probs: np.ndarray,
     signal_labels: np.ndarray,
     signal_mask: np.ndarray,
@@ -26,11 +30,11 @@ def classification_metrics(
     signal_thresholds: Mapping[str, float] | None = None,
     buying_threshold: float = 0.5,
 ) -> dict[str, float]:
-    """Class, buying-intent and signal metrics of one split.
+    """Class, buying-intent and signal metrics of one split, as a flat record of floats.
 
     Args:
-        class_probs: ``[n, n_classes]`` (calibrated) class probabilities.
         labels: ``[n]`` true class indices.
+        class_probs: ``[n, n_classes]`` (calibrated) class probabilities.
         signal_probs: ``[n, n_signals]`` signal probabilities.
         signal_labels: ``[n, n_signals]`` multi-hot truth.
         signal_mask: ``[n]`` 1 where the row's signals are labeled (others are not scored).
@@ -41,41 +45,40 @@ def classification_metrics(
         ``n``, ``accuracy``, ``macro_f1``, ``f1.<class>``, ``ece``, ``nll``, ``buying_precision``,
         ``buying_recall``, ``buying_f1``, ``signal_micro_f1`` and ``signal_f1.<signal>`` (the
         signal metrics only when some rows have labeled signals; ``signal_f1.<signal>`` only for
-        signals that occur or are predicted).
+        signals that occur or are predicted). A per-class or buying figure that is undefined on
+        the split (a class that neither occurs nor is predicted, no buying call flagged) is 0.0,
+        so every value stays a float; only ``{"n": 0}`` for an empty split.
     """
     import numpy as np
-    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
     labels = np.asarray(labels).astype(int)
     n = len(labels)
     if n == 0:
         return {"n": 0}
-    predicted = class_probs.argmax(axis=1)
-    classes = list(range(len(CLASS_NAMES)))
-    per_class = f1_score(labels, predicted, labels=classes, average=None, zero_division=0)
+    class_probs = np.asarray(class_probs)
+    classes = classification_metrics(labels, class_probs.argmax(axis=1))
     out: dict[str, float] = {
         "n": n,
-        "accuracy": float(accuracy_score(labels, predicted)),
-        # Macro over the classes present in truth or prediction: a class absent from a small split
-        # should not count as F1 = 0.
-        "macro_f1": float(f1_score(labels, predicted, average="macro", zero_division=0)),
-        **{f"f1.{name}": float(per_class[i]) for i, name in enumerate(CLASS_NAMES)},
-        "ece": expected_calibration_error(class_probs, labels),
-        "nll": negative_log_likelihood(class_probs, labels),
+        "accuracy": classes.accuracy,
+        "macro_f1": classes.macro_f1,
+        **{f"f1.{c.name}": _float(c.f1) for c in classes.per_class},
+        "ece": expected_calibration_error(labels, class_probs),
+        "nll": negative_log_likelihood(labels, class_probs),
     }
     buying = CLASS_INDEX[BUYING]
-    p, r, f, _ = precision_recall_fscore_support(labels == buying, class_probs[:, buying] >= buying_threshold,
-                                                 average="binary", zero_division=0)
-    out.update({"buying_precision": float(p), "buying_recall": float(r), "buying_f1": float(f)})
+    p, r, f = binary_prf(labels == buying, class_probs[:, buying] >= buying_threshold)
+    out.update({"buying_precision": _float(p), "buying_recall": _float(r), "buying_f1": _float(f)})
 
     labeled = np.asarray(signal_mask) > 0.5
     if labeled.any():
-        thresholds = np.array([(signal_thresholds or {}).get(s, 0.5) for s in SIGNAL_NAMES])
-        truth = np.asarray(signal_labels)[labeled] > 0.5
-        present = np.asarray(signal_probs)[labeled] >= thresholds
-        out["signal_micro_f1"] = float(f1_score(truth, present, average="micro", zero_division=0))
-        per_signal = f1_score(truth, present, average=None, zero_division=0)
+        thresholds = [(signal_thresholds or {}).get(s, 0.5) for s in SIGNAL_NAMES]
+        signals = signal_metrics(np.asarray(signal_labels)[labeled], np.asarray(signal_probs)[labeled], thresholds)
+        out["signal_micro_f1"] = _float(signals.micro_f1)
         # F1 of a signal that neither occurs nor is predicted is undefined, not 0: leave it out.
-        out.update({f"signal_f1.{name}": float(per_signal[j]) for j, name in enumerate(SIGNAL_NAMES)
-                    if truth[:, j].any() or present[:, j].any()})
+        out.update({f"signal_f1.{s.name}": s.f1 for s in signals.per_signal if s.f1 is not None})
     return out
+
+
+def _float(value: float | None) -> float:
+    """The record's value of a figure: 0.0 where it is undefined (the record holds floats only)."""
+    return 0.0 if value is None else float(value)

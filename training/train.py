@@ -33,13 +33,14 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, Traini
 
 from callintent.config import dump_config
 from callintent.errors import UserError
+from models.calibration import sigmoid, softmax
 from models.labels import CLASS_NAMES
 from data.sources import data_sources
 from training.adapt import AdaptationRecord, initial_model, mix_replay, resolve_init
-from training.calibrate import Calibration, fit_calibration, sigmoid, softmax
+from training.calibrate import Calibration, fit_calibration
 from training.config import TrainConfig, require_train_files
 from training.features import IntentCollator, encode_dataset
-from training.metrics import classification_metrics
+from training.metrics import split_metrics
 from training.model import IntentModel, intent_loss
 
 logger = logging.getLogger(__name__)
@@ -374,7 +375,7 @@ class _EpochLog(TrainerCallback):
 def _compute_metrics(eval_pred: Any) -> dict[str, float]:
     class_logits, signal_logits = eval_pred.predictions
     labels, signal_labels, signal_mask = eval_pred.label_ids
-    m = classification_metrics(softmax(class_logits), labels, sigmoid(signal_logits), signal_labels, signal_mask)
+    m = split_metrics(labels, softmax(class_logits), sigmoid(signal_logits), signal_labels, signal_mask)
     return {k: m[k] for k in ("macro_f1", "accuracy", "signal_micro_f1") if k in m}
 
 
@@ -514,9 +515,9 @@ def train(config: TrainConfig, dataset: Any | None = None) -> RunResult:
 
     def scored(logits: np.ndarray, signals: np.ndarray, labels: np.ndarray, signal_labels: np.ndarray,
                mask: np.ndarray) -> dict[str, float]:
-        return classification_metrics(softmax(logits, calibration.temperature), labels, signals, signal_labels, mask,
-                                      signal_thresholds=calibration.thresholds(),
-                                      buying_threshold=calibration.buying_threshold)
+        return split_metrics(labels, softmax(logits, calibration.temperature), signals, signal_labels, mask,
+                             signal_thresholds=calibration.thresholds(),
+                             buying_threshold=calibration.buying_threshold)
 
     validation = scored(val_logits, val_signals, val_labels, val_signal_labels, val_mask)
     test = scored(*_predict(trainer, encoded["test"])) if len(encoded["test"]) else {}
