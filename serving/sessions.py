@@ -64,7 +64,7 @@ import json
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -75,11 +75,10 @@ from starlette.websockets import WebSocketDisconnect
 
 from speech.audio import RAW_ENCODINGS, SAMPLE_RATE, StreamResampler, mulaw_to_float, pcm16_to_float
 from serving.limits import CLOSE_TRY_AGAIN_LATER
-from serving.live_call import SCORED_SPEAKER, SPEAKERS
+from serving.live_call import SCORED_SPEAKER, SPEAKERS, PredictorScorer
 from serving.schemas import clean_metadata, new_call_id, valid_call_id
 
 if TYPE_CHECKING:
-    from models.scores import IntentScores
     from serving.service import CallIntentService
     from serving.live_call import LiveCall, StreamEvent
     from serving.twilio import StartMessage, TwilioStreamState
@@ -127,17 +126,6 @@ _INTERNAL_ERROR = _Close(CLOSE_INTERNAL_ERROR, "internal error", "error", finish
 #: Inbox sentinels (identity-compared).
 _SHUTDOWN = object()
 _FAILED = object()
-
-
-class _PredictorScorer:
-    """The :class:`serving.live_call.Scorer` view of an ``IntentPredictor``."""
-
-    def __init__(self, predictor: Any) -> None:
-        self.predictor = predictor
-        self.speaker_tags = bool(getattr(getattr(predictor, "meta", None), "speaker_tags", False))
-
-    def score(self, texts: Sequence[str]) -> list[IntentScores]:
-        return self.predictor.predict(texts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,7 +303,7 @@ class LiveSession(abc.ABC):
         self.call_id = call_id
         call_id_context.set(call_id)
         config = dataclasses.replace(self.svc.config.stream, redact_pii=self.svc.config.redact_pii)
-        self.call = LiveCall(call_id, metadata, asr=self.svc.live_asr, scorer=_PredictorScorer(self.svc.predictor),
+        self.call = LiveCall(call_id, metadata, asr=self.svc.live_asr, scorer=PredictorScorer(self.svc.predictor),
                              policy=self.svc.policy, config=config, model=self.svc.predictor.model_id,
                              speakers=speakers)
         await self._send_events([self.call.start()])
