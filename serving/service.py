@@ -109,7 +109,7 @@ class CallIntentService:
         self.sessions: set[api.LiveSession] = set()
         self.draining = False
         # The decision log (None when call_log.enabled is false): scoring only queues records.
-        self.call_log = start_call_log(CONFIG.call_log, CONFIG.registry, WriterMetrics(
+        self.call_log = start_call_log(CONFIG.call_log, CONFIG.call_log_url(), WriterMetrics(
             self.metrics.call_log_written, self.metrics.call_log_dropped, self.metrics.call_log_errors,
             self.metrics.call_log_queued))
         if not self.api_keys.enabled:
