@@ -59,14 +59,13 @@ def _add_database(parser: argparse.ArgumentParser) -> None:
 
 
 def _open(args: argparse.Namespace) -> CallLogStore:
-    from serving.calllog.store import open_store, resolve_url
+    from serving.calllog.store import open_store
 
     url = args.db
     if not url:
         from serving.config import load_serve_config
 
-        config = load_serve_config(args.config)
-        url = resolve_url(config.call_log.url, config.registry)
+        url = load_serve_config(args.config).call_log_url()
     return open_store(url)
 
 

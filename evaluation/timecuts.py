@@ -1,30 +1,51 @@
-"""How right the model is 5, 10, 20, 30 seconds into the call, and when the live policy would decide.
+"""How right the model is 5, 10, 20, 30 seconds into the call, and when the live service would decide.
 
-A live call is scored on the words heard so far, not on the finished opening. For every call with
-word timings (ASR words from ``callintent data render-asr`` / ``data transcribe``, or the built-in
-corpus's simulated timings) this module
+Every call with word timings (ASR words from ``callintent data render-asr`` / ``data transcribe``,
+or the built-in corpus's simulated timings) is replayed through the service's own live-call core,
+:class:`serving.live_call.LiveCall`, with the service's scorer adapter
+(:class:`serving.live_call.PredictorScorer`) and decision policy
+(:class:`serving.policy.DecisionPolicy`), so evaluation and serving cannot disagree on when a
+decision is made:
 
-* scores the transcript prefix available at each second — the words that *started* before ``t``
-  (:func:`speech.asr.cut_words`) — and computes macro-F1, buying precision/recall and ECE per
-  cut-off (an empty prefix is scored too: that is what the model says before anyone spoke);
-* replays the serving decision policy (:class:`serving.policy.DecisionPolicy`, imported read-only:
-  it is pure Python) over those prefixes: at each step ``DecisionPolicy.early_decision``; with no
-  early decision by the end of the call's audio (at most the 30 s window),
-  ``DecisionPolicy.decide`` — which abstains (``undetermined``, with the reason) when the top class
-  is below the segment's ``abstain_below`` or the top two are closer than the abstention margin.
-  Abstentions are counted apart from wrong decisions.
+* the call's audio is fed in 20 ms frames (Twilio's, and ``callintent stream``'s default) with an
+  injected clock that stands at the end of the audio fed so far; the decode schedule, the stable
+  prefix, the sliding decode window, the early decision, the deadline and the end-of-window or
+  end-of-call decision are LiveCall's;
+* the ASR is scripted (:class:`ScriptedTranscriber`): a decode of the buffer from ``offset`` hears
+  exactly the labeled words that *started* inside the audio it is given (a word cut by the end
+  of the buffer counts as heard, as in :func:`speech.asr.cut_words`). It is instantaneous, so
+  the replay never lags behind real time (no lag skip-ahead);
+* the samples are zeros, and the replay runs the service's stream settings with the VAD gate
+  off (:func:`replay_stream_config`): the gate would call that audio silence and skip every
+  decode, while here the script, not the audio, says what was said. With the gate off every
+  second is decoded, as every second of speech is live. The one thing this can move: over a
+  pause, once its unstable words have settled, a live stream skips decodes, and a skipped
+  decode re-checks no early decision, so an early decision that becomes due by time alone
+  (``min_audio_seconds`` passing during the pause) comes at the live stream's next decode,
+  while the replay makes it at once. (A two-channel call's caller and agent channels are filled
+  with two different inaudible constants, :data:`SPEAKER_LEVELS`: the scripted ASR cannot hear
+  a voice, so the level says whose words a decode reads.)
 
-The replay reveals the words of one decode of the whole opening by their start times; a live
-stream re-decodes a growing buffer, so its words at a given second can differ a little (the
-stable-prefix rule of ``serving/live_call.py`` holds back the last ones).
+From the events of each replay this module computes, at every step (each second): macro-F1, buying
+precision/recall and ECE of what the stream showed by then — the scores of the latest ``partial``
+event, the ``final`` one once the call's audio has ended, or the empty transcript before the first
+decode — and each call's one ``decision`` event: early (``DecisionPolicy.early_decision`` after a
+decode, or the stream's deadline) or at the end of the call's audio or the window
+(``DecisionPolicy.decide``, which abstains — ``undetermined``, with the reason — when the top
+class is below the segment's ``abstain_below`` or the top two are closer than the abstention
+margin). Abstentions are counted apart from wrong decisions.
+
+What the replay does not model is the ASR itself: a real decoder mishears, and hears a word cut
+by the end of the buffer only in part; the figures are those of a perfect listener.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -34,9 +55,14 @@ from models.labels import BUYING, CLASS_NAMES
 from models.metrics import ECE_BINS
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from evaluation.evalset import CallTiming, EvalSet
     from models.scores import IntentScores
-    from serving.policy import DecisionPolicy
+    from serving.live_call import Scorer as LiveScorer
+    from serving.live_call import StreamConfig
+    from serving.policy import Decision, DecisionPolicy
+    from speech.transcript import OpeningTranscript, Word
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +71,19 @@ DEFAULT_CUTOFFS: tuple[float, ...] = (5.0, 10.0, 15.0, 20.0, 30.0)
 
 UNDETERMINED = "undetermined"
 
+#: Audio per ``LiveCall.insert`` in the replay: Twilio's media frames and ``callintent stream``'s
+#: default frame (20 ms).
+REPLAY_FRAME_SECONDS = 0.02
+
+#: The constant sample value of each channel of a two-channel replay (both far below the VAD
+#: threshold, and the replay's VAD gate is off anyway): the scripted ASR cannot hear a voice, so
+#: the level tells it whose channel a decode reads.
+SPEAKER_LEVELS: dict[str, float] = {"caller": 0.0, "agent": 2.0 ** -12}
+
 
 class Scorer(Protocol):
-    """What the replay needs of a model (``models.predictor.IntentPredictor`` is one)."""
+    """What the replay needs of a model (``models.predictor.IntentPredictor`` is one); the replay
+    scores through the service's adapter, :class:`serving.live_call.PredictorScorer`."""
 
     def predict(self, texts: Sequence[str], *, evidence: bool = True) -> list[IntentScores]: ...
 
@@ -59,9 +95,10 @@ class TimecutConfig:
     Attributes:
         cutoffs: Seconds into the call tabulated in the report (each must be a multiple of
             ``step_seconds`` within the window).
-        step_seconds: The replay scores the prefix every this many seconds (the live stream
-            decodes about once a second).
-        window_seconds: The opening the product scores; the policy decides at its end at the latest.
+        step_seconds: The curve samples what the stream showed every this many seconds (the live
+            stream decodes once a second: ``StreamConfig.decode_interval_seconds``).
+        window_seconds: The opening the product scores (the replayed stream's window, at most
+            LiveCall's 30 s); the policy decides at its end at the latest.
         ece_bins: Bins of the calibration error at each cut-off.
     """
 
@@ -73,8 +110,10 @@ class TimecutConfig:
     def __post_init__(self) -> None:
         if not is_number(self.step_seconds) or not 0.0 < self.step_seconds <= 10.0:
             raise ValueError(f"step_seconds must be in (0, 10], got {self.step_seconds!r}")
-        if not is_number(self.window_seconds) or not self.step_seconds <= self.window_seconds <= 600.0:
-            raise ValueError(f"window_seconds must be between step_seconds and 600, got {self.window_seconds!r}")
+        # LiveCall transcribes at most one Whisper window (serving.live_call.MAX_WINDOW_SECONDS).
+        if not is_number(self.window_seconds) or not self.step_seconds <= self.window_seconds <= OPENING_SECONDS:
+            raise ValueError(f"window_seconds must be between step_seconds and {OPENING_SECONDS:g}, "
+                             f"got {self.window_seconds!r}")
         if isinstance(self.cutoffs, (str, int, float)) or not self.cutoffs:
             raise ValueError(f"cutoffs must be a non-empty list of seconds, got {self.cutoffs!r}")
         for c in self.cutoffs:
@@ -87,7 +126,7 @@ class TimecutConfig:
 
     @property
     def steps(self) -> tuple[float, ...]:
-        """Every replay time: ``step, 2·step, …, window``."""
+        """Every time the curve is sampled: ``step, 2·step, …, window``."""
         n = int(math.floor(self.window_seconds / self.step_seconds + 1e-9))
         return tuple(round(k * self.step_seconds, 6) for k in range(1, n + 1))
 
@@ -99,7 +138,7 @@ class CutoffMetrics:
     Attributes:
         seconds: The cut-off.
         n: Calls scored.
-        with_words: Calls with at least one word before the cut-off.
+        with_words: Calls the stream had heard at least one word of by the cut-off.
         accuracy: Share of calls whose predicted class is the labeled one.
         macro_f1: Mean per-class F1 (scikit-learn's label set: classes in labels or predictions).
         buying_precision: Share of calls predicted buying that are buying (None: none predicted).
@@ -132,7 +171,8 @@ class CallDecision:
         route: ``priority_sales`` / ``standard`` / ``screen`` / ``undetermined``.
         decided: The class the decision is based on (for ``undetermined``, the top class it would not bet on).
         seconds: Seconds into the call when it was made.
-        early: Made by ``early_decision`` before the end of the call's audio / the window.
+        early: Made before the end of the call's audio / the window (``Decision.early``: the
+            policy's ``early_decision`` after a decode, or the stream's deadline).
         confidence: Calibrated probability of ``decided`` then.
         reasons: The policy's reasons (the abstention reason for ``undetermined``).
     """
@@ -167,7 +207,8 @@ class DecisionSummary:
         early_wrong: Early decisions whose class is not the labeled one.
         at_end: Decisions made at the end of the call's audio or the window (not early).
         at_end_wrong: Of those, wrong ones (abstentions excluded).
-        abstained: ``undetermined`` decisions (all at the end; never counted as wrong).
+        abstained: ``undetermined`` decisions (at the end, or at the stream's deadline; never
+            counted as wrong).
         buying_calls: Labeled buying calls replayed.
         buying_seconds: Decision time of each buying call (seconds into the call).
         buying_early: Buying calls decided early.
@@ -229,7 +270,7 @@ class TimecutResult:
         skipped: Calls without word timings.
         timing_source: ``asr`` (every call's words came from an ASR), ``simulated`` (none did) or ``mixed``.
         asr_models: The ASR models behind the words.
-        curve: Metrics at every replay step (for the chart).
+        curve: Metrics at every step (for the chart).
         decisions: The replayed decision of every call.
         summary: Counts and times over ``decisions``.
         config: The settings used.
@@ -271,14 +312,204 @@ class TimecutResult:
         }
 
 
-def prefix_text(timing: CallTiming, seconds: float) -> str:
-    """The transcript available ``seconds`` into the call: words that started before it, joined
-    (speaker-tagged when the call is scored tagged)."""
-    from speech.asr import cut_words
-    from speech.speakers import tag_words
+class ScriptedTranscriber:
+    """A :class:`serving.live_call.Transcriber` that hears exactly a call's labeled words.
 
-    words = cut_words(timing.words, seconds)
-    return tag_words(words).text if timing.tagged else " ".join(w.text for w in words)
+    A decode of ``audio`` (the buffer from ``offset`` seconds into the call) returns the words
+    that started inside it: from ``offset`` (or earlier when the word still sounds at
+    ``offset``) to the end of the audio, and before ``offset + cut_seconds``. A word cut by the
+    end of the buffer is heard whole, as :func:`speech.asr.cut_words` keeps it.
+
+    Args:
+        channels: Each channel's words in time order, keyed by the constant sample value the
+            replay fills that channel's audio with (one channel: ``{0.0: words}``; two:
+            :data:`SPEAKER_LEVELS`).
+    """
+
+    def __init__(self, channels: Mapping[float, Sequence[Word]]) -> None:
+        self.channels = {float(level): tuple(words) for level, words in channels.items()}
+        self.decodes: list[tuple[float, float]] = []  # (offset, seconds) of every decode, for tests
+
+    def transcribe(self, audio: np.ndarray, *, cut_seconds: float = 30.0, offset: float = 0.0) -> OpeningTranscript:
+        from speech.asr import cut_words
+        from speech.audio import SAMPLE_RATE
+        from speech.transcript import OpeningTranscript
+
+        seconds = audio.size / SAMPLE_RATE
+        level = float(audio[0]) if audio.size else 0.0
+        try:
+            words = self.channels[level]
+        except KeyError:
+            raise ValueError(f"no channel of this script is filled with {level!r} "
+                             f"(channels: {sorted(self.channels)})") from None
+        self.decodes.append((offset, seconds))
+        heard = tuple(w for w in cut_words(words, offset + min(seconds, cut_seconds))
+                      if w.start >= offset or w.end > offset)
+        return OpeningTranscript(words=heard, audio_seconds=seconds, cut_seconds=cut_seconds)
+
+
+@dataclass(frozen=True)
+class LiveView:
+    """What a replayed stream showed after one decode (a ``partial`` event) or at its end (``final``).
+
+    Attributes:
+        seconds: Call audio the view is based on.
+        scores: Its scores (as the event carries them).
+        heard: At least one word had been heard.
+    """
+
+    seconds: float
+    scores: IntentScores
+    heard: bool
+
+
+@dataclass(frozen=True)
+class CallReplay:
+    """One call replayed through :class:`serving.live_call.LiveCall`.
+
+    Attributes:
+        call_id: The call.
+        partials: The view after each decode, in order.
+        final: The view of the ``final`` event (everything heard; ``seconds`` = audio fed).
+        decision: The call's one decision.
+        decodes: Decodes the stream ran.
+    """
+
+    call_id: str
+    partials: tuple[LiveView, ...]
+    final: LiveView
+    decision: Decision
+    decodes: int
+
+    def at(self, seconds: float) -> LiveView | None:
+        """What the stream showed ``seconds`` into the call: the latest partial by then, the final
+        view once the call's audio has ended; None before the first decode."""
+        if seconds >= self.final.seconds - 1e-9:
+            return self.final
+        shown = None
+        for view in self.partials:
+            if view.seconds > seconds + 1e-9:
+                break
+            shown = view
+        return shown
+
+
+def replay_stream_config(stream: StreamConfig, window_seconds: float) -> StreamConfig:
+    """The service's stream settings as a replay runs them.
+
+    Args:
+        stream: The service's live-call settings (``ServeConfig.stream``).
+        window_seconds: The replay's window (``TimecutConfig.window_seconds``).
+
+    Returns:
+        ``stream`` with that window (the deadline at most the window) and the VAD gate off: the
+        replay's audio is zeros, which the gate would skip as silence, while the scripted
+        transcriber, not the audio, says what was said (see the module docstring).
+    """
+    import dataclasses
+
+    return dataclasses.replace(stream, vad_gate=False, window_seconds=window_seconds,
+                               decision_deadline_seconds=min(stream.decision_deadline_seconds, window_seconds))
+
+
+def replay_call(
+    call_id: str,
+    timing: CallTiming,
+    metadata: Mapping[str, str],
+    *,
+    scorer: LiveScorer,
+    policy: DecisionPolicy,
+    stream: StreamConfig,
+    model: str = "",
+    frame_seconds: float = REPLAY_FRAME_SECONDS,
+) -> CallReplay:
+    """Stream one call's audio (zeros, with its words scripted) through ``LiveCall`` as the service would.
+
+    Args:
+        call_id: The call.
+        timing: Its words and audio length; a tagged call (``timing.tagged``) is replayed as a
+            two-channel call, each speaker's words on their own channel.
+        metadata: Call metadata that selects the policy segment.
+        scorer: The live scorer (:class:`serving.live_call.PredictorScorer` over the model).
+        policy: The serving decision policy.
+        stream: Stream settings (:func:`replay_stream_config`).
+        model: Model version shown in the events.
+        frame_seconds: Audio per insert.
+
+    Returns:
+        The views after each decode, the final view and the decision.
+
+    Raises:
+        ValueError: a tagged call and a scorer that does not read speaker-tagged text (the
+            stream would score the caller's words only, not the tagged text of the eval set).
+    """
+    import numpy as np
+
+    from serving.live_call import LiveCall
+    from speech.audio import SAMPLE_RATE
+
+    speakers = tuple(SPEAKER_LEVELS) if timing.tagged else ()
+    if speakers and not getattr(scorer, "speaker_tags", False):
+        raise ValueError(f"call {call_id} is scored as speaker-tagged text, but the model does not read tags")
+    channels = ({SPEAKER_LEVELS[s]: [w for w in timing.words if w.speaker == s] for s in speakers} if speakers
+                else {0.0: timing.words})
+    # One frame of each channel's constant, reused: insert() copies it into the call's buffer.
+    frame = max(1, round(frame_seconds * SAMPLE_RATE))
+    frames = {s: np.full(frame, SPEAKER_LEVELS[s] if s else 0.0, np.float32) for s in speakers or (None,)}
+    clock = _ReplayClock()
+    call = LiveCall(call_id, metadata, asr=ScriptedTranscriber(channels), scorer=scorer, policy=policy,
+                    config=stream, clock=clock, model=model, speakers=speakers)
+    call.start()
+    events = []
+    total = round(min(timing.audio_seconds, stream.window_seconds) * SAMPLE_RATE)
+    fed = 0
+    while fed < total:
+        n = min(frame, total - fed)
+        fed += n
+        clock.now = fed / SAMPLE_RATE
+        for speaker, samples in frames.items():
+            call.insert(samples[:n], arrived_at=clock.now, speaker=speaker)
+        if call.ready():
+            events += call.step()
+    events += call.finish()
+    partials = tuple(LiveView(e.audio_seconds, e.scores, _heard(e)) for e in events
+                     if e.type == "partial" and e.scores is not None)
+    final = events[-1]
+    assert final.type == "final" and final.scores is not None and final.totals is not None and call.decision
+    return CallReplay(call_id=call_id, partials=partials,
+                      final=LiveView(fed / SAMPLE_RATE, final.scores, bool(final.words)),
+                      decision=call.decision, decodes=final.totals.decodes)
+
+
+class _ReplayClock:
+    """LiveCall's clock in a replay: it stands at the end of the audio fed so far (the scripted
+    ASR and the scorer take no time, so latency is 0 and the stream never lags)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _heard(event: Any) -> bool:
+    """Whether a partial event shows any word (of either speaker in a two-channel call)."""
+    return bool(event.text) or any(st or un for st, un in event.speaker_text.values())
+
+
+@contextlib.contextmanager
+def _quiet_live_calls() -> Iterator[None]:
+    """LiveCall logs each call's start, decision and end at INFO, which a server wants and a replay
+    of hundreds of calls does not (one summary line says it all); warnings still show."""
+    from serving import live_call
+
+    live_logger = live_call.logger
+    level = live_logger.level
+    live_logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        live_logger.setLevel(level)
 
 
 def metrics_at(seconds: float, labels: Sequence[int], probs: Any, with_words: int,
@@ -308,38 +539,6 @@ def metrics_at(seconds: float, labels: Sequence[int], probs: Any, with_words: in
                          buying_recall=buying.recall, ece=expected_calibration_error(labels, probs, ece_bins))
 
 
-def replay_decision(
-    call_id: str,
-    label: str,
-    timeline: Sequence[tuple[float, IntentScores]],
-    end_seconds: float,
-    end_scores: IntentScores,
-    policy: DecisionPolicy,
-    metadata: Mapping[str, str],
-) -> CallDecision:
-    """The decision the live policy makes on one call.
-
-    Args:
-        call_id, label: The call.
-        timeline: ``(seconds, scores of the prefix then)`` at each replay step before the end, in order.
-        end_seconds: When the call's audio (or the window) ends.
-        end_scores: Scores of everything heard by then.
-        policy: The serving decision policy.
-        metadata: Call metadata that selects the policy segment (``source``, ``campaign``…).
-
-    Returns:
-        The first early decision, else the end-of-call decision (possibly ``undetermined``).
-    """
-    for seconds, scores in timeline:
-        decision = policy.early_decision(scores, metadata, seconds)
-        if decision is not None:
-            return CallDecision(call_id, label, decision.route, decision.label, seconds, True, decision.confidence,
-                                decision.reasons)
-    decision = policy.decide(end_scores, metadata, audio_seconds=end_seconds)
-    return CallDecision(call_id, label, decision.route, decision.label, end_seconds, False, decision.confidence,
-                        decision.reasons)
-
-
 def summarize(decisions: Sequence[CallDecision]) -> DecisionSummary:
     """Counts and times over replayed decisions."""
     early = [d for d in decisions if d.early]
@@ -361,15 +560,18 @@ def evaluate_timecuts(
     config: TimecutConfig = TimecutConfig(),
     *,
     model_id: str = "",
+    stream: StreamConfig | None = None,
 ) -> TimecutResult:
-    """Score every timed call's prefix at each second and replay the serving decision.
+    """Replay every timed call through ``LiveCall``; tabulate what it showed each second and when it decided.
 
     Args:
-        scorer: The model (``IntentPredictor``), scored without evidence.
+        scorer: The model (``IntentPredictor``), scored through the service's adapter without evidence.
         eval_set: Labeled calls; those without word timings are skipped (counted).
         policy: The serving decision policy.
         config: Cut-offs, step, window, bins.
         model_id: Shown in the report (default: the scorer's ``model_id`` when it has one).
+        stream: The service's live-call settings (default ``StreamConfig()``, what
+            ``serving/configs/serve.yaml`` ships); run as :func:`replay_stream_config` says.
 
     Returns:
         The result.
@@ -379,48 +581,46 @@ def evaluate_timecuts(
     """
     import numpy as np
 
+    from serving.live_call import PredictorScorer, StreamConfig
+
     started = time.perf_counter()
     timed = [i for i, t in enumerate(eval_set.timings) if t is not None] if eval_set.timings else []
     if not timed:
         raise ValueError("no call has word timings (a 'words' list with start/end seconds); render the data "
                          "with 'callintent data render-asr' or transcribe audio with 'callintent data transcribe'")
-    steps = config.steps
-    # Every prefix text any step needs, scored once (consecutive seconds often share a prefix).
-    ends: dict[int, float] = {}
-    needed: dict[str, None] = {}
-    for i in timed:
-        timing = eval_set.timings[i]
-        assert timing is not None
-        ends[i] = min(config.window_seconds, timing.audio_seconds)
-        for t in (*steps, ends[i]):
-            needed.setdefault(prefix_text(timing, min(t, ends[i])), None)
-    texts = list(needed)
-    logger.info("time cut-offs: scoring %d distinct prefixes of %d calls", len(texts), len(timed))
-    scored = dict(zip(texts, scorer.predict(texts, evidence=False)))
+    live_scorer = PredictorScorer(scorer, evidence=False)
+    live_config = replay_stream_config(stream or StreamConfig(), config.window_seconds)
+    model = model_id or str(getattr(scorer, "model_id", ""))
+    replays = []
+    with _quiet_live_calls():
+        for i in timed:
+            metadata = {k: v for k, v in (("source", eval_set.source[i]), ("campaign", eval_set.campaign[i]),
+                                          ("industry", eval_set.industry[i])) if v}
+            replays.append(replay_call(eval_set.call_ids[i], eval_set.timings[i], metadata,  # type: ignore[arg-type]
+                                       scorer=live_scorer, policy=policy, stream=live_config, model=model))
+    logger.info("time cut-offs: replayed %d calls through LiveCall (%d decodes)", len(replays),
+                sum(r.decodes for r in replays))
 
     labels = [int(eval_set.label_ids[i]) for i in timed]
+    before_first_decode: list[IntentScores] = []  # the empty transcript, scored once if a step needs it
     curve = []
-    for t in steps:
-        prefixes = [prefix_text(eval_set.timings[i], min(t, ends[i])) for i in timed]  # type: ignore[arg-type]
-        probs = np.asarray([[scored[p].probabilities.get(c, 0.0) for c in CLASS_NAMES] for p in prefixes])
-        curve.append(metrics_at(t, labels, probs, sum(1 for p in prefixes if p), config.ece_bins))
+    for t in config.steps:
+        views = [r.at(t) for r in replays]
+        if any(v is None for v in views) and not before_first_decode:
+            before_first_decode.extend(live_scorer.score([""]))
+        scores = [v.scores if v is not None else before_first_decode[0] for v in views]
+        probs = np.asarray([[s.probabilities.get(c, 0.0) for c in CLASS_NAMES] for s in scores])
+        curve.append(metrics_at(t, labels, probs, sum(1 for v in views if v is not None and v.heard),
+                                config.ece_bins))
 
-    decisions = []
-    for i in timed:
-        timing = eval_set.timings[i]
-        metadata = {k: v for k, v in (("source", eval_set.source[i]), ("campaign", eval_set.campaign[i]),
-                                      ("industry", eval_set.industry[i])) if v}
-        timeline = [(t, scored[prefix_text(timing, t)]) for t in steps if t < ends[i]]  # type: ignore[arg-type]
-        end_scores = scored[prefix_text(timing, ends[i])]  # type: ignore[arg-type]
-        decisions.append(replay_decision(eval_set.call_ids[i], eval_set.labels[i], timeline, ends[i], end_scores,
-                                         policy, metadata))
+    decisions = [_call_decision(r, eval_set.labels[i]) for i, r in zip(timed, replays)]
     summary = summarize(decisions)
 
     models = sorted({t.asr_model for t in eval_set.timings if t is not None and t.asr_model})
     from_asr = sum(1 for i in timed if eval_set.timings[i].asr_model)  # type: ignore[union-attr]
     source = "asr" if from_asr == len(timed) else "simulated" if from_asr == 0 else "mixed"
     result = TimecutResult(
-        model_id=model_id or str(getattr(scorer, "model_id", "")), n=len(timed), skipped=len(eval_set) - len(timed),
+        model_id=model, n=len(timed), skipped=len(eval_set) - len(timed),
         timing_source=source, asr_models=tuple(models), curve=tuple(curve), decisions=tuple(decisions),
         summary=summary, config=config, seconds=round(time.perf_counter() - started, 2),
     )
@@ -433,9 +633,17 @@ def evaluate_timecuts(
     return result
 
 
+def _call_decision(replay: CallReplay, label: str) -> CallDecision:
+    """The report's record of a replayed call's decision."""
+    d = replay.decision
+    seconds = replay.final.seconds if d.audio_seconds is None else d.audio_seconds
+    return CallDecision(replay.call_id, label, d.route, d.label, seconds, d.early, d.confidence, d.reasons)
+
+
 def _r(value: float | None, digits: int = 6) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
-__all__ = ["CallDecision", "CutoffMetrics", "DecisionSummary", "Scorer", "TimecutConfig",
-           "TimecutResult", "evaluate_timecuts", "metrics_at", "prefix_text", "replay_decision", "summarize"]
+__all__ = ["CallDecision", "CallReplay", "CutoffMetrics", "DecisionSummary", "LiveView", "REPLAY_FRAME_SECONDS",
+           "SPEAKER_LEVELS", "Scorer", "ScriptedTranscriber", "TimecutConfig", "TimecutResult", "evaluate_timecuts",
+           "metrics_at", "replay_call", "replay_stream_config", "summarize"]

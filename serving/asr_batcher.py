@@ -63,6 +63,9 @@ class BatchingTranscriber:
         self._on_batch = on_batch
         self._queue: queue.Queue = queue.Queue()
         self._closed = False
+        # Makes "not closed? then queue the clip" one step against close(): a clip queued after
+        # the stop markers would wait forever for a worker that has exited.
+        self._closing = threading.Lock()
         self._workers = [threading.Thread(target=self._work, name=f"asr-batch-{i}", daemon=True)
                          for i in range(workers)]
         for worker in self._workers:
@@ -75,19 +78,21 @@ class BatchingTranscriber:
             RuntimeError: the transcriber was closed.
             Exception: whatever decoding this clip raised.
         """
-        if self._closed:
-            raise RuntimeError("the ASR batcher is closed")
         clip = _Clip(np.asarray(audio, dtype=np.float32), cut_seconds, offset)
-        self._queue.put(clip)
+        with self._closing:
+            if self._closed:
+                raise RuntimeError("the ASR batcher is closed")
+            self._queue.put(clip)  # before any stop marker: a worker decodes it before it exits
         return clip.result.result()
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the workers after the clips already queued (later :meth:`transcribe` calls raise)."""
-        if self._closed:
-            return
-        self._closed = True
-        for _ in self._workers:
-            self._queue.put(_STOP)
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
+            for _ in self._workers:
+                self._queue.put(_STOP)
         for worker in self._workers:
             worker.join(timeout)
 

@@ -126,6 +126,9 @@ class BatchingConfig:
         _positive("max_latency_ms", self.max_latency_ms, integer=True)
 
 
+#: The call log's SQLite file in the registry root, when ``call_log.url`` is empty.
+CALL_LOG_FILE = "calls.db"
+
 #: ``call_log.transcript`` values: no transcript, PII-redacted, or as heard.
 TRANSCRIPT_MODES = ("off", "redacted", "full")
 
@@ -142,8 +145,9 @@ class CallLogConfig:
         enabled: Log scored calls and serve ``/calls/…`` (off: the routes answer 404).
         url: SQLAlchemy URL, e.g. ``postgresql+psycopg://user@db/callintent`` (password from
             ``PGPASSWORD`` or ``~/.pgpass`` rather than the URL); ``""`` = SQLite file
-            ``calls.db`` in the registry root (``$CALLINTENT_REGISTRY`` or ``models/registry``),
-            so the log lives with the models in one mounted volume. Env ``CALLINTENT_CALL_LOG_URL``.
+            ``calls.db`` in the registry root (``ServeConfig.registry``, else ``$CALLINTENT_REGISTRY``
+            or ``models/registry``; :meth:`ServeConfig.call_log_url`), so the log lives with the
+            models in one mounted volume. Env ``CALLINTENT_CALL_LOG_URL``.
         transcript: What is kept of the transcript: ``off`` (nothing; such calls cannot be exported
             for training), ``redacted`` (card/phone/email/SSN replaced), ``full`` (as heard).
         queue_size: Records waiting for the database at most; beyond, new records are dropped.
@@ -246,6 +250,21 @@ class ServeConfig:
             _positive(name, getattr(self, name), integer=True)
         if self.store_audio and not self.audio_dir:
             raise ValueError("audio_dir must be set when store_audio is true")
+
+    def call_log_url(self) -> str:
+        """The call log's database URL: ``call_log.url``, else the SQLite file
+        ``sqlite:///<registry root>/calls.db`` (registry root: ``registry``, else
+        ``$CALLINTENT_REGISTRY`` or ``models/registry``), so the log lives with the models it
+        measures, in one mounted volume.
+
+        Returns:
+            A SQLAlchemy URL (``serving.calllog.store.open_store`` opens it).
+        """
+        if self.call_log.url:
+            return self.call_log.url
+        from models.registry import Registry
+
+        return f"sqlite:///{Registry(self.registry or None).root / CALL_LOG_FILE}"
 
 
 def load_serve_config(

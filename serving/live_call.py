@@ -181,6 +181,28 @@ class Scorer(Protocol):
         ...
 
 
+class PredictorScorer:
+    """The :class:`Scorer` view of a predictor (``models.predictor.IntentPredictor``): what the
+    service's live sessions and the evaluation replay (``evaluation/timecuts.py``) both score with.
+
+    Args:
+        predictor: Has ``predict(texts)`` (and ``predict(texts, evidence=False)`` when
+            ``evidence`` is off) and may have ``meta.speaker_tags`` (the model reads
+            speaker-tagged text).
+        evidence: Ask for the evidence spans of present signals. The service shows them; a
+            replay that only needs probabilities and the decision skips their cost.
+    """
+
+    def __init__(self, predictor: Any, *, evidence: bool = True) -> None:
+        self.predictor = predictor
+        self.evidence = evidence
+        self.speaker_tags = bool(getattr(getattr(predictor, "meta", None), "speaker_tags", False))
+
+    def score(self, texts: Sequence[str]) -> list[IntentScores]:
+        # Evidence is the predictor's default: the keyword is passed only to turn it off.
+        return self.predictor.predict(texts) if self.evidence else self.predictor.predict(texts, evidence=False)
+
+
 class StreamInputError(UserError):
     """Audio that cannot go into a live call (wrong shape or type, not finite)."""
 
@@ -1055,6 +1077,6 @@ def _ms(value: float | None) -> float | None:
 
 
 __all__ = [
-    "CallTotals", "EVENT_TYPES", "LiveCall", "Scorer", "StablePrefix", "StreamConfig", "StreamEvent",
+    "CallTotals", "EVENT_TYPES", "LiveCall", "PredictorScorer", "Scorer", "StablePrefix", "StreamConfig", "StreamEvent",
     "StreamInputError", "StreamStateError", "Transcriber",
 ]

@@ -18,10 +18,11 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from models.scores import IntentScores
 from serving.calllog.records import record_from_scores
+from serving.live_call import PredictorScorer
 from serving.metrics import service_metrics
 from serving.policy import Decision, DecisionPolicy
 from serving.redact import redact_scores
@@ -83,17 +84,6 @@ class ScoredCall:
 
 class ScoringFailed(RuntimeError):
     """The model raised on this transcript (the others of its batch were scored): a 500."""
-
-
-class PredictorScorer:
-    """The :class:`serving.live_call.Scorer` view of a predictor (``speaker_tags`` from its artifact)."""
-
-    def __init__(self, predictor: Predictor) -> None:
-        self.predictor = predictor
-        self.speaker_tags = bool(getattr(getattr(predictor, "meta", None), "speaker_tags", False))
-
-    def score(self, texts: Sequence[str]) -> list[IntentScores]:
-        return self.predictor.predict(texts)
 
 
 class Scoring:
@@ -200,11 +190,4 @@ class Scoring:
             transcript_mode=mode, redacted=redacted, audio_seconds=audio_seconds, decision_seconds=decision_seconds))
 
 
-def raise_failed(results: Sequence[Any]) -> None:
-    """Raise the first :class:`ScoringFailed` among ``results`` (a route answers it as a 500)."""
-    for result in results:
-        if isinstance(result, ScoringFailed):
-            raise result
-
-
-__all__ = ["PredictorScorer", "ScoreItem", "ScoredCall", "Scoring", "ScoringFailed"]
+__all__ = ["ScoreItem", "ScoredCall", "Scoring", "ScoringFailed"]

@@ -106,7 +106,7 @@ class CallIntentService:
                                          batch_size=CONFIG.batching.max_batch_size)
         metrics = service_metrics()
         # The decision log (None when call_log.enabled is false): scoring only queues records.
-        call_log = start_call_log(CONFIG.call_log, CONFIG.registry, WriterMetrics(
+        call_log = start_call_log(CONFIG.call_log, CONFIG.call_log_url(), WriterMetrics(
             metrics.call_log_written, metrics.call_log_dropped, metrics.call_log_errors, metrics.call_log_queued))
         self.wire(CONFIG, predictor=predictor, asr=SpeechRecognizer(_asr_config(CONFIG)), call_log=call_log)
         if not self.api_keys.enabled:

@@ -436,7 +436,7 @@ def test_service_starts_and_scores_when_postgres_is_unreachable(tmp_path):
 
     config = CallLogConfig(url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none", retry_max_seconds=0.1,
                            queue_size=3, flush_seconds=0.0)
-    writer = start_call_log(config)
+    writer = start_call_log(config, config.url)
     assert writer is not None
     assert [writer.submit(record(f"c{i}", "buying")) for i in range(5)].count(False) >= 1
     stats = writer.close(timeout=0.3)
@@ -447,16 +447,22 @@ def test_service_starts_and_scores_when_postgres_is_unreachable(tmp_path):
 # Configuration
 
 
-def test_call_log_config_defaults_env_override_and_errors(tmp_path):
+def test_call_log_config_defaults_env_override_and_errors(tmp_path, monkeypatch):
     from callintent.config import ConfigError
-    from serving.calllog.store import resolve_url
     from serving.config import load_serve_config
 
     config = load_serve_config(environ={"CALLINTENT_REGISTRY": str(tmp_path / "reg")})
     assert (config.call_log.enabled, config.call_log.url, config.call_log.transcript) == (True, "", "redacted")
-    assert resolve_url(config.call_log.url, str(tmp_path / "reg")) == f"sqlite:///{tmp_path / 'reg' / 'calls.db'}"
-    env = load_serve_config(environ={"CALLINTENT_CALL_LOG_URL": "postgresql+psycopg://u@db/calls"})
-    assert env.call_log.url == "postgresql+psycopg://u@db/calls"
+    assert config.call_log_url() == f"sqlite:///{tmp_path / 'reg' / 'calls.db'}"
+    # No registry configured: the registry's own default root, $CALLINTENT_REGISTRY or models/registry.
+    monkeypatch.delenv("CALLINTENT_REGISTRY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert load_serve_config(environ={}).call_log_url() == f"sqlite:///{tmp_path / 'models' / 'registry' / 'calls.db'}"
+    monkeypatch.setenv("CALLINTENT_REGISTRY", str(tmp_path / "env-reg"))
+    assert load_serve_config(environ={}).call_log_url() == f"sqlite:///{tmp_path / 'env-reg' / 'calls.db'}"
+    env = load_serve_config(environ={"CALLINTENT_CALL_LOG_URL": "postgresql+psycopg://u@db/calls",
+                                     "CALLINTENT_REGISTRY": str(tmp_path / "reg")})
+    assert env.call_log.url == "postgresql+psycopg://u@db/calls" and env.call_log_url() == env.call_log.url
     with pytest.raises(ConfigError, match="transcript must be one of"):
         load_serve_config(environ={}, overrides={"call_log.transcript": "some"})
     with pytest.raises(ConfigError, match="queue_size must be an integer > 0"):

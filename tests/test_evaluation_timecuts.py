@@ -1,4 +1,4 @@
-"""Accuracy at time cut-offs and the replayed serving decision, on hand-computed cases."""
+"""Accuracy at time cut-offs and the serving decision, replayed through LiveCall, on hand-computed cases."""
 
 from __future__ import annotations
 
@@ -11,12 +11,17 @@ from model_fixtures import build_tiny_artifact
 from callintent.cli import main
 from callintent.errors import UserError
 from models.labels import CLASS_INDEX, CLASS_NAMES, SIGNAL_NAMES
-from speech.transcript import Word
+from speech.asr import cut_words
+from speech.speakers import tag_words
+from speech.transcript import OpeningTranscript, Word
 from evaluation.evalset import CallTiming, EvalSet, load_eval_set
-from evaluation.timecuts import TimecutConfig, evaluate_timecuts, prefix_text
+from evaluation.timecuts import ScriptedTranscriber, TimecutConfig, evaluate_timecuts
 from models.registry import Registry
 from models.scores import IntentScores, SignalScore
+from serving.live_call import LiveCall, PredictorScorer, StreamConfig
 from serving.policy import DecisionPolicy, PolicyConfig, Segment
+
+SR = 16000
 
 
 class KeywordScorer:
@@ -27,9 +32,11 @@ class KeywordScorer:
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
+        self.evidence: set[bool] = set()
 
     def predict(self, texts, *, evidence=True):
         self.calls.append(list(texts))
+        self.evidence.add(evidence)
         return [self._one(t) for t in texts]
 
     @staticmethod
@@ -71,19 +78,30 @@ def make_eval_set(calls=CALLS) -> EvalSet:
     )
 
 
-def test_prefix_keeps_words_that_started_before_the_cut():
-    timing = CallTiming(words=(Word("a", 0.5, 1.2), Word("b", 1.0, 1.5), Word("c", 2.0, 2.4)), audio_seconds=3)
-    assert prefix_text(timing, 1.0) == "a"  # "b" starts exactly at 1.0: not yet
-    assert prefix_text(timing, 1.01) == "a b"
-    assert prefix_text(timing, 0.5) == ""
+def test_the_scripted_asr_hears_the_words_that_started_in_the_audio_it_is_given():
+    words = (Word("a", 0.5, 1.2), Word("b", 1.0, 1.5), Word("c", 2.0, 2.4), Word("d", 2.9, 3.4))
+    asr = ScriptedTranscriber({0.0: words})
+    heard = lambda seconds, offset=0.0, cut=30.0: [  # noqa: E731
+        w.text for w in asr.transcribe(np.zeros(round(seconds * SR), np.float32), offset=offset, cut_seconds=cut).words]
+    assert heard(1.0) == ["a"]  # "b" starts exactly at 1.0: not yet
+    assert heard(1.01) == ["a", "b"]
+    assert heard(0.5) == []
+    # A decode from 1.5 s (after a stable word) hears what started since, and a word still sounding then.
+    assert heard(1.5, offset=1.5) == ["c", "d"] and heard(1.0, offset=1.3) == ["b", "c"]
+    assert heard(2.0, offset=1.5, cut=1.0) == ["c"]  # cut_seconds: nothing that starts past the window
+    assert asr.decodes[-1] == (1.5, 2.0)
+    with pytest.raises(ValueError, match="no channel"):
+        asr.transcribe(np.full(SR, 0.5, np.float32))
 
 
 def test_metrics_at_each_cutoff_are_the_hand_computed_ones():
     scorer = KeywordScorer()
     result = evaluate_timecuts(scorer, make_eval_set(), DecisionPolicy())
 
-    # Each distinct prefix is scored once, in one batch.
-    assert len(scorer.calls) == 1 and len(scorer.calls[0]) == len(set(scorer.calls[0]))
+    # LiveCall scores one transcript at a time, without evidence, and a call's transcript again only
+    # once it changed: A "hi", "hi price"; B "", "my", "my bill"; C "", "what", "what hours"; D "", "um"; E "", "price".
+    assert all(len(batch) == 1 for batch in scorer.calls) and scorer.evidence == {False}
+    assert len(scorer.calls) == 12
     at5 = result.at(5)
     # 5 s: predictions A inf, B serv, C inf, D inf, E buy against buy, serv, inf, buy, noise.
     # F1: buying 0, service 1, informational 0.5 (P 1/3, R 1), noise 0 -> macro 0.375.
@@ -130,6 +148,91 @@ def test_replayed_decisions_time_and_abstentions():
     doc = result.to_json()
     assert doc["decisions"]["buying"]["median_seconds_to_decision"] == pytest.approx(7.0)
     assert doc["cutoffs"]["5"]["macro_f1"] == pytest.approx(0.375)
+
+
+class SpokenWordsASR:
+    """An ASR for LiveCall driven directly (not the replay's): the script words that started in
+    [offset, end of the audio it is given), whatever the audio holds."""
+
+    def __init__(self, words) -> None:
+        self.words = words
+
+    def transcribe(self, audio, *, cut_seconds: float = 30.0, offset: float = 0.0) -> OpeningTranscript:
+        end = offset + min(len(audio) / SR, cut_seconds)
+        return OpeningTranscript(tuple(w for w in self.words if offset <= w.start < end), audio_seconds=len(audio) / SR)
+
+
+def drive_live_call(call_id, words, audio_seconds, metadata, policy, chunk_seconds=0.1):
+    """A LiveCall as the service runs one: the default StreamConfig (VAD gate on), audio at speech level
+    (-20 dBFS noise) in 100 ms chunks stamped by a clock, the service's scorer adapter."""
+    clock = [0.0]
+    call = LiveCall(call_id, metadata, asr=SpokenWordsASR(words), scorer=PredictorScorer(KeywordScorer()),
+                    policy=policy, config=StreamConfig(), clock=lambda: clock[0])
+    call.start()
+    rng = np.random.default_rng(0)
+    sent, total, chunk = 0, round(audio_seconds * SR), round(chunk_seconds * SR)
+    while sent < total:
+        n = min(chunk, total - sent)
+        sent += n
+        clock[0] = sent / SR
+        call.insert((rng.standard_normal(n) * 0.1).astype(np.float32), arrived_at=clock[0])
+        if call.ready():
+            call.step()
+    call.finish()
+    return call.decision
+
+
+def test_timecuts_and_a_live_call_driven_directly_decide_at_the_same_moment():
+    policy = DecisionPolicy()
+    eval_set = make_eval_set()
+    result = evaluate_timecuts(KeywordScorer(), eval_set, policy)
+    for decision, timing, source in zip(result.decisions, eval_set.timings, eval_set.source):
+        live = drive_live_call(decision.call_id, timing.words, timing.audio_seconds, {"source": source}, policy)
+        assert (decision.route, decision.decided, decision.seconds, decision.early, decision.reasons) == (
+            live.route, live.label, live.audio_seconds, live.early, live.reasons), decision.call_id
+
+
+def test_the_replay_decides_as_the_stream_does_at_its_last_step_and_deadline():
+    # F says "price" in its last second: the stream's step at 15.0 s decides early, before the stop.
+    calls = [*CALLS, ("F", "buying", [("hi", 0.5), ("price", 14.5)], 15.0, "web")]
+    eval_set = make_eval_set(calls)
+    plain = evaluate_timecuts(KeywordScorer(), eval_set, DecisionPolicy())
+    by_id = {d.call_id: d for d in plain.decisions}
+    assert (by_id["F"].route, by_id["F"].seconds, by_id["F"].early) == ("priority_sales", 15.0, True)
+    assert drive_live_call("F", eval_set.timings[-1].words, 15.0, {"source": "web"}, DecisionPolicy()).early
+
+    # A stream deadline at 10 s: C ("hours" at 12 s) and F ("price" at 14.5 s) are decided then,
+    # undetermined (0.34 < 0.40); the calls decided earlier or ending sooner are not affected.
+    result = evaluate_timecuts(KeywordScorer(), eval_set, DecisionPolicy(),
+                               stream=StreamConfig(decision_deadline_seconds=10.0))
+    by_id = {d.call_id: d for d in result.decisions}
+    assert (by_id["C"].route, by_id["C"].seconds, by_id["C"].early) == ("undetermined", 10.0, True)
+    assert (by_id["F"].route, by_id["F"].seconds, by_id["F"].early) == ("undetermined", 10.0, True)
+    assert (by_id["A"].seconds, by_id["D"].seconds, by_id["D"].early) == (8.0, 6.0, False)
+    assert result.summary.abstained == 3
+    # The curve is what the stream showed, decided or not: the deadline does not change it.
+    assert [c.to_json() for c in result.curve] == [c.to_json() for c in plain.curve]
+
+
+class TaggedKeywordScorer(KeywordScorer):
+    meta = type("Meta", (), {"speaker_tags": True})
+
+
+def test_a_speaker_tagged_call_is_replayed_on_two_channels():
+    words = (Word("thanks", 0.5, 0.8, speaker="agent"), Word("calling", 1.0, 1.3, speaker="agent"),
+             Word("whats", 4.0, 4.3, speaker="caller"), Word("price", 5.2, 5.5, speaker="caller"),
+             Word("sure", 5.4, 5.6, speaker="agent"))
+    eval_set = make_eval_set(CALLS[:1])
+    eval_set = EvalSet(**{**eval_set.__dict__, "timings": (CallTiming(words, 8.0, tagged=True),)})
+    scorer = TaggedKeywordScorer()
+    result = evaluate_timecuts(scorer, eval_set, DecisionPolicy())
+    # Each speaker's words come from their own channel and are scored tagged, in time order.
+    assert ["agent: thanks", "agent: thanks calling", "agent: thanks calling caller: whats",
+            "agent: thanks calling caller: whats price agent: sure"] == [t for (t,) in scorer.calls]
+    assert (result.decisions[0].route, result.decisions[0].seconds) == ("priority_sales", 6.0)
+    assert result.at(1).with_words == 1 and result.curve[0].with_words == 1
+    with pytest.raises(ValueError, match="speaker-tagged"):
+        evaluate_timecuts(KeywordScorer(), eval_set, DecisionPolicy())
 
 
 def test_policy_segment_is_chosen_from_the_call_metadata():
@@ -220,12 +323,13 @@ def test_two_channel_text_forms_and_each_model_reads_its_own(tmp_path, capsys):
     assert by_id["t0"] == "agent: thanks for calling caller: whats the price"
     assert by_id["p0"] == "my bill is wrong"  # speakers unknown: as labeled
     timing = tagged.timings[tagged.call_ids.index("t0")]
-    assert timing.tagged and prefix_text(timing, 4.5) == "agent: thanks for calling caller: whats"
+    assert timing.tagged and tag_words(cut_words(timing.words, 4.5)).text == "agent: thanks for calling caller: whats"
     assert tagged.subset([tagged.call_ids.index("t0")]).converted_calls == 1
     caller = load_eval_set(data, split="all", text_form="caller")
     assert dict(zip(caller.call_ids, caller.transcripts))["t0"] == "whats the price"
     timing = caller.timings[caller.call_ids.index("t0")]
-    assert not timing.tagged and prefix_text(timing, 4.5) == "whats" and prefix_text(timing, 3.5) == ""
+    assert not timing.tagged and [w.text for w in cut_words(timing.words, 4.5)] == ["whats"]
+    assert cut_words(timing.words, 3.5) == ()
     with pytest.raises(UserError, match="text form"):
         load_eval_set(data, split="all", text_form="stereo")
 

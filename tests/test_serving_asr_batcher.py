@@ -111,6 +111,41 @@ def test_closed_batcher_refuses_new_clips() -> None:
         batcher.transcribe(clip(1))
 
 
+def test_a_clip_submitted_while_close_runs_never_waits_forever() -> None:
+    """The race of close(): a call's thread passes the "closed?" check, and close() puts the stop
+    markers and the workers exit before its clip reaches the queue. That clip must get its
+    transcript or RuntimeError("closed") at once, not wait for a worker that is gone."""
+    batcher = BatchingTranscriber(FakeRecognizer(), max_batch=4, workers=2)
+    put = batcher._queue.put
+    closer = threading.Thread(target=batcher.close)
+
+    def put_after_close_ran(item, *args, **kwargs):
+        # Preempt the submitting thread right before its put: close() runs meanwhile, as far as
+        # it can get (all the way, unless transcribe() holds it off until the clip is queued).
+        if not closer.is_alive() and closer.ident is None:
+            closer.start()
+            closer.join(0.5)
+        put(item, *args, **kwargs)
+
+    batcher._queue.put = put_after_close_ran
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(batcher.transcribe, clip(7))
+        try:
+            assert future.result(timeout=2).words[0].text == "w7"  # queued before the stop markers: decoded
+        except RuntimeError as e:
+            assert "closed" in str(e)  # or refused: either way at once
+        finally:
+            closer.join(5)
+            # Without the fix the clip waits forever: unblock the pool's thread so the test can end.
+            for item in list(batcher._queue.queue):
+                waiting = getattr(item, "result", None)  # a clip (not a stop marker)
+                if waiting is not None and not waiting.done():
+                    waiting.set_exception(RuntimeError("test cleanup"))
+    assert not closer.is_alive()
+    with pytest.raises(RuntimeError, match="closed"):
+        batcher.transcribe(clip(1))
+
+
 @pytest.mark.integration
 def test_batched_decode_matches_single_decodes_on_real_speech() -> None:
     from speech.asr import AsrConfig, SpeechRecognizer

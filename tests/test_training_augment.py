@@ -214,7 +214,7 @@ def test_a_model_trained_with_speaker_tags_is_marked_for_serving(tiny_encoder_di
     from datasets import Dataset, DatasetDict
 
     from models.artifact import ArtifactMeta
-    from serving.scoring import PredictorScorer as _PredictorScorer
+    from serving.live_call import PredictorScorer
     from test_training import tiny_config
     from training.export import export_run
     from training.train import train
@@ -236,7 +236,7 @@ def test_a_model_trained_with_speaker_tags_is_marked_for_serving(tiny_encoder_di
         pass
 
     Predictor.meta = meta
-    assert _PredictorScorer(Predictor()).speaker_tags is True
+    assert PredictorScorer(Predictor()).speaker_tags is True
 
 
 def typed_row(call_id: str, text: str = "i lost my card and need a new one", spans=()) -> dict:

@@ -38,7 +38,6 @@ logger = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: Alembic's version table, named so the log can share a PostgreSQL database with other apps.
 VERSION_TABLE = "calllog_alembic_version"
-DEFAULT_FILE = "calls.db"
 
 metadata = sa.MetaData()
 
@@ -113,25 +112,6 @@ class OutcomeWrite:
     status: str
     outcome: Outcome
     call_logged: bool
-
-
-def default_url(registry_root: str | Path) -> str:
-    """``sqlite:///<registry root>/calls.db`` — the log beside the models it measures."""
-    return f"sqlite:///{Path(registry_root).absolute() / DEFAULT_FILE}"
-
-
-def resolve_url(url: str, registry: str = "") -> str:
-    """The URL a ``call_log.url`` setting means (``""`` = :func:`default_url` of the registry root).
-
-    Args:
-        url: ``ServeConfig.call_log.url``.
-        registry: ``ServeConfig.registry`` (``""`` = ``$CALLINTENT_REGISTRY`` or ``models/registry``).
-    """
-    if url:
-        return url
-    from models.registry import Registry
-
-    return default_url(Registry(registry or None).root)
 
 
 def display_url(url: str) -> str:
@@ -459,5 +439,5 @@ def open_store(url: str, *, migrate: bool = True) -> CallLogStore:
     return store
 
 
-__all__: Iterable[str] = ["CallLogError", "CallLogStore", "OutcomeWrite", "calls", "default_url", "display_url",
-                          "metadata", "open_store", "outcomes", "resolve_url"]
+__all__: Iterable[str] = ["CallLogError", "CallLogStore", "OutcomeWrite", "calls", "display_url", "metadata",
+                          "open_store", "outcomes"]

@@ -289,8 +289,7 @@ def _reason(error: Exception) -> str:
     return str(orig or error).strip().splitlines()[0] if str(orig or error).strip() else type(error).__name__
 
 
-def start_call_log(config: CallLogConfig, registry: str = "", metrics: WriterMetrics | None = None
-                   ) -> CallLogWriter | None:
+def start_call_log(config: CallLogConfig, url: str, metrics: WriterMetrics | None = None) -> CallLogWriter | None:
     """Open the configured log, migrate it and start the writer; None when ``enabled`` is false.
 
     A database that cannot be reached at start does not stop the service: the writer migrates it
@@ -298,7 +297,8 @@ def start_call_log(config: CallLogConfig, registry: str = "", metrics: WriterMet
 
     Args:
         config: ``ServeConfig.call_log``.
-        registry: ``ServeConfig.registry`` (where the default SQLite file lives).
+        url: The database URL (``ServeConfig.call_log_url()``: ``call_log.url``, else the
+            default SQLite file in the registry root).
         metrics: Prometheus objects for the writer.
 
     Raises:
@@ -309,9 +309,8 @@ def start_call_log(config: CallLogConfig, registry: str = "", metrics: WriterMet
         return None
     import sqlalchemy.exc as sa_exc
 
-    from serving.calllog.store import CallLogStore, display_url, resolve_url
+    from serving.calllog.store import CallLogStore, display_url
 
-    url = resolve_url(config.url, registry)
     store = CallLogStore(url)
     migrated = True
     try:
