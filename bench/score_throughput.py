@@ -273,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sequential-requests", type=int, default=150, help="requests one at a time (default %(default)s)")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight when batched (default %(default)s)")
     parser.add_argument("--api-key", default=os.environ.get("CALLINTENT_API_KEY"), help="API key, if the server needs one")
+    parser.add_argument("--checkout", type=Path, default=None, metavar="DIR",
+                        help="serve another checkout's code instead of this one's")
     parser.add_argument("--baseline", type=Path, default=None, metavar="DIR",
                         help="also serve another checkout's code and compare the sequential time beyond the model")
     parser.add_argument("--rounds", type=int, default=5, help="alternating sequential rounds with --baseline "
@@ -285,7 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     texts = load_texts()
     command = shlex.join(["python", "-m", "bench.score_throughput", *(argv if argv is not None else sys.argv[1:])])
     with contextlib.ExitStack() as stack:
-        url = stack.enter_context(running_server(args.url, registry=args.registry, model=args.model))
+        url = stack.enter_context(running_server(args.url, registry=args.registry, model=args.model,
+                                                 checkout=args.checkout))
         base = None if args.baseline is None else stack.enter_context(
             running_server(None, registry=args.registry, model=args.model, checkout=args.baseline))
         import httpx

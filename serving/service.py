@@ -50,7 +50,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import bentoml
-from fastapi import Request, WebSocket
+from fastapi import Request, Response, WebSocket
 
 from serving.app import create_app
 from serving.auth import ApiKeys
@@ -60,7 +60,7 @@ from serving.http_errors import ERROR_RESPONSES, JsonErrorPages
 from serving.limits import BodyLimitMiddleware
 from serving.logs import configure_logging
 from serving.schemas import (
-    AudioScoreResponse, ScoreRequest, ScoreResponse, audio_score_response, score_response,
+    AudioScoreResponse, ScoreRequest, ScoreResponse, audio_score_response, json_response, score_response,
 )
 from serving.scoring import ScoredCall, ScoreItem, ScoringFailed
 from serving.sessions import GenericSession, LiveContext, LiveSettings, TwilioSession, install_drain
@@ -162,18 +162,18 @@ class CallIntentService:
     # -- the HTTP contract -------------------------------------------------------------------------
 
     @app.post("/score", response_model=ScoreResponse, responses=ERROR_RESPONSES)
-    async def score(self, body: ScoreRequest) -> ScoreResponse:
+    async def score(self, body: ScoreRequest) -> Response:
         """Score one opening transcript (adaptively batched with concurrent requests)."""
         started = time.perf_counter()
         limits = self.config.limits
         item = body.to_item(speaker_tags=self.scoring.speaker_tags, max_text_chars=limits.max_text_chars,
                             max_metadata_items=limits.max_metadata_items)
         scored = await self._score(item)
-        return score_response(scored, timings_ms={"total": _ms_since(started)})
+        return json_response(score_response(scored, timings_ms={"total": _ms_since(started)}))
 
     @app.post("/score_audio", response_model=AudioScoreResponse, responses=ERROR_RESPONSES,
               openapi_extra=AUDIO_REQUEST_BODY)
-    async def score_audio(self, request: Request) -> AudioScoreResponse:
+    async def score_audio(self, request: Request) -> Response:
         """Transcribe the opening 30 s of an audio file and score it."""
         started = time.perf_counter()
         upload = await read_audio_upload(request, self.config)
@@ -181,8 +181,8 @@ class CallIntentService:
                                   speaker_tags=self.scoring.speaker_tags)
         scored = await self._score(ScoreItem(heard.text, upload.call_id, upload.metadata, channel="score_audio",
                                              audio_seconds=round(heard.transcript.audio_seconds, 3)))
-        return audio_score_response(scored, heard.transcript, redact_pii=self.config.redact_pii,
-                                    timings_ms={**heard.timings_ms, "total": _ms_since(started)})
+        return json_response(audio_score_response(scored, heard.transcript, redact_pii=self.config.redact_pii,
+                                                  timings_ms={**heard.timings_ms, "total": _ms_since(started)}))
 
     @app.websocket("/v1/stream")
     async def stream(self, websocket: WebSocket) -> None:
