@@ -746,16 +746,11 @@ class _CallText:
 
 
 class LiveCall:
-    """The state of one live call (see the module docstring).
+    """The state of one live call (see the module docstring; two channels: "How it listens").
 
     :meth:`insert` may run on the event loop while :meth:`step` runs in a worker thread (the
     buffers are append-only); :meth:`step` and :meth:`finish` must be serialised by the caller,
     and re-entering them raises :class:`StreamStateError`.
-
-    A two-channel call (``speakers``) keeps one buffer, decode state and stable prefix per
-    speaker; a step decodes each channel that has new audio, every word carries its speaker,
-    and the caller's words are scored, with the agent's when the scorer reads speaker-tagged text
-    (``scorer.speaker_tags``). Events add the per-speaker transcripts.
 
     Args:
         call_id: The caller's id for the call (shown in every event and log line).
@@ -880,7 +875,7 @@ class LiveCall:
         Raises:
             StreamStateError: re-entered while another step/finish runs, or after finish.
         """
-        with self._exclusive("step"):
+        with _exclusive(self._busy, f"call {self.call_id}: step()"):
             if self._finished:
                 raise StreamStateError(f"call {self.call_id}: step() after finish()")
             if not self.ready():
@@ -914,7 +909,7 @@ class LiveCall:
         Raises:
             StreamStateError: called while a step runs.
         """
-        with self._exclusive("finish"):
+        with _exclusive(self._busy, f"call {self.call_id}: finish()"):
             if self._finished:
                 return []
             decoded = []
@@ -936,17 +931,6 @@ class LiveCall:
             return events
 
     # -- internals -------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _exclusive(self, what: str) -> Iterator[None]:
-        # One decode in flight per call: a second concurrent step is a transport bug, and
-        # queueing it silently would double the ASR load exactly when the server is slow.
-        if not self._busy.acquire(blocking=False):
-            raise StreamStateError(f"call {self.call_id}: {what}() re-entered while another step is running")
-        try:
-            yield
-        finally:
-            self._busy.release()
 
     def _partial(self, decoded: Sequence[_Decoded], *, closed: bool = False) -> list[StreamEvent]:
         """Score after a step's decodes: the ``partial`` event, and an early decision if due."""
@@ -1008,6 +992,18 @@ class LiveCall:
         event = StreamEvent(type=type_, call_id=self.call_id, seq=self._seq, model=self._text.model, **fields)
         self._seq += 1
         return event
+
+
+@contextlib.contextmanager
+def _exclusive(busy: threading.Lock, what: str) -> Iterator[None]:
+    # One decode in flight per call: a second concurrent step is a transport bug, and queueing it
+    # silently would double the ASR load exactly when the server is slow.
+    if not busy.acquire(blocking=False):
+        raise StreamStateError(f"{what} re-entered while another step is running")
+    try:
+        yield
+    finally:
+        busy.release()
 
 
 def _common_prefix_length(hypotheses: Sequence[Sequence[Word]]) -> int:

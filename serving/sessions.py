@@ -371,13 +371,9 @@ class LiveSession(abc.ABC):
 
     async def _on_text(self, text: str) -> _Close | None:
         # Both protocols are JSON text: a frame that is not JSON is dropped the same way.
-        try:
-            message = json.loads(text)
-        except json.JSONDecodeError as e:
-            await self._error("bad_json", f"message is not valid JSON: {e}")
-            return None
-        except (ValueError, RecursionError):  # an integer over 4300 digits; nesting past the stack
-            await self._error("bad_json", "message is not valid JSON: nested too deeply or a number too long")
+        message, problem = _parse_json(text)
+        if problem is not None:
+            await self._error("bad_json", problem)
             return None
         return await self._on_message(message, text)
 
@@ -681,6 +677,16 @@ class TwilioSession(LiveSession):
         if not self._stream.two_channel:
             return {None: self._stream.flush_audio()}
         return {speaker: self._stream.flush_audio(track) for track, speaker in tw.TRACK_SPEAKERS.items()}
+
+
+def _parse_json(text: str) -> tuple[Any, str | None]:
+    """A text frame as JSON: (message, None), or (None, why it is not valid JSON)."""
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as e:
+        return None, f"message is not valid JSON: {e}"
+    except (ValueError, RecursionError):  # an integer over 4300 digits; nesting past the stack
+        return None, "message is not valid JSON: nested too deeply or a number too long"
 
 
 def _channel_speakers(message: dict[str, Any]) -> tuple[tuple[str, ...], str | None]:
