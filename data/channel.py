@@ -128,8 +128,10 @@ class ChannelConfig:
     loss_probability: float = 0.5
     loss_rate: tuple[float, float] = (0.01, 0.08)
     loss_burst_frames: int = 3
-    crosstalk_probability: float = 0.7
-    crosstalk_db: tuple[float, float] = (-30.0, -12.0)
+    crosstalk_probability: float = 0.5
+    # Residual echo after a network echo canceller is typically 30 dB or more below the far end; a
+    # leaky headset or an echo canceller still converging lets through more.
+    crosstalk_db: tuple[float, float] = (-40.0, -20.0)
     echo_delay_ms: tuple[float, float] = (0.0, 120.0)
 
     def __post_init__(self) -> None:
