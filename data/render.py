@@ -1,11 +1,17 @@
-"""Labeled openings → what telephone ASR hears: espeak-ng speech, 8 kHz μ-law, faster-whisper.
+"""Labeled openings → what telephone ASR hears: espeak-ng speech, a telephone channel, faster-whisper.
 
 The classifier is served on ASR output, not on clean text. This step gives training and evaluation
 the same kind of text: every labeled opening is spoken by espeak-ng (the agent and the caller in
-different voices, rates and pitches, drawn per call), joined turn by turn with short pauses,
-squeezed into what a phone line carries with sox (8 kHz, mono, μ-law; optionally with pink noise
-under it), decoded back through :mod:`speech.audio` and transcribed by
+different voices, rates and pitches, drawn per call), joined turn by turn with short pauses, put
+through what a phone line does to it, decoded back through :mod:`speech.audio` and transcribed by
 :class:`speech.asr.SpeechRecognizer` — the serving ASR, cut at the same 30 s.
+
+The line is a telephone channel drawn per call (:mod:`data.channel`, ``RenderConfig.channel``, the
+default): a codec (μ-law, GSM 06.10, AMR-NB), a 300-3400 Hz band, babble, street or hum noise at a
+drawn SNR, level drift and clipping, lost 20 ms packets with concealment and, on two-channel
+renders, the agent's echo in the caller's track; the result is 8 kHz 16-bit PCM. With
+``RenderConfig.channel = None`` (``--channel mulaw``) the line is what it was before the channel
+model: sox squeezes the speech into 8 kHz mono μ-law, optionally over pink noise (``noise_db``).
 
 Output rows keep the label fields (``label``, ``signals``, ``source``, ``campaign``,
 ``industry``), the split the loader assigned (so the rendered file splits like its source), and:
@@ -13,7 +19,9 @@ Output rows keep the label fields (``label``, ``signals``, ``source``, ``campaig
 * ``transcript``: the ASR text; the labeled text moves to ``reference_transcript``;
 * ``words``: the ASR words with their real timings (what time cut-offs use); with
   ``channels=2`` each word also has its ``speaker``;
-* ``audio_seconds``, ``asr_model`` and ``render`` (voices, rates, pitches, noise, gap);
+* ``audio_seconds``, ``asr_model`` and ``render`` (voices, rates, pitches, noise, gap, and the
+  call's telephone channel under ``render.channel``: codec, noise and SNR, level, clip, packet
+  loss, crosstalk; None on the μ-law-only line), so accuracy can be sliced by condition;
 * no ``spans``: their character offsets point into the labeled text, and ASR rewrites words
   ("4,500" → "four thousand five hundred", dropped or merged words), so no offset survives
   reliably. The row's ``signals`` stay (what the caller asked for has not changed); training
@@ -26,8 +34,9 @@ time with their speaker. That is the text a two-channel live call gives a model 
 ``speaker_tags`` (``training.augment``, ``evaluate --two-channel``).
 
 Results are cached in the ASR cache of :mod:`data.transcribe`, keyed by what determines the words
-before any audio is made (turn texts, the render plan, the espeak-ng and sox versions, the ASR
-model and its decoding options), so a re-run renders and transcribes nothing it has seen.
+before any audio is made (turn texts, the render plan with its channel and the channel model's
+version, the espeak-ng and sox versions, the ASR model and its decoding options), so a re-run
+renders and transcribes nothing it has seen.
 """
 
 from __future__ import annotations
@@ -287,12 +296,13 @@ def turns_of(row: Mapping[str, Any]) -> tuple[Turn, ...]:
 
 
 def render_call_audio(turns: Sequence[Turn], out: Path, plan: RenderPlan) -> Path:
-    """Speak ``turns`` with espeak-ng and make an 8 kHz mono μ-law WAV of them (a phone line).
+    """Speak ``turns`` with espeak-ng and make an 8 kHz mono WAV of them as a phone line carries them.
 
     Args:
         turns: What is said, in order.
         out: Output ``.wav`` path (its folder is used for temporary files).
-        plan: Voices, pause between turns, optional noise (``plan.channels`` is not used here).
+        plan: Voices, pause between turns, the line (``plan.channel``, or μ-law with optional
+            noise); ``plan.channels`` is not used here.
 
     Returns:
         ``out``.
@@ -732,4 +742,5 @@ def _stem(path: Path) -> str:
 
 __all__ = ["DEFAULT_PITCHES", "DEFAULT_RATES", "DEFAULT_VOICES", "RenderConfig", "RenderError", "RenderPlan",
            "RenderReport", "TelephoneEar", "Turn", "Voice", "asr_row", "labeled_rows", "plan_for",
-           "render_call_audio", "render_call_tracks", "render_cache_key", "render_rows", "render_telephone_audio", "turns_of"]
+           "render_call_audio", "render_call_tracks", "render_cache_key", "render_rows", "render_telephone_audio",
+           "turns_of"]
