@@ -1,11 +1,17 @@
-"""Labeled openings → what telephone ASR hears: espeak-ng speech, 8 kHz μ-law, faster-whisper.
+"""Labeled openings → what telephone ASR hears: espeak-ng speech, a telephone channel, faster-whisper.
 
 The classifier is served on ASR output, not on clean text. This step gives training and evaluation
 the same kind of text: every labeled opening is spoken by espeak-ng (the agent and the caller in
-different voices, rates and pitches, drawn per call), joined turn by turn with short pauses,
-squeezed into what a phone line carries with sox (8 kHz, mono, μ-law; optionally with pink noise
-under it), decoded back through :mod:`speech.audio` and transcribed by
+different voices, rates and pitches, drawn per call), joined turn by turn with short pauses, put
+through what a phone line does to it, decoded back through :mod:`speech.audio` and transcribed by
 :class:`speech.asr.SpeechRecognizer` — the serving ASR, cut at the same 30 s.
+
+The line is a telephone channel drawn per call (:mod:`data.channel`, ``RenderConfig.channel``, the
+default): a codec (μ-law, GSM 06.10, AMR-NB), a 300-3400 Hz band, babble, street or hum noise at a
+drawn SNR, level drift and clipping, lost 20 ms packets with concealment and, on two-channel
+renders, the agent's echo in the caller's track; the result is 8 kHz 16-bit PCM. With
+``RenderConfig.channel = None`` (``--channel mulaw``) the line is what it was before the channel
+model: sox squeezes the speech into 8 kHz mono μ-law, optionally over pink noise (``noise_db``).
 
 Output rows keep the label fields (``label``, ``signals``, ``source``, ``campaign``,
 ``industry``), the split the loader assigned (so the rendered file splits like its source), and:
@@ -13,7 +19,9 @@ Output rows keep the label fields (``label``, ``signals``, ``source``, ``campaig
 * ``transcript``: the ASR text; the labeled text moves to ``reference_transcript``;
 * ``words``: the ASR words with their real timings (what time cut-offs use); with
   ``channels=2`` each word also has its ``speaker``;
-* ``audio_seconds``, ``asr_model`` and ``render`` (voices, rates, pitches, noise, gap);
+* ``audio_seconds``, ``asr_model`` and ``render`` (voices, rates, pitches, noise, gap, and the
+  call's telephone channel under ``render.channel``: codec, noise and SNR, level, clip, packet
+  loss, crosstalk; None on the μ-law-only line), so accuracy can be sliced by condition;
 * no ``spans``: their character offsets point into the labeled text, and ASR rewrites words
   ("4,500" → "four thousand five hundred", dropped or merged words), so no offset survives
   reliably. The row's ``signals`` stay (what the caller asked for has not changed); training
@@ -26,8 +34,9 @@ time with their speaker. That is the text a two-channel live call gives a model 
 ``speaker_tags`` (``training.augment``, ``evaluate --two-channel``).
 
 Results are cached in the ASR cache of :mod:`data.transcribe`, keyed by what determines the words
-before any audio is made (turn texts, the render plan, the espeak-ng and sox versions, the ASR
-model and its decoding options), so a re-run renders and transcribes nothing it has seen.
+before any audio is made (turn texts, the render plan with its channel and the channel model's
+version, the espeak-ng and sox versions, the ASR model and its decoding options), so a re-run
+renders and transcribes nothing it has seen.
 """
 
 from __future__ import annotations
@@ -41,14 +50,16 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from callintent.config import is_int, is_number
 from callintent.errors import UserError
+from data.channel import CHANNEL_MODEL_VERSION, LINE_RATE, ChannelConfig, ChannelPlan, draw_channel_plan
 from speech.transcript import OPENING_SECONDS
 
 if TYPE_CHECKING:
@@ -100,8 +111,11 @@ class RenderPlan:
         agent: Voice of the agent's turns (and of turns without a speaker).
         caller: Voice of the caller's turns.
         gap_seconds: Silence between turns.
-        noise_db: Pink noise level under the speech in dBFS (None = a clean line).
+        noise_db: Pink noise level under the speech in dBFS on the μ-law-only line (None = a clean
+            line; not with ``channel``, which brings its own noise).
         channels: 1 = both speakers on one line; 2 = a track per speaker, transcribed apart.
+        channel: The telephone channel (:mod:`data.channel`: codec, band, noise, level, clipping,
+            packet loss, crosstalk); None = 8 kHz μ-law only, as renders were before it.
     """
 
     agent: Voice
@@ -109,13 +123,21 @@ class RenderPlan:
     gap_seconds: float = 0.4
     noise_db: float | None = None
     channels: int = 1
+    channel: ChannelPlan | None = None
+
+    def __post_init__(self) -> None:
+        if self.channel is not None and self.noise_db is not None:
+            raise ValueError("noise_db (pink noise on the μ-law-only line) cannot be combined with a channel plan, "
+                             "which draws its own noise")
 
     def voice_for(self, speaker: str | None) -> Voice:
         """The caller's voice for ``"caller"``, the agent's for anything else."""
         return self.caller if speaker == "caller" else self.agent
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["channel"] = None if self.channel is None else self.channel.to_json()
+        return out
 
 
 @dataclass(frozen=True)
@@ -134,6 +156,10 @@ class RenderConfig:
         cache_dir: ASR cache directory (shared with ``callintent data transcribe``).
         channels: 1 = one mixed line; 2 = each speaker on their own track, transcribed apart
             (words carry their ``speaker``).
+        channel: The distribution of telephone channels drawn per call (:class:`data.channel.ChannelConfig`;
+            the default: mixed codecs, 300-3400 Hz, noise at 5-25 dB SNR, level, clipping, packet
+            loss, crosstalk on two-channel calls); None = 8 kHz μ-law only, as before it
+            (``--channel mulaw``; the only line ``noise_db`` applies to).
     """
 
     voices: tuple[str, ...] = DEFAULT_VOICES
@@ -145,6 +171,7 @@ class RenderConfig:
     cut_seconds: float = OPENING_SECONDS
     cache_dir: str = ".cache/asr"
     channels: int = 1
+    channel: ChannelConfig | None = ChannelConfig()
 
     def __post_init__(self) -> None:
         if isinstance(self.voices, str) or not self.voices or not all(
@@ -166,6 +193,11 @@ class RenderConfig:
             raise ValueError(f"cut_seconds must be > 0, got {self.cut_seconds!r}")
         if self.channels not in (1, 2):
             raise ValueError(f"channels must be 1 (one line) or 2 (a track per speaker), got {self.channels!r}")
+        if self.channel is not None and not isinstance(self.channel, ChannelConfig):
+            raise ValueError(f"channel must be a ChannelConfig or None (μ-law only), got {self.channel!r}")
+        if self.channel is not None and self.noise_db is not None:
+            raise ValueError("noise_db is pink noise on the μ-law-only line (channel: none, --channel mulaw); "
+                             "the telephone channel draws its own noise")
 
 
 @dataclass(frozen=True)
@@ -214,7 +246,7 @@ class RenderReport:
 
 
 def plan_for(call_id: str, config: RenderConfig = RenderConfig()) -> RenderPlan:
-    """The voices of one call, drawn from ``config`` by a hash of (seed, call_id).
+    """The voices and telephone channel of one call, drawn from ``config`` by a hash of (seed, call_id).
 
     Hashing the id instead of walking one random stream keeps a call's voices the same whether
     it is rendered alone, in a subset, or in another order (so the cache keeps hitting).
@@ -235,8 +267,11 @@ def plan_for(call_id: str, config: RenderConfig = RenderConfig()) -> RenderPlan:
     caller_name = rng.choice([n for n in names if n != agent_name] or names)
     agent = Voice(agent_name, rng.choice(config.rates), rng.choice(config.pitches))
     caller = Voice(caller_name, rng.choice(config.rates), rng.choice(config.pitches))
+    channel = None if config.channel is None else draw_channel_plan(call_id, config.seed, config.channel,
+                                                                    two_channel=config.channels == 2)
     return RenderPlan(agent=agent, caller=caller, gap_seconds=float(config.gap_seconds),
-                      noise_db=None if config.noise_db is None else float(config.noise_db), channels=config.channels)
+                      noise_db=None if config.noise_db is None else float(config.noise_db), channels=config.channels,
+                      channel=channel)
 
 
 def turns_of(row: Mapping[str, Any]) -> tuple[Turn, ...]:
@@ -261,12 +296,13 @@ def turns_of(row: Mapping[str, Any]) -> tuple[Turn, ...]:
 
 
 def render_call_audio(turns: Sequence[Turn], out: Path, plan: RenderPlan) -> Path:
-    """Speak ``turns`` with espeak-ng and make an 8 kHz mono μ-law WAV of them (a phone line).
+    """Speak ``turns`` with espeak-ng and make an 8 kHz mono WAV of them as a phone line carries them.
 
     Args:
         turns: What is said, in order.
         out: Output ``.wav`` path (its folder is used for temporary files).
-        plan: Voices, pause between turns, optional noise (``plan.channels`` is not used here).
+        plan: Voices, pause between turns, the line (``plan.channel``, or μ-law with optional
+            noise); ``plan.channels`` is not used here.
 
     Returns:
         ``out``.
@@ -288,12 +324,15 @@ def render_call_tracks(turns: Sequence[Turn], out_dir: Path, plan: RenderPlan, *
     Args:
         turns: What is said, in order.
         out_dir: Where the ``<stem>.<speaker>.wav`` files go (``<stem>.wav`` for ``None``).
-        plan: Voices, pause between turns, optional noise (independent on each track).
+        plan: Voices, pause between turns, and the line: ``plan.channel`` (the caller's track and a
+            mono line get its whole chain, the agent's track its band-limit and codec, and the
+            caller's track the agent's echo when the plan has crosstalk), or without one μ-law
+            with optional pink noise (independent on each track).
         stem: File name stem.
         speakers: The tracks to make.
 
     Returns:
-        Speaker → 8 kHz μ-law WAV path.
+        Speaker → 8 kHz WAV path: μ-law without a channel plan; 16-bit PCM of the decoded line with one.
 
     Raises:
         RenderError: espeak-ng or sox missing or failing (the message names the tool and voice).
@@ -320,15 +359,21 @@ def render_call_tracks(turns: Sequence[Turn], out_dir: Path, plan: RenderPlan, *
             if any(s is not None for s in speakers):
                 _run([sox, str(wav), str(quiet), "vol", "0"], "sox")
             spoken.append(("caller" if turn.speaker == "caller" else "agent", wav, quiet))
-        for speaker in speakers:
+
+        def parts_of(speaker: str | None) -> list[Path]:
             parts: list[Path] = []
             for who, wav, quiet in spoken:
                 if parts and plan.gap_seconds > 0:
                     parts.append(silence)
                 parts.append(wav if speaker is None or who == speaker else quiet)
-            out = out_dir / (f"{stem}.wav" if speaker is None else f"{stem}.{speaker}.wav")
-            _line(sox, parts, out, plan.noise_db, work / f"line-{speaker}")
-            tracks[speaker] = out
+            return parts
+
+        for speaker in speakers:
+            tracks[speaker] = out_dir / (f"{stem}.wav" if speaker is None else f"{stem}.{speaker}.wav")
+            if plan.channel is None:
+                _line(sox, parts_of(speaker), tracks[speaker], plan.noise_db, work / f"line-{speaker}")
+        if plan.channel is not None:
+            _channel_lines(sox, parts_of, tracks, plan.channel, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return tracks
@@ -353,6 +398,31 @@ def _line(sox: str, parts: Sequence[Path], out: Path, noise_db: float | None, wo
     # -m mixes; -v 1 on both keeps the speech level (sox would otherwise halve each input).
     _run([sox, "-R", "-m", "-v", "1", str(speech), "-v", "1", str(noise), "-e", "u-law", "-b", "8", str(out)],
          "sox")
+
+
+def _channel_lines(sox: str, parts_of: Callable[[str | None], list[Path]], tracks: Mapping[str | None, Path],
+                   channel: ChannelPlan, work: Path) -> None:
+    """Put each track through the telephone channel (see :func:`render_call_tracks`) and write it."""
+    from data.channel import apply_channel
+
+    clean: dict[str | None, np.ndarray] = {}
+
+    def clean_line(speaker: str | None) -> np.ndarray:
+        if speaker not in clean:
+            pcm = work / f"pcm-{speaker}.wav"
+            # -R: repeatable dither when sox resamples to 16 bits, so the same plan gives the same bytes.
+            _run([sox, "-R", *map(str, parts_of(speaker)), "-r", str(LINE_RATE), "-c", "1", "-b", "16", str(pcm)],
+                 "sox")
+            clean[speaker] = _read_pcm16(pcm)
+        return clean[speaker]
+
+    for stream, (speaker, out) in enumerate(tracks.items()):
+        if speaker == "agent":  # the call centre's side: band and codec only
+            heard = apply_channel(clean_line(speaker), LINE_RATE, channel, line_only=True, stream=stream)
+        else:
+            echo = clean_line("agent") if speaker == "caller" and channel.crosstalk_db is not None else None
+            heard = apply_channel(clean_line(speaker), LINE_RATE, channel, agent=echo, stream=stream)
+        _write_pcm16(out, heard, LINE_RATE)
 
 
 def render_telephone_audio(text: str, out: Path, *, voice: str = "en-us", wpm: int = 160, pitch: int = 50,
@@ -380,6 +450,10 @@ def render_cache_key(turns: Sequence[Turn], plan: RenderPlan, model_id: str, cut
     plan_json = plan.to_json()
     if plan.channels == 1:
         del plan_json["channels"]  # keys made before two-channel renders existed stay valid
+    if plan.channel is None:
+        del plan_json["channel"]  # and keys of μ-law-only renders made before the channel model
+    else:
+        plan_json["channel_model"] = CHANNEL_MODEL_VERSION  # a new noise recipe or filter re-renders
     parts = {"v": RENDER_CACHE_VERSION, "kind": "render", "turns": [[t.speaker, t.text] for t in turns],
              "plan": plan_json, "tools": tool_versions(), "model": model_id, "cut": float(cut_seconds),
              "vad": asr_config.vad, "beam": asr_config.beam_size, "compute_type": asr_config.compute_type,
@@ -638,6 +712,23 @@ def _run(cmd: list[str], tool: str, voice: str = "") -> None:
         raise RenderError(f"speech synthesis timed out ({tool})") from None
 
 
+def _read_pcm16(path: Path) -> np.ndarray:
+    import wave
+
+    with wave.open(str(path)) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64) / 32768.0
+
+
+def _write_pcm16(path: Path, audio: np.ndarray, rate: int) -> None:
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes())
+
+
 def _wav_seconds(path: Path) -> float:
     import wave
 
@@ -651,4 +742,5 @@ def _stem(path: Path) -> str:
 
 __all__ = ["DEFAULT_PITCHES", "DEFAULT_RATES", "DEFAULT_VOICES", "RenderConfig", "RenderError", "RenderPlan",
            "RenderReport", "TelephoneEar", "Turn", "Voice", "asr_row", "labeled_rows", "plan_for",
-           "render_call_audio", "render_call_tracks", "render_cache_key", "render_rows", "render_telephone_audio", "turns_of"]
+           "render_call_audio", "render_call_tracks", "render_cache_key", "render_rows", "render_telephone_audio",
+           "turns_of"]

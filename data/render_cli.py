@@ -10,13 +10,18 @@ from callintent.errors import UserError
 EPILOG = """\
 examples:
   callintent data render-asr --in data/generated/corpus.jsonl --split test --out data/generated/test_asr.jsonl
-  callintent data render-asr --in corpus.jsonl --split train --limit 1000 --noise-db -35 --workers 2 --out train_asr.jsonl
+  callintent data render-asr --in corpus.jsonl --split train --limit 1000 --workers 2 --out train_asr.jsonl
+  callintent data render-asr --in corpus.jsonl --split test --channel mulaw --noise-db -35 --out test_asr_mulaw.jsonl
   callintent data render-asr --in corpus.jsonl --split test --channels 2 --out test_asr_2ch.jsonl
   callintent evaluate production --data data/generated/test_asr.jsonl --out reports/asr
 
-Each call is spoken by espeak-ng (agent and caller in different voices, rates and pitches), put on
-an 8 kHz μ-law line (optionally over pink noise) and transcribed by the serving ASR. Output rows
-keep the labels and split, carry the ASR words with timings, and drop spans. Failed rows go to
+Each call is spoken by espeak-ng (agent and caller in different voices, rates and pitches), put
+through a telephone channel drawn per call (--channel phone, the default: μ-law, GSM or AMR-NB;
+300-3400 Hz; babble, street or hum noise at 5-25 dB SNR; level drift and clipping; lost 20 ms
+packets, concealed; the agent's echo in the caller's track on two-channel calls) or, with
+--channel mulaw, onto a plain 8 kHz μ-law line (optionally over pink noise, --noise-db), and
+transcribed by the serving ASR. Output rows keep the labels and split, carry the ASR words with
+timings and the call's channel under render.channel, and drop spans. Failed rows go to
 OUT_STEM.errors.jsonl; results are cached, so a re-run is instant. --channels 2 puts each speaker
 on their own track and transcribes the tracks apart (a two-channel call): words carry their speaker,
 for models trained with speaker_tags and evaluate --two-channel."""
@@ -44,8 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="speaking rates in words per minute (default: %(default)s)")
     p.add_argument("--pitches", nargs="+", type=int, default=list(DEFAULT_PITCHES), metavar="P",
                    help="espeak-ng pitches 0-99 (default: %(default)s)")
+    p.add_argument("--channel", choices=("phone", "mulaw"), default="phone",
+                   help="phone = a telephone channel drawn per call (data.channel); mulaw = 8 kHz μ-law only, "
+                        "as renders were before it (default: %(default)s)")
     p.add_argument("--noise-db", type=float, default=None, metavar="DBFS",
-                   help="pink noise under the speech, e.g. -35 (default: none)")
+                   help="pink noise under the speech on the --channel mulaw line, e.g. -35 (default: none)")
     p.add_argument("--channels", type=int, choices=(1, 2), default=1,
                    help="1 = both speakers on one line; 2 = a track per speaker, transcribed apart (default: 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the voice draws and of --limit (default: 0)")
@@ -62,6 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Render the rows; prints a summary. Exit 0 when any row was written (or none given), else 1."""
     from speech.asr import AsrConfig
+    from data.channel import ChannelConfig
     from data.render import RenderConfig, labeled_rows, render_rows
 
     if not getattr(args, "verbose", False):
@@ -69,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = RenderConfig(voices=tuple(args.voices), rates=tuple(args.rates), pitches=tuple(args.pitches),
                               noise_db=args.noise_db, seed=args.seed, cache_dir=args.cache_dir,
-                              channels=args.channels)
+                              channels=args.channels, channel=ChannelConfig() if args.channel == "phone" else None)
         asr = AsrConfig(model_path=args.asr_model, cpu_threads=args.threads)
         if args.limit < 0:
             raise ValueError(f"--limit must be >= 0, got {args.limit}")

@@ -1,15 +1,17 @@
-"""render-asr: labeled openings spoken by espeak-ng, put on an 8 kHz μ-law line, transcribed by tiny.en, cached."""
+"""render-asr: labeled openings spoken by espeak-ng, put on an 8 kHz telephone line, transcribed by tiny.en, cached."""
 
 from __future__ import annotations
 
 import json
 import wave
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from callintent.cli import main
 from speech.audio import decode_audio
+from data.channel import CODECS, ChannelConfig, ChannelPlan, draw_channel_plan
 from data.render import (
     RenderConfig, RenderError, RenderPlan, Turn, Voice, plan_for, render_cache_key, render_call_audio,
     render_call_tracks, render_rows, turns_of,
@@ -104,13 +106,40 @@ def test_two_channel_tracks_hold_one_speaker_each_on_the_calls_clock(tmp_path):
         RenderConfig(channels=3)
 
 
+
+def test_a_channel_plan_puts_the_tracks_through_the_telephone_channel(tmp_path):
+    from speech.asr import AsrConfig
+
+    turns = (Turn("good morning", "agent"), Turn("I need a plumber today please", "caller"))
+    line = ChannelPlan(codec="gsm", crosstalk_db=-20.0, echo_delay_ms=0.0, seed=1)
+    plan = RenderPlan(agent=Voice("en-us", 170, 40), caller=Voice("en-gb+f3", 150, 70), gap_seconds=1.0, channels=2,
+                      channel=line)
+    tracks = render_call_tracks(turns, tmp_path, plan)
+    header = tracks["caller"].read_bytes()[:64]
+    assert header[20:22] == (1).to_bytes(2, "little") and int.from_bytes(header[24:28], "little") == 8000  # PCM16
+    caller, agent = decode_audio(tracks["caller"]), decode_audio(tracks["agent"])
+    rms = lambda a: float(np.sqrt(np.mean(a ** 2)))  # noqa: E731
+    greeting = slice(0, 16000)  # the agent speaks, the caller is silent: what the caller's track has is echo
+    assert abs(20 * np.log10(rms(caller[greeting]) / rms(agent[greeting])) - -20.0) < 2.0
+    assert not list(tmp_path.glob(".*"))
+    plain = RenderPlan(agent=plan.agent, caller=plan.caller, gap_seconds=1.0, channels=2)
+    keys = {render_cache_key(turns, p, "m", 30.0, AsrConfig()) for p in (plan, plain, replace(plan, channel=replace(
+        line, codec="amr-nb-4.75")))}
+    assert len(keys) == 3  # a changed channel re-renders
+    with pytest.raises(ValueError, match="noise_db"):
+        RenderConfig(noise_db=-30.0)  # pink noise belongs to the μ-law-only line…
+    assert plan_for("a", RenderConfig(noise_db=-30.0, channel=None)).channel is None  # …which stays reachable
+    assert plan_for("a", RenderConfig(channels=2)).channel == draw_channel_plan("a", 0, ChannelConfig(),
+                                                                                two_channel=True)
+
+
 @pytest.mark.integration
 def test_render_asr_cli_writes_asr_rows_and_caches(tmp_path, capsys):
     data = tmp_path / "calls.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
     out, cache = tmp_path / "asr.jsonl", tmp_path / "cache"
     args = ["data", "render-asr", "--in", str(data), "--out", str(out), "--cache-dir", str(cache),
-            "--voices", "en-us", "en-gb", "--rates", "150", "--pitches", "50"]
+            "--voices", "en-us", "en-gb", "--rates", "150", "--pitches", "50", "--channel", "mulaw"]
     assert main(args) == 0
     assert "2 calls: 2 ok (0 cached, 2 rendered and transcribed), 0 errors" in capsys.readouterr().out
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -126,12 +155,21 @@ def test_render_asr_cli_writes_asr_rows_and_caches(tmp_path, capsys):
     starts = [w["start"] for w in first["words"]]
     assert starts == sorted(starts) and starts[-1] > 1.0 and first["audio_seconds"] > starts[-1]
     assert rows[1]["signals"] is None and "wrong this month" in rows[1]["transcript"].lower()
+    assert first["render"]["channel"] is None  # --channel mulaw: the μ-law-only line
 
     # Re-run: every call from the cache, same output.
     before = out.read_text()
     assert main(args) == 0
     assert "2 ok (2 cached, 0 rendered and transcribed)" in capsys.readouterr().out
     assert out.read_text() == before
+
+    # The default telephone channel is a different render (nothing from the cache), drawn per call and
+    # kept with each row. Its words are not asserted: losing some is what the channel is for.
+    assert main([*args[:-2], "--out", str(tmp_path / "phone.jsonl")]) == 0
+    assert "2 ok (0 cached, 2 rendered and transcribed)" in capsys.readouterr().out
+    phone = [json.loads(line) for line in (tmp_path / "phone.jsonl").read_text().splitlines()]
+    assert all(r["render"]["channel"]["codec"] in CODECS for r in phone)
+    assert phone[0]["render"]["channel"] != phone[1]["render"]["channel"]
 
     # A voice espeak-ng does not have: each row fails with the reason, the batch does not.
     report = render_rows(rows[:1], tmp_path / "bad.jsonl", RenderConfig(voices=("nosuchvoice",),
@@ -149,7 +187,8 @@ def test_two_channel_render_gives_words_with_their_speakers(tmp_path, capsys):
     data.write_text(json.dumps(ROWS[0]) + "\n")
     out = tmp_path / "asr2.jsonl"
     assert main(["data", "render-asr", "--in", str(data), "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
-                 "--voices", "en-us", "en-gb", "--rates", "150", "--pitches", "50", "--channels", "2"]) == 0
+                 "--voices", "en-us", "en-gb", "--rates", "150", "--pitches", "50", "--channels", "2",
+                 "--channel", "mulaw"]) == 0  # clean tracks: the phone channel may echo the agent into the caller's
     (row,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert row["render"]["channels"] == 2
     words = row["words"]
