@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
-SUBCOMMAND_MODULES = ("data.synth_cli", "data.dataset_cli", "data.transcribe_cli", "data.render_cli")
+SUBCOMMAND_MODULES = ("data.synth_cli", "data.dataset_cli", "data.transcribe_cli", "data.render_cli",
+                      "data.asr_noise_cli")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -138,7 +138,7 @@ def test_tiny_training_run_with_asr_mix_and_prefix_copies(tiny_encoder_dir, tmp_
     # The 6 rows with an ASR version switch in train and in validation; each of the 12 training
     # rows (10-11 words, one every 0.5 s) gets copies at 2 s and 4 s.
     assert result.augmentation == {"asr_train": 6, "asr_validation": 6, "framed_train": 0, "tagged_train": 0,
-                                   "tagged_validation": 0, "prefix_copies": 24}
+                                   "tagged_validation": 0, "prefix_copies": 24, "noised_train": 0}
     assert result.split_sizes == {"train": 36, "validation": 12, "test": 12}
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["augmentation"]["prefix_copies"] == 24

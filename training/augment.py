@@ -15,6 +15,9 @@ Two pure transforms on ``data.dataset`` rows (plain dicts with its columns), bot
 * :func:`tag_speakers` — a seeded share of rows with speaker ``turns`` are written as
   speaker-tagged text (``agent: … caller: …``, :mod:`speech.speakers`), the form serving scores for
   a two-channel call; spans move with the text. Prefix copies of a tagged row are tagged too.
+* :func:`asr_noise` — a seeded share of rows rewritten as the ASR might have heard them, drawn
+  from an ASR-noise model learned from rendered pairs (:mod:`data.asr_noise`): ASR-like text
+  without rendering audio. Labels and signals stay; a row whose text changed drops its spans.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from callintent.errors import UserError
+from data.asr_noise import AsrNoiseModel
 from models.labels import SIGNAL_NAMES
 from speech.speakers import TaggedText, has_speakers, tag_row, tag_words
 
@@ -204,6 +208,44 @@ def spoken_frame(rows: Sequence[Mapping[str, Any]], share: float, seed: int = 0
         out.append({**row, "transcript": transcript, "spans": json.dumps(spans), "extra": json.dumps(extra)})
         framed += 1
     return out, framed
+
+
+def asr_noise(rows: Sequence[Mapping[str, Any]], model: AsrNoiseModel, share: float, seed: int = 0,
+              strength: float = 1.0) -> tuple[list[dict[str, Any]], int]:
+    """Rewrite a seeded ``share`` of the rows as the ASR might have heard them (module docstring).
+
+    Rows already on ASR text (``extra["text_source"] == "asr"``) are left alone. Each row's draws
+    depend only on (seed, call_id). A row whose text changed keeps its label and signals, drops
+    its ``spans`` (their character offsets no longer hold, so its token-level signal loss is
+    masked), and records the text it was made from as ``extra["reference_transcript"]`` with
+    ``extra["text_source"] = "asr_noise"``; its ``words`` timings are dropped (they spell the clean text).
+
+    Args:
+        rows: ``data.dataset`` rows.
+        model: The ASR-noise model (:meth:`data.asr_noise.AsrNoiseModel.load`).
+        share: Probability in [0, 1] that a row is noised.
+        seed: Seed of the draws.
+        strength: Scales the model's error rates (1 = as learned).
+
+    Returns:
+        ``(rows, noised)``: new row dicts and how many changed text.
+    """
+    out, noised = [], 0
+    for row in rows:
+        extra = json.loads(row.get("extra") or "{}")
+        rng = _draw(seed, "asr_noise", row["call_id"])
+        if extra.get("text_source") in ("asr", "asr_noise") or rng.random() >= share:
+            out.append(dict(row))
+            continue
+        text = model.apply(row["transcript"], rng, strength)
+        if text == row["transcript"]:
+            out.append(dict(row))
+            continue
+        extra.pop("words", None)
+        extra.update({"text_source": "asr_noise", "reference_transcript": row["transcript"]})
+        out.append({**row, "transcript": text, "spans": "[]", "extra": json.dumps(extra)})
+        noised += 1
+    return out, noised
 
 
 def _sentence(text: str, end: str = ".") -> str:

@@ -102,6 +102,15 @@ class TrainConfig:
             timings: the real-text sets) framed as a call's opening, an agent's greeting and/or
             the caller's "hi" before the request (:func:`training.augment.spoken_frame`), so a
             greeting does not decide the class. Validation and test stay as loaded.
+        asr_noise: An ASR-noise model (``callintent data learn-asr-noise`` output, :mod:`data.asr_noise`):
+            word substitutions, deletions, insertions and merges learned from rendered (clean, ASR)
+            pairs. A relative path is looked up from the working directory, then from the installed
+            package root. "" = none.
+        asr_noise_share: Share (0 to 1) of the training rows (not already ASR text) rewritten as
+            the ASR might have heard them, drawn per call id from ``asr_noise``
+            (:func:`training.augment.asr_noise`): ASR-like text at no render cost. Labels and
+            signals stay; spans are dropped on rows whose text changed (their token-level signal
+            loss is masked). Validation and test stay as loaded.
         init_from: Start from a trained intent model instead of ``base_model`` (fresh heads): a
             registry reference (``production``, ``intent/v3``, an artifact directory exported with
             its ``torch/`` weights) or a training run directory. "" = train from ``base_model``.
@@ -149,6 +158,8 @@ class TrainConfig:
     prefix_copies: int = 1
     speaker_tags: float = 0.0
     spoken_frame: float = 0.0
+    asr_noise: str = ""
+    asr_noise_share: float = 0.0
     init_from: str = ""
     replay_rows: int = 0
     replay_files: tuple[str, ...] = ()
@@ -218,6 +229,12 @@ class TrainConfig:
         _positive_int("prefix_copies", self.prefix_copies)
         _number("speaker_tags", self.speaker_tags, low=0.0, high=1.0)
         _number("spoken_frame", self.spoken_frame, low=0.0, high=1.0)
+        if not isinstance(self.asr_noise, str):
+            raise ValueError(f"asr_noise must be the path of an ASR-noise model or '', got {self.asr_noise!r}")
+        _number("asr_noise_share", self.asr_noise_share, low=0.0, high=1.0)
+        if self.asr_noise_share > 0 and not self.asr_noise:
+            raise ValueError("asr_noise_share > 0 needs asr_noise, an ASR-noise model file (make one with "
+                             "'callintent data learn-asr-noise')")
         if not isinstance(self.output_dir, str) or not self.output_dir:
             raise ValueError(f"output_dir must be a non-empty path, got {self.output_dir!r}")
         self._check_adaptation()
@@ -259,7 +276,7 @@ def _number(name: str, value: object, *, low: float, high: float, low_open: bool
 
 
 def require_train_files(config: TrainConfig) -> None:
-    """Fail early, before anything heavy loads, when a training file is missing.
+    """Fail early, before anything heavy loads, when a training file (or the ``asr_noise`` model) is missing.
 
     Raises:
         UserError: naming the file; for the built-in corpus, also how to create it.
@@ -270,3 +287,9 @@ def require_train_files(config: TrainConfig) -> None:
                 raise UserError(f"{name}: the built-in corpus has not been generated yet; create it with "
                                 f"'callintent data synth' (or set train_files to your labeled data)")
             raise UserError(f"{name}: training file not found (train_files)")
+    if config.asr_noise_share > 0:
+        from data.asr_noise import resolve_model_path
+
+        if resolve_model_path(config.asr_noise) is None:
+            raise UserError(f"{config.asr_noise}: ASR-noise model not found (asr_noise; make one with "
+                            f"'callintent data learn-asr-noise')")

@@ -481,7 +481,8 @@ def _augmentation_line(counts: dict[str, int]) -> str:
     return (f"Training text: {counts.get('asr_train', 0)} train rows on ASR text, "
             f"{counts.get('framed_train', 0)} typed rows framed as a call's opening, "
             f"{counts.get('tagged_train', 0)} speaker-tagged (`agent: … caller: …`), "
-            f"{counts.get('prefix_copies', 0)} partial-opening copies added. {reads}")
+            f"{counts.get('prefix_copies', 0)} partial-opening copies added, "
+            f"{counts.get('noised_train', 0)} train rows rewritten by the ASR-noise model. {reads}")
 
 
 def _abstain_line(calibration: Calibration) -> str:

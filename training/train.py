@@ -96,7 +96,8 @@ class RunResult:
         corrections_applied: QA corrections merged into the data.
         augmentation: ``asr_train`` / ``asr_validation`` (rows switched to ASR text),
             ``tagged_train`` / ``tagged_validation`` (rows written speaker-tagged) and
-            ``prefix_copies`` (truncated copies added to train); None when none was asked for.
+            ``prefix_copies`` (truncated copies added to train), ``noised_train`` (train rows
+            rewritten by the ASR-noise model); None when none was asked for.
         call_log_rows: Rows that are real calls from the service's call log (``{"total", "train",
             "qa_labeled"}``; see :func:`call_log_rows`).
         mix: What source-aware sampling drew (``{"loaded", "drawn", "class_shares"}``, counts per
@@ -200,24 +201,28 @@ def mix_training_rows(config: TrainConfig, train_rows: Any) -> tuple[Any, dict[s
 
 def augment_splits(config: TrainConfig, splits: dict[str, Any]) -> dict[str, int] | None:
     """Apply ``asr_mix`` (train and validation), ``spoken_frame`` (train), ``speaker_tags`` (train and
-    validation) and ``prefix_seconds`` (train) in place on ``splits``, in that order.
+    validation), ``prefix_seconds`` (train) and ``asr_noise_share`` (train) in place on ``splits``,
+    in that order.
 
     Validation takes ASR and tagged text too, so early stopping and calibration see the text
     serving scores; it gets no prefix copies (model selection stays on whole openings), and test
     is left as loaded (the run's test metrics stay comparable with earlier runs). Prefix copies
-    are cut from the switched rows, so some copies are ASR text and some are tagged.
+    are cut from the switched rows, so some copies are ASR text and some are tagged. ASR noise
+    comes last, as an ASR would hear the final text: it may noise framed, tagged (the tags are
+    kept) and prefix-copy rows, never rows already on rendered ASR text.
 
     Returns:
         Counts of what changed, or None when no option is set.
     """
     from datasets import Dataset
 
-    from training.augment import mix_asr_text, prefix_copies, read_asr_texts, spoken_frame, tag_speakers
+    from training.augment import asr_noise, mix_asr_text, prefix_copies, read_asr_texts, spoken_frame, tag_speakers
 
-    if not (config.asr_mix > 0 or config.speaker_tags > 0 or config.prefix_seconds or config.spoken_frame > 0):
+    if not (config.asr_mix > 0 or config.speaker_tags > 0 or config.prefix_seconds or config.spoken_frame > 0
+            or config.asr_noise_share > 0):
         return None
     counts = {"asr_train": 0, "asr_validation": 0, "framed_train": 0, "tagged_train": 0, "tagged_validation": 0,
-              "prefix_copies": 0}
+              "prefix_copies": 0, "noised_train": 0}
     if config.asr_mix > 0:
         asr = read_asr_texts(config.asr_files)
         for name in ("train", "validation"):
@@ -241,10 +246,16 @@ def augment_splits(config: TrainConfig, splits: dict[str, Any]) -> dict[str, int
         copies = prefix_copies(rows, config.prefix_seconds, config.prefix_copies, config.seed)
         counts["prefix_copies"] = len(copies)
         splits["train"] = Dataset.from_list(rows + copies, features=splits["train"].features)
+    if config.asr_noise_share > 0:
+        from data.asr_noise import AsrNoiseModel
+
+        model = AsrNoiseModel.load(config.asr_noise)
+        rows, counts["noised_train"] = asr_noise(splits["train"].to_list(), model, config.asr_noise_share, config.seed)
+        splits["train"] = Dataset.from_list(rows, features=splits["train"].features)
     logger.info("augmentation: %d train / %d validation rows on ASR text, %d typed train rows framed as calls, "
-                "%d / %d speaker-tagged, %d prefix copies added to train", counts["asr_train"],
-                counts["asr_validation"], counts["framed_train"], counts["tagged_train"], counts["tagged_validation"],
-                counts["prefix_copies"])
+                "%d / %d speaker-tagged, %d prefix copies added to train, %d train rows ASR-noised",
+                counts["asr_train"], counts["asr_validation"], counts["framed_train"], counts["tagged_train"],
+                counts["tagged_validation"], counts["prefix_copies"], counts["noised_train"])
     return counts
 
 
