@@ -200,7 +200,10 @@ class AsrNoiseModel:
         words = {w: Outcomes(seen[w], dict(heard.get(w, Counter()).most_common(max_outcomes))) for w in kept}
         merges = {k: Outcomes(pair_seen[k], dict(c.most_common(max_outcomes)))
                   for k, c in sorted(merged.items()) if sum(c.values()) >= min_count}
-        rate = (lambda n: n / n_words if n_words else 0.0)  # noqa: E731
+
+        def rate(count: int) -> float:
+            return count / n_words if n_words else 0.0
+
         summary = NoiseSummary(pairs=n_pairs, words=n_words, wer=rate(n_sub + n_del + n_ins + 2 * n_merge),
                                substitution_rate=rate(n_sub), deletion_rate=rate(n_del),
                                insertion_rate=rate(n_ins), merge_rate=rate(n_merge))
