@@ -196,9 +196,15 @@ def test_training_noises_the_train_split_only_and_counts_it(planted, tmp_path):
     assert counts["noised_train"] == 20
     assert all("vote" in r["transcript"] and r["spans"] == "[]" for r in splits["train"].to_list())
     assert splits["validation"].to_list() == before["validation"] and splits["test"].to_list() == before["test"]
+    quiet = TrainConfig(asr_noise=str(path), asr_noise_share=1.0, asr_noise_strength=0.0, seed=3)
+    splits = {name: Dataset.from_list(rows) for name, rows in before.items()}
+    assert augment_splits(quiet, splits)["noised_train"] == 0, "strength 0 must leave every row as it was"
+    assert splits["train"].to_list() == before["train"]
 
 
 @pytest.mark.parametrize(("values", "field"), [({"asr_noise_share": 0.5}, "asr_noise"),
+                                               ({"asr_noise": "n.json", "asr_noise_strength": 1.5},
+                                                "asr_noise_strength"),
                                                ({"asr_noise": "n.json", "asr_noise_share": 1.5}, "asr_noise_share"),
                                                ({"asr_noise": 3}, "asr_noise")])
 def test_bad_config_names_the_field(values, field):

@@ -111,6 +111,9 @@ class TrainConfig:
             (:func:`training.augment.asr_noise`): ASR-like text at no render cost. Labels and
             signals stay; spans are dropped on rows whose text changed (their token-level signal
             loss is masked). Validation and test stay as loaded.
+        asr_noise_strength: Scales the noise model's error rates (1 = as learned). The model is
+            learned from espeak-ng renderings through a telephone channel (word error rate ~0.6),
+            noisier than a human voice on a phone line; below 1 the rewritten rows stay readable.
         init_from: Start from a trained intent model instead of ``base_model`` (fresh heads): a
             registry reference (``production``, ``intent/v3``, an artifact directory exported with
             its ``torch/`` weights) or a training run directory. "" = train from ``base_model``.
@@ -160,6 +163,7 @@ class TrainConfig:
     spoken_frame: float = 0.0
     asr_noise: str = ""
     asr_noise_share: float = 0.0
+    asr_noise_strength: float = 1.0
     init_from: str = ""
     replay_rows: int = 0
     replay_files: tuple[str, ...] = ()
@@ -232,6 +236,7 @@ class TrainConfig:
         if not isinstance(self.asr_noise, str):
             raise ValueError(f"asr_noise must be the path of an ASR-noise model or '', got {self.asr_noise!r}")
         _number("asr_noise_share", self.asr_noise_share, low=0.0, high=1.0)
+        _number("asr_noise_strength", self.asr_noise_strength, low=0.0, high=1.0)
         if self.asr_noise_share > 0 and not self.asr_noise:
             raise ValueError("asr_noise_share > 0 needs asr_noise, an ASR-noise model file (make one with "
                              "'callintent data learn-asr-noise')")

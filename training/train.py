@@ -250,7 +250,8 @@ def augment_splits(config: TrainConfig, splits: dict[str, Any]) -> dict[str, int
         from data.asr_noise import AsrNoiseModel
 
         model = AsrNoiseModel.load(config.asr_noise)
-        rows, counts["noised_train"] = asr_noise(splits["train"].to_list(), model, config.asr_noise_share, config.seed)
+        rows, counts["noised_train"] = asr_noise(splits["train"].to_list(), model, config.asr_noise_share, config.seed,
+                                                 strength=config.asr_noise_strength)
         splits["train"] = Dataset.from_list(rows, features=splits["train"].features)
     logger.info("augmentation: %d train / %d validation rows on ASR text, %d typed train rows framed as calls, "
                 "%d / %d speaker-tagged, %d prefix copies added to train, %d train rows ASR-noised",
