@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from callintent.errors import UserError
+from data.jsonl import read_objects
 from speech.speakers import SPEAKERS, tag_of
 
 #: Format version written into the JSON file.
@@ -366,22 +367,10 @@ def read_pairs(paths: Iterable[str | Path]) -> list[tuple[str, str]]:
         UserError: a missing file or a line that is not JSON (named as ``file:line``).
     """
     pairs = []
-    for path in map(Path, paths):
-        if not path.is_file():
-            raise UserError(f"{path}: rendered file not found (make it with 'callintent data render-asr')")
-        with path.open(encoding="utf-8") as f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}:{line_no}: not valid JSON: {e.msg}") from None
-                if not isinstance(row, dict):
-                    raise UserError(f"{path}:{line_no}: expected a JSON object")
-                ref, heard = row.get("reference_transcript"), row.get("transcript")
-                if isinstance(ref, str) and isinstance(heard, str) and ref.strip() and heard.strip():
-                    pairs.append((ref, heard))
+    for _, _, row in read_objects(paths, missing="rendered file not found (make it with 'callintent data render-asr')"):
+        ref, heard = row.get("reference_transcript"), row.get("transcript")
+        if isinstance(ref, str) and isinstance(heard, str) and ref.strip() and heard.strip():
+            pairs.append((ref, heard))
     return pairs
 
 

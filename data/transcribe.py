@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from callintent.errors import UserError
+from data.jsonl import json_objects
 from speech.asr import AsrConfig, SpeechRecognizer, asr_model_id
 from speech.audio import AudioError, decode_audio, is_silent, loudest_dbfs
 from speech.transcript import OPENING_SECONDS
@@ -235,7 +236,7 @@ def read_manifest(manifest: str | Path) -> list[ManifestRow]:
         raise ManifestError(f"{manifest}: manifest not found (give a .jsonl or .csv file, or a directory of audio)")
     suffix = manifest.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        records = _read_jsonl(manifest)
+        records = json_objects(manifest)
     elif suffix == ".csv":
         records = _read_csv(manifest)
     else:
@@ -343,20 +344,6 @@ def _sample_rate(row: ManifestRow) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         raise AudioError(f"{row.audio}: sample_rate must be an integer, got {value!r}") from None
-
-
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """(line, record) pairs; a problem is yielded as a string in place of the record."""
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield line_no, f"not valid JSON: {e.msg} (column {e.colno})"
-                continue
-            yield line_no, record if isinstance(record, dict) else f"expected a JSON object, got {type(record).__name__}"
 
 
 def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:

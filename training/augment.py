@@ -33,6 +33,7 @@ from typing import Any
 
 from callintent.errors import UserError
 from data.asr_noise import AsrNoiseModel
+from data.jsonl import read_objects
 from models.labels import SIGNAL_NAMES
 from speech.speakers import TaggedText, has_speakers, tag_row, tag_words
 
@@ -73,28 +74,18 @@ def read_asr_texts(paths: Iterable[str | Path]) -> dict[str, AsrText]:
             ``transcript`` (named as ``file:line``).
     """
     out: dict[str, AsrText] = {}
-    for path in map(Path, paths):
-        if not path.is_file():
-            raise UserError(f"{path}: ASR text file not found (asr_files; make it with 'callintent data render-asr')")
-        with path.open(encoding="utf-8") as f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}:{line_no}: not valid JSON: {e.msg}") from None
-                if not isinstance(row, dict) or not isinstance(row.get("call_id"), str) or not isinstance(
-                        row.get("transcript"), str):
-                    raise UserError(f"{path}:{line_no}: expected a JSON object with call_id and transcript")
-                if not row["transcript"].strip():
-                    continue
-                words = row.get("words") if isinstance(row.get("words"), list) else []
-                seconds = row.get("audio_seconds")
-                out[row["call_id"]] = AsrText(
-                    transcript=row["transcript"], words=tuple(w for w in words if isinstance(w, dict)),
-                    asr_model=str(row.get("asr_model") or ""),
-                    audio_seconds=float(seconds) if isinstance(seconds, (int, float)) else None)
+    missing = "ASR text file not found (asr_files; make it with 'callintent data render-asr')"
+    for path, line_no, row in read_objects(paths, missing=missing):
+        if not isinstance(row.get("call_id"), str) or not isinstance(row.get("transcript"), str):
+            raise UserError(f"{path}:{line_no}: expected a JSON object with call_id and transcript")
+        if not row["transcript"].strip():
+            continue
+        words = row.get("words") if isinstance(row.get("words"), list) else []
+        seconds = row.get("audio_seconds")
+        out[row["call_id"]] = AsrText(
+            transcript=row["transcript"], words=tuple(w for w in words if isinstance(w, dict)),
+            asr_model=str(row.get("asr_model") or ""),
+            audio_seconds=float(seconds) if isinstance(seconds, (int, float)) else None)
     return out
 
 
