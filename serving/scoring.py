@@ -4,7 +4,7 @@
 built once per worker from the predictor, the decision policy, the redaction setting and the
 call log. For a REST batch it runs the model (one transcript at a time when the batch fails),
 redacts the view, decides, counts the decision and queues the call-log record; a live call runs
-the model through :meth:`Scoring.scorer` and its own core (:class:`serving.live_call.LiveCall`
+the model through :attr:`Scoring.scorer` and its own core (:class:`serving.live_call.LiveCall`
 redacts and decides as words settle), then hands its decision and final event back here to be
 counted and logged by the same rules.
 
