@@ -167,6 +167,7 @@ def join_model(spec: SplitModel, sources: Sequence[Path], cache_root: Path | Non
             shutil.copyfile(f, tmp / f.name)
         marker = {"name": spec.name, "sha256": actual, "bytes": (tmp / "model.bin").stat().st_size}
         (tmp / MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
+        tmp.chmod(0o755)  # mkdtemp makes it owner-only; a service user must be able to read the model
         if target.exists():  # a stale or foreign join (another spec hash): replace it
             shutil.rmtree(target)
         os.replace(tmp, target)
