@@ -71,6 +71,7 @@ class Row:
     audio_seconds: float
     wer: float
     rtf: dict[int, float]
+    cpu: dict[int, float]
     macro_f1: float | None
 
 
@@ -134,6 +135,8 @@ def rendered_calls(rendered: Path, corpus: Path | None, n: int, work: Path) -> l
 def measure(name: str, model_path: str, clips: Sequence[Clip], *, threads: Sequence[int],
             encoder_min_seconds: float, predictor: object | None) -> list[Row]:
     """Transcribe every clip once per thread count; WER and F1 from the last pass (decoding is deterministic)."""
+    import time
+
     import jiwer
 
     from speech.asr import AsrConfig, SpeechRecognizer
@@ -141,13 +144,18 @@ def measure(name: str, model_path: str, clips: Sequence[Clip], *, threads: Seque
     norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
                           jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
     seconds: dict[tuple[str, int], float] = {}
+    cpu: dict[tuple[str, int], float] = {}
     texts: dict[str, str] = {}
     for t in threads:
         recognizer = SpeechRecognizer(AsrConfig(model_path=model_path, cpu_threads=t,
                                                 encoder_min_seconds=encoder_min_seconds))
         recognizer.transcribe(clips[0].audio[:16000 * 5])  # warm-up: first decode allocates
         for c in clips:
+            # CPU seconds (all of this process's threads) beside wall seconds: on a machine shared
+            # with other work the wall figure moves with the load, the CPU one much less.
+            started = time.process_time()
             transcript, elapsed = recognizer.transcribe_timed(c.audio)
+            cpu[c.set, t] = cpu.get((c.set, t), 0.0) + time.process_time() - started
             seconds[c.set, t] = seconds.get((c.set, t), 0.0) + elapsed
             texts[c.set + "/" + c.name] = transcript.text or "(none)"
         del recognizer
@@ -164,15 +172,16 @@ def measure(name: str, model_path: str, clips: Sequence[Clip], *, threads: Seque
 
             probs, _ = predictor.predict_arrays(hyps)  # type: ignore[attr-defined]
             _, f1 = accuracy_and_macro_f1(np.array([CLASS_INDEX[c.label] for c in members]), probs.argmax(axis=1))
-        out.append(Row(name, s, len(members), audio, wer, {t: seconds[s, t] / audio for t in threads}, f1))
+        out.append(Row(name, s, len(members), audio, wer, {t: seconds[s, t] / audio for t in threads},
+                       {t: cpu[s, t] / audio for t in threads}, f1))
     return out
 
 
 def markdown(rows: Sequence[Row], *, threads: Sequence[int], command: str, notes: str) -> str:
-    head = " | ".join(f"RTF {t} thr" for t in threads)
+    head = " | ".join(f"RTF {t} thr (CPU)" for t in threads)
     lines = "\n".join(
         f"| {r.model} | {r.set} | {r.clips} | {r.audio_seconds:.0f} | {r.wer:.3f} | "
-        + " | ".join(f"{r.rtf[t]:.3f}" for t in threads)
+        + " | ".join(f"{r.rtf[t]:.3f} ({r.cpu[t]:.3f})" for t in threads)
         + f" | {'—' if r.macro_f1 is None else f'{r.macro_f1:.3f}'} |" for r in rows)
     return (f"### {dt.date.today().isoformat()} — ASR models on the same audio\n\n"
             f"Machine: {machine()}. Command: `{command}`\n\n{notes}\n\n"
@@ -226,8 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             clips += rendered_calls(args.rendered, args.corpus, args.calls, Path(work))
     rows = [row for name, path in models.items() for row in measure(
         name, path, clips, threads=args.threads, encoder_min_seconds=args.encoder_min_seconds, predictor=predictor)]
-    notes = (f"Greedy (beam 1), VAD on, int8 compute, encoder_min_seconds {args.encoder_min_seconds:g}; RTF = decode "
-             "seconds / audio seconds (lower is faster), the lead's training run sharing the CPUs. WER after "
+    notes = (f"Greedy (beam 1), VAD on, int8 compute, encoder_min_seconds {args.encoder_min_seconds:g}; RTF = decode wall "
+             "seconds / audio seconds (lower is faster); (CPU) = CPU seconds / audio seconds, the steadier figure "
+             "when other work shares the CPUs. WER after "
              "lowercasing and removing punctuation. macro-F1: the intent model on each model's transcripts of "
              "the rendered calls (— when none was given).")
     command = shlex.join(["python", "-m", "bench.asr_frontier", *(argv if argv is not None else sys.argv[1:])])
