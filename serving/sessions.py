@@ -110,7 +110,6 @@ DRAIN_SECONDS = 10.0
 SEND_TIMEOUT_SECONDS = 10.0
 
 
-
 @dataclass(frozen=True)
 class LiveSettings:
     """What a live call may do and how it is decoded.
