@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.benchmarks_file import publish
+from bench.benchmarks_file import publish, word_error_rate
 from bench.score_throughput import machine
 
 HEADING = "## ASR choice"
@@ -137,12 +137,8 @@ def measure(name: str, model_path: str, clips: Sequence[Clip], *, threads: Seque
     """Transcribe every clip once per thread count; WER and F1 from the last pass (decoding is deterministic)."""
     import time
 
-    import jiwer
-
     from speech.asr import AsrConfig, SpeechRecognizer
 
-    norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
-                          jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
     seconds: dict[tuple[str, int], float] = {}
     cpu: dict[tuple[str, int], float] = {}
     texts: dict[str, str] = {}
@@ -164,7 +160,7 @@ def measure(name: str, model_path: str, clips: Sequence[Clip], *, threads: Seque
         members = [c for c in clips if c.set == s]
         audio = sum(min(len(c.audio) / 16000, 30.0) for c in members)
         hyps = [texts[s + "/" + c.name] for c in members]
-        wer = float(jiwer.wer([c.reference for c in members], hyps, reference_transform=norm, hypothesis_transform=norm))
+        wer = word_error_rate([c.reference for c in members], hyps)
         f1 = None
         if predictor is not None and all(c.label for c in members):
             from models.labels import CLASS_INDEX

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.benchmarks_file import publish
+from bench.benchmarks_file import publish, word_error_rate
 from bench.score_throughput import machine
 
 HEADING = "## Audio-to-text gap"
@@ -49,8 +49,6 @@ class Gap:
 
 def measure(predictor: object, path: Path) -> Gap:
     """Score a rendered file's labeled text and its ASR text with ``predictor``."""
-    import jiwer
-
     from models.labels import CLASS_INDEX
     from models.metrics import accuracy_and_macro_f1, expected_calibration_error
 
@@ -64,10 +62,7 @@ def measure(predictor: object, path: Path) -> Gap:
         probs, _ = predictor.predict_arrays([r[column] for r in rows])  # type: ignore[attr-defined]
         _, f1 = accuracy_and_macro_f1(y, probs.argmax(axis=1))
         columns[column] = (f1, expected_calibration_error(y, probs))
-    norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
-                          jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
-    wer = jiwer.wer([r["reference_transcript"] for r in rows], [r["transcript"] for r in rows],
-                    reference_transform=norm, hypothesis_transform=norm)
+    wer = word_error_rate([r["reference_transcript"] for r in rows], [r["transcript"] for r in rows])
     (clean_f1, clean_ece), (asr_f1, asr_ece) = columns["reference_transcript"], columns["transcript"]
     return Gap(path.name, len(rows), float(wer), clean_f1, asr_f1, clean_ece, asr_ece)
 

@@ -1,7 +1,9 @@
-"""BENCHMARKS.md: every bench script appends its dated entry to its own ``## …`` section."""
+"""What bench scripts share: BENCHMARKS.md (every script appends its dated entry to its own ``## …``
+section), the machine's CPU name, and the one word error rate the ASR figures are given in."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,3 +42,12 @@ def publish(heading: str, entry: str, *, write: bool) -> None:
     if write:
         append_section(heading, entry)
         print(f"appended to {BENCHMARKS}")
+
+
+def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Corpus word error rate (jiwer) after lowercasing and removing punctuation on both sides."""
+    import jiwer
+
+    norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
+                          jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
+    return float(jiwer.wer(list(references), list(hypotheses), reference_transform=norm, hypothesis_transform=norm))
