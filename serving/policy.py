@@ -46,6 +46,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent / "configs" / "policy.yaml"
 
 ROUTES = ("priority_sales", "standard", "screen", "undetermined")
+
+#: Top-level sections of the policy file that other modules read with their own loaders (the
+#: decision skips them): ``next_steps`` (serving/screen_pop.py).
+OTHER_SECTIONS = ("next_steps",)
 NOISE = "noise"
 
 #: Evidence quotes longer than this are cut in reasons (reasons are for people, not storage).
@@ -235,7 +239,8 @@ class DecisionPolicy:
             ConfigError: unreadable file, unknown key, wrong type or inconsistent thresholds.
         """
         path = DEFAULT_POLICY_PATH if path is None else Path(path)
-        policy = cls(load_config(path, PolicyConfig), model_abstain_margin=model_abstain_margin)
+        config = load_config(path, PolicyConfig, ignore=OTHER_SECTIONS)
+        policy = cls(config, model_abstain_margin=model_abstain_margin)
         logger.info("decision policy %s: %d segments, model abstention margin %s", path, len(policy.config.segments),
                     "none" if model_abstain_margin is None else f"{model_abstain_margin:.3f}")
         return policy
