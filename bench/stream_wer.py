@@ -129,7 +129,10 @@ def measure(clips: Sequence[Any], *, registry: str | None, overrides: Sequence[s
     offline = SpeechRecognizer(AsrConfig(model_path=serve.asr.model_path, cpu_threads=1))
     live = SpeechRecognizer(dataclasses.replace(serve.asr, cpu_threads=1, **dict(_parse(o) for o in asr_overrides)))
     batcher = BatchingTranscriber(live, max_batch=serve.live_batch_size, workers=1)
-    predictor = IntentPredictor.load(Registry(registry).resolve(serve.model), variant=serve.variant)
+    # As the service loads it (an older checkout's config may not have every setting).
+    spinning = {"spinning": serve.model_spinning} if hasattr(serve, "model_spinning") else {}
+    predictor = IntentPredictor.load(Registry(registry).resolve(serve.model), variant=serve.variant,
+                                     threads=serve.model_threads, **spinning)
     scorer = PredictorScorer(predictor)
     policy = DecisionPolicy.from_yaml(None, model_abstain_margin=predictor.meta.abstain_margin)
     live.transcribe_many([clips[0].audio[:16000 * 5]])  # warm-up: the first decodes allocate
