@@ -13,9 +13,9 @@ by the same Whisper weights:
   event's words are the streamed transcript.
 
 Besides the two WERs it reports, per audio set, the decodes per call, the steps the VAD gate
-skipped, and the **ASR CPU seconds per second of streamed audio** (process CPU time while
-streaming, one ASR thread): the steadiest capacity figure on a shared machine (2 cores /
-that figure bounds the real-time calls a 2-core server can hold). The registry's production
+skipped, and the **CPU seconds per second of streamed audio** (process CPU time while
+streaming, one ASR thread: ASR, scoring and the rest): the steadiest capacity figure on a shared
+machine (2 cores / that figure bounds the real-time calls a 2-core server can hold). The registry's production
 intent model scores the stream and the serving policy decides, as in the service: the mean
 **time to decision** is the audio seconds heard when the ``decision`` event came.
 
@@ -184,7 +184,7 @@ def markdown(rows: Sequence[StreamRow], *, command: str, label: str) -> str:
     return (f"### {dt.date.today().isoformat()} — {label}\n\n"
             f"Machine: {machine()}. Command: `{command}`\n\n"
             "| audio | clips | seconds | offline WER | streamed WER | ratio | decodes / call | VAD skips / call | "
-            "ASR CPU s / audio s | decision at audio s |\n"
+            "CPU s / audio s | decision at audio s |\n"
             "|---|---|---|---|---|---|---|---|---|---|\n"
             f"{lines}\n")
 
