@@ -138,6 +138,7 @@ class CallIntentService:
         configure_logging(CONFIG)
         model_dir = Registry(CONFIG.registry or None).resolve(CONFIG.model)
         predictor = IntentPredictor.load(model_dir, variant=CONFIG.variant, threads=CONFIG.model_threads,
+                                         spinning=CONFIG.model_spinning,
                                          batch_size=CONFIG.batching.max_batch_size)
         metrics = service_metrics()
         # The decision log (None when call_log.enabled is false): scoring only queues records.
