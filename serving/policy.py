@@ -39,6 +39,7 @@ from callintent.config import load_config
 from models.labels import BUYING, CLASS_NAMES
 from models.scores import IntentScores
 from models.uncertainty import margin_of
+from serving.callbacks import CallbackPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -193,10 +194,12 @@ class PolicyConfig:
     Attributes:
         default: Thresholds for calls no segment matches.
         segments: Tried in order; the first whose ``match`` fits the call's metadata applies.
+        callbacks: Callback terms of missed calls and voicemails (:mod:`serving.callbacks`).
     """
 
     default: Thresholds = field(default_factory=Thresholds)
     segments: tuple[Segment, ...] = ()
+    callbacks: CallbackPolicy = field(default_factory=CallbackPolicy)
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.segments]
