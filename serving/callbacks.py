@@ -10,7 +10,9 @@ Business hours (a time zone, weekdays, opening and closing time) split the callb
 calls missed inside and outside them; ``delay_buckets`` are the edges of the report's "conversion
 after callback by delay" table, and ``revenue_per_conversion`` is the value the revenue-at-risk
 range assumes per converted call (``callintent report callbacks --revenue-per-conversion``
-overrides it). The report reads the same file as the service, so both use one set of terms.
+overrides it). The section is a field of the decision policy's file (``PolicyConfig.callbacks``,
+loaded and checked with it); the report reads it with ``serving.policy.load_callback_policy``,
+from the same file as the service, so both use one set of terms.
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
-
 from models.labels import CLASS_NAMES
 
 #: The segment of a missed call without a voicemail, or whose voicemail the model abstained on.
@@ -193,17 +193,5 @@ class CallbackPolicy:
         return CallbackTerms(intent, terms.priority, seconds, due, terms.queue)
 
 
-def load_callback_policy(path: str | Path | None = None) -> CallbackPolicy:
-    """The ``callbacks:`` section of a policy file (``None`` -> ``serving/configs/policy.yaml``).
-
-    Raises:
-        ConfigError: unreadable file, unknown key, wrong type or a bad value (named).
-    """
-    from callintent.config import load_config
-    from serving.policy import DEFAULT_POLICY_PATH, PolicyConfig
-
-    return load_config(DEFAULT_POLICY_PATH if path is None else Path(path), PolicyConfig).callbacks
-
-
 __all__ = ["INTENT_SEGMENTS", "UNKNOWN", "BusinessHours", "CallbackPolicy", "CallbackTerms", "IntentTerms",
-           "format_duration", "load_callback_policy", "parse_duration"]
+           "format_duration", "parse_duration"]

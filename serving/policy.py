@@ -349,6 +349,15 @@ class DecisionPolicy:
         return decision
 
 
+def load_callback_policy(path: str | Path | None = None) -> CallbackPolicy:
+    """The ``callbacks:`` section of a policy file (``None`` -> ``serving/configs/policy.yaml``).
+
+    Raises:
+        ConfigError: unreadable file, unknown key, wrong type or a bad value (named).
+    """
+    return load_config(DEFAULT_POLICY_PATH if path is None else Path(path), PolicyConfig).callbacks
+
+
 def signal_reasons(scores: IntentScores) -> list[str]:
     """``"signal price_inquiry: 'how much would it cost'"`` for each present signal."""
     out = []
@@ -381,4 +390,4 @@ def _top_two(scores: IntentScores) -> tuple[str, str]:
 
 
 __all__ = ["DEFAULT_POLICY_PATH", "ROUTES", "Decision", "DecisionPolicy", "PolicyConfig", "Segment", "Thresholds",
-           "signal_reasons"]
+           "load_callback_policy", "signal_reasons"]
