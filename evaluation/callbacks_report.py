@@ -444,6 +444,11 @@ def format_latency(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds / 60.0:.1f}m"
 
 
+def format_late(seconds: float) -> str:
+    """Lateness in minutes, or hours past two hours (``"35.0m"``, ``"29.8h"``)."""
+    return f"{seconds / 60.0:.1f}m" if seconds < 7200 else f"{seconds / 3600.0:.1f}h"
+
+
 def format_money(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.2f}"
 
@@ -484,7 +489,7 @@ def format_callbacks(report: CallbacksReport) -> str:
     if report.breaches:
         out += _table(("call", "intent", "source", "owner", "queue", "due (UTC)", "first attempt", "late"), [
             (b.call_id, b.intent, b.source or NO_VALUE, b.owner or "(unassigned)", b.queue or NO_VALUE, _when(b.due_at),
-             _when(b.first_attempt_at) if b.first_attempt_at else "none yet", format_latency(b.late_seconds))
+             _when(b.first_attempt_at) if b.first_attempt_at else "none yet", format_late(b.late_seconds))
             for b in report.breaches])
     out += ["", "Conversion after callback, by delay to the first connected callback (converted / with an outcome):"]
     out += _table(("delay", "owed calls", "conversion", "no outcome", "high-intent", "conversion", "no outcome"), [
@@ -513,7 +518,7 @@ def render_callbacks_report(report: CallbacksReport, *, generated_at: str | None
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(rate=format_rate, minutes=format_latency, money=format_money, when=_when,
+    env.filters.update(rate=format_rate, minutes=format_latency, late=format_late, money=format_money, when=_when,
                        pct=lambda r: "n/a" if r.value is None else f"{100.0 * r.value:.1f} %",
                        zip=lambda a, b: list(zip(a, b)))
     window = f"{_when(report.since) or 'the first missed call'} to {_when(report.until) or 'now'} (UTC)"

@@ -213,6 +213,23 @@ class OutcomeCorrection(OutcomeRequest):
         return value.strip()
 
 
+#: Times a missed call or a callback may carry (anything else is a client bug, not a call).
+EARLIEST_TIME, LATEST_TIME = datetime(2000, 1, 1), datetime(2100, 1, 1)
+
+
+def plausible_time(value: datetime, name: str) -> datetime:
+    """``value`` as naive UTC, refused (ValueError naming ``name``) outside 2000-2100."""
+    from serving.calllog.records import as_utc
+
+    try:
+        utc = as_utc(value)
+    except OverflowError:
+        utc = LATEST_TIME
+    if not EARLIEST_TIME <= utc < LATEST_TIME:
+        raise ValueError(f"{name} must be a time between 2000 and 2100, got {value.isoformat()}")
+    return utc
+
+
 class MissedCallRequest(BaseModel):
     """``POST /calls/missed``: a call nobody answered and that left no voicemail (no audio)."""
 
@@ -231,6 +248,11 @@ class MissedCallRequest(BaseModel):
     queue: str = Field(default="", max_length=256,
                        description="Queue the callback belongs to (default: the policy's for the intent).")
 
+    @field_validator("missed_at")
+    @classmethod
+    def _plausible(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else plausible_time(value, "missed_at")
+
 
 class CallbackRequest(BaseModel):
     """``POST /calls/{call_id}/callbacks``: one attempt to call a missed caller back."""
@@ -244,6 +266,11 @@ class CallbackRequest(BaseModel):
     outcome: str = Field(default="", max_length=64,
                          description="What came of it (booked, no_answer, left_voicemail…); the sale itself is the "
                                      "call's outcome (POST /calls/{call_id}/outcome).")
+
+    @field_validator("attempted_at")
+    @classmethod
+    def _plausible(cls, value: datetime) -> datetime:
+        return plausible_time(value, "attempted_at")
 
 
 class MissedCallOut(BaseModel):

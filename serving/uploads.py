@@ -22,7 +22,7 @@ from fastapi import Request
 from callintent.errors import UserError
 from serving.config import ServeConfig
 from serving.limits import LimitExceeded
-from serving.schemas import InvalidRequest, new_call_id, request_metadata, valid_call_id
+from serving.schemas import InvalidRequest, new_call_id, plausible_time, request_metadata, valid_call_id
 from speech.audio import RAW_ENCODINGS, SAMPLE_RATE, decode_audio
 from speech.speakers import SPEAKERS, interleave, merge_speakers
 from speech.transcript import OPENING_SECONDS, OpeningTranscript
@@ -147,12 +147,11 @@ def _voicemail(fields: Mapping[str, str]) -> VoicemailFields | None:
             raise InvalidRequest(f"{name}: at most {limit} characters", [name])
     missed_at = None
     if fields.get("missed_at"):
-        from serving.calllog.records import as_utc
-
         try:
-            missed_at = as_utc(datetime.datetime.fromisoformat(fields["missed_at"].replace("Z", "+00:00")))
-        except ValueError:
-            raise InvalidRequest(f"missed_at: expected an ISO 8601 time such as 2026-11-27T15:04:05Z, got "
+            missed_at = plausible_time(datetime.datetime.fromisoformat(fields["missed_at"].replace("Z", "+00:00")),
+                                       "missed_at")
+        except ValueError as e:
+            raise InvalidRequest(f"missed_at: expected an ISO 8601 time such as 2026-11-27T15:04:05Z ({e}), got "
                                  f"{fields['missed_at'][:40]!r}", ["missed_at"]) from None
     return VoicemailFields(caller=fields.get("caller", ""), missed_at=missed_at, owner=fields.get("owner", ""),
                            queue=fields.get("queue", ""))
