@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from callintent.errors import UserError
-from serving.callbacks import CallbackPolicy, format_duration
+from serving.callbacks import CallbackPolicy
 from serving.calllog.report import Rate, format_rate
 
 if TYPE_CHECKING:
@@ -385,11 +385,13 @@ def revenue_at_risk(high: Sequence[MissedCallEntry], policy: CallbackPolicy, *, 
     priced = [b for b in breached_buckets if outcomes[b]]
 
     def result(point: float | None, low: float | None, high_: float | None, reason: str = "") -> RevenueAtRisk:
+        per_conversion = ("unknown (pass --revenue-per-conversion)" if revenue is None
+                          else f"{revenue:,.2f} ({source})")
         assumptions = (
-            f"Revenue per converted call: {'unknown' if revenue is None else f'{revenue:,.2f}'} ({source if revenue is not None else 'pass --revenue-per-conversion'}).",
+            f"Revenue per converted call: {per_conversion}.",
             f"A high-intent miss that breached the SLA would have converted like the high-intent misses reached "
-            f"within {policy.delay_buckets[0]} ({format_rate(reference_rate)}); it converts like those reached in its own "
-            f"delay bucket, or never reached.",
+            f"within {policy.delay_buckets[0]} ({format_rate(reference_rate)}); it converts like those reached in "
+            "its own delay bucket, or never reached.",
             "Conversion = converted / misses with a reported outcome; misses without one are left out of the rates.",
             f"Range: {level:.0%} percentile bootstrap, {resamples} resamples of the misses with an outcome within each "
             f"delay bucket (seed {seed}); the breached calls are fixed, and a bucket converting better than the "
@@ -467,7 +469,7 @@ def format_callbacks(report: CallbacksReport) -> str:
     window = f"{_when(report.since) or 'the start'} to {_when(report.until) or 'now'}"
     out = [f"Missed calls and callbacks by {report.by}, {window} (UTC), deadlines as of {_when(report.as_of)}"
            + (f" — {report.database}" if report.database else ""),
-           f"SLA terms: " + ", ".join(f"{name} {sla}" + (f" (priority {p}, {q})" if p else "")
+           "SLA terms: " + ", ".join(f"{name} {sla}" + (f" (priority {p}, {q})" if p else "")
                                       for name, p, sla, q in report.terms)
            + f"; business hours {report.business_hours}", ""]
     rows = []
@@ -484,7 +486,8 @@ def format_callbacks(report: CallbacksReport) -> str:
                          row.to_attempt.count, format_latency(row.to_attempt.p50), format_latency(row.to_attempt.p90),
                          format_latency(row.to_attempt.p95), row.to_connect.count, format_latency(row.to_connect.p50),
                          format_latency(row.to_connect.p90), format_latency(row.to_connect.p95)))
-    out += _table((report.by, "hours", "owed", "attempted", "p50", "p90", "p95", "connected", "p50", "p90", "p95"), rows)
+    out += _table((report.by, "hours", "owed", "attempted", "p50", "p90", "p95", "connected", "p50", "p90", "p95"),
+                  rows)
     out += ["", f"SLA breaches ({len(report.breaches)}):"]
     if report.breaches:
         out += _table(("call", "intent", "source", "owner", "queue", "due (UTC)", "first attempt", "late"), [

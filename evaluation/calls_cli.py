@@ -139,7 +139,8 @@ class ReportCommand:
         from serving.policy import load_callback_policy
 
         if args.revenue_per_conversion is not None and not args.revenue_per_conversion >= 0:
-            raise UserError(f"--revenue-per-conversion must be a non-negative amount, got {args.revenue_per_conversion}")
+            raise UserError(f"--revenue-per-conversion must be a non-negative amount, "
+                            f"got {args.revenue_per_conversion}")
         from serving.config import load_serve_config
 
         policy = load_callback_policy(args.policy or load_serve_config(args.config).policy or None)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+
 from models.labels import CLASS_NAMES
 
 #: The segment of a missed call without a voicemail, or whose voicemail the model abstained on.

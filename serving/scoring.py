@@ -235,8 +235,8 @@ class Scoring:
         missed = missed_call(call_id, kind=kind, missed_at=missed_at, caller=caller, metadata=metadata, terms=terms,
                              scores=voicemail.scores if voicemail else None, owner=owner, queue=queue)
         status = CallbackLog(self.call_log.store).record_missed(missed)  # type: ignore[arg-type]
-        logger.info("missed call (%s, %s): intent %s, callback %s", kind, status, intent,
-                    "not owed" if missed.due_at is None else f"priority {missed.priority} due {missed.due_at:%H:%M} UTC",
+        callback = "not owed" if missed.due_at is None else f"priority {missed.priority} due {missed.due_at:%H:%M} UTC"
+        logger.info("missed call (%s, %s): intent %s, callback %s", kind, status, intent, callback,
                     extra={"call_id": call_id})
         event = callback_due_event(missed)
         if event is not None and self.on_callback_due is not None:

@@ -198,10 +198,15 @@ class CallIntentService:
                                              audio_seconds=round(heard.transcript.audio_seconds, 3)))
         missed = None
         if voicemail is not None:  # the missed call, its intent from this scoring (serving.scoring.Scoring.log_missed)
-            missed, _ = await asyncio.to_thread(
-                self.scoring.log_missed, upload.call_id, kind="voicemail", missed_at=voicemail.missed_at or received_at,
-                caller=voicemail.caller, metadata=upload.metadata, owner=voicemail.owner, queue=voicemail.queue,
-                voicemail=scored)
+            try:
+                missed, _ = await asyncio.to_thread(
+                    self.scoring.log_missed, upload.call_id, kind="voicemail",
+                    missed_at=voicemail.missed_at or received_at, caller=voicemail.caller, metadata=upload.metadata,
+                    owner=voicemail.owner, queue=voicemail.queue, voicemail=scored)
+            except Exception as e:  # noqa: BLE001 - a database outage is a 503 (retry); anything else re-raises
+                from serving.calllog.routes import unavailable_response
+
+                return unavailable_response(e)
         return json_response(audio_score_response(scored, heard.transcript, redact_pii=self.config.redact_pii,
                                                   timings_ms={**heard.timings_ms, "total": _ms_since(started)},
                                                   missed_call=None if missed is None else missed.to_json()))

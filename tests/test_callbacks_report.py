@@ -164,7 +164,9 @@ def test_callback_report_figures_match_the_hand_computed_ones(store):
     assert (buying.missed, buying.owed, buying.attempted, buying.completed, buying.sla_met, buying.breached) == (
         7, 7, Rate(6, 7), Rate(5, 7), Rate(3, 7), 4)
     all_hours, inside, outside = buying.latency
-    minutes = lambda lat: tuple(None if v is None else round(v / 60, 6) for v in (lat.p50, lat.p90, lat.p95))  # noqa: E731
+    def minutes(lat):
+        return tuple(None if v is None else round(v / 60, 6) for v in (lat.p50, lat.p90, lat.p95))
+
     # First attempt, minutes after the miss: 5 10 10 30 40 60 (n = 6). Rank (n-1)q:
     # p50 at 2.5 -> 10 + 0.5*(30-10) = 20; p90 at 4.5 -> 40 + 0.5*20 = 50; p95 at 4.75 -> 40 + 0.75*20 = 55.
     assert (all_hours.calls, all_hours.to_attempt.count, minutes(all_hours.to_attempt)) == (7, 6, (20, 50, 55))
@@ -190,7 +192,8 @@ def test_callback_report_figures_match_the_hand_computed_ones(store):
     assert table == {"≤15m": (3, Rate(2, 3), 0), "15m–1h": (4, Rate(2, 3), 1), "1h–4h": (0, Rate(0, 0), 0),
                      "4h–1d": (0, Rate(0, 0), 0), ">1d": (0, Rate(0, 0), 0), "not reached": (3, Rate(0, 1), 2)}
     high = {row.bucket: (row.calls, row.conversion) for row in report.conversion_high}
-    assert (high["≤15m"], high["15m–1h"], high["not reached"]) == ((3, Rate(2, 3)), (2, Rate(1, 2)), (2, Rate(0, 1)))
+    assert (high["≤15m"], high["15m–1h"], high["not reached"]) == (
+        (3, Rate(2, 3)), (2, Rate(1, 2)), (2, Rate(0, 1)))
 
     # Revenue at risk. R = mean revenue of converted high-intent misses = (500 + 300 + 400) / 3 = 400.
     # Breached: B4, B5 in 15m-1h (c = 1/2), B6, B7 not reached (c = 0/1 = 0); reference c_ref = 2/3.

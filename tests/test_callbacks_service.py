@@ -100,7 +100,8 @@ def test_a_missed_call_without_audio_is_logged_unknown_with_its_sla_and_due_even
     assert r.status_code == 201, r.text
     missed = r.json()["missed_call"]
     # policy.yaml callbacks: unknown -> priority 2, SLA 1h, queue sales: due 14:00 + 1 h = 15:00
-    assert (missed["kind"], missed["intent"], missed["priority"], missed["sla_seconds"]) == ("missed", "unknown", 2, 3600.0)
+    assert (missed["kind"], missed["intent"], missed["priority"], missed["sla_seconds"]) == (
+        "missed", "unknown", 2, 3600.0)
     assert missed["due_at"] == "2026-11-10T15:00:00.000Z"
     assert (missed["queue"], missed["owner"], missed["source"], missed["caller"]) == ("sales", "b.kim", "facebook",
                                                                                        "+15550001111")
@@ -221,6 +222,22 @@ def test_without_a_call_log_missed_calls_are_refused(tmp_path):
     svc = wired_service(load_serve_config(environ={}), predictor=_Model(), asr=_Ear())
     with serving_client(svc) as client:
         missed = client.post("/calls/missed", json={"caller": "+1555"})
-        voicemail = client.post("/score_audio", data={"kind": "voicemail"}, files={"file": ("a.wav", _wav(), "audio/wav")})
+        voicemail = client.post("/score_audio", data={"kind": "voicemail"},
+                                files={"file": ("a.wav", _wav(), "audio/wav")})
     assert missed.status_code == 404 and missed.json()["error"]["code"] == "call_log_disabled"
     assert voicemail.status_code == 422 and voicemail.json()["error"]["fields"] == ["kind"]
+
+
+def test_a_database_outage_is_a_503_to_retry(service, monkeypatch):
+    import sqlalchemy.exc
+
+    def down(self, missed):
+        raise sqlalchemy.exc.OperationalError("INSERT", {}, ConnectionRefusedError("connection refused"))
+
+    monkeypatch.setattr(CallbackLog, "record_missed", down)
+    missed = service.client.post("/calls/missed", json={"caller": "+1555"})
+    voicemail = _voicemail(service, "vm-down", "hi how much for a new roof")
+    for r in (missed, voicemail):
+        assert r.status_code == 503 and r.json()["error"]["code"] == "call_log_unavailable", r.text
+        assert r.headers["retry-after"] == "5"
+    assert service.events == []  # nothing logged, nothing announced

@@ -229,7 +229,8 @@ class CallbackLog:
                "connected": attempt.connected, "agent": attempt.agent, "outcome": attempt.outcome,
                "received_at": as_utc(attempt.received_at)}
         key = sa.and_(callback_attempts.c.call_id == attempt.call_id,
-                      callback_attempts.c.attempted_at == row["attempted_at"], callback_attempts.c.agent == attempt.agent)
+                      callback_attempts.c.attempted_at == row["attempted_at"],
+                      callback_attempts.c.agent == attempt.agent)
         statement = self.store._insert(callback_attempts).values(row).on_conflict_do_nothing(
             index_elements=[callback_attempts.c.call_id, callback_attempts.c.attempted_at, callback_attempts.c.agent]
         ).returning(callback_attempts.c.id)

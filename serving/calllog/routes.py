@@ -83,7 +83,7 @@ async def record_outcome(call_id: str, body: OutcomeRequest) -> JSONResponse:
     try:
         written = await asyncio.to_thread(store.record_outcome, outcome)
     except Exception as e:  # noqa: BLE001 - only database outages become 503; the rest re-raise
-        return _unavailable(e)
+        return unavailable_response(e)
     if written.status == "conflict":
         recorded = written.outcome
         fields = [name for name in ("converted", "revenue", "disposition", "agent", "queue")
@@ -114,7 +114,7 @@ async def correct_outcome(call_id: str, body: OutcomeCorrection) -> JSONResponse
     try:
         previous, call_logged = await asyncio.to_thread(store.correct_outcome, outcome, body.reason)
     except Exception as e:  # noqa: BLE001
-        return _unavailable(e)
+        return unavailable_response(e)
     logger.info("outcome for call %s %s (converted %s): %s", call_id,
                 "corrected" if previous else "recorded by a correction", outcome.converted, body.reason,
                 extra={"call_id": call_id})
@@ -144,7 +144,7 @@ async def record_missed_call(body: MissedCallRequest) -> JSONResponse:
             scoring.log_missed, call_id, kind="missed", missed_at=missed_at, caller=body.caller, metadata=metadata,
             owner=body.owner, queue=body.queue)
     except Exception as e:  # noqa: BLE001
-        return _unavailable(e)
+        return unavailable_response(e)
     return JSONResponse({"call_id": call_id, "status": "recorded" if status == "created" else "replaced",
                          "missed_call": missed.to_json()}, status_code=201 if status == "created" else 200)
 
@@ -163,7 +163,7 @@ async def record_callback(call_id: str, body: CallbackRequest) -> JSONResponse:
     try:
         status, recorded, missed_logged = await asyncio.to_thread(CallbackLog(store).record_attempt, attempt)
     except Exception as e:  # noqa: BLE001
-        return _unavailable(e)
+        return unavailable_response(e)
     if status == "conflict":
         fields = [name for name in ("connected", "outcome") if getattr(recorded, name) != getattr(attempt, name)]
         return JSONResponse(error_body(
@@ -192,7 +192,7 @@ async def get_call(call_id: str) -> JSONResponse:
         attempts = await asyncio.to_thread(CallbackLog(store).attempts, call_id)
         corrections = await asyncio.to_thread(store.corrections, call_id) if logged is not None else []
     except Exception as e:  # noqa: BLE001
-        return _unavailable(e)
+        return unavailable_response(e)
     if logged is None and missed is None and not attempts:
         return JSONResponse(error_body("not_found", f"nothing logged for call {call_id} (a scored call appears "
                                                     "call_log.flush_seconds after its response)"), status_code=404)
@@ -230,7 +230,8 @@ def _store_for(call_id: str) -> CallLogStore | JSONResponse:
                                                       "at most 128 characters", fields=["call_id"]), status_code=422)
 
 
-def _unavailable(error: Exception) -> JSONResponse:
+def unavailable_response(error: Exception) -> JSONResponse:
+    """503 ``call_log_unavailable`` (``Retry-After``) for a database outage; any other error is re-raised."""
     from serving.calllog.writer import is_transient
 
     if not is_transient(error):
@@ -242,4 +243,4 @@ def _unavailable(error: Exception) -> JSONResponse:
     return response
 
 
-__all__: list[Any] = ["router"]
+__all__: list[Any] = ["router", "unavailable_response"]
