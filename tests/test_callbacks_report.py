@@ -268,3 +268,33 @@ def test_report_callbacks_cli_prints_the_tables_and_writes_the_page(tmp_path, ca
 
     assert main(["report", "callbacks", "--db", url, "--since", "7d", "--by", "campaign"]) == 2
     assert "--by campaign: the callbacks report groups by source or segment" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("yaml_text", "names"), [
+    ("callbacks:\n  intents:\n    buying: {priority: 1, sla: soon}\n", "sla must be a positive duration"),
+    ("callbacks:\n  intents:\n    vip: {priority: 1, sla: 5m}\n", "unknown intent segment 'vip'"),
+    ("callbacks:\n  intents:\n    buying: {priority: 1}\n", "priority and sla are set together"),
+    ("callbacks:\n  business_hours: {open: 8:00}\n", "business_hours.open must be a string"),  # YAML reads 480
+    ("callbacks:\n  business_hours: {open: '25:00'}\n", "business_hours.open must be a quoted"),
+    ("callbacks:\n  business_hours: {timezone: Mars/Olympus}\n", "IANA time zone"),
+    ("callbacks:\n  delay_buckets: [1h, 15m]\n", "strictly ascending"),
+    ("callbacks:\n  sla_clock: business\n", "unknown key 'callbacks.sla_clock'"),
+])
+def test_a_bad_callbacks_section_is_refused_naming_the_key(tmp_path, yaml_text, names):
+    from callintent.config import ConfigError
+    from serving.policy import DecisionPolicy, load_callback_policy
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=names):
+        load_callback_policy(path)
+    with pytest.raises(ConfigError, match=names):  # the service refuses it at start, with the decision policy
+        DecisionPolicy.from_yaml(path)
+
+
+def test_business_hours_follow_the_local_clock():
+    hours = BusinessHours(timezone="America/New_York", open="08:00", close="18:00")
+    assert hours.contains(dt.datetime(2026, 11, 10, 13, 0))       # Tue 08:00 EST
+    assert not hours.contains(dt.datetime(2026, 11, 10, 12, 59))  # Tue 07:59 EST
+    assert not hours.contains(dt.datetime(2026, 11, 10, 23, 0))   # Tue 18:00 EST: closed
+    assert not hours.contains(dt.datetime(2026, 11, 14, 15, 0))   # Saturday
