@@ -31,6 +31,8 @@ def load_config(
     path: str | Path | None,
     cls: type[T],
     overrides: Iterable[str] | Mapping[str, Any] = (),
+    *,
+    ignore: Iterable[str] = (),
 ) -> T:
     """Read ``path`` (YAML mapping) and ``overrides`` into an instance of the dataclass ``cls``.
 
@@ -59,7 +61,7 @@ def load_config(
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(loaded).__name__}")
-        raw = loaded
+        raw = {k: v for k, v in loaded.items() if k not in set(ignore)}
     items = overrides.items() if isinstance(overrides, Mapping) else (parse_override(o) for o in overrides)
     for key, value in items:
         _set_dotted(raw, key, value)

@@ -136,7 +136,7 @@ class ReportCommand:
     @staticmethod
     def _callbacks(args: argparse.Namespace) -> int:
         from evaluation.callbacks_report import build_callbacks_report, format_callbacks
-        from serving.policy import load_callback_policy
+        from serving.callbacks import load_callback_policy
 
         if args.revenue_per_conversion is not None and not args.revenue_per_conversion >= 0:
             raise UserError(f"--revenue-per-conversion must be a non-negative amount, "

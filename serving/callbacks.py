@@ -10,9 +10,9 @@ Business hours (a time zone, weekdays, opening and closing time) split the callb
 calls missed inside and outside them; ``delay_buckets`` are the edges of the report's "conversion
 after callback by delay" table, and ``revenue_per_conversion`` is the value the revenue-at-risk
 range assumes per converted call (``callintent report callbacks --revenue-per-conversion``
-overrides it). The section is a field of the decision policy's file (``PolicyConfig.callbacks``,
-loaded and checked with it); the report reads it with ``serving.policy.load_callback_policy``,
-from the same file as the service, so both use one set of terms.
+overrides it). The section has its own loader, :func:`load_callback_policy` (the decision policy
+skips it: ``serving.policy.OTHER_SECTIONS``); the service and the report read it from the same
+file, so both use one set of terms.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from models.labels import CLASS_NAMES
 
@@ -194,5 +195,39 @@ class CallbackPolicy:
         return CallbackTerms(intent, terms.priority, seconds, due, terms.queue)
 
 
-__all__ = ["INTENT_SEGMENTS", "UNKNOWN", "BusinessHours", "CallbackPolicy", "CallbackTerms", "IntentTerms",
-           "format_duration", "parse_duration"]
+#: The policy file's section this module reads.
+CALLBACKS_KEY = "callbacks"
+
+
+@dataclass(frozen=True)
+class _Section:
+    """The policy file as this loader sees it: only its ``callbacks:`` section."""
+
+    callbacks: CallbackPolicy = field(default_factory=CallbackPolicy)
+
+
+def load_callback_policy(path: str | Path | None = None) -> CallbackPolicy:
+    """The ``callbacks:`` section of a policy file (``None`` -> ``serving/configs/policy.yaml``);
+    built-in terms (the defaults above) when the file has none.
+
+    Raises:
+        ConfigError: unreadable file, unknown key, wrong type or a bad value (named, e.g.
+            ``callbacks.intents.buying.sla``).
+    """
+    import yaml
+
+    from callintent.config import ConfigError, load_config
+    from serving.policy import DEFAULT_POLICY_PATH
+
+    path = DEFAULT_POLICY_PATH if path is None else Path(path)
+    try:
+        keys = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        keys = {}  # load_config reads it again and says what is wrong
+    if not isinstance(keys, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values")
+    return load_config(path, _Section, ignore=[k for k in keys if k != CALLBACKS_KEY]).callbacks
+
+
+__all__ = ["CALLBACKS_KEY", "INTENT_SEGMENTS", "UNKNOWN", "BusinessHours", "CallbackPolicy", "CallbackTerms",
+           "IntentTerms", "format_duration", "load_callback_policy", "parse_duration"]

@@ -39,7 +39,6 @@ from callintent.config import load_config
 from models.labels import BUYING, CLASS_NAMES
 from models.scores import IntentScores
 from models.uncertainty import margin_of
-from serving.callbacks import CallbackPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +46,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent / "configs" / "policy.yaml"
 
 ROUTES = ("priority_sales", "standard", "screen", "undetermined")
+
+#: Top-level sections of the policy file that other modules read with their own loaders (the
+#: decision skips them): ``next_steps`` (serving/screen_pop.py), ``callbacks`` (serving/callbacks.py).
+OTHER_SECTIONS = ("next_steps", "callbacks")
 NOISE = "noise"
 
 #: Evidence quotes longer than this are cut in reasons (reasons are for people, not storage).
@@ -194,12 +197,10 @@ class PolicyConfig:
     Attributes:
         default: Thresholds for calls no segment matches.
         segments: Tried in order; the first whose ``match`` fits the call's metadata applies.
-        callbacks: Callback terms of missed calls and voicemails (:mod:`serving.callbacks`).
     """
 
     default: Thresholds = field(default_factory=Thresholds)
     segments: tuple[Segment, ...] = ()
-    callbacks: CallbackPolicy = field(default_factory=CallbackPolicy)
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.segments]
@@ -238,7 +239,8 @@ class DecisionPolicy:
             ConfigError: unreadable file, unknown key, wrong type or inconsistent thresholds.
         """
         path = DEFAULT_POLICY_PATH if path is None else Path(path)
-        policy = cls(load_config(path, PolicyConfig), model_abstain_margin=model_abstain_margin)
+        config = load_config(path, PolicyConfig, ignore=OTHER_SECTIONS)
+        policy = cls(config, model_abstain_margin=model_abstain_margin)
         logger.info("decision policy %s: %d segments, model abstention margin %s", path, len(policy.config.segments),
                     "none" if model_abstain_margin is None else f"{model_abstain_margin:.3f}")
         return policy
@@ -349,15 +351,6 @@ class DecisionPolicy:
         return decision
 
 
-def load_callback_policy(path: str | Path | None = None) -> CallbackPolicy:
-    """The ``callbacks:`` section of a policy file (``None`` -> ``serving/configs/policy.yaml``).
-
-    Raises:
-        ConfigError: unreadable file, unknown key, wrong type or a bad value (named).
-    """
-    return load_config(DEFAULT_POLICY_PATH if path is None else Path(path), PolicyConfig).callbacks
-
-
 def signal_reasons(scores: IntentScores) -> list[str]:
     """``"signal price_inquiry: 'how much would it cost'"`` for each present signal."""
     out = []
@@ -390,4 +383,4 @@ def _top_two(scores: IntentScores) -> tuple[str, str]:
 
 
 __all__ = ["DEFAULT_POLICY_PATH", "ROUTES", "Decision", "DecisionPolicy", "PolicyConfig", "Segment", "Thresholds",
-           "load_callback_policy", "signal_reasons"]
+           "signal_reasons"]

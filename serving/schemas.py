@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
@@ -22,7 +22,10 @@ from pydantic import (
 
 from callintent.errors import UserError
 from serving.limits import check_text
+from serving.live_floor import FloorCall
 from serving.scoring import ScoreItem, ScoredCall
+from serving.screen_pop import headline
+from models.scores import SignalScore
 from speech.transcript import OpeningTranscript
 
 #: What a client-chosen call id may look like (it ends up in logs and metrics labels' neighbours).
@@ -380,6 +383,87 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+class LiveCallOut(BaseModel):
+    """One call on the live floor (``GET /v1/calls/live``, and the ``call`` events of the feeds)."""
+
+    model_config = ConfigDict(extra="forbid")  # the documented shape is the whole shape
+
+    call_id: str
+    channel: str = Field(description="How the call arrived: stream (/v1/stream) | twilio (/v1/twilio).")
+    source: str = Field(description="metadata.source ('' when the call sent none).")
+    campaign: str = Field(description="metadata.campaign ('' when the call sent none).")
+    state: Literal["live", "ended"]
+    started_at: datetime
+    audio_seconds: float = Field(description="Call audio heard so far.")
+    label: str | None = Field(description="Current most probable class (null before the first words).")
+    confidence: float | None = Field(description="Its calibrated probability.")
+    buying_intent: float | None
+    probabilities: dict[str, float]
+    series: list[tuple[float, float]] = Field(
+        description="[audio_seconds, buying_intent] after each decode: the running buying probability.")
+    signals: list[SignalOut] = Field(description="Present signals; evidence offsets index transcript.")
+    transcript: str = Field(description="The scored text so far, PII redacted.")
+    decision: DecisionOut | None = Field(description="The routing decision once made.")
+    headline: str = Field(description='The verdict in plain words, e.g. "Likely buyer — asked for a price, saw '
+                                      'your Facebook ad".')
+    next_step: str | None = Field(description="The policy's next_steps line for the decided route.")
+    model: str
+
+
+class LiveFloorOut(BaseModel):
+    """``GET /v1/calls/live``: the calls open now, oldest first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    calls: list[LiveCallOut]
+
+
+class ViewTokenRequest(BaseModel):
+    """``POST /v1/calls/{call_id}/view-token`` (and ``/v1/calls/live/view-token``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_seconds: int = Field(default=900, ge=1, le=12 * 3600, description="How long the token opens the page.")
+
+
+class ViewTokenOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(description="Pass as ?token= to the page or the feed; read-only, one call (or the floor).")
+    scope: str = Field(description="call:<call_id> or floor")
+    expires_at: datetime
+    url: str = Field(description="The page with the token, relative to the server.")
+
+
+def live_call_out(call: FloorCall, next_steps: Mapping[str, str]) -> LiveCallOut:
+    """The floor's summary of a call: the one place its JSON shape is made.
+
+    Args:
+        call: The call as the floor holds it (texts already redacted).
+        next_steps: Route → suggested next step (the policy file's ``next_steps``).
+    """
+    scores = call.scores
+    signals = call.present_signals
+    confidence = scores.probabilities[scores.label] if scores is not None else None
+    return LiveCallOut.model_validate({
+        "call_id": call.call_id, "channel": call.channel, "source": call.source, "campaign": call.campaign,
+        "state": "ended" if call.ended else "live",
+        "started_at": datetime.fromtimestamp(call.started_at, tz=timezone.utc),
+        "audio_seconds": round(call.audio_seconds, 3),
+        "label": scores.label if scores is not None else None,
+        "confidence": round(confidence, 4) if confidence is not None else None,
+        "buying_intent": round(scores.buying_intent, 4) if scores is not None else None,
+        "probabilities": {k: round(v, 4) for k, v in scores.probabilities.items()} if scores is not None else {},
+        "series": [list(p) for p in call.series],
+        "signals": [_signal_fields(s) for s in signals],
+        "transcript": call.transcript,
+        "decision": call.decision.to_json() if call.decision is not None else None,
+        "headline": headline(scores.label if scores else None, confidence or 0.0, signals, call.metadata),
+        "next_step": next_steps.get(call.decision.route) if call.decision is not None else None,
+        "model": call.model,
+    })
+
+
 def score_response(scored: ScoredCall, *, timings_ms: Mapping[str, float]) -> ScoreResponse:
     """The ``/score`` response: the one place its shape is made.
 
@@ -432,15 +516,16 @@ def _score_fields(scored: ScoredCall, timings_ms: Mapping[str, float]) -> dict[s
         "intent": scores.label,
         "probabilities": {k: round(v, 6) for k, v in scores.probabilities.items()},
         "buying_intent": round(scores.buying_intent, 6),
-        "signals": [
-            {"name": s.name, "probability": round(s.probability, 6), "present": s.present,
-             "evidence": [{"start": e.start, "end": e.end, "text": e.text, "score": round(e.score, 6)}
-                          for e in s.evidence]}
-            for s in scores.signals
-        ],
+        "signals": [_signal_fields(s) for s in scores.signals],
         "decision": scored.decision.to_json(),
         "transcript": scored.text,
         "model": scores.model,
         "timings_ms": {k: round(v, 2) for k, v in {"model": scored.model_ms, **timings_ms}.items()},
         "batch_size": scored.batch_size,
     }
+
+
+def _signal_fields(signal: SignalScore) -> dict[str, Any]:
+    return {"name": signal.name, "probability": round(signal.probability, 6), "present": signal.present,
+            "evidence": [{"start": e.start, "end": e.end, "text": e.text, "score": round(e.score, 6)}
+                         for e in signal.evidence]}

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from models.scores import IntentScores
+from serving.callbacks import CallbackPolicy
 from serving.calllog.records import record_from_scores
 from serving.live_call import PredictorScorer
 from serving.metrics import service_metrics
@@ -99,6 +100,8 @@ class Scoring:
         redact_pii: Redact card/phone/email/SSN from every text that leaves the process.
         call_log: The call-log writer, or None when ``call_log.enabled`` is false.
         transcript_mode: ``call_log.transcript``: ``off`` | ``redacted`` | ``full``.
+        callbacks: Callback terms of missed calls (the policy file's ``callbacks:`` section;
+            default: the built-in terms).
         on_callback_due: Called with the ``callback_due`` event
             (:func:`serving.calllog.callbacks.callback_due_event`) of every missed call logged with
             an SLA, after it is written (the webhook outbox hooks in here).
@@ -106,12 +109,14 @@ class Scoring:
 
     def __init__(self, predictor: Predictor, policy: DecisionPolicy, *, redact_pii: bool = True,
                  call_log: CallLogWriter | None = None, transcript_mode: str = "redacted",
+                 callbacks: CallbackPolicy | None = None,
                  on_callback_due: Callable[[dict], None] | None = None) -> None:
         self.predictor = predictor
         self.policy = policy
         self.redact_pii = redact_pii
         self.call_log = call_log
         self.transcript_mode = transcript_mode
+        self.callbacks = callbacks if callbacks is not None else CallbackPolicy()
         self.on_callback_due = on_callback_due
         self.scorer = PredictorScorer(predictor)
         self._metrics = service_metrics()
@@ -205,7 +210,7 @@ class Scoring:
 
         The intent segment is the voicemail's decided class (``unknown`` without a voicemail, for
         an empty one, or when the policy abstained); the policy's ``callbacks:`` section gives the
-        segment its priority, SLA, deadline and queue. A call owed a callback is then handed to
+        segment its priority, SLA, deadline and queue (:attr:`callbacks`). A call owed a callback is then handed to
         ``on_callback_due``.
 
         Args:
@@ -231,7 +236,7 @@ class Scoring:
             raise RuntimeError("missed calls need the call log (call_log.enabled is false)")
         intent = missed_call_intent(voicemail.scores if voicemail else None, voicemail.decision if voicemail else None,
                                     voicemail.text if voicemail else "")
-        terms = self.policy.config.callbacks.terms(intent, as_utc(missed_at))
+        terms = self.callbacks.terms(intent, as_utc(missed_at))
         missed = missed_call(call_id, kind=kind, missed_at=missed_at, caller=caller, metadata=metadata, terms=terms,
                              scores=voicemail.scores if voicemail else None, owner=owner, queue=queue)
         status = CallbackLog(self.call_log.store).record_missed(missed)  # type: ignore[arg-type]

@@ -29,12 +29,23 @@ HTTP surface (JSON; every error is ``{"error": {"code", "message"[, "fields"]}}`
                          missed call with its callback priority, SLA and due_at (serving/calllog/routes.py)
     POST /calls/{call_id}/callbacks  {"attempted_at", "connected", "agent"?, "outcome"?} -> 201 | 200 same
                          again | 202 call not logged as missed | 409 a different report for that time and agent
+    GET  /v1/calls/live  the live floor: calls open now [?route=…&source=…] -> {calls: [LiveCallOut]}
+    GET  /v1/calls/live/events            SSE: "floor" (the open calls), then "call" on every change and
+                         "ended" when a call ends (each a LiveCallOut)
+    GET  /v1/calls/{call_id}/events       SSE of one call: "call" (LiveCallOut, after every change), the
+                         call's own events "started"/"partial"/"decision"/"final" (the /v1/stream
+                         format, redacted), "waiting" until a call of that id starts; ends after the call
+    POST /v1/calls/{call_id}/view-token   {"ttl_seconds"?} -> {token, scope, expires_at, url}: a signed,
+    POST /v1/calls/live/view-token        short-lived read-only token for one call's feed and page (or the
+                         floor's), so a browser never holds an API key (serving/view_tokens.py)
+    GET  /live  /live/calls/{call_id}     the wallboard and the agent screen-pop (serving/live_pages.py)
     GET  /livez /readyz /metrics /docs.json    BentoML: liveness, readiness, Prometheus, OpenAPI
                          (/docs.json includes /score and /score_audio; WebSockets are documented here)
 
 Authentication (when API keys are configured, see serving/auth.py): ``Authorization: Bearer <key>``
 on the scoring routes and WebSocket handshakes, or ``?token=<key>`` on WebSockets (and the
-``token`` custom parameter on Twilio). Limits: serving/limits.py and ``ServeConfig.limits``.
+``token`` custom parameter on Twilio). The live feeds also take ``?token=<view token>``; the
+pages need no credentials (they hold no data and pass their own ``?token=`` on to the feeds). Limits: serving/limits.py and ``ServeConfig.limits``.
 
 This class is the HTTP contract: each route is one of its methods (BentoML class views on the
 FastAPI app of :mod:`serving.app`), and the batching of ``/score`` is declared on
@@ -53,11 +64,13 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from datetime import datetime, timezone
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Literal
 
 import bentoml
-from fastapi import Request, Response, WebSocket
+from fastapi import Depends, Request, Response, WebSocket
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from serving.app import create_app
 from serving.auth import ApiKeys
@@ -67,13 +80,16 @@ from serving.config import ServeConfig, load_serve_config
 from serving.http_errors import ERROR_RESPONSES, JsonErrorPages
 from serving.limits import BodyLimitMiddleware
 from serving.logs import configure_logging
+from serving.live_floor import OVERFLOW
+from serving.policy import ROUTES
 from serving.schemas import (
-    AudioScoreResponse, InvalidRequest, ScoreRequest, ScoreResponse, audio_score_response, json_response,
-    score_response,
+    AudioScoreResponse, LiveFloorOut, ScoreRequest, ScoreResponse, ViewTokenOut, ViewTokenRequest,
+    InvalidRequest, audio_score_response, json_response, live_call_out, score_response, valid_call_id,
 )
 from serving.scoring import ScoredCall, ScoreItem, ScoringFailed
 from serving.sessions import GenericSession, LiveContext, LiveSettings, TwilioSession, install_drain
 from serving.uploads import AUDIO_REQUEST_BODY, hear_upload, read_audio_upload
+from serving.view_tokens import FLOOR_SCOPE, call_scope
 from speech.asr import AsrConfig
 
 if TYPE_CHECKING:
@@ -89,6 +105,24 @@ CONFIG = load_serve_config()
 
 #: The app the routes below are declared on (its middlewares and error contract: serving.app).
 app = create_app(CONFIG, api_keys=lambda: bentoml.get_current_service().api_keys)
+
+
+#: How long a browser's EventSource waits before reconnecting to a feed.
+_RETRY_MS = 2000
+
+
+def _check_view(request: Request, scope: str) -> None:
+    """A feed request without an API key (the middleware deferred it) needs a view token for ``scope``."""
+    if request.scope.get("state", {}).get("auth_deferred"):
+        bentoml.get_current_service().view_tokens.check(request.query_params.get("token"), scope)
+
+
+async def _floor_viewer(request: Request) -> None:
+    _check_view(request, FLOOR_SCOPE)
+
+
+async def _call_viewer(request: Request, call_id: str) -> None:
+    _check_view(request, call_scope(call_id))
 
 
 @bentoml.asgi_app(app, path="/")
@@ -138,9 +172,13 @@ class CallIntentService:
         from serving.asr_batcher import BatchingTranscriber
         from serving.auth import ApiKeySource
         from serving.limits import SessionSlots
+        from serving.live_floor import LiveFloor
         from serving.metrics import service_metrics
+        from serving.callbacks import load_callback_policy
         from serving.policy import DecisionPolicy
         from serving.scoring import Scoring
+        from serving.screen_pop import load_next_steps
+        from serving.view_tokens import load_view_tokens
 
         self.config = config
         self.asr = asr
@@ -148,8 +186,14 @@ class CallIntentService:
         self.metrics = service_metrics()
         self.key_source = ApiKeySource(config.api_keys_file or None)  # re-reads key files on change
         policy = DecisionPolicy.from_yaml(config.policy or None, model_abstain_margin=predictor.meta.abstain_margin)
+        self.next_steps = load_next_steps(config.policy or None)  # the screen-pop's line per route
+        self.view_tokens, secret_configured = load_view_tokens()
+        if not secret_configured and config.workers > 1:
+            logger.warning("no view token secret set ($CALLINTENT_VIEW_TOKEN_SECRET): with %d workers a view token "
+                           "opens pages only on the worker that minted it", config.workers)
         self.scoring = Scoring(predictor, policy, redact_pii=config.redact_pii, call_log=call_log,
-                               transcript_mode=config.call_log.transcript)
+                               transcript_mode=config.call_log.transcript,
+                               callbacks=load_callback_policy(config.policy or None))  # missed calls' SLAs
         # Blocking work of requests and live calls runs on its own bounded pool, so it never starves
         # request handling threads; a live step mostly waits for its ASR batch, so there is a
         # thread for every call that may be open.
@@ -161,7 +205,7 @@ class CallIntentService:
                                                         on_batch=self.metrics.asr_batch_size.observe)
         self.live = LiveContext(slots=SessionSlots(config.limits.max_live_sessions), decode_pool=self.decode_pool,
                                 asr=self.live_asr, scoring=self.scoring, settings=LiveSettings.of(config),
-                                api_keys=self.key_source.current)
+                                api_keys=self.key_source.current, floor=LiveFloor(events_redacted=config.redact_pii))
 
     @property
     def api_keys(self) -> ApiKeys:
@@ -220,6 +264,72 @@ class CallIntentService:
     async def twilio(self, websocket: WebSocket) -> None:
         """A live call from Twilio Media Streams (see :mod:`serving.sessions`)."""
         await TwilioSession(self.live, websocket).run()
+
+    # -- the live floor: subscriber feeds and view tokens (pages: serving/live_pages.py) -------------
+    # The floor's routes come before /v1/calls/{call_id}/…: "live" names the floor, not a call.
+
+    @app.get("/v1/calls/live", response_model=LiveFloorOut, responses=ERROR_RESPONSES,
+             dependencies=[Depends(_floor_viewer)])
+    async def live_calls(self, route: Literal[ROUTES + ("pending",)] | None = None,  # type: ignore[valid-type]
+                         source: str | None = None) -> Response:
+        """The calls open now, oldest first; ``route`` (``pending`` = not decided yet) and ``source`` filter."""
+        calls = [live_call_out(c, self.next_steps) for c in self.live.floor.calls()]
+        if route is not None:
+            calls = [c for c in calls if (c.decision.route if c.decision else "pending") == route]
+        if source is not None:
+            calls = [c for c in calls if c.source.lower() == source.lower()]
+        return json_response(LiveFloorOut(calls=calls))
+
+    @app.get("/v1/calls/live/events", response_class=EventSourceResponse, responses=ERROR_RESPONSES,
+             dependencies=[Depends(_floor_viewer)])
+    async def live_floor_events(self) -> AsyncIterator[ServerSentEvent]:
+        """SSE: ``floor`` (every open call), then ``call`` on each change and ``ended`` when a call ends."""
+        floor = self.live.floor
+        with floor.subscribe() as subscription:
+            yield ServerSentEvent(event="floor", retry=_RETRY_MS, data=LiveFloorOut(
+                calls=[live_call_out(c, self.next_steps) for c in floor.calls()]))
+            while (item := await subscription.get()) is not OVERFLOW:
+                kind, call = item
+                yield ServerSentEvent(event=kind, data=live_call_out(call, self.next_steps))
+
+    @app.post("/v1/calls/live/view-token", response_model=ViewTokenOut, responses=ERROR_RESPONSES)
+    async def floor_view_token(self, body: ViewTokenRequest | None = None) -> Response:
+        """A read-only token for the wallboard (and every call's screen-pop)."""
+        return self._view_token(FLOOR_SCOPE, "/live", body)
+
+    @app.get("/v1/calls/{call_id}/events", response_class=EventSourceResponse, responses=ERROR_RESPONSES,
+             dependencies=[Depends(_call_viewer)])
+    async def call_events(self, call_id: str) -> AsyncIterator[ServerSentEvent]:
+        """SSE of one call: ``call`` summaries, its own events, ``waiting`` until it starts; ends with it."""
+        floor = self.live.floor
+        with floor.subscribe(call_id) as subscription:
+            call = floor.get(call_id)
+            if call is None:
+                yield ServerSentEvent(event="waiting", retry=_RETRY_MS, data={"call_id": call_id})
+            else:
+                yield ServerSentEvent(event="call", retry=_RETRY_MS, data=live_call_out(call, self.next_steps))
+                if call.ended:
+                    return
+            while (item := await subscription.get()) is not OVERFLOW:
+                kind, payload = item
+                if kind == "event":
+                    yield ServerSentEvent(event=payload.type, id=str(payload.seq), data=payload.to_json())
+                    continue
+                yield ServerSentEvent(event="call", data=live_call_out(payload, self.next_steps))
+                if kind == "ended":
+                    return
+
+    @app.post("/v1/calls/{call_id}/view-token", response_model=ViewTokenOut, responses=ERROR_RESPONSES)
+    async def call_view_token(self, call_id: str, body: ViewTokenRequest | None = None) -> Response:
+        """A read-only token for one call's screen-pop and feed (the call need not have started)."""
+        if not valid_call_id(call_id):
+            raise InvalidRequest("call_id must be letters, digits and . _ : - (at most 128 characters)", ["call_id"])
+        return self._view_token(call_scope(call_id), f"/live/calls/{call_id}", body)
+
+    def _view_token(self, scope: str, page: str, body: ViewTokenRequest | None) -> Response:
+        minted = self.view_tokens.mint(scope, (body or ViewTokenRequest()).ttl_seconds)
+        return json_response(ViewTokenOut(token=minted.token, scope=minted.scope, url=f"{page}?token={minted.token}",
+                                          expires_at=datetime.fromtimestamp(minted.expires_at, tz=timezone.utc)))
 
     @batched(max_batch_size=CONFIG.batching.max_batch_size, max_latency_ms=CONFIG.batching.max_latency_ms,
              on_batch=lambda svc, size: svc.metrics.score_batch_size.observe(size))

@@ -282,14 +282,24 @@ def test_report_callbacks_cli_prints_the_tables_and_writes_the_page(tmp_path, ca
 ])
 def test_a_bad_callbacks_section_is_refused_naming_the_key(tmp_path, yaml_text, names):
     from callintent.config import ConfigError
-    from serving.policy import DecisionPolicy, load_callback_policy
+    from serving.callbacks import load_callback_policy
+    from serving.policy import DecisionPolicy
 
     path = tmp_path / "policy.yaml"
     path.write_text(yaml_text)
-    with pytest.raises(ConfigError, match=names):
+    with pytest.raises(ConfigError, match=names):  # the service loads it in wire(): it refuses to start
         load_callback_policy(path)
-    with pytest.raises(ConfigError, match=names):  # the service refuses it at start, with the decision policy
-        DecisionPolicy.from_yaml(path)
+    DecisionPolicy.from_yaml(path)  # the decision policy skips the section (serving.policy.OTHER_SECTIONS)
+
+
+def test_the_built_in_policy_file_carries_the_callback_terms():
+    from serving.callbacks import load_callback_policy
+
+    policy = load_callback_policy()
+    assert {k: (t.priority, t.sla, t.queue) for k, t in policy.intents.items()} == {
+        "buying": (1, "15m", "sales"), "unknown": (2, "1h", "sales"), "service": (3, "4h", "support"),
+        "informational": (4, "1d", "front_desk"), "noise": (None, None, "")}
+    assert policy.business_hours.describe() == "mon/tue/wed/thu/fri 08:00–18:00 America/New_York"
 
 
 def test_business_hours_follow_the_local_clock():
