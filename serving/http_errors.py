@@ -20,7 +20,8 @@ overloaded              503     shed: more than ``limits.max_inflight_requests``
                                 or the batcher predicted a miss of ``batching.max_latency_ms``;
                                 ``Retry-After: 1`` says when to retry
 outcome_conflict        409     a different outcome is already recorded for the call (serving/calllog/routes.py)
-call_log_unavailable    503     the call log database is down (outcome and ``GET /calls`` only); retry
+callback_conflict       409     a different callback attempt is recorded for that call, time and agent
+call_log_unavailable    503     the call log database is down (``/calls/…`` routes and voicemails); retry
 call_log_disabled       404     ``call_log.enabled`` is false
 internal_error          500     a bug, or the model failing on this transcript (details only in the
                                 server log; the other requests batched with it are answered)

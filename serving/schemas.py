@@ -216,6 +216,89 @@ class OutcomeCorrection(OutcomeRequest):
         return value.strip()
 
 
+#: Times a missed call or a callback may carry (anything else is a client bug, not a call).
+EARLIEST_TIME, LATEST_TIME = datetime(2000, 1, 1), datetime(2100, 1, 1)
+
+
+def plausible_time(value: datetime, name: str) -> datetime:
+    """``value`` as naive UTC, refused (ValueError naming ``name``) outside 2000-2100."""
+    from serving.calllog.records import as_utc
+
+    try:
+        utc = as_utc(value)
+    except OverflowError:
+        utc = LATEST_TIME
+    if not EARLIEST_TIME <= utc < LATEST_TIME:
+        raise ValueError(f"{name} must be a time between 2000 and 2100, got {value.isoformat()}")
+    return utc
+
+
+class MissedCallRequest(BaseModel):
+    """``POST /calls/missed``: a call nobody answered and that left no voicemail (no audio)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "call_id": "call-124", "caller": "+15551234567", "missed_at": "2026-11-27T15:04:05Z",
+        "metadata": {"source": "google_ads", "campaign": "spring-hvac"}}]})
+
+    call_id: str | None = Field(default=None, pattern=CALL_ID_PATTERN,
+                                description="Your id for the call (generated when absent).")
+    caller: str = Field(default="", max_length=64, description="The caller's number (to call back).")
+    missed_at: datetime | None = Field(
+        default=None, description="When the call was missed (ISO 8601; no zone = UTC). Default: when received.")
+    metadata: dict[MetadataKey, MetadataValue] = Field(
+        default_factory=dict, description="source, campaign, … (the callback report groups by source).")
+    owner: str = Field(default="", max_length=256, description="Who owns the callback (agent or account owner).")
+    queue: str = Field(default="", max_length=256,
+                       description="Queue the callback belongs to (default: the policy's for the intent).")
+
+    @field_validator("missed_at")
+    @classmethod
+    def _plausible(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else plausible_time(value, "missed_at")
+
+
+class CallbackRequest(BaseModel):
+    """``POST /calls/{call_id}/callbacks``: one attempt to call a missed caller back."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "attempted_at": "2026-11-27T15:12:00Z", "connected": True, "agent": "a.lee", "outcome": "booked"}]})
+
+    attempted_at: datetime = Field(description="When the agent dialled (ISO 8601; no zone = UTC).")
+    connected: StrictBool = Field(description="The caller was reached (not a ring-out or their voicemail).")
+    agent: str = Field(default="", max_length=256, description="Who called.")
+    outcome: str = Field(default="", max_length=64,
+                         description="What came of it (booked, no_answer, left_voicemail…); the sale itself is the "
+                                     "call's outcome (POST /calls/{call_id}/outcome).")
+
+    @field_validator("attempted_at")
+    @classmethod
+    def _plausible(cls, value: datetime) -> datetime:
+        return plausible_time(value, "attempted_at")
+
+
+class MissedCallOut(BaseModel):
+    """A missed call as logged, with its callback terms."""
+
+    model_config = ConfigDict(extra="forbid")  # the documented shape is the whole shape
+
+    call_id: str
+    missed_at: str
+    kind: str = Field(description="missed | voicemail")
+    caller: str
+    source: str
+    campaign: str
+    metadata: dict[str, str]
+    intent: str = Field(description="buying | service | informational | noise | unknown (no voicemail, or abstained)")
+    buying_intent: float | None
+    signals: list[str]
+    priority: int | None = Field(description="Callback priority, 1 = first; null = no callback owed.")
+    sla_seconds: float | None
+    due_at: str | None = Field(description="Deadline: missed_at + SLA (null = none).")
+    owner: str
+    queue: str
+    logged_at: str
+
+
 class EvidenceOut(BaseModel):
     model_config = ConfigDict(extra="forbid")  # the documented shape is the whole shape
 
@@ -281,6 +364,9 @@ class AudioScoreResponse(ScoreResponse):
     words: list[WordOut] = Field(default_factory=list)
     audio_seconds: float = Field(description="Seconds of audio decoded (at most the 30 s window).")
     cut_seconds: float
+    missed_call: MissedCallOut | None = Field(
+        default=None, exclude_if=lambda v: v is None,
+        description="kind=voicemail only: the missed call as logged, with its callback terms.")
 
 
 class ErrorDetail(BaseModel):
@@ -402,10 +488,12 @@ def json_response(body: BaseModel) -> Response:
 
 
 def audio_score_response(scored: ScoredCall, transcript: OpeningTranscript, *, redact_pii: bool,
-                         timings_ms: Mapping[str, float]) -> AudioScoreResponse:
+                         timings_ms: Mapping[str, float], missed_call: Mapping[str, Any] | None = None
+                         ) -> AudioScoreResponse:
     """The ``/score_audio`` response: the ``/score`` fields plus the opening's timed words
     (redacted when asked; per speaker, so digits read by the caller and by the agent never join
-    into one number), the seconds decoded and the window."""
+    into one number), the seconds decoded and the window; for a voicemail, the missed call as
+    logged (``MissedCall.to_json()``)."""
     from serving.redact import redact_words
 
     words = transcript.words
@@ -417,7 +505,8 @@ def audio_score_response(scored: ScoredCall, transcript: OpeningTranscript, *, r
         **_score_fields(scored, timings_ms),
         "words": [{"text": w.text, "start": w.start, "end": w.end, "probability": w.probability, "speaker": w.speaker}
                   for w in words],
-        "audio_seconds": round(transcript.audio_seconds, 3), "cut_seconds": transcript.cut_seconds})
+        "audio_seconds": round(transcript.audio_seconds, 3), "cut_seconds": transcript.cut_seconds,
+        "missed_call": None if missed_call is None else dict(missed_call)})
 
 
 def _score_fields(scored: ScoredCall, timings_ms: Mapping[str, float]) -> dict[str, Any]:

@@ -12,7 +12,8 @@ HTTP surface (JSON; every error is ``{"error": {"code", "message"[, "fields"]}}`
                          sample_rate=8000, call_id, metadata=<JSON object>]; or a raw body
                          (Content-Type audio/* or application/octet-stream) with the same fields as
                          query parameters -> the /score result + words[{text, start, end, probability}],
-                         audio_seconds, cut_seconds (the opening 30 s)
+                         audio_seconds, cut_seconds (the opening 30 s); kind=voicemail [caller,
+                         missed_at, owner, queue]: also logged as a missed call -> + missed_call{…}
     WS   /v1/stream      {"type":"start","call_id","encoding":"pcm16"|"mulaw","sample_rate",
                          "metadata"} -> started; binary audio frames -> partial… decision; {"type":"stop"}
                          -> final, close 1000 (event format: serving/live_call.py; protocol: serving/sessions.py)
@@ -23,6 +24,11 @@ HTTP surface (JSON; every error is ``{"error": {"code", "message"[, "fields"]}}`
                          "occurred_at"?} -> 201 recorded | 200 same again | 202 call not logged (yet) |
                          409 a different outcome is recorded (serving/calllog/routes.py)
     GET  /calls/{call_id}  the logged call (scores, decision, transcript per call_log.transcript) + outcome
+                         (+ missed, callbacks for a missed call)
+    POST /calls/missed   {"caller", "missed_at"?, "call_id"?, "metadata"?, "owner"?, "queue"?} -> 201 the
+                         missed call with its callback priority, SLA and due_at (serving/calllog/routes.py)
+    POST /calls/{call_id}/callbacks  {"attempted_at", "connected", "agent"?, "outcome"?} -> 201 | 200 same
+                         again | 202 call not logged as missed | 409 a different report for that time and agent
     GET  /v1/calls/live  the live floor: calls open now [?route=…&source=…] -> {calls: [LiveCallOut]}
     GET  /v1/calls/live/events            SSE: "floor" (the open calls), then "call" on every change and
                          "ended" when a call ends (each a LiveCallOut)
@@ -52,6 +58,7 @@ Errors: :mod:`serving.http_errors`; uploads: :mod:`serving.uploads`; logs: :mod:
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import dataclasses
 import logging
@@ -68,6 +75,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from serving.app import create_app
 from serving.auth import ApiKeys
 from serving.batching import batched
+from serving.calllog.records import utc_now
 from serving.config import ServeConfig, load_serve_config
 from serving.http_errors import ERROR_RESPONSES, JsonErrorPages
 from serving.limits import BodyLimitMiddleware
@@ -167,6 +175,7 @@ class CallIntentService:
         from serving.limits import SessionSlots
         from serving.live_floor import LiveFloor
         from serving.metrics import service_metrics
+        from serving.callbacks import load_callback_policy
         from serving.policy import DecisionPolicy
         from serving.scoring import Scoring
         from serving.screen_pop import load_next_steps
@@ -184,7 +193,8 @@ class CallIntentService:
             logger.warning("no view token secret set ($CALLINTENT_VIEW_TOKEN_SECRET): with %d workers a view token "
                            "opens pages only on the worker that minted it", config.workers)
         self.scoring = Scoring(predictor, policy, redact_pii=config.redact_pii, call_log=call_log,
-                               transcript_mode=config.call_log.transcript)
+                               transcript_mode=config.call_log.transcript,
+                               callbacks=load_callback_policy(config.policy or None))  # missed calls' SLAs
         # Blocking work of requests and live calls runs on its own bounded pool, so it never starves
         # request handling threads; a live step mostly waits for its ASR batch, so there is a
         # thread for every call that may be open.
@@ -221,12 +231,30 @@ class CallIntentService:
         """Transcribe the opening 30 s of an audio file and score it."""
         started = time.perf_counter()
         upload = await read_audio_upload(request, self.config)
+        voicemail = upload.voicemail
+        if voicemail is not None and self.call_log is None:
+            raise InvalidRequest("kind: a voicemail is logged as a missed call, and the call log is disabled on "
+                                 "this server (call_log.enabled: false)", ["kind"])
+        received_at = utc_now()
         heard = await hear_upload(upload, config=self.config, asr=self.asr, pool=self.decode_pool,
                                   speaker_tags=self.scoring.speaker_tags)
-        scored = await self._score(ScoreItem(heard.text, upload.call_id, upload.metadata, channel="score_audio",
+        scored = await self._score(ScoreItem(heard.text, upload.call_id, upload.metadata,
+                                             channel="score_audio" if voicemail is None else "voicemail",
                                              audio_seconds=round(heard.transcript.audio_seconds, 3)))
+        missed = None
+        if voicemail is not None:  # the missed call, its intent from this scoring (serving.scoring.Scoring.log_missed)
+            try:
+                missed, _ = await asyncio.to_thread(
+                    self.scoring.log_missed, upload.call_id, kind="voicemail",
+                    missed_at=voicemail.missed_at or received_at, caller=voicemail.caller, metadata=upload.metadata,
+                    owner=voicemail.owner, queue=voicemail.queue, voicemail=scored)
+            except Exception as e:  # noqa: BLE001 - a database outage is a 503 (retry); anything else re-raises
+                from serving.calllog.routes import unavailable_response
+
+                return unavailable_response(e)
         return json_response(audio_score_response(scored, heard.transcript, redact_pii=self.config.redact_pii,
-                                                  timings_ms={**heard.timings_ms, "total": _ms_since(started)}))
+                                                  timings_ms={**heard.timings_ms, "total": _ms_since(started)},
+                                                  missed_call=None if missed is None else missed.to_json()))
 
     @app.websocket("/v1/stream")
     async def stream(self, websocket: WebSocket) -> None:

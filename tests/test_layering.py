@@ -40,11 +40,12 @@ SERVING_LAYERS: dict[str, int] = {
     "serving.scoring": 4,
     "serving.calllog.records": 5, "serving.calllog.store": 5, "serving.calllog.writer": 5,
     "serving.calllog.report": 5, "serving.calllog.migrations.env": 5, "serving.live_floor": 5,
+    "serving.calllog.callbacks": 5,
     "serving.live_pages": 1,
     "serving.logs": 6, "serving.config": 6,
     "serving.live_call": 7,
     **{f"serving.{leaf}": 8 for leaf in ("policy", "redact", "limits", "auth", "metrics", "asr_batcher", "twilio",
-                                          "batching", "client", "view_tokens", "screen_pop")},
+                                          "batching", "client", "view_tokens", "screen_pop", "callbacks")},
 }
 
 
