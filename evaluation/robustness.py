@@ -77,7 +77,7 @@ class RobustnessConfig:
         frame_seconds: Audio per ``LiveCall.insert`` (20 ms: Twilio's media frames).
     """
 
-    n: int = 40
+    n: int = 30
     seed: int = 0
     cache_dir: str = ".cache/asr"
     cut_seconds: float = OPENING_SECONDS
@@ -329,7 +329,7 @@ def conditions_of(render: Mapping[str, Any], voice: str) -> tuple[tuple[str, str
     else:
         lower = max([e for e in SNR_EDGES if e <= snr] or [SNR_EDGES[0]])
         upper = next((e for e in SNR_EDGES if e > lower), None)
-        snr_bucket = f"{lower:g}-{upper:g} dB" if upper is not None else f">= {lower:g} dB"
+        snr_bucket = f"{lower:g}-{upper:g} dB" if upper is not None else f"{lower:g}+ dB"
     loss = float(channel.get("loss_rate") or 0.0)
     loss_bucket = "none" if loss <= 0 else "heavy" if loss >= HEAVY_LOSS else "light"
     return (("codec", str(channel.get("codec", "mulaw"))), ("snr", snr_bucket), ("packet_loss", loss_bucket),
