@@ -691,4 +691,5 @@ def _r(value: float | None, digits: int = 6) -> float | None:
 
 __all__ = ["CallDecision", "CallReplay", "CutoffMetrics", "DecisionSummary", "LiveView", "REPLAY_FRAME_SECONDS",
            "SPEAKER_LEVELS", "Scorer", "ScriptedTranscriber", "TimecutConfig", "TimecutResult", "call_decision",
-           "evaluate_timecuts", "metrics_at", "quiet_live_calls", "replay_call", "replay_stream_config", "stream_call", "summarize"]
+           "evaluate_timecuts", "metrics_at", "quiet_live_calls", "replay_call", "replay_stream_config",
+           "stream_call", "summarize"]

@@ -130,8 +130,10 @@ def test_conditions_come_from_the_render_parameters():
     assert conditions_of(plan, "en-gb") == (("codec", "gsm"), ("snr", "10-15 dB"), ("packet_loss", "heavy"),
                                             ("voice", "en-gb"))
     quiet = {"channel": {"codec": "amr-nb-4.75", "snr_db": None, "noise": None, "loss_rate": 0.01}}
-    assert dict(conditions_of(quiet, "v"))["snr"] == "quiet" and dict(conditions_of(quiet, "v"))["packet_loss"] == "light"
-    assert dict(conditions_of({"channel": {"codec": "mulaw", "snr_db": 24.9, "loss_rate": 0.0}}, "v"))["snr"] == "20+ dB"
+    assert dict(conditions_of(quiet, "v"))["snr"] == "quiet"
+    assert dict(conditions_of(quiet, "v"))["packet_loss"] == "light"
+    loud = {"channel": {"codec": "mulaw", "snr_db": 24.9, "loss_rate": 0.0}}
+    assert dict(conditions_of(loud, "v"))["snr"] == "20+ dB"
     assert conditions_of({"channel": None}, "v")[:3] == (("codec", "mulaw"), ("snr", "quiet"), ("packet_loss", "none"))
 
 
@@ -199,6 +201,7 @@ def test_robustness_report_with_real_asr_and_live_stream(tmp_path, capsys):
         return set(text.lower().replace(",", "").replace(".", "").split())
 
     # The live stream heard real words of what was said (a harsh line may lose a whole short call).
-    assert any(words(c.streamed_text) & words(c.clean_text) for c in again.calls), [c.streamed_text for c in again.calls]
+    heard = [c.streamed_text for c in again.calls]
+    assert any(words(c.streamed_text) & words(c.clean_text) for c in again.calls), heard
     for call in again.calls:
         assert call.decodes >= 1 and 0 < call.decision.seconds <= call.audio_seconds + 1e-6
