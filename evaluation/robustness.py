@@ -510,7 +510,7 @@ def robustness_check(
             call_id=eval_set.call_ids[i], label=eval_set.labels[i], clean_text=clean_texts[k],
             oneshot_text=oneshot_texts[k], streamed_text=streamed_texts[k], clean_prediction=clean_scores[k].label,
             oneshot_prediction=oneshot_scores[k].label, streamed_prediction=streamed_scores[k].label,
-            conditions=conditions[k], audio_seconds=round(heard[k].audio_seconds, 3),
+            conditions=conditions[k], audio_seconds=heard[k].audio_seconds,
             decision=call_decision(replays[k], eval_set.labels[i]), decodes=replays[k].decodes, cached=heard[k].cached)
         for k, i in enumerate(rows_i))
     result = RobustnessResult(

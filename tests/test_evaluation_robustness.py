@@ -190,17 +190,18 @@ def test_robustness_report_with_real_asr_and_live_stream(tmp_path, capsys):
     assert 'id="robustness-columns"' in html and 'id="fig-robustness"' in html
     assert len(list(cache.rglob("*.json"))) == 2  # one-shot transcripts cached
 
-    # Second run: the one-shot transcripts come from the cache; the stream runs again and hears words.
+    # Again on one of those calls: its one-shot transcript comes from the cache; the stream runs again.
     from models.predictor import IntentPredictor
 
     eval_set = load_eval_set([data], split="all")
     again = robustness_check(IntentPredictor.load(artifact), eval_set, DecisionPolicy.from_yaml(None),
-                             RobustnessConfig(n=2, cache_dir=str(cache)), progress=False)
-    assert again.cached == 2 and again.wer_oneshot == pytest.approx(doc["wer"]["oneshot"], abs=1e-5)
+                             RobustnessConfig(n=1, cache_dir=str(cache)), progress=False)
+    assert again.n == 1 and again.cached == 1
+
     def words(text: str) -> set[str]:
         return set(text.lower().replace(",", "").replace(".", "").split())
 
-    # The live stream heard real words of what was said (a harsh line may lose a whole short call).
+    # The live stream heard real words of what was said.
     heard = [c.streamed_text for c in again.calls]
     assert any(words(c.streamed_text) & words(c.clean_text) for c in again.calls), heard
     for call in again.calls:
