@@ -76,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--robustness", action="store_true",
                         help="also render a sample as phone calls (voices + telephone channel) and score it three "
                              "ways: clean text, one-shot ASR, and a live stream through the serving path; adds WER "
-                             "by condition and time to decision (about 2-5 s per call on 2 cores)")
+                             "by condition and time to decision (seconds per call: the stream re-decodes every second of audio)")
     parser.add_argument("--robustness-n", type=int, default=30, metavar="N", help="calls in that sample (30)")
     parser.add_argument("--asr-cache", default=".cache/asr", metavar="DIR",
                         help="ASR cache folder of the one-shot transcripts (.cache/asr)")
