@@ -3,8 +3,9 @@ section), the machine's CPU name, and the one word error rate the ASR figures ar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
+
+from evaluation.metrics import word_error_rate  # noqa: F401 (the one WER, re-exported for bench scripts)
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "BENCHMARKS.md"
@@ -42,12 +43,3 @@ def publish(heading: str, entry: str, *, write: bool) -> None:
     if write:
         append_section(heading, entry)
         print(f"appended to {BENCHMARKS}")
-
-
-def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
-    """Corpus word error rate (jiwer) after lowercasing and removing punctuation on both sides."""
-    import jiwer
-
-    norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
-                          jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
-    return float(jiwer.wer(list(references), list(hypotheses), reference_transform=norm, hypothesis_transform=norm))

@@ -487,8 +487,32 @@ class TelephoneEar:
         self._recognizer = recognizer
         self._lock = threading.Lock()
 
-    def hear(self, turns: Sequence[Turn], plan: RenderPlan) -> tuple[OpeningTranscript, bool]:
-        """What the ASR makes of ``turns`` spoken as ``plan`` says.
+    def render(self, turns: Sequence[Turn], plan: RenderPlan) -> dict[str | None, np.ndarray]:
+        """The call as the ASR gets it: each track rendered, decoded to 16 kHz float32 and cut at
+        ``cut_seconds`` (not cached: audio is large, and rendering is cheap next to decoding).
+
+        Returns:
+            Speaker → samples: ``{None: …}`` on a one-channel plan, ``caller`` and ``agent`` on two.
+
+        Raises:
+            RenderError: synthesis failed.
+            AudioError: the rendered audio could not be decoded.
+        """
+        from speech.audio import decode_audio
+
+        speakers: tuple[str | None, ...] = ("caller", "agent") if plan.channels == 2 else (None,)
+        with tempfile.TemporaryDirectory(prefix="callintent-render-") as tmp:
+            tracks = render_call_tracks(turns, Path(tmp), plan, speakers=speakers)
+            return {s: decode_audio(tracks[s], max_seconds=self.cut_seconds) for s in speakers}
+
+    def hear(self, turns: Sequence[Turn], plan: RenderPlan, *,
+             audio: Mapping[str | None, np.ndarray] | None = None) -> tuple[OpeningTranscript, bool]:
+        """What the ASR makes of ``turns`` spoken as ``plan`` says (one decode of the whole opening).
+
+        Args:
+            turns, plan: What is said and how.
+            audio: The call's tracks when the caller already rendered them (:meth:`render`), so a
+                cache miss does not render twice.
 
         Returns:
             ``(transcript, from_cache)``.
@@ -497,19 +521,15 @@ class TelephoneEar:
             RenderError: synthesis failed.
             AudioError: the rendered audio could not be decoded.
         """
-        from speech.audio import decode_audio
         from speech.speakers import merge_speakers
 
         key = render_cache_key(turns, plan, self.model_id, self.cut_seconds, self.asr_config)
         transcript = self._cache.get(key)
         if transcript is not None:
             return transcript, True
-        speakers: tuple[str | None, ...] = ("caller", "agent") if plan.channels == 2 else (None,)
-        with tempfile.TemporaryDirectory(prefix="callintent-render-") as tmp:
-            tracks = render_call_tracks(turns, Path(tmp), plan, speakers=speakers)
-            heard = {s: self._recognizer_now().transcribe_timed(
-                decode_audio(tracks[s], max_seconds=self.cut_seconds), cut_seconds=self.cut_seconds)[0]
-                for s in speakers}
+        tracks = self.render(turns, plan) if audio is None else audio
+        heard = {s: self._recognizer_now().transcribe_timed(samples, cut_seconds=self.cut_seconds)[0]
+                 for s, samples in tracks.items()}
         transcript = heard[None] if plan.channels == 1 else merge_speakers(heard)
         self._cache.put(key, transcript)
         return transcript, False

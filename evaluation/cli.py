@@ -4,7 +4,7 @@ Examples::
 
     callintent evaluate --model candidate --data data/generated/corpus.jsonl --compare production --out reports/v3
     callintent evaluate --model v3 --data calls.csv --split all --export-errors errors.csv --out reports/v3
-    callintent evaluate --model candidate --data corpus.jsonl --robustness --robustness-n 40 --out reports/v3
+    callintent evaluate --model candidate --data corpus.jsonl --robustness --robustness-n 30 --out reports/v3
     callintent evaluate --model production --data test_asr.jsonl --out reports/asr   # + accuracy over time
     callintent evaluate review-import reports/v3/errors.csv --out corrections.jsonl
     callintent evaluate select-for-labeling calls.jsonl --model production --n 50 --out to_label.csv \
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from evaluation.evaluate import ModelRef
     from evaluation.timecuts import TimecutResult
     from models.registry import Registry
+    from serving.policy import DecisionPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -73,15 +74,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "model: speaker-tagged text (agent: … caller: …) for a model trained with "
                              "speaker_tags, the caller's words for any other (default: the text as labeled)")
     parser.add_argument("--robustness", action="store_true",
-                        help="also score a sample as 8 kHz telephone audio through ASR "
-                             "(espeak-ng + sox + faster-whisper)")
-    parser.add_argument("--robustness-n", type=int, default=40, metavar="N", help="calls in that sample (40)")
-    parser.add_argument("--asr-cache", default=".cache/asr", metavar="DIR", help="ASR cache folder (.cache/asr)")
+                        help="also render a sample as phone calls (voices + telephone channel) and score it three "
+                             "ways: clean text, one-shot ASR, and a live stream through the serving path; adds WER "
+                             "by condition and time to decision (seconds per call: the stream re-decodes every second of audio)")
+    parser.add_argument("--robustness-n", type=int, default=30, metavar="N", help="calls in that sample (30)")
+    parser.add_argument("--asr-cache", default=".cache/asr", metavar="DIR",
+                        help="ASR cache folder of the one-shot transcripts (.cache/asr)")
     parser.add_argument("--timecuts", action=argparse.BooleanOptionalAction, default=None,
                         help="score each call's prefix at 5/10/15/20/30 s and replay the serving decision policy "
                              "(default: on when the data has word timings, 'words')")
     parser.add_argument("--policy", default=None, metavar="YAML",
-                        help="decision policy replayed by --timecuts (default serving/configs/policy.yaml)")
+                        help="decision policy replayed by --timecuts and --robustness "
+                             "(default serving/configs/policy.yaml)")
     parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                         help="bootstrap resamples for confidence intervals (1000; 0 = none)")
     parser.add_argument("--latency-iterations", type=int, default=10, metavar="N",
@@ -172,7 +176,7 @@ def _evaluate(args: argparse.Namespace, ref: str) -> int:
         except ValueError as e:
             raise UserError(f"bad option: {e}") from None
         predictor = IntentPredictor.load(model.directory, variant=config.variant)
-        robustness = robustness_check(predictor, eval_set, rconfig)
+        robustness = robustness_check(predictor, eval_set, _decision_policy(args, model), rconfig)
 
     timecuts = None
     if args.timecuts or (args.timecuts is None and eval_set.has_timings):
@@ -200,8 +204,9 @@ def _evaluate(args: argparse.Namespace, ref: str) -> int:
               f"{len(comparison.flips)} calls changed ({comparison.count('fixed')} fixed, "
               f"{comparison.count('broken')} broken)")
     if robustness is not None:
-        print(f"robustness ({robustness.n} calls as phone audio): macro-F1 {robustness.macro_f1_clean:.3f} text "
-              f"vs {robustness.macro_f1_asr:.3f} ASR")
+        from evaluation.robustness import summary_lines
+
+        print("\n".join(summary_lines(robustness)))
     if timecuts is not None:
         cuts = ", ".join(f"{c.seconds:g} s {c.macro_f1:.3f}" for c in timecuts.cutoffs)
         t = timecuts.summary
@@ -230,17 +235,22 @@ def _timecuts(args: argparse.Namespace, model: ModelRef, eval_set: EvalSet, vari
     """Accuracy over time and the decision replay (``--timecuts``); the policy is serving's, read-only."""
     from evaluation.timecuts import evaluate_timecuts
     from models.predictor import IntentPredictor
-    from serving.policy import DecisionPolicy
 
     if not eval_set.has_timings:
         raise UserError(f"--timecuts needs word timings: no row of {', '.join(eval_set.files)} has 'words' "
                         "(render text with 'callintent data render-asr', or transcribe audio with "
                         "'callintent data transcribe')")
-    # The replay abstains as serving would with this model: the artifact's margin, unless the policy overrides it.
-    policy = DecisionPolicy.from_yaml(args.policy,  # ConfigError (a UserError) names the file and key
-                                      model_abstain_margin=model.meta.abstain_margin)
     predictor = IntentPredictor.load(model.directory, variant=variant)
-    return evaluate_timecuts(predictor, eval_set, policy, model_id=model.model_id)
+    return evaluate_timecuts(predictor, eval_set, _decision_policy(args, model), model_id=model.model_id)
+
+
+def _decision_policy(args: argparse.Namespace, model: ModelRef) -> DecisionPolicy:
+    """The serving decision policy (``--policy``) as the live service would run it with ``model``."""
+    from serving.policy import DecisionPolicy
+
+    # Abstain as serving would with this model: the artifact's margin, unless the policy overrides it.
+    return DecisionPolicy.from_yaml(args.policy,  # ConfigError (a UserError) names the file and key
+                                    model_abstain_margin=model.meta.abstain_margin)
 
 
 def _uncompared_production(registry: Registry, model: ModelRef) -> str | None:

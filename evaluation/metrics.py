@@ -221,3 +221,39 @@ def slice_metrics(
                                     accuracy=float(accuracy), macro_f1=float(macro_f1), buying_recall=recall,
                                     small=bool(mask.sum() < small), ece=ece))
     return tuple(out)
+
+
+def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float | None:
+    """Corpus word error rate (jiwer) after lowercasing and removing punctuation on both sides.
+
+    The one WER the project reports (the ASR benchmarks in ``bench/`` and the robustness report):
+    word edits over all calls divided by the reference words of all calls, so long calls weigh
+    more than short ones.
+
+    Args:
+        references: What was said (the labeled text).
+        hypotheses: What the ASR heard, same order.
+
+    Returns:
+        The WER, or None when the references hold no word.
+
+    Raises:
+        ValueError: lists of different length.
+        RuntimeError: jiwer is not installed.
+    """
+    if len(references) != len(hypotheses):
+        raise ValueError(f"references and hypotheses must have the same length, got {len(references)} "
+                         f"and {len(hypotheses)}")
+    try:
+        import jiwer
+    except ImportError as e:
+        raise RuntimeError("word error rates require jiwer (pip install 'callintent[eval]')") from e
+
+    norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
+                          jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
+    # jiwer rejects an empty reference; a call with nothing to say adds no reference words anyway.
+    pairs = [(r, h) for r, h in zip(references, hypotheses) if r.strip() and any(c.isalnum() for c in r)]
+    if not pairs:
+        return None
+    refs, hyps = zip(*pairs)
+    return float(jiwer.wer(list(refs), list(hyps), reference_transform=norm, hypothesis_transform=norm))

@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from evaluation.evalset import CallTiming, EvalSet
     from models.scores import IntentScores
     from serving.live_call import Scorer as LiveScorer
-    from serving.live_call import StreamConfig
+    from serving.live_call import StreamConfig, Transcriber
     from serving.policy import Decision, DecisionPolicy
     from speech.transcript import OpeningTranscript, Word
 
@@ -373,6 +373,8 @@ class CallReplay:
         final: The view of the ``final`` event (everything heard; ``seconds`` = audio fed).
         decision: The call's one decision.
         decodes: Decodes the stream ran.
+        transcript: What the stream heard by its end (the caller's words on two channels; not
+            redacted, as the model read it).
     """
 
     call_id: str
@@ -380,6 +382,7 @@ class CallReplay:
     final: LiveView
     decision: Decision
     decodes: int
+    transcript: str = ""
 
     def at(self, seconds: float) -> LiveView | None:
         """What the stream showed ``seconds`` into the call: the latest partial by then, the final
@@ -445,7 +448,6 @@ def replay_call(
     """
     import numpy as np
 
-    from serving.live_call import LiveCall
     from speech.audio import SAMPLE_RATE
 
     speakers = tuple(SPEAKER_LEVELS) if timing.tagged else ()
@@ -453,22 +455,65 @@ def replay_call(
         raise ValueError(f"call {call_id} is scored as speaker-tagged text, but the model does not read tags")
     channels = ({SPEAKER_LEVELS[s]: [w for w in timing.words if w.speaker == s] for s in speakers} if speakers
                 else {0.0: timing.words})
-    # One frame of each channel's constant, reused: insert() copies it into the call's buffer.
+    total = round(min(timing.audio_seconds, stream.window_seconds) * SAMPLE_RATE)
+    tracks = {s: np.full(total, SPEAKER_LEVELS[s] if s else 0.0, np.float32) for s in speakers or (None,)}
+    return stream_call(call_id, tracks, metadata, asr=ScriptedTranscriber(channels), scorer=scorer, policy=policy,
+                       stream=stream, model=model, frame_seconds=frame_seconds)
+
+
+def stream_call(
+    call_id: str,
+    tracks: Mapping[str | None, np.ndarray],
+    metadata: Mapping[str, str],
+    *,
+    asr: Transcriber,
+    scorer: LiveScorer,
+    policy: DecisionPolicy,
+    stream: StreamConfig,
+    model: str = "",
+    frame_seconds: float = REPLAY_FRAME_SECONDS,
+) -> CallReplay:
+    """Feed a call's audio through ``LiveCall`` frame by frame, as fast as ``asr`` decodes.
+
+    The call's clock stands at the end of the audio fed so far: every decode is timed as if the
+    ASR kept up with real time (latency 0, never lagging), whatever it really takes, so the
+    decode schedule, the stable prefix and the decision are those of a server with cores to spare.
+
+    Args:
+        call_id: The call.
+        tracks: 16 kHz float32 samples: ``{None: …}`` for one channel, ``caller`` and ``agent``
+            for a two-channel call (cut to the stream's window).
+        metadata: Call metadata that selects the policy segment.
+        asr: The transcriber (:class:`speech.asr.SpeechRecognizer`, or :class:`ScriptedTranscriber`).
+        scorer: The live scorer (:class:`serving.live_call.PredictorScorer` over the model).
+        policy: The serving decision policy.
+        stream: Stream settings.
+        model: Model version shown in the events.
+        frame_seconds: Audio per insert.
+
+    Returns:
+        The views after each decode, the final view, the decision and the heard transcript.
+    """
+    from serving.live_call import LiveCall
+    from speech.audio import SAMPLE_RATE
+
+    speakers = tuple(s for s in tracks if s is not None)
     frame = max(1, round(frame_seconds * SAMPLE_RATE))
-    frames = {s: np.full(frame, SPEAKER_LEVELS[s] if s else 0.0, np.float32) for s in speakers or (None,)}
     clock = _ReplayClock()
-    call = LiveCall(call_id, metadata, asr=ScriptedTranscriber(channels), scorer=scorer, policy=policy,
-                    config=stream, clock=clock, model=model, speakers=speakers)
+    call = LiveCall(call_id, metadata, asr=asr, scorer=scorer, policy=policy, config=stream, clock=clock,
+                    model=model, speakers=speakers)
     call.start()
     events = []
-    total = round(min(timing.audio_seconds, stream.window_seconds) * SAMPLE_RATE)
+    total = min(max(t.size for t in tracks.values()), round(stream.window_seconds * SAMPLE_RATE))
     fed = 0
     while fed < total:
         n = min(frame, total - fed)
+        clock.now = (fed + n) / SAMPLE_RATE
+        for speaker, samples in tracks.items():
+            chunk = samples[fed:fed + n]
+            if chunk.size:
+                call.insert(chunk, arrived_at=clock.now, speaker=speaker)
         fed += n
-        clock.now = fed / SAMPLE_RATE
-        for speaker, samples in frames.items():
-            call.insert(samples[:n], arrived_at=clock.now, speaker=speaker)
         if call.ready():
             events += call.step()
     events += call.finish()
@@ -478,7 +523,7 @@ def replay_call(
     assert final.type == "final" and final.scores is not None and final.totals is not None and call.decision
     return CallReplay(call_id=call_id, partials=partials,
                       final=LiveView(fed / SAMPLE_RATE, final.scores, bool(final.words)),
-                      decision=call.decision, decodes=final.totals.decodes)
+                      decision=call.decision, decodes=final.totals.decodes, transcript=call.transcript)
 
 
 class _ReplayClock:
@@ -498,7 +543,7 @@ def _heard(event: Any) -> bool:
 
 
 @contextlib.contextmanager
-def _quiet_live_calls() -> Iterator[None]:
+def quiet_live_calls() -> Iterator[None]:
     """LiveCall logs each call's start, decision and end at INFO, which a server wants and a replay
     of hundreds of calls does not (one summary line says it all); warnings still show."""
     from serving import live_call
@@ -592,7 +637,7 @@ def evaluate_timecuts(
     live_config = replay_stream_config(stream or StreamConfig(), config.window_seconds)
     model = model_id or str(getattr(scorer, "model_id", ""))
     replays = []
-    with _quiet_live_calls():
+    with quiet_live_calls():
         for i in timed:
             metadata = {k: v for k, v in (("source", eval_set.source[i]), ("campaign", eval_set.campaign[i]),
                                           ("industry", eval_set.industry[i])) if v}
@@ -613,7 +658,7 @@ def evaluate_timecuts(
         curve.append(metrics_at(t, labels, probs, sum(1 for v in views if v is not None and v.heard),
                                 config.ece_bins))
 
-    decisions = [_call_decision(r, eval_set.labels[i]) for i, r in zip(timed, replays)]
+    decisions = [call_decision(r, eval_set.labels[i]) for i, r in zip(timed, replays)]
     summary = summarize(decisions)
 
     models = sorted({t.asr_model for t in eval_set.timings if t is not None and t.asr_model})
@@ -633,7 +678,7 @@ def evaluate_timecuts(
     return result
 
 
-def _call_decision(replay: CallReplay, label: str) -> CallDecision:
+def call_decision(replay: CallReplay, label: str) -> CallDecision:
     """The report's record of a replayed call's decision."""
     d = replay.decision
     seconds = replay.final.seconds if d.audio_seconds is None else d.audio_seconds
@@ -645,5 +690,6 @@ def _r(value: float | None, digits: int = 6) -> float | None:
 
 
 __all__ = ["CallDecision", "CallReplay", "CutoffMetrics", "DecisionSummary", "LiveView", "REPLAY_FRAME_SECONDS",
-           "SPEAKER_LEVELS", "Scorer", "ScriptedTranscriber", "TimecutConfig", "TimecutResult", "evaluate_timecuts",
-           "metrics_at", "replay_call", "replay_stream_config", "summarize"]
+           "SPEAKER_LEVELS", "Scorer", "ScriptedTranscriber", "TimecutConfig", "TimecutResult", "call_decision",
+           "evaluate_timecuts", "metrics_at", "quiet_live_calls", "replay_call", "replay_stream_config",
+           "stream_call", "summarize"]

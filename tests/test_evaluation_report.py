@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from model_fixtures import build_tiny_artifact
+from robustness_fakes import KeywordModel, ScriptedEar
 
 from evaluation.compare import compare
 from evaluation.config import EvalConfig, GatePolicy
@@ -18,9 +19,10 @@ from evaluation.evalset import load_eval_set
 from evaluation.evaluate import CORRECTIONS_KEY, evaluate_model, resolve_model
 from evaluation.gate import GateMetrics, apply_gate
 from evaluation.report import highlight, write_report
-from evaluation.robustness import RobustnessClassRow, RobustnessExample, RobustnessResult
+from evaluation.robustness import RobustnessConfig, robustness_check
 from models.artifact import ArtifactMeta
 from models.scores import Evidence, IntentScores, SignalScore
+from serving.policy import DecisionPolicy
 
 INJECTION = "I saw your ad <script>document.title='pwned'</script> <img src=\"http://example.com/x.png\"> how much"
 
@@ -79,22 +81,19 @@ def report(tmp_path_factory):
     policy = GatePolicy(min_examples=5)
     gate = apply_gate(policy, GateMetrics.from_evaluation(candidate), GateMetrics.from_evaluation(baseline),
                       compared_to="intent/v1")
-    # A hand-made robustness result (the real ASR path is tested in test_evaluation_robustness.py).
-    robustness = RobustnessResult(
-        model_id=candidate.model.model_id, asr_model="tiny.en@test", n=2, accuracy_clean=1.0, accuracy_asr=0.5,
-        macro_f1_clean=1.0, macro_f1_asr=0.33,
-        rows=(RobustnessClassRow("buying", 1, 1.0, 0.67), RobustnessClassRow("service", 1, 1.0, 0.0),
-              RobustnessClassRow("informational", 0, None, None), RobustnessClassRow("noise", 0, None, None)),
-        examples=(RobustnessExample("b1", "buying", ROWS[0][1], "hi i saw your dad <b>", "buying", "buying",
-                                    "en-us", 150),
-                  RobustnessExample("s1", "service", ROWS[4][1], "checking on my odor", "service", "buying",
-                                    "en-gb", 170)),
-        cached=0, seconds=1.0)
+    # Robustness on scripted renders (the real ASR path is tested in test_evaluation_robustness.py): the
+    # one-shot ear drops each call's first word; the stream hears "buy" in place of "bill" (and an
+    # injection attempt, which the page must escape), and the buying calls say "buy" early on.
+    script = {t: (" ".join(t.split()[1:]), ("I want to buy " if label == "buying" else "")
+                  + t.replace("bill", "buy <b>bold</b>"), 0.5, 6.0) for _, t, label, *_ in ROWS}
+    ear = ScriptedEar(script)
+    robustness = robustness_check(KeywordModel(), eval_set, DecisionPolicy.from_yaml(None), RobustnessConfig(n=12),
+                                  ear=ear, live_asr=ear.live_asr(), progress=False)
     files = write_report(tmp / "out", candidate, comparison=comparison, gate=gate, gate_policy=policy,
                          robustness=robustness)
     dom, console = chromium(files.html.as_uri(), tmp / "profile")
     return {"files": files, "dom": dom, "console": console, "candidate": candidate, "comparison": comparison,
-            "gate": gate, "tmp": tmp}
+            "gate": gate, "tmp": tmp, "robustness": robustness}
 
 
 def test_renders_in_chromium_without_console_errors(report):
@@ -119,7 +118,8 @@ def test_plots_and_tables_are_in_the_dom(report):
         assert f'id="fig-{key}"' in dom
     for table in ("errors-table", "class-table", "signal-table", "slice-table", "latency-table",
                   "source-calibration-table",
-                  "comparison-table", "flips-table", "gate-table", "robustness-table", "robustness-examples"):
+                  "comparison-table", "flips-table", "gate-table", "robustness-table", "robustness-examples",
+                  "robustness-columns", "robustness-conditions", "robustness-decisions"):
         assert f'id="{table}"' in dom
     errors = report["candidate"].error_indices
     assert len(errors) >= 3
@@ -143,8 +143,34 @@ def test_self_contained_and_escaped(report):
     assert len(re.findall(r"<script\b", dom)) == 1           # only the report's own script
     assert "<title>Call intent report" in dom                 # injected script did not run
     assert "&lt;script&gt;document.title" in dom              # shown as text
-    assert "your dad &lt;b&gt;" in dom                        # ASR text escaped too
+    assert "buy &lt;b&gt;bold&lt;/b&gt;" in dom               # ASR text escaped too
     assert not re.search(r'<img src="http', dom)
+
+
+def test_robustness_section_shows_the_three_columns_wer_and_decisions(report):
+    r, dom = report["robustness"], report["dom"]
+    section = dom.split('id="robustness"')[1].split('<h2 id=')[0]
+    columns = re.findall(r'<tr data-column="(\w+)"><td>[^<]+</td><td class="n">([\d.]+)</td><td class="n">([\d.]+)</td>'
+                         r'<td class="n">([\d.]+)</td>', section)
+    assert [c[0] for c in columns] == ["clean", "oneshot", "streamed"]
+    for name, f1, accuracy, ece in columns:
+        column = r.column(name)
+        assert (f1, accuracy, ece) == (f"{column.macro_f1:.3f}", f"{column.accuracy:.3f}", f"{column.ece:.3f}")
+    # The scripts make the columns differ: one-shot drops words, the stream hears "buy" for "bill".
+    assert len({c[1] for c in columns}) > 1
+    assert f"{r.wer_oneshot:.3f}" in section and f"{r.wer_streamed:.3f}" in section
+    rows = re.findall(r'<tr data-factor="(\w+)"><td>[^<]+</td><td>([^<]+)</td><td class="n">(\d+)</td>'
+                      r'<td class="n">([\d.a-z/]+)</td><td class="n">([\d.a-z/]+)</td>', section)
+    assert [(f, v, int(n)) for f, v, n, _, _ in rows] == [(c.factor, c.value, c.calls) for c in r.conditions]
+    assert all(sum(int(n) for f, _, n, _, _ in rows if f == factor) == r.n for factor in ("codec", "voice"))
+    decisions = section.split('id="robustness-decisions"')[1].split("</table>")[0]
+    cells = re.findall(r'<td class="n">([^<]*)</td>', decisions)
+    d = r.decisions
+    assert cells[:2] == [str(d.buying_calls), str(d.buying_early)] and d.buying_calls == 4
+    assert cells[2] == f"{r.median_buying_early_seconds:.1f}" == "4.0"  # "buy" at 1.5 s; no early decision before 4 s
+    doc = json.loads(report["files"].metrics.read_text())["robustness"]
+    assert doc["columns"]["streamed"]["macro_f1"] == pytest.approx(r.column("streamed").macro_f1, abs=1e-6)
+    assert doc["decisions"]["buying"]["decided_early"] == d.buying_early
 
 
 def test_evidence_is_highlighted(report):
