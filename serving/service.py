@@ -23,6 +23,9 @@ HTTP surface (JSON; every error is ``{"error": {"code", "message"[, "fields"]}}`
                          "occurred_at"?} -> 201 recorded | 200 same again | 202 call not logged (yet) |
                          409 a different outcome is recorded (serving/calllog/routes.py)
     GET  /calls/{call_id}  the logged call (scores, decision, transcript per call_log.transcript) + outcome
+    GET  /v1/webhooks/deliveries?status=pending|delivered|failed&endpoint=&call_id=&limit=
+                         the webhook delivery log (serving/webhook_routes.py); events are POSTed to the
+                         endpoints of serve.yaml ``webhooks`` as the policy's ``webhooks:`` says (serving/webhooks.py)
     GET  /livez /readyz /metrics /docs.json    BentoML: liveness, readiness, Prometheus, OpenAPI
                          (/docs.json includes /score and /score_audio; WebSockets are documented here)
 
@@ -132,6 +135,8 @@ class CallIntentService:
         from serving.metrics import service_metrics
         from serving.policy import DecisionPolicy
         from serving.scoring import Scoring
+        from serving.webhook_policy import load_webhook_routes
+        from serving.webhooks import start_webhooks
 
         self.config = config
         self.asr = asr
@@ -139,8 +144,14 @@ class CallIntentService:
         self.metrics = service_metrics()
         self.key_source = ApiKeySource(config.api_keys_file or None)  # re-reads key files on change
         policy = DecisionPolicy.from_yaml(config.policy or None, model_abstain_margin=predictor.meta.abstain_margin)
+        # Webhooks: the policy says which events go where, serve.yaml where that is; delivery runs
+        # on its own thread from the outbox in the call-log database (serving/webhooks.py).
+        webhook_routes = load_webhook_routes(config.policy or None)
+        self.webhooks = start_webhooks(config.webhooks, webhook_routes, call_log.store if call_log else None,
+                                       metrics=self.metrics)
         self.scoring = Scoring(predictor, policy, redact_pii=config.redact_pii, call_log=call_log,
-                               transcript_mode=config.call_log.transcript)
+                               transcript_mode=config.call_log.transcript,
+                               webhooks=webhook_routes if self.webhooks is not None else None)
         # Blocking work of requests and live calls runs on its own bounded pool, so it never starves
         # request handling threads; a live step mostly waits for its ASR batch, so there is a
         # thread for every call that may be open.
@@ -223,9 +234,12 @@ class CallIntentService:
 
     @bentoml.on_shutdown
     def drain_call_log(self) -> None:
-        """Write every queued call record (live calls got their final event before this runs)."""
+        """Stop webhook delivery (pending rows resume at the next start), then write every queued
+        call record and webhook event (live calls got their final event before this runs)."""
+        if self.webhooks is not None:
+            self.webhooks.close()
         if self.call_log is not None:
-            self.call_log.close(CONFIG.call_log.drain_seconds)
+            self.call_log.close(self.config.call_log.drain_seconds)
 
 
 def _asr_config(config: ServeConfig) -> AsrConfig:
