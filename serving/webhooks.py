@@ -168,7 +168,7 @@ class WebhookDeliverer:
                          "again", delivery.event_type, endpoint.name, delivery.attempts, result.error,
                          extra={"call_id": delivery.call_id})
         else:
-            logger.warning("webhook %s -> %s attempt %d failed (%s); retrying in %.0f s", delivery.event_type,
+            logger.warning("webhook %s -> %s attempt %d failed (%s); retrying in %.1f s", delivery.event_type,
                            endpoint.name, delivery.attempts, result.error, (retry_at - now).total_seconds(),
                            extra={"call_id": delivery.call_id})
 

@@ -102,7 +102,7 @@ class Outbox:
         self.engine = store.engine
 
     def due(self, now: dt.datetime, limit: int, *, endpoints: Iterable[str] | None = None) -> list[Delivery]:
-        """Pending deliveries whose time has come, oldest first (not claimed: see :meth:`claim`).
+        """Pending deliveries whose time has come, longest-waiting first (not claimed: see :meth:`claim`).
 
         Args:
             now: The time.
@@ -112,7 +112,8 @@ class Outbox:
         query = sa.select(_t).where(_t.c.status == "pending", _t.c.next_attempt_at <= now)
         if endpoints is not None:
             query = query.where(_t.c.endpoint.in_(list(endpoints)))
-        query = query.order_by(_t.c.id).limit(limit)
+        # Longest-waiting first: a row that just failed goes behind the others (no head-of-line starvation).
+        query = query.order_by(_t.c.next_attempt_at, _t.c.id).limit(limit)
         with self.engine.connect() as connection:
             return [_delivery(row) for row in connection.execute(query).mappings()]
 
