@@ -150,8 +150,8 @@ class WebhookDeliverer:
             if self.metrics is not None:
                 self.metrics.webhook_delivered.labels(endpoint=endpoint.name, event=delivery.event_type).inc()
                 self.metrics.webhook_lag.observe(max(0.0, (now - delivery.created_at).total_seconds()))
-            logger.info("webhook %s -> %s delivered (attempt %d)", delivery.event_type, endpoint.name, delivery.attempts,
-                        extra={"call_id": delivery.call_id})
+            logger.info("webhook %s -> %s delivered (attempt %d)", delivery.event_type, endpoint.name,
+                        delivery.attempts, extra={"call_id": delivery.call_id})
             return
         failures = self._failures.get(endpoint.name, 0) + 1
         self._failures[endpoint.name] = failures

@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     _add_database(listing)
     retry = sub.add_parser("retry", help="make failed deliveries pending again (the service sends them)")
-    retry.add_argument("--id", type=int, action="append", default=[], dest="ids", help="only this delivery (repeatable)")
+    retry.add_argument("--id", type=int, action="append", default=[], dest="ids",
+                       help="only this delivery (repeatable)")
     retry.add_argument("--endpoint", default=None, help="only this endpoint's failed deliveries")
     _add_database(retry)
 

@@ -259,7 +259,8 @@ class CallLogStore:
 
     def purge(self, before: dt.datetime, *, dry_run: bool = False) -> tuple[int, int]:
         """Delete what is older than the retention policy allows: calls logged before ``before``,
-        their outcomes, and orphan outcomes (no logged call) received before it.
+        their outcomes, orphan outcomes (no logged call) received before it, and webhook
+        deliveries (any status) of events created before it.
 
         Args:
             before: Naive UTC cut-off (exclusive).
@@ -282,6 +283,8 @@ class CallLogStore:
                     outcome_corrections.c.call_id.in_(sa.select(outcomes.c.call_id).where(doomed_outcomes))))
                 connection.execute(sa.delete(outcomes).where(doomed_outcomes))
                 connection.execute(sa.delete(calls).where(calls.c.logged_at < before))
+                # Webhook bodies hold the call's record (its transcript too): they go with it.
+                connection.execute(sa.delete(webhook_deliveries).where(webhook_deliveries.c.created_at < before))
         logger.info("call log %s: %s %d calls and %d outcomes from before %s", display_url(self.url),
                     "would delete" if dry_run else "deleted", n_calls, n_outcomes, before.isoformat(sep=" "))
         return n_calls, n_outcomes
