@@ -110,6 +110,7 @@ def rendered_calls(rendered: Path, corpus: Path | None, n: int, work: Path) -> l
 
     Each call is spoken from its source row's turns (``corpus``, matched by ``call_id``; agent and
     caller voices) or else from its reference text in one voice; the reference is the labeled text.
+    A ``<call_id>.wav`` already in ``work`` is used as it is (to compare runs on the same audio).
     """
     from data.render import RenderConfig, Turn, plan_for, render_call_audio, turns_of
     from speech.audio import decode_audio
@@ -126,7 +127,9 @@ def rendered_calls(rendered: Path, corpus: Path | None, n: int, work: Path) -> l
     for r in rows:
         source = sources.get(r["call_id"])
         turns = turns_of(source) if source else (Turn(r["reference_transcript"], None),)
-        wav = render_call_audio(turns, work / f"{r['call_id']}.wav", plan_for(r["call_id"], RenderConfig()))
+        wav = work / f"{r['call_id']}.wav"
+        if not wav.is_file():  # a kept render: sox dithers, so a new render is not the same audio
+            wav = render_call_audio(turns, wav, plan_for(r["call_id"], RenderConfig()))
         reference = " ".join(t.text for t in turns)
         clips.append(Clip("rendered calls", r["call_id"], decode_audio(wav, max_seconds=30.0), reference, r["label"]))
     return clips

@@ -31,6 +31,8 @@ def load_config(
     path: str | Path | None,
     cls: type[T],
     overrides: Iterable[str] | Mapping[str, Any] = (),
+    *,
+    ignore: Iterable[str] = (),
 ) -> T:
     """Read ``path`` (YAML mapping) and ``overrides`` into an instance of the dataclass ``cls``.
 
@@ -46,49 +48,25 @@ def load_config(
     Raises:
         ConfigError: unreadable file, unknown key, wrong type or a value ``__post_init__`` rejects.
     """
-    raw: dict[str, Any] = read_yaml_mapping(path) if path is not None else {}
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(loaded).__name__}")
+        raw = {k: v for k, v in loaded.items() if k not in set(ignore)}
     items = overrides.items() if isinstance(overrides, Mapping) else (parse_override(o) for o in overrides)
     for key, value in items:
         _set_dotted(raw, key, value)
     where = str(path) if path is not None else cls.__name__
     return _build(cls, raw, where, prefix="")
-
-
-def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
-    """A YAML file whose top level is a mapping (an empty file is ``{}``).
-
-    Raises:
-        ConfigError: missing file, invalid YAML, or a top level that is not a mapping.
-    """
-    path = Path(path)
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(loaded).__name__}")
-    return loaded
-
-
-def config_from_mapping(raw: Mapping[str, Any], cls: type[T], *, where: str, prefix: str = "") -> T:
-    """Build the dataclass ``cls`` from an already-read mapping, by the rules of :func:`load_config`.
-
-    For one section of a file that several readers share (e.g. ``webhooks:`` of the policy file).
-
-    Args:
-        raw: The mapping (a section of a file).
-        cls: The (frozen) dataclass type.
-        where: The file, for messages.
-        prefix: The section's key path, for messages (``"webhooks."``).
-
-    Raises:
-        ConfigError: unknown key, wrong type or a value ``__post_init__`` rejects (naming ``prefix + key``).
-    """
-    return _build(cls, raw, where, prefix=prefix)
 
 
 def is_int(value: object) -> bool:

@@ -4,6 +4,7 @@ Examples::
 
     callintent report calls --since 7d --by source                       # table in the terminal
     callintent report calls --since 2026-11-01 --until 2026-12-01 --by campaign --html calls.html
+    callintent report callbacks --since 30d --by segment --html callbacks.html   # missed calls, SLAs
     callintent calls export --since 30d --out calls.jsonl --corrections corrections.jsonl
     callintent calls purge --before 90d --dry-run                         # what a 90-day retention deletes
 
@@ -77,20 +78,43 @@ def _window(args: argparse.Namespace) -> tuple[dt.datetime | None, dt.datetime |
     return since, until
 
 
+#: ``--by`` of each report kind (the first is the default).
+_GROUPINGS = {"calls": ("source", "campaign"), "callbacks": ("source", "segment")}
+
+
 class ReportCommand:
-    """Measure the call log: conversion of buying calls per source or campaign, the handoff gap, time to decision."""
+    """Measure the call log: conversion of buying calls per source or campaign, the handoff gap, time to
+    decision (``calls``); missed calls, callback completion, latency, SLA breaches and revenue at risk
+    (``callbacks``)."""
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("kind", choices=["calls"], help="what to report on (calls: the decision log)")
+        parser.add_argument("kind", choices=sorted(_GROUPINGS),
+                            help="what to report on (calls: the decision log; callbacks: missed calls and callbacks)")
         parser.add_argument("--since", required=True, metavar="WHEN", help="start (UTC date/time, or an age: 7d, 12h)")
         parser.add_argument("--until", default=None, metavar="WHEN", help="end, exclusive (default: now)")
-        parser.add_argument("--by", choices=["source", "campaign"], default="source", help="group by (default source)")
+        parser.add_argument("--by", default=None, metavar="GROUP",
+                            help="group by: source|campaign (calls), source|segment (callbacks); default source")
         parser.add_argument("--html", default=None, metavar="FILE", help="also write the self-contained HTML page")
+        callbacks = parser.add_argument_group("callbacks report")
+        callbacks.add_argument("--policy", default=None, metavar="FILE",
+                               help="policy YAML whose callbacks: section applies (default: the service's policy)")
+        callbacks.add_argument("--revenue-per-conversion", type=float, default=None, metavar="AMOUNT",
+                               help="value of one converted call for the revenue-at-risk range (default: the "
+                                    "policy's callbacks.revenue_per_conversion, else the mean revenue of converted "
+                                    "high-intent misses)")
+        callbacks.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+        callbacks.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
         _add_database(parser)
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
+        by = args.by or "source"
+        if by not in _GROUPINGS[args.kind]:
+            raise UserError(f"--by {by}: the {args.kind} report groups by {' or '.join(_GROUPINGS[args.kind])}")
+        args.by = by
+        if args.kind == "callbacks":
+            return ReportCommand._callbacks(args)
         from serving.calllog.report import build_report, format_table
 
         since, until = _window(args)
@@ -106,6 +130,35 @@ class ReportCommand:
             except ImportError as e:
                 raise UserError(f"--html needs the evaluation extra (pip install 'callintent[eval]'): {e}") from None
             path = write_calls_report(report, args.html)
+            print(f"wrote {path}", file=sys.stderr)
+        return 0
+
+    @staticmethod
+    def _callbacks(args: argparse.Namespace) -> int:
+        from evaluation.callbacks_report import build_callbacks_report, format_callbacks
+        from serving.callbacks import load_callback_policy
+
+        if args.revenue_per_conversion is not None and not args.revenue_per_conversion >= 0:
+            raise UserError(f"--revenue-per-conversion must be a non-negative amount, "
+                            f"got {args.revenue_per_conversion}")
+        from serving.config import load_serve_config
+
+        policy = load_callback_policy(args.policy or load_serve_config(args.config).policy or None)
+        since, until = _window(args)
+        store = _open(args)
+        try:
+            report = build_callbacks_report(store, policy, by=args.by, since=since, until=until,
+                                            revenue_per_conversion=args.revenue_per_conversion,
+                                            resamples=args.resamples, seed=args.seed)
+        finally:
+            store.close()
+        print(format_callbacks(report))
+        if args.html:
+            try:
+                from evaluation.callbacks_report import write_callbacks_report
+            except ImportError as e:
+                raise UserError(f"--html needs the evaluation extra (pip install 'callintent[eval]'): {e}") from None
+            path = write_callbacks_report(report, args.html)
             print(f"wrote {path}", file=sys.stderr)
         return 0
 

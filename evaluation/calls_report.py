@@ -79,8 +79,9 @@ def conversion_figure(report: CallsReport) -> Figure:
         data_uri=_render(fig), alt=f"bar chart of conversion rates by {report.by}")
 
 
-def render_calls_report(report: CallsReport, *, generated_at: str | None = None) -> str:
-    """The page as one HTML string."""
+def render_calls_report(report: CallsReport, *, generated_at: str | None = None,
+                        callbacks_href: str = "callbacks.html") -> str:
+    """The page as one HTML string (``callbacks_href``: where the missed-calls-and-callbacks page is linked)."""
     import jinja2
 
     from serving.calllog.report import format_rate, format_seconds
@@ -92,7 +93,7 @@ def render_calls_report(report: CallsReport, *, generated_at: str | None = None)
     window = f"{_when(report.since) or 'the first logged call'} to {_when(report.until) or 'now'} (UTC)"
     return env.get_template(TEMPLATE).render(
         title=f"Call outcomes by {report.by}", report=report, total=report.total, window=window,
-        figures=figures, generated_at=generated_at or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+        figures=figures, callbacks_href=callbacks_href, generated_at=generated_at or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
 
 def write_calls_report(report: CallsReport, out: str | Path) -> Path:

@@ -159,6 +159,7 @@ class IntentPredictor:
         threads: int = 0,
         providers: Sequence[str] | None = None,
         batch_size: int = 32,
+        spinning: bool = True,
     ) -> IntentPredictor:
         """Open an artifact directory for scoring.
 
@@ -170,6 +171,9 @@ class IntentPredictor:
                 ``["CUDAExecutionProvider"]``; unavailable ones are skipped with a warning and
                 ``CPUExecutionProvider`` is always the fallback. None = CPU only.
             batch_size: Most texts per ONNX run (bounds memory; larger inputs are chunked).
+            spinning: ONNX Runtime's intra-op threads spin-wait for work between runs (its
+                default: a little less latency). False when other work needs the cores: a
+                server's live ASR loses the CPU those idle threads burn.
 
         Returns:
             A ready predictor.
@@ -203,6 +207,8 @@ class IntentPredictor:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1  # the graph is one chain; parallelism is inside ops
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # ORT's own warnings (e.g. unused initializers) are noise here
         chosen = _choose_providers(providers, ort.get_available_providers())
         graph = directory / VARIANTS[variant]

@@ -26,11 +26,15 @@ from serving.calllog.routes import router as call_log_router
 from serving.config import ServeConfig
 from serving.http_errors import add_error_handlers
 from serving.limits import InflightLimitMiddleware
+from serving.live_pages import PAGES_PREFIX, router as live_pages_router, static_files
 from serving.metrics import RequestMetricsMiddleware
 from serving.webhook_routes import router as webhook_router
 
 #: The scoring routes: counted, and each with its own in-flight limit.
 SCORING_PATHS = ("/score", "/score_audio")
+
+#: The live feeds, where a view token may stand in for an API key (``?token=``; the route checks it).
+VIEW_PATHS = (r"/v1/calls/live", r"/v1/calls/live/events", r"/v1/calls/[^/]+/events")
 
 
 def create_app(config: ServeConfig, api_keys: Callable[[], ApiKeys]) -> FastAPI:
@@ -48,10 +52,13 @@ def create_app(config: ServeConfig, api_keys: Callable[[], ApiKeys]) -> FastAPI:
     app.add_middleware(InflightLimitMiddleware, limits={
         "/score": config.limits.max_inflight_requests, "/score_audio": config.limits.max_inflight_audio_requests},
         drain_bytes=config.limits.max_body_bytes)
-    app.add_middleware(ApiKeyMiddleware, keys=api_keys, deferred_paths=("/v1/twilio",))
+    app.add_middleware(ApiKeyMiddleware, keys=api_keys, deferred_paths=("/v1/twilio",), view_paths=VIEW_PATHS,
+                       open_paths=(PAGES_PREFIX,))
     app.add_middleware(RequestMetricsMiddleware, endpoints=SCORING_PATHS)  # added last = outermost
     add_error_handlers(app)
     app.include_router(call_log_router)  # /calls/{call_id}[/outcome]
+    app.include_router(live_pages_router)  # /live, /live/calls/{call_id}
+    app.mount(PAGES_PREFIX + "/static", static_files(), name="live-static")
     app.include_router(webhook_router)  # /v1/webhooks/deliveries
     # BentoML's class views resolve a route's ``self`` with Depends(bentoml.get_current_service), a
     # plain function, which FastAPI runs in a worker thread: a thread hop on every request for a
@@ -64,4 +71,4 @@ async def _current_service() -> Any:
     return bentoml.get_current_service()
 
 
-__all__ = ["SCORING_PATHS", "create_app"]
+__all__ = ["SCORING_PATHS", "VIEW_PATHS", "create_app"]

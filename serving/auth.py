@@ -239,12 +239,20 @@ class ApiKeyMiddleware:
         deferred_paths: WebSocket paths where a handshake *without* credentials is let through
             and the route checks a key later (Twilio's ``token`` custom parameter). A wrong
             key presented at the handshake is still refused there.
+        view_paths: HTTP ``GET`` paths (regular expressions, matched whole) where a request
+            without an ``Authorization`` header is let through for the route to check a view
+            token instead (:mod:`serving.view_tokens`): the live feeds.
+        open_paths: Paths served, with everything under them, without any credentials: the live
+            pages and their assets, which hold no call data (the feeds they read are checked).
     """
 
-    def __init__(self, app: Any, keys: Callable[[], ApiKeys], deferred_paths: Iterable[str] = ()) -> None:
+    def __init__(self, app: Any, keys: Callable[[], ApiKeys], deferred_paths: Iterable[str] = (),
+                 view_paths: Iterable[str] = (), open_paths: Iterable[str] = ()) -> None:
         self.app = app
         self.keys = keys
         self.deferred_paths = frozenset(deferred_paths)
+        self.view_paths = tuple(re.compile(p) for p in view_paths)
+        self.open_paths = tuple(open_paths)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -254,12 +262,18 @@ class ApiKeyMiddleware:
 
         keys = self.keys()
         websocket = scope["type"] == "websocket"
+        path = scope["path"]
+        if not websocket and any(path == p or path.startswith(p + "/") for p in self.open_paths):
+            await self.app(scope, receive, send)
+            return
         presented = presented_key(Headers(scope=scope), QueryParams(scope.get("query_string", b"")) if websocket else None)
         if keys.check(presented):
             await self.app(scope, receive, send)
             return
-        if websocket and presented is None and scope["path"] in self.deferred_paths:
-            # The route must check a key itself before doing any work (scope["state"]["auth_deferred"]).
+        if presented is None and (path in self.deferred_paths if websocket else (
+                scope.get("method") == "GET" and any(p.fullmatch(path) for p in self.view_paths))):
+            # The route must check a key or view token itself before doing any work
+            # (scope["state"]["auth_deferred"]).
             scope.setdefault("state", {})["auth_deferred"] = True
             await self.app(scope, receive, send)
             return

@@ -296,6 +296,9 @@ class ServeConfig:
         registry: Registry root; ``""`` = the registry's own default (``$CALLINTENT_REGISTRY`` or
             ``models/registry``).
         model_threads: ONNX Runtime intra-op threads; 0 = all cores.
+        model_spinning: Let those threads spin-wait between runs (ONNX Runtime's default).
+            Off by default: on a few cores the spinning takes CPU from the live calls' ASR
+            (BENCHMARKS.md "Streaming vs offline ASR").
         asr: Speech recognition (bundled tiny.en by default; any CTranslate2 directory; cpu/cuda).
             ``cpu_threads: 0`` becomes cores / ``decode_workers`` and ``num_workers`` at least
             ``decode_workers``, so concurrent live decodes share the cores without oversubscribing.
@@ -330,6 +333,7 @@ class ServeConfig:
     variant: str = "int8"
     registry: str = ""
     model_threads: int = 0
+    model_spinning: bool = False
     asr: AsrConfig = field(default_factory=lambda: AsrConfig(encoder_min_seconds=LIVE_ENCODER_MIN_SECONDS))
     stream: StreamConfig = field(default_factory=StreamConfig)
     policy: str = ""
@@ -352,6 +356,8 @@ class ServeConfig:
             raise ValueError(f"model must be a registry reference such as 'production', got {self.model!r}")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {list(VARIANTS)}, got {self.variant!r}")
+        if not isinstance(self.model_spinning, bool):
+            raise ValueError(f"model_spinning must be true or false, got {self.model_spinning!r}")
         if isinstance(self.model_threads, bool) or not isinstance(self.model_threads, int) or self.model_threads < 0:
             raise ValueError(f"model_threads must be an integer >= 0, got {self.model_threads!r}")
         for name in ("decode_workers", "live_batch_size", "workers", "timeout_seconds"):

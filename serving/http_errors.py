@@ -8,7 +8,8 @@ code                    status  when
 bad_json                400     the body is not JSON
 invalid_request         422     a field is missing or wrong (``fields`` names them)
 bad_request             400     other bad input
-unauthorized            401     API key missing or wrong
+unauthorized            401     API key missing or wrong; view token missing, wrong or expired
+forbidden               403     a view token for another call (serving/view_tokens.py)
 body_too_large          413     more than ``limits.max_body_bytes``
 text_too_long           413     transcript over ``limits.max_text_chars``
 audio_too_long          413     audio over ``limits.max_audio_seconds``
@@ -19,7 +20,8 @@ overloaded              503     shed: more than ``limits.max_inflight_requests``
                                 or the batcher predicted a miss of ``batching.max_latency_ms``;
                                 ``Retry-After: 1`` says when to retry
 outcome_conflict        409     a different outcome is already recorded for the call (serving/calllog/routes.py)
-call_log_unavailable    503     the call log database is down (outcome and ``GET /calls`` only); retry
+callback_conflict       409     a different callback attempt is recorded for that call, time and agent
+call_log_unavailable    503     the call log database is down (``/calls/…`` routes and voicemails); retry
 call_log_disabled       404     ``call_log.enabled`` is false
 internal_error          500     a bug, or the model failing on this transcript (details only in the
                                 server log; the other requests batched with it are answered)
@@ -45,6 +47,7 @@ from serving.auth import Unauthorized
 from serving.limits import RETRY_AFTER_SECONDS, LimitExceeded, error_body
 from serving.schemas import ErrorResponse, InvalidRequest
 from serving.scoring import ScoringFailed
+from serving.view_tokens import Forbidden
 from speech.audio import AudioError
 
 logger = logging.getLogger(__name__)
@@ -72,6 +75,7 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidRequest, _invalid_field)
     app.add_exception_handler(LimitExceeded, _limit)
     app.add_exception_handler(Unauthorized, _unauthorized)
+    app.add_exception_handler(Forbidden, _forbidden)
     app.add_exception_handler(AudioError, _bad_audio)
     app.add_exception_handler(UserError, _bad_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -107,6 +111,10 @@ async def _limit(_: Request, exc: LimitExceeded) -> JSONResponse:
 
 async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
     return _error(401, exc.code, str(exc))
+
+
+async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+    return _error(403, exc.code, str(exc))
 
 
 async def _bad_audio(_: Request, exc: AudioError) -> JSONResponse:

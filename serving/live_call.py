@@ -27,10 +27,14 @@ How it listens
   ``decode_window_seconds``, decodes stop re-reading the stable words (they never change) and
   start at the end of the last stable word, keeping at least half a window of context. A decode
   then costs about the same at 25 s into the call as at 5 s (Whisper's cost grows with the
-  audio and the words it re-reads).
+  audio and the words it re-reads). And as soon as a decode leaves no unstable word (a pause:
+  every word heard is stable), the next decodes start after the stable words, keeping only
+  ``stable_context_seconds`` of audio before that decode's end: re-reading a finished sentence
+  would only generate the same tokens again.
 * **VAD gate**: a step whose new audio is silence (``speech.audio.is_silent``) decodes nothing —
-  except that pending unstable words get up to ``stable_agreement`` more decodes over the
-  pause (the first hears the last word whole, the others confirm it): that is when they settle.
+  except that pending unstable words get one decode over the pause, which hears the last word
+  whole. No speech has come since that decode, so the next silent step commits its unstable
+  words as they are instead of decoding the same speech again to confirm them.
 * **Hallucination guards** (Whisper's known failures on live audio): the VAD gate above (silence
   is never decoded), Silero VAD in the ASR (a clip with no speech is not decoded), no
   conditioning on earlier text, a token cap per second of audio, and ``speech.asr.guard_words``:
@@ -230,6 +234,10 @@ class StreamConfig:
             skip ahead (decode only recent audio). Must exceed ``decode_interval_seconds``.
         skip_overlap_seconds: On a skip, re-decode this much audio before the end of the last
             decode, so a word cut by the previous decode is heard whole.
+        stable_context_seconds: When a decode leaves no unstable word (every word it heard is
+            stable: a pause, or agreement caught up), the next decodes start after the stable
+            words, re-reading only this much audio before the end of that decode (from the end
+            of a stable word). None = decodes slide only past ``decode_window_seconds``.
         decision_deadline_seconds: Decide by this much audio even when not confident (≤ window).
         redact_pii: Redact card/phone/email/SSN in every text the events carry.
     """
@@ -243,6 +251,7 @@ class StreamConfig:
     stable_agreement: int = 2
     max_lag_seconds: float = 3.0
     skip_overlap_seconds: float = 1.0
+    stable_context_seconds: float | None = 2.0
     decision_deadline_seconds: float = MAX_WINDOW_SECONDS
     redact_pii: bool = True
 
@@ -278,6 +287,9 @@ class StreamConfig:
         if not self.max_lag_seconds > self.decode_interval_seconds:
             raise ValueError(f"max_lag_seconds must be > decode_interval_seconds ({self.decode_interval_seconds}), "
                              f"got {self.max_lag_seconds!r}")
+        if self.stable_context_seconds is not None and not 0 <= self.stable_context_seconds < self.decode_window_seconds:
+            raise ValueError(f"stable_context_seconds must be null or in [0, decode_window_seconds "
+                             f"({self.decode_window_seconds})), got {self.stable_context_seconds!r}")
         if self.skip_overlap_seconds < 0:
             raise ValueError(f"skip_overlap_seconds must be >= 0, got {self.skip_overlap_seconds!r}")
         if not 0 < self.decision_deadline_seconds <= self.window_seconds:
@@ -560,7 +572,7 @@ class _Channel:
         self.decoded_end = 0  # samples covered by the latest decode
         self.decode_from = 0  # first sample decodes read (moves forward on a lag skip or a slide)
         self.prefix = StablePrefix(config.stable_agreement)
-        self.silent_decodes = 0
+        self.heard_pause = False  # a decode has read silence after the latest speech
         self.complete = False  # the full window has been looked at
         self.received = 0
         self.ignored = 0
@@ -597,17 +609,22 @@ class _Channel:
             logger.debug("call %s: new audio up to %.2f s is silent, no decode", self.call_id, upto / SAMPLE_RATE)
             if last:
                 self.prefix.flush()
+            elif self.prefix.tail:
+                # The last decode already heard the pause after these words, and no speech came
+                # since: another decode would read the same speech again. Its words are final.
+                self.prefix.flush()
+                self._slide_after_stable(upto)
             return None
         return self._decode(upto, lag=lag, last=last)
 
     def _gate_closed(self, new_audio: np.ndarray) -> bool:
         if not is_silent(new_audio, self.config.vad_threshold_dbfs):
-            self.silent_decodes = 0
+            self.heard_pause = False
             return False
-        # Silence after speech: the first decode over the pause hears the last word whole (it was
-        # cut off before), and agreement - 1 more confirm it; after that, silence costs nothing.
-        if self.prefix.tail and self.silent_decodes < self.config.stable_agreement:
-            self.silent_decodes += 1
+        # Silence after speech: one decode over the pause hears the last word whole (it was cut
+        # off before); after that, silence costs nothing.
+        if self.prefix.tail and not self.heard_pause:
+            self.heard_pause = True
             return False
         return True
 
@@ -622,7 +639,7 @@ class _Channel:
             logger.warning("call %s: decoding is %.1f s behind, skipping ahead to %.2f s", self.call_id, lag,
                            self.decode_from / SAMPLE_RATE)
         elif (upto - self.decode_from) / SAMPLE_RATE > cfg.decode_window_seconds:
-            self._slide_window(upto)
+            self._slide_window(upto, keep_seconds=cfg.decode_window_seconds / 2)
         offset = self.decode_from / SAMPLE_RATE
         started = self.clock()
         hypothesis = self.asr.transcribe(self.buffer[self.decode_from:upto], cut_seconds=cfg.window_seconds - offset,
@@ -634,15 +651,23 @@ class _Channel:
         self.prefix.update(words)
         if last:
             self.prefix.flush()
+        elif not self.prefix.tail:
+            self._slide_after_stable(upto)
         self.consumed = self.decoded_end = upto
         self.decodes += 1
         self.dropped_words += hypothesis.dropped_words
         return _Decoded(channel=self, upto=upto, last=last, lag=lag, lagging=lagging, offset=offset,
                         decode_seconds=decoded - started, dropped_words=hypothesis.dropped_words)
 
-    def _slide_window(self, upto: int) -> None:
-        """Start decodes after a stable word, keeping at least half a window of context."""
-        keep_from = upto / SAMPLE_RATE - self.config.decode_window_seconds / 2
+    def _slide_after_stable(self, upto: int) -> None:
+        # Every word heard is stable (a pause, or agreement caught up): re-reading them again
+        # would only generate the same tokens, so the next decodes start after them.
+        if self.config.stable_context_seconds is not None and self.prefix.committed:
+            self._slide_window(upto, keep_seconds=self.config.stable_context_seconds)
+
+    def _slide_window(self, upto: int, *, keep_seconds: float) -> None:
+        """Start decodes after a stable word, re-reading at least ``keep_seconds`` before ``upto``."""
+        keep_from = upto / SAMPLE_RATE - keep_seconds
         # At a word boundary: a decode that starts inside a word hears a fragment of it.
         resume = round(self.prefix.stable_end_before(keep_from) * SAMPLE_RATE)
         if resume > self.decode_from:

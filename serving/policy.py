@@ -34,9 +34,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, TypeVar
 
-from callintent.config import config_from_mapping, read_yaml_mapping
+from callintent.config import load_config
 from models.labels import BUYING, CLASS_NAMES
 from models.scores import IntentScores
 from models.uncertainty import margin_of
@@ -48,12 +47,10 @@ DEFAULT_POLICY_PATH = Path(__file__).resolve().parent / "configs" / "policy.yaml
 
 ROUTES = ("priority_sales", "standard", "screen", "undetermined")
 
-#: Top-level keys of the policy file that other modules read, each into its own dataclass with
-#: :func:`policy_section` (``webhooks``: serving/webhook_policy.py). The decision policy skips
-#: them; any other key it does not know is still an error.
-SECTIONS_READ_ELSEWHERE = ("webhooks",)
-
-_Section = TypeVar("_Section")
+#: Top-level sections of the policy file that other modules read with their own loaders (the
+#: decision skips them): ``next_steps`` (serving/screen_pop.py), ``callbacks`` (serving/callbacks.py),
+#: ``webhooks`` (serving/webhook_policy.py).
+OTHER_SECTIONS = ("next_steps", "callbacks", "webhooks")
 NOISE = "noise"
 
 #: Evidence quotes longer than this are cut in reasons (reasons are for people, not storage).
@@ -243,8 +240,8 @@ class DecisionPolicy:
             ConfigError: unreadable file, unknown key, wrong type or inconsistent thresholds.
         """
         path = DEFAULT_POLICY_PATH if path is None else Path(path)
-        raw = {k: v for k, v in read_yaml_mapping(path).items() if k not in SECTIONS_READ_ELSEWHERE}
-        policy = cls(config_from_mapping(raw, PolicyConfig, where=str(path)), model_abstain_margin=model_abstain_margin)
+        config = load_config(path, PolicyConfig, ignore=OTHER_SECTIONS)
+        policy = cls(config, model_abstain_margin=model_abstain_margin)
         logger.info("decision policy %s: %d segments, model abstention margin %s", path, len(policy.config.segments),
                     "none" if model_abstain_margin is None else f"{model_abstain_margin:.3f}")
         return policy
@@ -355,24 +352,6 @@ class DecisionPolicy:
         return decision
 
 
-def policy_section(path: str | Path | None, key: str, cls: type[_Section]) -> _Section:
-    """Read one top-level section of the policy file into its own dataclass.
-
-    Args:
-        path: The policy file (None = :data:`DEFAULT_POLICY_PATH`).
-        key: The section, one of :data:`SECTIONS_READ_ELSEWHERE`.
-        cls: Its dataclass; a missing or empty section gives the dataclass defaults.
-
-    Raises:
-        ConfigError: unreadable file, or a bad section (the message names ``key.field``).
-    """
-    if key not in SECTIONS_READ_ELSEWHERE:
-        raise ValueError(f"{key!r} is not a policy section read elsewhere {SECTIONS_READ_ELSEWHERE}")
-    path = DEFAULT_POLICY_PATH if path is None else Path(path)
-    section: Any = read_yaml_mapping(path).get(key) or {}
-    return config_from_mapping(section, cls, where=str(path), prefix=f"{key}.")
-
-
 def signal_reasons(scores: IntentScores) -> list[str]:
     """``"signal price_inquiry: 'how much would it cost'"`` for each present signal."""
     out = []
@@ -404,5 +383,5 @@ def _top_two(scores: IntentScores) -> tuple[str, str]:
     return ranked[0], ranked[1]
 
 
-__all__ = ["DEFAULT_POLICY_PATH", "ROUTES", "SECTIONS_READ_ELSEWHERE", "Decision", "DecisionPolicy", "PolicyConfig",
-           "Segment", "Thresholds", "policy_section", "signal_reasons"]
+__all__ = ["DEFAULT_POLICY_PATH", "ROUTES", "Decision", "DecisionPolicy", "PolicyConfig", "Segment", "Thresholds",
+           "signal_reasons"]

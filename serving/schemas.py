@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
@@ -22,7 +22,10 @@ from pydantic import (
 
 from callintent.errors import UserError
 from serving.limits import check_text
+from serving.live_floor import FloorCall
 from serving.scoring import ScoreItem, ScoredCall
+from serving.screen_pop import headline
+from models.scores import SignalScore
 from speech.transcript import OpeningTranscript
 
 #: What a client-chosen call id may look like (it ends up in logs and metrics labels' neighbours).
@@ -213,6 +216,89 @@ class OutcomeCorrection(OutcomeRequest):
         return value.strip()
 
 
+#: Times a missed call or a callback may carry (anything else is a client bug, not a call).
+EARLIEST_TIME, LATEST_TIME = datetime(2000, 1, 1), datetime(2100, 1, 1)
+
+
+def plausible_time(value: datetime, name: str) -> datetime:
+    """``value`` as naive UTC, refused (ValueError naming ``name``) outside 2000-2100."""
+    from serving.calllog.records import as_utc
+
+    try:
+        utc = as_utc(value)
+    except OverflowError:
+        utc = LATEST_TIME
+    if not EARLIEST_TIME <= utc < LATEST_TIME:
+        raise ValueError(f"{name} must be a time between 2000 and 2100, got {value.isoformat()}")
+    return utc
+
+
+class MissedCallRequest(BaseModel):
+    """``POST /calls/missed``: a call nobody answered and that left no voicemail (no audio)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "call_id": "call-124", "caller": "+15551234567", "missed_at": "2026-11-27T15:04:05Z",
+        "metadata": {"source": "google_ads", "campaign": "spring-hvac"}}]})
+
+    call_id: str | None = Field(default=None, pattern=CALL_ID_PATTERN,
+                                description="Your id for the call (generated when absent).")
+    caller: str = Field(default="", max_length=64, description="The caller's number (to call back).")
+    missed_at: datetime | None = Field(
+        default=None, description="When the call was missed (ISO 8601; no zone = UTC). Default: when received.")
+    metadata: dict[MetadataKey, MetadataValue] = Field(
+        default_factory=dict, description="source, campaign, … (the callback report groups by source).")
+    owner: str = Field(default="", max_length=256, description="Who owns the callback (agent or account owner).")
+    queue: str = Field(default="", max_length=256,
+                       description="Queue the callback belongs to (default: the policy's for the intent).")
+
+    @field_validator("missed_at")
+    @classmethod
+    def _plausible(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else plausible_time(value, "missed_at")
+
+
+class CallbackRequest(BaseModel):
+    """``POST /calls/{call_id}/callbacks``: one attempt to call a missed caller back."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "attempted_at": "2026-11-27T15:12:00Z", "connected": True, "agent": "a.lee", "outcome": "booked"}]})
+
+    attempted_at: datetime = Field(description="When the agent dialled (ISO 8601; no zone = UTC).")
+    connected: StrictBool = Field(description="The caller was reached (not a ring-out or their voicemail).")
+    agent: str = Field(default="", max_length=256, description="Who called.")
+    outcome: str = Field(default="", max_length=64,
+                         description="What came of it (booked, no_answer, left_voicemail…); the sale itself is the "
+                                     "call's outcome (POST /calls/{call_id}/outcome).")
+
+    @field_validator("attempted_at")
+    @classmethod
+    def _plausible(cls, value: datetime) -> datetime:
+        return plausible_time(value, "attempted_at")
+
+
+class MissedCallOut(BaseModel):
+    """A missed call as logged, with its callback terms."""
+
+    model_config = ConfigDict(extra="forbid")  # the documented shape is the whole shape
+
+    call_id: str
+    missed_at: str
+    kind: str = Field(description="missed | voicemail")
+    caller: str
+    source: str
+    campaign: str
+    metadata: dict[str, str]
+    intent: str = Field(description="buying | service | informational | noise | unknown (no voicemail, or abstained)")
+    buying_intent: float | None
+    signals: list[str]
+    priority: int | None = Field(description="Callback priority, 1 = first; null = no callback owed.")
+    sla_seconds: float | None
+    due_at: str | None = Field(description="Deadline: missed_at + SLA (null = none).")
+    owner: str
+    queue: str
+    logged_at: str
+
+
 class EvidenceOut(BaseModel):
     model_config = ConfigDict(extra="forbid")  # the documented shape is the whole shape
 
@@ -278,6 +364,9 @@ class AudioScoreResponse(ScoreResponse):
     words: list[WordOut] = Field(default_factory=list)
     audio_seconds: float = Field(description="Seconds of audio decoded (at most the 30 s window).")
     cut_seconds: float
+    missed_call: MissedCallOut | None = Field(
+        default=None, exclude_if=lambda v: v is None,
+        description="kind=voicemail only: the missed call as logged, with its callback terms.")
 
 
 class ErrorDetail(BaseModel):
@@ -292,6 +381,87 @@ class ErrorResponse(BaseModel):
     model_config = ConfigDict(extra="forbid")  # the documented shape is the whole shape
 
     error: ErrorDetail
+
+
+class LiveCallOut(BaseModel):
+    """One call on the live floor (``GET /v1/calls/live``, and the ``call`` events of the feeds)."""
+
+    model_config = ConfigDict(extra="forbid")  # the documented shape is the whole shape
+
+    call_id: str
+    channel: str = Field(description="How the call arrived: stream (/v1/stream) | twilio (/v1/twilio).")
+    source: str = Field(description="metadata.source ('' when the call sent none).")
+    campaign: str = Field(description="metadata.campaign ('' when the call sent none).")
+    state: Literal["live", "ended"]
+    started_at: datetime
+    audio_seconds: float = Field(description="Call audio heard so far.")
+    label: str | None = Field(description="Current most probable class (null before the first words).")
+    confidence: float | None = Field(description="Its calibrated probability.")
+    buying_intent: float | None
+    probabilities: dict[str, float]
+    series: list[tuple[float, float]] = Field(
+        description="[audio_seconds, buying_intent] after each decode: the running buying probability.")
+    signals: list[SignalOut] = Field(description="Present signals; evidence offsets index transcript.")
+    transcript: str = Field(description="The scored text so far, PII redacted.")
+    decision: DecisionOut | None = Field(description="The routing decision once made.")
+    headline: str = Field(description='The verdict in plain words, e.g. "Likely buyer — asked for a price, saw '
+                                      'your Facebook ad".')
+    next_step: str | None = Field(description="The policy's next_steps line for the decided route.")
+    model: str
+
+
+class LiveFloorOut(BaseModel):
+    """``GET /v1/calls/live``: the calls open now, oldest first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    calls: list[LiveCallOut]
+
+
+class ViewTokenRequest(BaseModel):
+    """``POST /v1/calls/{call_id}/view-token`` (and ``/v1/calls/live/view-token``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_seconds: int = Field(default=900, ge=1, le=12 * 3600, description="How long the token opens the page.")
+
+
+class ViewTokenOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(description="Pass as ?token= to the page or the feed; read-only, one call (or the floor).")
+    scope: str = Field(description="call:<call_id> or floor")
+    expires_at: datetime
+    url: str = Field(description="The page with the token, relative to the server.")
+
+
+def live_call_out(call: FloorCall, next_steps: Mapping[str, str]) -> LiveCallOut:
+    """The floor's summary of a call: the one place its JSON shape is made.
+
+    Args:
+        call: The call as the floor holds it (texts already redacted).
+        next_steps: Route → suggested next step (the policy file's ``next_steps``).
+    """
+    scores = call.scores
+    signals = call.present_signals
+    confidence = scores.probabilities[scores.label] if scores is not None else None
+    return LiveCallOut.model_validate({
+        "call_id": call.call_id, "channel": call.channel, "source": call.source, "campaign": call.campaign,
+        "state": "ended" if call.ended else "live",
+        "started_at": datetime.fromtimestamp(call.started_at, tz=timezone.utc),
+        "audio_seconds": round(call.audio_seconds, 3),
+        "label": scores.label if scores is not None else None,
+        "confidence": round(confidence, 4) if confidence is not None else None,
+        "buying_intent": round(scores.buying_intent, 4) if scores is not None else None,
+        "probabilities": {k: round(v, 4) for k, v in scores.probabilities.items()} if scores is not None else {},
+        "series": [list(p) for p in call.series],
+        "signals": [_signal_fields(s) for s in signals],
+        "transcript": call.transcript,
+        "decision": call.decision.to_json() if call.decision is not None else None,
+        "headline": headline(scores.label if scores else None, confidence or 0.0, signals, call.metadata),
+        "next_step": next_steps.get(call.decision.route) if call.decision is not None else None,
+        "model": call.model,
+    })
 
 
 def score_response(scored: ScoredCall, *, timings_ms: Mapping[str, float]) -> ScoreResponse:
@@ -318,10 +488,12 @@ def json_response(body: BaseModel) -> Response:
 
 
 def audio_score_response(scored: ScoredCall, transcript: OpeningTranscript, *, redact_pii: bool,
-                         timings_ms: Mapping[str, float]) -> AudioScoreResponse:
+                         timings_ms: Mapping[str, float], missed_call: Mapping[str, Any] | None = None
+                         ) -> AudioScoreResponse:
     """The ``/score_audio`` response: the ``/score`` fields plus the opening's timed words
     (redacted when asked; per speaker, so digits read by the caller and by the agent never join
-    into one number), the seconds decoded and the window."""
+    into one number), the seconds decoded and the window; for a voicemail, the missed call as
+    logged (``MissedCall.to_json()``)."""
     from serving.redact import redact_words
 
     words = transcript.words
@@ -333,7 +505,8 @@ def audio_score_response(scored: ScoredCall, transcript: OpeningTranscript, *, r
         **_score_fields(scored, timings_ms),
         "words": [{"text": w.text, "start": w.start, "end": w.end, "probability": w.probability, "speaker": w.speaker}
                   for w in words],
-        "audio_seconds": round(transcript.audio_seconds, 3), "cut_seconds": transcript.cut_seconds})
+        "audio_seconds": round(transcript.audio_seconds, 3), "cut_seconds": transcript.cut_seconds,
+        "missed_call": None if missed_call is None else dict(missed_call)})
 
 
 def _score_fields(scored: ScoredCall, timings_ms: Mapping[str, float]) -> dict[str, Any]:
@@ -343,15 +516,16 @@ def _score_fields(scored: ScoredCall, timings_ms: Mapping[str, float]) -> dict[s
         "intent": scores.label,
         "probabilities": {k: round(v, 6) for k, v in scores.probabilities.items()},
         "buying_intent": round(scores.buying_intent, 6),
-        "signals": [
-            {"name": s.name, "probability": round(s.probability, 6), "present": s.present,
-             "evidence": [{"start": e.start, "end": e.end, "text": e.text, "score": round(e.score, 6)}
-                          for e in s.evidence]}
-            for s in scores.signals
-        ],
+        "signals": [_signal_fields(s) for s in scores.signals],
         "decision": scored.decision.to_json(),
         "transcript": scored.text,
         "model": scores.model,
         "timings_ms": {k: round(v, 2) for k, v in {"model": scored.model_ms, **timings_ms}.items()},
         "batch_size": scored.batch_size,
     }
+
+
+def _signal_fields(signal: SignalScore) -> dict[str, Any]:
+    return {"name": signal.name, "probability": round(signal.probability, 6), "present": signal.present,
+            "evidence": [{"start": e.start, "end": e.end, "text": e.text, "score": round(e.score, 6)}
+                         for e in signal.evidence]}

@@ -6,7 +6,9 @@ call log. For a REST batch it runs the model (one transcript at a time when the 
 redacts the view, decides, counts the decision and queues the call-log record; a live call runs
 the model through :attr:`Scoring.scorer` and its own core (:class:`serving.live_call.LiveCall`
 redacts and decides as words settle), then hands its decision and final event back here to be
-counted and logged by the same rules.
+counted and logged by the same rules. A missed call or a voicemail is logged here too
+(:meth:`Scoring.log_missed`): a voicemail's scores come from :meth:`Scoring.score_items` like any
+upload's, and the callback terms from the same policy file.
 
 Webhooks hang off the same two moments: a decision (:meth:`Scoring.decided`) publishes a
 ``decision`` event and a logged call (:meth:`Scoring.log_call`) a ``final`` event, each with the
@@ -20,13 +22,15 @@ Results are typed (:class:`ScoredCall`); the JSON a client sees is made at the H
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from models.scores import IntentScores
+from serving.callbacks import CallbackPolicy
 from serving.calllog.records import CallRecord, WebhookEvent, record_from_scores
 from serving.live_call import PredictorScorer
 from serving.metrics import service_metrics
@@ -34,6 +38,7 @@ from serving.policy import Decision, DecisionPolicy
 from serving.redact import redact_scores
 
 if TYPE_CHECKING:
+    from serving.calllog.callbacks import MissedCall
     from serving.calllog.writer import CallLogWriter
     from serving.webhook_policy import WebhookRoutes
 
@@ -57,7 +62,7 @@ class ScoreItem:
         transcript: The text the model reads (never redacted: redaction happens after scoring).
         call_id: The call.
         metadata: Cleaned call metadata (the policy segments on it).
-        channel: Where it came from: ``score`` or ``score_audio`` (metrics and call-log label).
+        channel: Where it came from: ``score``, ``score_audio`` or ``voicemail`` (metrics and call-log label).
         audio_seconds: Audio decoded for it (``score_audio``), for the call log.
     """
 
@@ -102,18 +107,27 @@ class Scoring:
         redact_pii: Redact card/phone/email/SSN from every text that leaves the process.
         call_log: The call-log writer, or None when ``call_log.enabled`` is false.
         transcript_mode: ``call_log.transcript``: ``off`` | ``redacted`` | ``full``.
+        callbacks: Callback terms of missed calls (the policy file's ``callbacks:`` section;
+            default: the built-in terms).
+        on_callback_due: Also called with the ``callback_due`` event
+            (:func:`serving.calllog.callbacks.callback_due_event`) of every missed call logged with
+            an SLA, after it is written (the event itself goes to webhooks through :meth:`publish`).
         webhooks: Which events go to which webhook endpoints (the policy's ``webhooks:``), or
             None (webhooks off). Events need the call log: its database holds the outbox.
     """
 
     def __init__(self, predictor: Predictor, policy: DecisionPolicy, *, redact_pii: bool = True,
                  call_log: CallLogWriter | None = None, transcript_mode: str = "redacted",
+                 callbacks: CallbackPolicy | None = None,
+                 on_callback_due: Callable[[dict], None] | None = None,
                  webhooks: WebhookRoutes | None = None) -> None:
         self.predictor = predictor
         self.policy = policy
         self.redact_pii = redact_pii
         self.call_log = call_log
         self.transcript_mode = transcript_mode
+        self.callbacks = callbacks if callbacks is not None else CallbackPolicy()
+        self.on_callback_due = on_callback_due
         self.webhooks = webhooks
         self.scorer = PredictorScorer(predictor)
         self._metrics = service_metrics()
@@ -255,6 +269,55 @@ class Scoring:
         return record_from_scores(
             call_id, channel=channel, metadata=metadata, scores=scores, decision=decision, transcript=transcript,
             transcript_mode=mode, redacted=redacted, audio_seconds=audio_seconds, decision_seconds=decision_seconds)
+
+    def log_missed(self, call_id: str, *, kind: str, missed_at: dt.datetime, caller: str,
+                   metadata: Mapping[str, str], owner: str = "", queue: str = "",
+                   voicemail: ScoredCall | None = None) -> tuple[MissedCall, str]:
+        """Log a missed call with its callback terms (blocking: a database write; run it off the loop).
+
+        The intent segment is the voicemail's decided class (``unknown`` without a voicemail, for
+        an empty one, or when the policy abstained); the policy's ``callbacks:`` section gives the
+        segment its priority, SLA, deadline and queue (:attr:`callbacks`). A call owed a callback is then
+        published as a ``callback_due`` webhook event (route: the voicemail's, segment: the policy
+        segment of its metadata) and handed to ``on_callback_due``.
+
+        Args:
+            call_id: The call.
+            kind: ``missed`` (no audio) or ``voicemail``.
+            missed_at: When the call was missed.
+            caller: The caller's number.
+            metadata: Cleaned call metadata (source, campaign…).
+            owner: Who owns the callback ("" = unassigned).
+            queue: Queue override (default: the policy's for the intent).
+            voicemail: The voicemail as scored by :meth:`score_items` (``kind`` voicemail).
+
+        Returns:
+            The logged missed call and ``created`` / ``replaced``.
+
+        Raises:
+            RuntimeError: the call log is disabled (routes check ``call_log`` first).
+        """
+        from serving.calllog.callbacks import CallbackLog, callback_due_event, missed_call, missed_call_intent
+        from serving.calllog.records import as_utc
+
+        if self.call_log is None:
+            raise RuntimeError("missed calls need the call log (call_log.enabled is false)")
+        intent = missed_call_intent(voicemail.scores if voicemail else None, voicemail.decision if voicemail else None,
+                                    voicemail.text if voicemail else "")
+        terms = self.callbacks.terms(intent, as_utc(missed_at))
+        missed = missed_call(call_id, kind=kind, missed_at=missed_at, caller=caller, metadata=metadata, terms=terms,
+                             scores=voicemail.scores if voicemail else None, owner=owner, queue=queue)
+        status = CallbackLog(self.call_log.store).record_missed(missed)  # type: ignore[arg-type]
+        callback = "not owed" if missed.due_at is None else f"priority {missed.priority} due {missed.due_at:%H:%M} UTC"
+        logger.info("missed call (%s, %s): intent %s, callback %s", kind, status, intent, callback,
+                    extra={"call_id": call_id})
+        event = callback_due_event(missed)
+        if event is not None:
+            self.publish("callback_due", call_id, event, route=voicemail.decision.route if voicemail else "",
+                         segment=self.policy.segment_for(metadata)[0])
+            if self.on_callback_due is not None:
+                self.on_callback_due(event)
+        return missed, status
 
 
 __all__ = ["ScoreItem", "ScoredCall", "Scoring", "ScoringFailed"]

@@ -12,7 +12,8 @@ HTTP surface (JSON; every error is ``{"error": {"code", "message"[, "fields"]}}`
                          sample_rate=8000, call_id, metadata=<JSON object>]; or a raw body
                          (Content-Type audio/* or application/octet-stream) with the same fields as
                          query parameters -> the /score result + words[{text, start, end, probability}],
-                         audio_seconds, cut_seconds (the opening 30 s)
+                         audio_seconds, cut_seconds (the opening 30 s); kind=voicemail [caller,
+                         missed_at, owner, queue]: also logged as a missed call -> + missed_call{…}
     WS   /v1/stream      {"type":"start","call_id","encoding":"pcm16"|"mulaw","sample_rate",
                          "metadata"} -> started; binary audio frames -> partial… decision; {"type":"stop"}
                          -> final, close 1000 (event format: serving/live_call.py; protocol: serving/sessions.py)
@@ -23,6 +24,21 @@ HTTP surface (JSON; every error is ``{"error": {"code", "message"[, "fields"]}}`
                          "occurred_at"?} -> 201 recorded | 200 same again | 202 call not logged (yet) |
                          409 a different outcome is recorded (serving/calllog/routes.py)
     GET  /calls/{call_id}  the logged call (scores, decision, transcript per call_log.transcript) + outcome
+                         (+ missed, callbacks for a missed call)
+    POST /calls/missed   {"caller", "missed_at"?, "call_id"?, "metadata"?, "owner"?, "queue"?} -> 201 the
+                         missed call with its callback priority, SLA and due_at (serving/calllog/routes.py)
+    POST /calls/{call_id}/callbacks  {"attempted_at", "connected", "agent"?, "outcome"?} -> 201 | 200 same
+                         again | 202 call not logged as missed | 409 a different report for that time and agent
+    GET  /v1/calls/live  the live floor: calls open now [?route=…&source=…] -> {calls: [LiveCallOut]}
+    GET  /v1/calls/live/events            SSE: "floor" (the open calls), then "call" on every change and
+                         "ended" when a call ends (each a LiveCallOut)
+    GET  /v1/calls/{call_id}/events       SSE of one call: "call" (LiveCallOut, after every change), the
+                         call's own events "started"/"partial"/"decision"/"final" (the /v1/stream
+                         format, redacted), "waiting" until a call of that id starts; ends after the call
+    POST /v1/calls/{call_id}/view-token   {"ttl_seconds"?} -> {token, scope, expires_at, url}: a signed,
+    POST /v1/calls/live/view-token        short-lived read-only token for one call's feed and page (or the
+                         floor's), so a browser never holds an API key (serving/view_tokens.py)
+    GET  /live  /live/calls/{call_id}     the wallboard and the agent screen-pop (serving/live_pages.py)
     GET  /v1/webhooks/deliveries?status=pending|delivered|failed&endpoint=&call_id=&limit=
                          the webhook delivery log (serving/webhook_routes.py); events are POSTed to the
                          endpoints of serve.yaml ``webhooks`` as the policy's ``webhooks:`` says (serving/webhooks.py)
@@ -31,7 +47,8 @@ HTTP surface (JSON; every error is ``{"error": {"code", "message"[, "fields"]}}`
 
 Authentication (when API keys are configured, see serving/auth.py): ``Authorization: Bearer <key>``
 on the scoring routes and WebSocket handshakes, or ``?token=<key>`` on WebSockets (and the
-``token`` custom parameter on Twilio). Limits: serving/limits.py and ``ServeConfig.limits``.
+``token`` custom parameter on Twilio). The live feeds also take ``?token=<view token>``; the
+pages need no credentials (they hold no data and pass their own ``?token=`` on to the feeds). Limits: serving/limits.py and ``ServeConfig.limits``.
 
 This class is the HTTP contract: each route is one of its methods (BentoML class views on the
 FastAPI app of :mod:`serving.app`), and the batching of ``/score`` is declared on
@@ -44,30 +61,38 @@ Errors: :mod:`serving.http_errors`; uploads: :mod:`serving.uploads`; logs: :mod:
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import dataclasses
 import logging
 import os
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from datetime import datetime, timezone
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Literal
 
 import bentoml
-from fastapi import Request, Response, WebSocket
+from fastapi import Depends, Request, Response, WebSocket
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from serving.app import create_app
 from serving.auth import ApiKeys
 from serving.batching import batched
+from serving.calllog.records import utc_now
 from serving.config import ServeConfig, load_serve_config
 from serving.http_errors import ERROR_RESPONSES, JsonErrorPages
 from serving.limits import BodyLimitMiddleware
 from serving.logs import configure_logging
+from serving.live_floor import OVERFLOW
+from serving.policy import ROUTES
 from serving.schemas import (
-    AudioScoreResponse, ScoreRequest, ScoreResponse, audio_score_response, json_response, score_response,
+    AudioScoreResponse, LiveFloorOut, ScoreRequest, ScoreResponse, ViewTokenOut, ViewTokenRequest,
+    InvalidRequest, audio_score_response, json_response, live_call_out, score_response, valid_call_id,
 )
 from serving.scoring import ScoredCall, ScoreItem, ScoringFailed
 from serving.sessions import GenericSession, LiveContext, LiveSettings, TwilioSession, install_drain
 from serving.uploads import AUDIO_REQUEST_BODY, hear_upload, read_audio_upload
+from serving.view_tokens import FLOOR_SCOPE, call_scope
 from speech.asr import AsrConfig
 
 if TYPE_CHECKING:
@@ -83,6 +108,24 @@ CONFIG = load_serve_config()
 
 #: The app the routes below are declared on (its middlewares and error contract: serving.app).
 app = create_app(CONFIG, api_keys=lambda: bentoml.get_current_service().api_keys)
+
+
+#: How long a browser's EventSource waits before reconnecting to a feed.
+_RETRY_MS = 2000
+
+
+def _check_view(request: Request, scope: str) -> None:
+    """A feed request without an API key (the middleware deferred it) needs a view token for ``scope``."""
+    if request.scope.get("state", {}).get("auth_deferred"):
+        bentoml.get_current_service().view_tokens.check(request.query_params.get("token"), scope)
+
+
+async def _floor_viewer(request: Request) -> None:
+    _check_view(request, FLOOR_SCOPE)
+
+
+async def _call_viewer(request: Request, call_id: str) -> None:
+    _check_view(request, call_scope(call_id))
 
 
 @bentoml.asgi_app(app, path="/")
@@ -106,6 +149,7 @@ class CallIntentService:
         configure_logging(CONFIG)
         model_dir = Registry(CONFIG.registry or None).resolve(CONFIG.model)
         predictor = IntentPredictor.load(model_dir, variant=CONFIG.variant, threads=CONFIG.model_threads,
+                                         spinning=CONFIG.model_spinning,
                                          batch_size=CONFIG.batching.max_batch_size)
         metrics = service_metrics()
         # The decision log (None when call_log.enabled is false): scoring only queues records.
@@ -132,9 +176,13 @@ class CallIntentService:
         from serving.asr_batcher import BatchingTranscriber
         from serving.auth import ApiKeySource
         from serving.limits import SessionSlots
+        from serving.live_floor import LiveFloor
         from serving.metrics import service_metrics
+        from serving.callbacks import load_callback_policy
         from serving.policy import DecisionPolicy
         from serving.scoring import Scoring
+        from serving.screen_pop import load_next_steps
+        from serving.view_tokens import load_view_tokens
         from serving.webhook_policy import load_webhook_routes
         from serving.webhooks import start_webhooks
 
@@ -144,6 +192,11 @@ class CallIntentService:
         self.metrics = service_metrics()
         self.key_source = ApiKeySource(config.api_keys_file or None)  # re-reads key files on change
         policy = DecisionPolicy.from_yaml(config.policy or None, model_abstain_margin=predictor.meta.abstain_margin)
+        self.next_steps = load_next_steps(config.policy or None)  # the screen-pop's line per route
+        self.view_tokens, secret_configured = load_view_tokens()
+        if not secret_configured and config.workers > 1:
+            logger.warning("no view token secret set ($CALLINTENT_VIEW_TOKEN_SECRET): with %d workers a view token "
+                           "opens pages only on the worker that minted it", config.workers)
         # Webhooks: the policy says which events go where, serve.yaml where that is; delivery runs
         # on its own thread from the outbox in the call-log database (serving/webhooks.py).
         webhook_routes = load_webhook_routes(config.policy or None)
@@ -151,6 +204,7 @@ class CallIntentService:
                                        metrics=self.metrics)
         self.scoring = Scoring(predictor, policy, redact_pii=config.redact_pii, call_log=call_log,
                                transcript_mode=config.call_log.transcript,
+                               callbacks=load_callback_policy(config.policy or None),  # missed calls' SLAs
                                webhooks=webhook_routes if self.webhooks is not None else None)
         # Blocking work of requests and live calls runs on its own bounded pool, so it never starves
         # request handling threads; a live step mostly waits for its ASR batch, so there is a
@@ -163,7 +217,7 @@ class CallIntentService:
                                                         on_batch=self.metrics.asr_batch_size.observe)
         self.live = LiveContext(slots=SessionSlots(config.limits.max_live_sessions), decode_pool=self.decode_pool,
                                 asr=self.live_asr, scoring=self.scoring, settings=LiveSettings.of(config),
-                                api_keys=self.key_source.current)
+                                api_keys=self.key_source.current, floor=LiveFloor(events_redacted=config.redact_pii))
 
     @property
     def api_keys(self) -> ApiKeys:
@@ -188,12 +242,30 @@ class CallIntentService:
         """Transcribe the opening 30 s of an audio file and score it."""
         started = time.perf_counter()
         upload = await read_audio_upload(request, self.config)
+        voicemail = upload.voicemail
+        if voicemail is not None and self.call_log is None:
+            raise InvalidRequest("kind: a voicemail is logged as a missed call, and the call log is disabled on "
+                                 "this server (call_log.enabled: false)", ["kind"])
+        received_at = utc_now()
         heard = await hear_upload(upload, config=self.config, asr=self.asr, pool=self.decode_pool,
                                   speaker_tags=self.scoring.speaker_tags)
-        scored = await self._score(ScoreItem(heard.text, upload.call_id, upload.metadata, channel="score_audio",
+        scored = await self._score(ScoreItem(heard.text, upload.call_id, upload.metadata,
+                                             channel="score_audio" if voicemail is None else "voicemail",
                                              audio_seconds=round(heard.transcript.audio_seconds, 3)))
+        missed = None
+        if voicemail is not None:  # the missed call, its intent from this scoring (serving.scoring.Scoring.log_missed)
+            try:
+                missed, _ = await asyncio.to_thread(
+                    self.scoring.log_missed, upload.call_id, kind="voicemail",
+                    missed_at=voicemail.missed_at or received_at, caller=voicemail.caller, metadata=upload.metadata,
+                    owner=voicemail.owner, queue=voicemail.queue, voicemail=scored)
+            except Exception as e:  # noqa: BLE001 - a database outage is a 503 (retry); anything else re-raises
+                from serving.calllog.routes import unavailable_response
+
+                return unavailable_response(e)
         return json_response(audio_score_response(scored, heard.transcript, redact_pii=self.config.redact_pii,
-                                                  timings_ms={**heard.timings_ms, "total": _ms_since(started)}))
+                                                  timings_ms={**heard.timings_ms, "total": _ms_since(started)},
+                                                  missed_call=None if missed is None else missed.to_json()))
 
     @app.websocket("/v1/stream")
     async def stream(self, websocket: WebSocket) -> None:
@@ -204,6 +276,72 @@ class CallIntentService:
     async def twilio(self, websocket: WebSocket) -> None:
         """A live call from Twilio Media Streams (see :mod:`serving.sessions`)."""
         await TwilioSession(self.live, websocket).run()
+
+    # -- the live floor: subscriber feeds and view tokens (pages: serving/live_pages.py) -------------
+    # The floor's routes come before /v1/calls/{call_id}/…: "live" names the floor, not a call.
+
+    @app.get("/v1/calls/live", response_model=LiveFloorOut, responses=ERROR_RESPONSES,
+             dependencies=[Depends(_floor_viewer)])
+    async def live_calls(self, route: Literal[ROUTES + ("pending",)] | None = None,  # type: ignore[valid-type]
+                         source: str | None = None) -> Response:
+        """The calls open now, oldest first; ``route`` (``pending`` = not decided yet) and ``source`` filter."""
+        calls = [live_call_out(c, self.next_steps) for c in self.live.floor.calls()]
+        if route is not None:
+            calls = [c for c in calls if (c.decision.route if c.decision else "pending") == route]
+        if source is not None:
+            calls = [c for c in calls if c.source.lower() == source.lower()]
+        return json_response(LiveFloorOut(calls=calls))
+
+    @app.get("/v1/calls/live/events", response_class=EventSourceResponse, responses=ERROR_RESPONSES,
+             dependencies=[Depends(_floor_viewer)])
+    async def live_floor_events(self) -> AsyncIterator[ServerSentEvent]:
+        """SSE: ``floor`` (every open call), then ``call`` on each change and ``ended`` when a call ends."""
+        floor = self.live.floor
+        with floor.subscribe() as subscription:
+            yield ServerSentEvent(event="floor", retry=_RETRY_MS, data=LiveFloorOut(
+                calls=[live_call_out(c, self.next_steps) for c in floor.calls()]))
+            while (item := await subscription.get()) is not OVERFLOW:
+                kind, call = item
+                yield ServerSentEvent(event=kind, data=live_call_out(call, self.next_steps))
+
+    @app.post("/v1/calls/live/view-token", response_model=ViewTokenOut, responses=ERROR_RESPONSES)
+    async def floor_view_token(self, body: ViewTokenRequest | None = None) -> Response:
+        """A read-only token for the wallboard (and every call's screen-pop)."""
+        return self._view_token(FLOOR_SCOPE, "/live", body)
+
+    @app.get("/v1/calls/{call_id}/events", response_class=EventSourceResponse, responses=ERROR_RESPONSES,
+             dependencies=[Depends(_call_viewer)])
+    async def call_events(self, call_id: str) -> AsyncIterator[ServerSentEvent]:
+        """SSE of one call: ``call`` summaries, its own events, ``waiting`` until it starts; ends with it."""
+        floor = self.live.floor
+        with floor.subscribe(call_id) as subscription:
+            call = floor.get(call_id)
+            if call is None:
+                yield ServerSentEvent(event="waiting", retry=_RETRY_MS, data={"call_id": call_id})
+            else:
+                yield ServerSentEvent(event="call", retry=_RETRY_MS, data=live_call_out(call, self.next_steps))
+                if call.ended:
+                    return
+            while (item := await subscription.get()) is not OVERFLOW:
+                kind, payload = item
+                if kind == "event":
+                    yield ServerSentEvent(event=payload.type, id=str(payload.seq), data=payload.to_json())
+                    continue
+                yield ServerSentEvent(event="call", data=live_call_out(payload, self.next_steps))
+                if kind == "ended":
+                    return
+
+    @app.post("/v1/calls/{call_id}/view-token", response_model=ViewTokenOut, responses=ERROR_RESPONSES)
+    async def call_view_token(self, call_id: str, body: ViewTokenRequest | None = None) -> Response:
+        """A read-only token for one call's screen-pop and feed (the call need not have started)."""
+        if not valid_call_id(call_id):
+            raise InvalidRequest("call_id must be letters, digits and . _ : - (at most 128 characters)", ["call_id"])
+        return self._view_token(call_scope(call_id), f"/live/calls/{call_id}", body)
+
+    def _view_token(self, scope: str, page: str, body: ViewTokenRequest | None) -> Response:
+        minted = self.view_tokens.mint(scope, (body or ViewTokenRequest()).ttl_seconds)
+        return json_response(ViewTokenOut(token=minted.token, scope=minted.scope, url=f"{page}?token={minted.token}",
+                                          expires_at=datetime.fromtimestamp(minted.expires_at, tz=timezone.utc)))
 
     @batched(max_batch_size=CONFIG.batching.max_batch_size, max_latency_ms=CONFIG.batching.max_latency_ms,
              on_batch=lambda svc, size: svc.metrics.score_batch_size.observe(size))

@@ -82,6 +82,7 @@ from serving import twilio as tw
 from serving.auth import ApiKeys
 from serving.config import LimitsConfig, ServeConfig
 from serving.limits import CLOSE_TRY_AGAIN_LATER, SessionSlots
+from serving.live_floor import LiveFloor
 from serving.live_call import SCORED_SPEAKER, SPEAKERS, LiveCall, StreamConfig, StreamEvent, Transcriber
 from serving.logs import call_id_context
 from serving.metrics import service_metrics
@@ -143,6 +144,7 @@ class LiveContext:
         scoring: The model, policy, decision counting and call log, shared with ``POST /score``.
         settings: Limits, stream settings, audio storage.
         api_keys: The keys accepted now (Twilio sends its key in the ``start`` message).
+        floor: The open calls and their subscribers (every event a call sends is published there).
     """
 
     slots: SessionSlots
@@ -151,6 +153,7 @@ class LiveContext:
     scoring: Scoring
     settings: LiveSettings
     api_keys: Callable[[], ApiKeys] = ApiKeys
+    floor: LiveFloor = dataclasses.field(default_factory=LiveFloor)
 
 
 @dataclass(frozen=True)
@@ -182,20 +185,24 @@ _FAILED = object()
 class EventSocket:
     """Sends a session's events: one at a time (the decode task and the session loop both send),
     each within :data:`SEND_TIMEOUT_SECONDS`, and nothing once the socket is closed or gone.
-    Call events are measured on the way out, and decisions and final events reported to scoring.
+    Call events are measured on the way out, decisions and final events reported to scoring, and
+    every event published on the live floor (its subscribers get it even when the caller is gone).
 
     Args:
         websocket: The accepted socket.
         inbox: The session's queue: a client that stops reading is reported there as a disconnect.
         scoring: Counts and publishes decisions and logs calls (the same rules as ``POST /score``).
         source: The protocol's ``source`` label (``stream``, ``twilio``).
+        floor: The live floor (None: not published).
     """
 
-    def __init__(self, websocket: WebSocket, inbox: asyncio.Queue[Any], scoring: Scoring, source: str) -> None:
+    def __init__(self, websocket: WebSocket, inbox: asyncio.Queue[Any], scoring: Scoring, source: str,
+                 floor: LiveFloor | None = None) -> None:
         self.ws = websocket
         self.inbox = inbox
         self.scoring = scoring
         self.source = source
+        self.floor = floor
         self.closed = False
         self._lock = asyncio.Lock()
 
@@ -214,6 +221,8 @@ class EventSocket:
                             "; ".join(event.decision.reasons))
             elif event.type == "final":
                 self._log_call(call, event)
+            if self.floor is not None:
+                self.floor.publish(self.source, event)
             await self.send(event.to_json())
 
     def _log_call(self, call: LiveCall, final: StreamEvent) -> None:
@@ -275,7 +284,7 @@ class LiveSession(abc.ABC):
         self.call: LiveCall | None = None
         self.call_id = ""
         self.inbox: asyncio.Queue[Any] = asyncio.Queue()
-        self.socket = EventSocket(websocket, self.inbox, ctx.scoring, self.source)
+        self.socket = EventSocket(websocket, self.inbox, ctx.scoring, self.source, ctx.floor)
         self.decoding: asyncio.Task[None] | None = None
         self.finishing = False
         self.done = asyncio.Event()
@@ -307,6 +316,8 @@ class LiveSession(abc.ABC):
             reader.cancel()
             if self.decoding is not None:
                 await asyncio.gather(self.decoding, return_exceptions=True)
+            if self.call is not None:
+                self.ctx.floor.end(self.call_id)  # leaves the floor, final event or not
             if self._slot:
                 self.ctx.slots.release()
                 service_metrics().sessions_active.dec()

@@ -8,6 +8,7 @@ What comes out (:class:`HeardUpload`) is scored by the same path as ``POST /scor
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -21,7 +22,7 @@ from fastapi import Request
 from callintent.errors import UserError
 from serving.config import ServeConfig
 from serving.limits import LimitExceeded
-from serving.schemas import InvalidRequest, new_call_id, request_metadata, valid_call_id
+from serving.schemas import InvalidRequest, new_call_id, plausible_time, request_metadata, valid_call_id
 from speech.audio import RAW_ENCODINGS, SAMPLE_RATE, decode_audio
 from speech.speakers import SPEAKERS, interleave, merge_speakers
 from speech.transcript import OPENING_SECONDS, OpeningTranscript
@@ -41,15 +42,35 @@ AUDIO_REQUEST_BODY: dict[str, Any] = {"requestBody": {"required": True, "content
         "call_id": {"type": "string"},
         "metadata": {"type": "string", "description": "JSON object: source, campaign, industry, …"},
         "speakers": {"type": "string", "description": "a two-channel recording: the speaker of each channel "
-                                                      "in order, caller,agent or agent,caller"}}}},
+                                                      "in order, caller,agent or agent,caller"},
+        "kind": {"type": "string", "enum": ["call", "voicemail"],
+                 "description": "voicemail: the recording is a voicemail; the call is logged as missed, with "
+                                "its callback terms (needs the call log)"},
+        "caller": {"type": "string", "description": "voicemail: the caller's number (to call back)"},
+        "missed_at": {"type": "string", "format": "date-time",
+                      "description": "voicemail: when the call was missed (ISO 8601, no zone = UTC; default now)"},
+        "owner": {"type": "string", "description": "voicemail: who owns the callback"},
+        "queue": {"type": "string", "description": "voicemail: queue (default: the policy's for the intent)"}}}},
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"},
                                  "description": "the audio as the body; fields as query parameters"}}}}
 
 
 @dataclass(frozen=True)
+class VoicemailFields:
+    """What a ``kind=voicemail`` upload says about the missed call. Attributes: caller, missed_at
+    (naive UTC; None = when received), owner, queue."""
+
+    caller: str = ""
+    missed_at: datetime.datetime | None = None
+    owner: str = ""
+    queue: str = ""
+
+
+@dataclass(frozen=True)
 class AudioUpload:
     """What ``/score_audio`` received. Attributes: data, encoding (raw audio only), sample_rate,
-    call_id, metadata, filename, speakers (a two-channel recording's speakers in channel order)."""
+    call_id, metadata, filename, speakers (a two-channel recording's speakers in channel order),
+    voicemail (the missed call's fields when ``kind=voicemail``, else None)."""
 
     data: bytes
     encoding: str | None
@@ -58,6 +79,7 @@ class AudioUpload:
     metadata: dict[str, str]
     filename: str
     speakers: tuple[str, ...] = ()
+    voicemail: VoicemailFields | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +126,35 @@ async def read_audio_upload(request: Request, config: ServeConfig) -> AudioUploa
         raise InvalidRequest("call_id: letters, digits and . _ : - only, at most 128 characters", ["call_id"])
     return AudioUpload(data=data, encoding=encoding, sample_rate=sample_rate, call_id=call_id,
                        metadata=request_metadata(_metadata_field(fields), config.limits.max_metadata_items),
-                       filename=filename, speakers=speakers)
+                       filename=filename, speakers=speakers, voicemail=_voicemail(fields))
+
+
+#: Longest ``caller`` / ``owner`` / ``queue`` of a voicemail upload (the call log's column sizes).
+_VOICEMAIL_LIMITS = {"caller": 64, "owner": 256, "queue": 256}
+
+
+def _voicemail(fields: Mapping[str, str]) -> VoicemailFields | None:
+    kind = fields.get("kind") or "call"
+    given = [name for name in (*_VOICEMAIL_LIMITS, "missed_at") if fields.get(name)]
+    if kind == "call":
+        if given:
+            raise InvalidRequest(f"{given[0]}: only for a voicemail (kind=voicemail)", [given[0]])
+        return None
+    if kind != "voicemail":
+        raise InvalidRequest(f"kind: must be 'call' or 'voicemail', got {kind[:32]!r}", ["kind"])
+    for name, limit in _VOICEMAIL_LIMITS.items():
+        if len(fields.get(name, "")) > limit:
+            raise InvalidRequest(f"{name}: at most {limit} characters", [name])
+    missed_at = None
+    if fields.get("missed_at"):
+        try:
+            missed_at = plausible_time(datetime.datetime.fromisoformat(fields["missed_at"].replace("Z", "+00:00")),
+                                       "missed_at")
+        except ValueError as e:
+            raise InvalidRequest(f"missed_at: expected an ISO 8601 time such as 2026-11-27T15:04:05Z ({e}), got "
+                                 f"{fields['missed_at'][:40]!r}", ["missed_at"]) from None
+    return VoicemailFields(caller=fields.get("caller", ""), missed_at=missed_at, owner=fields.get("owner", ""),
+                           queue=fields.get("queue", ""))
 
 
 def _encoding(fields: Mapping[str, str]) -> str | None:
@@ -243,4 +293,4 @@ def _store_upload(config: ServeConfig, upload: AudioUpload) -> None:
     (directory / f"{upload.call_id}{suffix}").write_bytes(upload.data)
 
 
-__all__ = ["AUDIO_REQUEST_BODY", "AudioUpload", "HeardUpload", "hear_upload", "read_audio_upload"]
+__all__ = ["AUDIO_REQUEST_BODY", "AudioUpload", "HeardUpload", "VoicemailFields", "hear_upload", "read_audio_upload"]

@@ -15,11 +15,13 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from callintent.config import ConfigError
-from serving.policy import policy_section
+import yaml
+
+from callintent.config import ConfigError, load_config
+from serving.policy import DEFAULT_POLICY_PATH
 
 #: What an event type or endpoint name may look like.
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
@@ -95,13 +97,31 @@ class WebhookRoutes:
                               f"config has {sorted(known) or 'none'})")
 
 
+#: The policy file's section this module reads.
+WEBHOOKS_KEY = "webhooks"
+
+
+@dataclass(frozen=True)
+class _Section:
+    """The policy file as this loader sees it: only its ``webhooks:`` section."""
+
+    webhooks: WebhookRoutes = field(default_factory=WebhookRoutes)
+
+
 def load_webhook_routes(path: str | Path | None = None) -> WebhookRoutes:
     """Read ``webhooks:`` from the policy file (None = the shipped ``policy.yaml``); missing = no rules.
 
     Raises:
         ConfigError: unknown key, bad name or empty list (the message names ``webhooks.…``).
     """
-    return policy_section(path, "webhooks", WebhookRoutes)
+    path = DEFAULT_POLICY_PATH if path is None else Path(path)
+    try:
+        keys = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        keys = {}  # load_config reads it again and says what is wrong
+    if not isinstance(keys, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values")
+    return load_config(path, _Section, ignore=[k for k in keys if k != WEBHOOKS_KEY]).webhooks
 
 
-__all__ = ["NAME", "WebhookRoutes", "WebhookRule", "load_webhook_routes"]
+__all__ = ["NAME", "WEBHOOKS_KEY", "WebhookRoutes", "WebhookRule", "load_webhook_routes"]

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 # The call-log routes' lookups of the store and of a database outage (one rule for both routers).
-from serving.calllog.routes import _store, _unavailable
+from serving.calllog.routes import _store, unavailable_response
 
 router = APIRouter()
 
@@ -46,7 +46,7 @@ async def list_deliveries(
         rows = await asyncio.to_thread(outbox.deliveries, status, endpoint=endpoint, call_id=call_id, limit=limit)
         backlog = await asyncio.to_thread(outbox.backlog, utc_now())
     except Exception as e:  # noqa: BLE001 - only database outages become 503; the rest re-raise
-        return _unavailable(e)
+        return unavailable_response(e)
     return JSONResponse({"deliveries": [d.to_json() for d in rows], "count": len(rows),
                          "backlog": {"pending": backlog.pending, "oldest_seconds": round(backlog.oldest_seconds, 3)}})
 

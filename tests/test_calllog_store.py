@@ -37,7 +37,7 @@ def test_migrations_build_exactly_the_tables_the_code_uses(store):
 
     from serving.calllog.store import VERSION_TABLE, metadata
 
-    assert store.migrate() == "0003"  # idempotent: upgrade head again changes nothing
+    assert store.migrate() == "0004"  # idempotent: upgrade head again changes nothing
     with store.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), metadata)
     assert [d for d in diff if not (d[0] == "remove_table" and d[1].name == VERSION_TABLE)] == []
@@ -179,7 +179,7 @@ def test_a_log_at_the_first_schema_upgrades_in_place(tmp_path):
         config.attributes["connection"] = connection
         command.upgrade(config, "0001")
     store.write_calls([record("kept", "buying", minute=1)])
-    assert store.migrate() == "0003"
+    assert store.migrate() == "0004"
     assert [c.call_id for c in store.calls()] == ["kept"] and store.corrections("kept") == []
     store.close()
 
@@ -292,6 +292,8 @@ def test_report_cli_prints_the_table_and_writes_the_page(tmp_path, capsys):
     assert html.count("<figcaption>") == 2 and "Time to decision" in html
     assert '<tr data-key="google"><td>google</td><td class="n">5</td><td class="n">3/5 60.0%</td>' in html
     assert "--bad: #cf222e" in html                                  # the QA report's stylesheet
+    assert '<a href="callbacks.html">missed calls and callbacks report</a>' in html  # the callbacks report
+    assert any(line.startswith("missed calls are not counted here: callintent report callbacks") for line in lines)
 
     assert main(["report", "calls", "--db", url, "--since", "yesterday"]) == 2
     assert "--since 'yesterday'" in capsys.readouterr().err

@@ -39,12 +39,14 @@ SERVING_LAYERS: dict[str, int] = {
     "serving.schemas": 3,
     "serving.scoring": 4,
     "serving.calllog.records": 5, "serving.calllog.store": 5, "serving.calllog.writer": 5,
-    "serving.calllog.report": 5, "serving.calllog.migrations.env": 5, "serving.calllog.outbox": 5,
-    "serving.webhooks": 5,
+    "serving.calllog.report": 5, "serving.calllog.migrations.env": 5, "serving.live_floor": 5,
+    "serving.calllog.callbacks": 5, "serving.calllog.outbox": 5, "serving.webhooks": 5,
+    "serving.live_pages": 1,
     "serving.logs": 6, "serving.config": 6,
     "serving.live_call": 7,
     **{f"serving.{leaf}": 8 for leaf in ("policy", "redact", "limits", "auth", "metrics", "asr_batcher", "twilio",
-                                          "batching", "client", "webhook_policy", "webhook_signing")},
+                                          "batching", "client", "view_tokens", "screen_pop", "callbacks",
+                                          "webhook_policy", "webhook_signing")},
 }
 
 

@@ -107,6 +107,15 @@ def test_chunked_runs_equal_one_run(artifact, fp32):
                                atol=1e-5)
 
 
+def test_spinning_off_is_set_on_the_session_and_scores_the_same(artifact, fp32):
+    quiet = IntentPredictor.load(artifact, variant="fp32", threads=1, spinning=False)
+    options = quiet._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    with pytest.raises(RuntimeError, match="allow_spinning"):  # the default: ONNX Runtime's own (spinning)
+        fp32._session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+    np.testing.assert_allclose(quiet.predict_arrays(TEXTS)[0], fp32.predict_arrays(TEXTS)[0], atol=1e-6)
+
+
 class _RecordingSession:
     """Wraps an ONNX session and records the input shapes of every run."""
 

@@ -378,19 +378,60 @@ def test_silence_is_not_decoded() -> None:
     assert end[-1].totals.latency_ms_mean is None
 
 
-def test_pause_after_speech_gets_settling_decodes_then_none() -> None:
+def test_pause_after_speech_gets_one_settling_decode_then_none() -> None:
     words = script("hi I saw your ad")  # ends at 2.65 s
     call, asr, _, clock = make_call(words)
     audio = np.concatenate([tone(3.0), silence(5.0), tone(1.0)])
     events = run_realtime(call, clock, audio)
     decoded_at = [round(o + s, 1) for o, s in asr.calls]
-    # speech: 1, 2, 3 s; over the pause, one decode hears "ad" whole and one more agrees with it
-    # (stable_agreement 2); then nothing is decoded until speech resumes at 9 s
-    assert decoded_at == [1.0, 2.0, 3.0, 4.0, 5.0, 9.0]
+    # speech: 1, 2, 3 s; over the pause one decode hears "ad" whole; no speech came after it, so a
+    # second decode would read the same words again: none runs until speech resumes at 9 s
+    assert decoded_at == [1.0, 2.0, 3.0, 4.0, 9.0]
     partials = of(events, "partial")
     assert partials[2].unstable.endswith("ad_")  # "ad" was cut off at 3 s
-    assert partials[4].stable == "hi I saw your ad" and partials[4].unstable == ""
-    assert call.finish()[-1].totals.vad_skips == 3
+    assert partials[3].stable == "hi I saw your" and partials[3].unstable == "ad"  # heard whole, not yet agreed
+    # the silent step at 5 s committed "ad" as the pause decode heard it; the decode at 9 s starts
+    # after the stable words instead of re-reading them
+    assert partials[4].stable == "hi I saw your ad"
+    assert asr.calls[-1][0] == 2.65
+    end = call.finish()
+    assert end[-1].totals.vad_skips == 4 and end[-1].totals.decodes == 5
+    assert [w.text for w in end[-1].words] == ["hi", "I", "saw", "your", "ad"]
+
+
+def test_silence_after_speech_triggers_no_decode_and_the_final_has_every_word() -> None:
+    words = script("hi I saw your ad") + script("how much is a roof", start=10.3)
+    call, asr, _, clock = make_call(words)
+    audio = np.concatenate([tone(3.0), silence(7.0), tone(3.0), silence(5.0)])
+    events = run_realtime(call, clock, audio) + call.finish()
+    decoded_at = [round(o + s, 1) for o, s in asr.calls]
+    # one decode over each pause, none for the rest of it
+    assert decoded_at == [1.0, 2.0, 3.0, 4.0, 11.0, 12.0, 13.0, 14.0]
+    final = events[-1]
+    assert final.totals.decodes == 8 and final.totals.vad_skips == 10
+    assert [w.text for w in final.words] == "hi I saw your ad how much is a roof".split()
+    partials = of(events, "partial")
+    for before, after in zip(partials, partials[1:]):
+        assert after.stable.startswith(before.stable)
+
+
+def test_stable_words_are_not_re_read_after_a_pause() -> None:
+    # speech without silence (a noisy line: the gate stays open), with a gap between two phrases
+    words = script("hi I saw your ad") + script("how much is a new roof for my house", start=6.3)
+    call, asr, _, clock = make_call(words, stable_context_seconds=2.0)
+    events = run_realtime(call, clock, tone(12.0)) + call.finish()
+    # the gap emptied the unstable tail at 5 s: the next decodes start after "ad" (2.65 s), the
+    # stable word that ends at least 2 s before that decode's end (until the decode window slides)
+    offsets = [offset for offset, _ in asr.calls]
+    assert offsets[:5] == [0.0] * 5 and offsets[5:10] == [2.65] * 5
+    assert [w.text for w in events[-1].words] == "hi I saw your ad how much is a new roof for my house".split()
+
+    # without it the same call re-reads from 0 until the decode window slides, and hears the same words
+    full, asr_full, _, clock_full = make_call(words, stable_context_seconds=None)
+    events_full = run_realtime(full, clock_full, tone(12.0)) + full.finish()
+    assert [w.text for w in events_full[-1].words] == [w.text for w in events[-1].words]
+    assert [o for o, _ in asr_full.calls][:8] == [0.0] * 8
+    assert sum(s for _, s in asr.calls) < 0.9 * sum(s for _, s in asr_full.calls)  # audio re-read
 
 
 def test_vad_gate_can_be_turned_off() -> None:
@@ -435,7 +476,7 @@ def test_lagging_decoder_skips_ahead_and_keeps_every_word() -> None:
 
 def test_decode_window_slides_past_stable_words_and_keeps_every_word() -> None:
     words = script(" ".join(f"w{i}" for i in range(40)))  # 40 words over 20 s
-    call, asr, _, clock = make_call(words, decode_window_seconds=6.0)
+    call, asr, _, clock = make_call(words, decode_window_seconds=6.0, stable_context_seconds=None)
     events = run_realtime(call, clock, tone(22.0)) + call.finish()
     partials = of(events, "partial")
     offsets = [offset for offset, _ in asr.calls]

@@ -16,7 +16,7 @@ from models.scores import IntentScores
 from serving.policy import Decision
 
 #: Channels a call can be scored on (``CallRecord.channel``).
-CHANNELS = ("score", "score_audio", "stream", "twilio")
+CHANNELS = ("score", "score_audio", "voicemail", "stream", "twilio")
 
 
 def utc_now() -> dt.datetime:
@@ -47,7 +47,7 @@ class CallRecord:
     Attributes:
         call_id: The call's id (the primary key: scoring the same id again replaces the record).
         logged_at: When it was scored (naive UTC).
-        channel: ``score`` | ``score_audio`` | ``stream`` | ``twilio``.
+        channel: ``score`` | ``score_audio`` | ``voicemail`` | ``stream`` | ``twilio``.
         source: ``metadata["source"]`` ("" when absent) — the marketing source the report groups by.
         campaign: ``metadata["campaign"]`` ("" when absent).
         metadata: All call metadata (strings).

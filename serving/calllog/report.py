@@ -212,6 +212,8 @@ def format_table(report: CallsReport) -> str:
     out += [line(["-" * w for w in widths]), line(rows[-1])]
     out.append("conversion = converted / calls with a reported outcome; handoff gap = buying calls reported "
                "not converted; no outcome = buying calls nobody reported on yet")
+    out.append("missed calls are not counted here: callintent report callbacks --since 30d (callbacks, SLA breaches, "
+               "revenue at risk)")
     return "\n".join(out)
 
 

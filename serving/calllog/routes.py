@@ -33,7 +33,19 @@ listed by ``GET``.
 (the record of :class:`serving.calllog.records.CallRecord`); 404 ``not_found`` when neither is
 logged. A scored call appears about ``call_log.flush_seconds`` after its response.
 
-Both routes sit behind the same API-key check as the scoring routes (``serving.auth``).
+``POST /calls/missed`` — body :class:`serving.schemas.MissedCallRequest` (caller, missed_at,
+metadata, owner, queue; no audio): logs a missed call with intent ``unknown`` and the callback
+terms the policy's ``callbacks:`` section gives it. 201 ``{"call_id", "status": "recorded",
+"missed_call": {…, "priority", "sla_seconds", "due_at"}}``; 200 ``"replaced"`` when the id was
+already logged as missed (the latest report wins). A voicemail is ``POST /score_audio`` with
+``kind=voicemail`` instead: its recording is scored and gives the missed call its intent.
+
+``POST /calls/{call_id}/callbacks`` — body :class:`serving.schemas.CallbackRequest`: one callback
+attempt (attempted_at, connected, agent, outcome). 201 recorded; 200 the same report again
+(``unchanged``); 202 recorded for a call not logged as missed (yet); 409 ``callback_conflict``: a
+different report is recorded for that call, time and agent (``error.recorded`` holds it).
+
+All routes sit behind the same API-key check as the scoring routes (``serving.auth``).
 """
 
 from __future__ import annotations
@@ -46,7 +58,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from serving.limits import error_body
-from serving.schemas import OutcomeCorrection, OutcomeRequest, valid_call_id
+from serving.schemas import (
+    CallbackRequest, MissedCallRequest, OutcomeCorrection, OutcomeRequest, new_call_id, request_metadata, valid_call_id,
+)
 
 if TYPE_CHECKING:
     from serving.calllog.records import Outcome
@@ -69,7 +83,7 @@ async def record_outcome(call_id: str, body: OutcomeRequest) -> JSONResponse:
     try:
         written = await asyncio.to_thread(store.record_outcome, outcome)
     except Exception as e:  # noqa: BLE001 - only database outages become 503; the rest re-raise
-        return _unavailable(e)
+        return unavailable_response(e)
     if written.status == "conflict":
         recorded = written.outcome
         fields = [name for name in ("converted", "revenue", "disposition", "agent", "queue")
@@ -100,7 +114,7 @@ async def correct_outcome(call_id: str, body: OutcomeCorrection) -> JSONResponse
     try:
         previous, call_logged = await asyncio.to_thread(store.correct_outcome, outcome, body.reason)
     except Exception as e:  # noqa: BLE001
-        return _unavailable(e)
+        return unavailable_response(e)
     logger.info("outcome for call %s %s (converted %s): %s", call_id,
                 "corrected" if previous else "recorded by a correction", outcome.converted, body.reason,
                 extra={"call_id": call_id})
@@ -110,21 +124,83 @@ async def correct_outcome(call_id: str, body: OutcomeCorrection) -> JSONResponse
                          "previous": previous.to_json() if previous else None}, status_code=status)
 
 
+@router.post("/calls/missed")
+async def record_missed_call(body: MissedCallRequest) -> JSONResponse:
+    """Log a missed call (no audio) with its callback terms (see the module docstring)."""
+    import bentoml
+
+    from serving.calllog.records import as_utc, utc_now
+
+    call_id = body.call_id or new_call_id()
+    store = _store_for(call_id)
+    if isinstance(store, JSONResponse):
+        return store
+    service = bentoml.get_current_service()
+    scoring = service.scoring
+    metadata = request_metadata(body.metadata, service.config.limits.max_metadata_items)
+    missed_at = as_utc(body.missed_at) if body.missed_at is not None else utc_now()
+    try:
+        missed, status = await asyncio.to_thread(
+            scoring.log_missed, call_id, kind="missed", missed_at=missed_at, caller=body.caller, metadata=metadata,
+            owner=body.owner, queue=body.queue)
+    except Exception as e:  # noqa: BLE001
+        return unavailable_response(e)
+    return JSONResponse({"call_id": call_id, "status": "recorded" if status == "created" else "replaced",
+                         "missed_call": missed.to_json()}, status_code=201 if status == "created" else 200)
+
+
+@router.post("/calls/{call_id}/callbacks")
+async def record_callback(call_id: str, body: CallbackRequest) -> JSONResponse:
+    """Record one callback attempt (idempotent per call, time and agent; see the module docstring)."""
+    from serving.calllog.callbacks import CallbackAttempt, CallbackLog
+    from serving.calllog.records import as_utc
+
+    store = _store_for(call_id)
+    if isinstance(store, JSONResponse):
+        return store
+    attempt = CallbackAttempt(call_id=call_id, attempted_at=as_utc(body.attempted_at), connected=body.connected,
+                              agent=body.agent, outcome=body.outcome)
+    try:
+        status, recorded, missed_logged = await asyncio.to_thread(CallbackLog(store).record_attempt, attempt)
+    except Exception as e:  # noqa: BLE001
+        return unavailable_response(e)
+    if status == "conflict":
+        fields = [name for name in ("connected", "outcome") if getattr(recorded, name) != getattr(attempt, name)]
+        return JSONResponse(error_body(
+            "callback_conflict", f"a different callback attempt is recorded for call {call_id} at "
+                                 f"{recorded.to_json()['attempted_at']} by agent {attempt.agent!r} (differs in "
+                                 f"{', '.join(fields)}); each attempt is recorded once",
+            fields=fields, recorded=recorded.to_json()), status_code=409)
+    logger.info("callback attempt for call %s: %s (connected %s)", call_id, status, attempt.connected,
+                extra={"call_id": call_id})
+    code = 202 if not missed_logged else (201 if status == "created" else 200)
+    return JSONResponse({"call_id": call_id, "status": "recorded" if status == "created" else "unchanged",
+                         "missed_logged": missed_logged, "callback": recorded.to_json()}, status_code=code)
+
+
 @router.get("/calls/{call_id}")
 async def get_call(call_id: str) -> JSONResponse:
-    """The logged call and its outcome."""
+    """The logged call and its outcome (and, for a missed call, its callback terms and attempts)."""
+    from serving.calllog.callbacks import CallbackLog
+
     store = _store_for(call_id)
     if isinstance(store, JSONResponse):
         return store
     try:
         logged = await asyncio.to_thread(store.get, call_id)
+        missed = await asyncio.to_thread(CallbackLog(store).get, call_id)
+        attempts = await asyncio.to_thread(CallbackLog(store).attempts, call_id)
         corrections = await asyncio.to_thread(store.corrections, call_id) if logged is not None else []
     except Exception as e:  # noqa: BLE001
-        return _unavailable(e)
-    if logged is None:
+        return unavailable_response(e)
+    if logged is None and missed is None and not attempts:
         return JSONResponse(error_body("not_found", f"nothing logged for call {call_id} (a scored call appears "
                                                     "call_log.flush_seconds after its response)"), status_code=404)
-    return JSONResponse({**logged.to_json(), "corrections": corrections})
+    body = logged.to_json() if logged is not None else {"call_id": call_id, "call": None, "outcome": None}
+    body["orphan"] = bool(logged is not None and logged.orphan and missed is None)
+    return JSONResponse({**body, "corrections": corrections,
+                         "missed": None if missed is None else missed.missed.to_json(),
+                         "callbacks": [a.to_json() for a in attempts]})
 
 
 def _outcome_of(call_id: str, body: OutcomeRequest) -> Outcome:
@@ -154,7 +230,8 @@ def _store_for(call_id: str) -> CallLogStore | JSONResponse:
                                                       "at most 128 characters", fields=["call_id"]), status_code=422)
 
 
-def _unavailable(error: Exception) -> JSONResponse:
+def unavailable_response(error: Exception) -> JSONResponse:
+    """503 ``call_log_unavailable`` (``Retry-After``) for a database outage; any other error is re-raised."""
     from serving.calllog.writer import is_transient
 
     if not is_transient(error):
@@ -166,4 +243,4 @@ def _unavailable(error: Exception) -> JSONResponse:
     return response
 
 
-__all__: list[Any] = ["router"]
+__all__: list[Any] = ["router", "unavailable_response"]

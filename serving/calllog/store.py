@@ -1,13 +1,17 @@
 """The decision log's tables and read/write API (SQLAlchemy 2 Core; SQLite or PostgreSQL by URL).
 
-Tables, created and upgraded by the Alembic scripts in ``serving/calllog/migrations``
+The tables, created and upgraded by the Alembic scripts in ``serving/calllog/migrations``
 (:meth:`CallLogStore.migrate` runs ``upgrade head``; the service does it at start):
 
 ``calls``                one row per call id (scoring the same id again replaces it: the latest scoring wins)
 ``outcomes``             one row per call id, written once (see :meth:`CallLogStore.record_outcome`)
 ``outcome_corrections``  every deliberate change of an outcome
+``missed_calls``         a missed call or voicemail with its callback terms (``serving.calllog.callbacks``)
+``callback_attempts``    each callback attempt of a call (attempted and connected kept apart)
 ``webhook_deliveries``   the webhook outbox: one row per (event, endpoint), written with the call
                          records (:meth:`CallLogStore.write_calls`), delivered by ``serving.webhooks``
+
+A missed call counts as logged for its outcome (it is not an orphan).
 
 ``outcomes`` has no foreign key on purpose: a CRM may report an outcome before the call's record
 is written (or for a call this service never scored). Such an outcome is an *orphan* until a call
@@ -95,6 +99,41 @@ outcome_corrections = sa.Table(
     sa.Column("reason", sa.String(TEXT_LENGTH), nullable=False),
     sa.Column("previous", sa.JSON(), nullable=True),
     sa.Column("current", sa.JSON(), nullable=False),
+)
+
+#: Calls nobody answered (``POST /calls/missed``) and voicemails (``POST /score_audio`` kind=voicemail),
+#: with the callback terms the policy gave them (``serving.calllog.callbacks``; migration 0004).
+missed_calls = sa.Table(
+    "missed_calls", metadata,
+    sa.Column("call_id", sa.String(CALL_ID_LENGTH), primary_key=True),
+    sa.Column("missed_at", sa.DateTime(), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("caller", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(TEXT_LENGTH), nullable=False, index=True),
+    sa.Column("campaign", sa.String(TEXT_LENGTH), nullable=False),
+    sa.Column("call_metadata", sa.JSON(), nullable=False),
+    sa.Column("intent", sa.String(32), nullable=False),
+    sa.Column("buying_intent", sa.Float(), nullable=True),
+    sa.Column("signals", sa.JSON(), nullable=False),
+    sa.Column("priority", sa.Integer(), nullable=True),
+    sa.Column("sla_seconds", sa.Float(), nullable=True),
+    sa.Column("due_at", sa.DateTime(), nullable=True, index=True),
+    sa.Column("owner", sa.String(TEXT_LENGTH), nullable=False),
+    sa.Column("queue", sa.String(TEXT_LENGTH), nullable=False),
+    sa.Column("logged_at", sa.DateTime(), nullable=False),
+)
+
+#: Every callback attempt (``POST /calls/{call_id}/callbacks``); one per call, time and agent.
+callback_attempts = sa.Table(
+    "callback_attempts", metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("call_id", sa.String(CALL_ID_LENGTH), nullable=False, index=True),
+    sa.Column("attempted_at", sa.DateTime(), nullable=False),
+    sa.Column("connected", sa.Boolean(), nullable=False),
+    sa.Column("agent", sa.String(TEXT_LENGTH), nullable=False),
+    sa.Column("outcome", sa.String(64), nullable=False),
+    sa.Column("received_at", sa.DateTime(), nullable=False),
+    sa.UniqueConstraint("call_id", "attempted_at", "agent", name="uq_callback_attempts_call_time_agent"),
 )
 
 
@@ -249,8 +288,7 @@ class CallLogStore:
             inserted = connection.execute(statement).first() is not None  # RETURNING: a row only when inserted
             stored = _outcome(connection.execute(
                 sa.select(outcomes).where(outcomes.c.call_id == outcome.call_id)).mappings().one())
-            call_logged = connection.execute(
-                sa.select(sa.literal(1)).where(calls.c.call_id == outcome.call_id)).first() is not None
+            call_logged = _is_logged(connection, outcome.call_id)
         if inserted:
             status = "created"
         else:
@@ -259,8 +297,9 @@ class CallLogStore:
 
     def purge(self, before: dt.datetime, *, dry_run: bool = False) -> tuple[int, int]:
         """Delete what is older than the retention policy allows: calls logged before ``before``,
-        their outcomes, orphan outcomes (no logged call) received before it, and webhook
-        deliveries (any status) of events created before it.
+        their outcomes, missed calls from before it with their callback attempts, orphan outcomes
+        (no logged call) received before it, and webhook deliveries (any status) of events created
+        before it.
 
         Args:
             before: Naive UTC cut-off (exclusive).
@@ -270,9 +309,16 @@ class CallLogStore:
             ``(calls, outcomes)`` deleted (or that would be).
         """
         old_calls = sa.select(calls.c.call_id).where(calls.c.logged_at < before)
+        old_missed = sa.select(missed_calls.c.call_id).where(missed_calls.c.missed_at < before)
         doomed_outcomes = sa.or_(
-            outcomes.c.call_id.in_(old_calls),
-            sa.and_(outcomes.c.received_at < before, ~sa.exists().where(calls.c.call_id == outcomes.c.call_id)))
+            outcomes.c.call_id.in_(old_calls), outcomes.c.call_id.in_(old_missed),
+            sa.and_(outcomes.c.received_at < before, ~sa.exists().where(calls.c.call_id == outcomes.c.call_id),
+                    ~sa.exists().where(missed_calls.c.call_id == outcomes.c.call_id)))
+        # Callback attempts go with their missed call (it holds the caller's number), or by age when it has none.
+        doomed_attempts = sa.or_(
+            callback_attempts.c.call_id.in_(old_missed),
+            sa.and_(callback_attempts.c.attempted_at < before,
+                    ~sa.exists().where(missed_calls.c.call_id == callback_attempts.c.call_id)))
         with self.engine.begin() as connection:
             n_calls = int(connection.execute(sa.select(sa.func.count()).select_from(old_calls.subquery())).scalar_one())
             n_outcomes = int(connection.execute(
@@ -282,6 +328,8 @@ class CallLogStore:
                 connection.execute(sa.delete(outcome_corrections).where(
                     outcome_corrections.c.call_id.in_(sa.select(outcomes.c.call_id).where(doomed_outcomes))))
                 connection.execute(sa.delete(outcomes).where(doomed_outcomes))
+                connection.execute(sa.delete(callback_attempts).where(doomed_attempts))
+                connection.execute(sa.delete(missed_calls).where(missed_calls.c.missed_at < before))
                 connection.execute(sa.delete(calls).where(calls.c.logged_at < before))
                 # Webhook bodies hold the call's record (its transcript too): they go with it.
                 connection.execute(sa.delete(webhook_deliveries).where(webhook_deliveries.c.created_at < before))
@@ -315,8 +363,7 @@ class CallLogStore:
             connection.execute(sa.insert(outcome_corrections).values(
                 call_id=outcome.call_id, corrected_at=outcome.received_at, reason=reason,
                 previous=previous.to_json() if previous else None, current=outcome.to_json()))
-            call_logged = connection.execute(
-                sa.select(sa.literal(1)).where(calls.c.call_id == outcome.call_id)).first() is not None
+            call_logged = _is_logged(connection, outcome.call_id)
         return previous, call_logged
 
     def corrections(self, call_id: str) -> list[dict[str, Any]]:
@@ -361,8 +408,9 @@ class CallLogStore:
 
     def orphan_outcomes(self, since: dt.datetime | None = None,
                         until: dt.datetime | None = None) -> list[Outcome]:
-        """Outcomes whose call is not in the log, with ``since <= occurred_at < until``."""
-        query = sa.select(outcomes).where(~sa.exists().where(calls.c.call_id == outcomes.c.call_id))
+        """Outcomes whose call is not in the log (neither scored nor missed), with ``since <= occurred_at < until``."""
+        query = sa.select(outcomes).where(~sa.exists().where(calls.c.call_id == outcomes.c.call_id),
+                                          ~sa.exists().where(missed_calls.c.call_id == outcomes.c.call_id))
         query = _window(query, outcomes.c.occurred_at, since, until).order_by(outcomes.c.occurred_at)
         with self.engine.connect() as connection:
             return [_outcome(row) for row in connection.execute(query).mappings()]
@@ -419,6 +467,13 @@ def _sqlite_engine(parsed: sa.URL) -> Engine:
         cursor.close()
 
     return engine
+
+
+def _is_logged(connection: sa.Connection, call_id: str) -> bool:
+    """The call is in the log: scored, or logged as missed."""
+    return connection.execute(sa.select(sa.literal(1)).where(sa.or_(
+        sa.exists().where(calls.c.call_id == call_id),
+        sa.exists().where(missed_calls.c.call_id == call_id)))).first() is not None
 
 
 def _window(query: Any, column: Any, since: dt.datetime | None, until: dt.datetime | None) -> Any:
@@ -488,5 +543,5 @@ def open_store(url: str, *, migrate: bool = True) -> CallLogStore:
     return store
 
 
-__all__: Iterable[str] = ["CallLogError", "CallLogStore", "OutcomeWrite", "calls", "display_url", "metadata",
-                          "open_store", "outcomes", "webhook_deliveries"]
+__all__: Iterable[str] = ["CallLogError", "CallLogStore", "OutcomeWrite", "callback_attempts", "calls", "display_url",
+                          "metadata", "missed_calls", "open_store", "outcomes", "webhook_deliveries"]
