@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stream": ("serving.stream_cli", "play an audio file into a running server as a live call"),
     "report": ("evaluation.calls_cli:report", "measure the call log: conversion of buying calls per source/campaign"),
     "calls": ("evaluation.calls_cli:calls", "export logged calls with outcomes as labeled training data"),
+    "webhooks": ("serving.webhooks_cli", "list webhook deliveries and send failed ones again"),
 }
 
 EPILOG = """\

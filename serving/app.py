@@ -2,7 +2,8 @@
 
 :class:`serving.service.CallIntentService` declares ``/score``, ``/score_audio`` and the two
 live WebSockets as its own methods on this app (BentoML class views) and mounts it at ``/``;
-the call-log routes (:mod:`serving.calllog.routes`) are included here. Every error answers with
+the call-log routes (:mod:`serving.calllog.routes`) and the webhook delivery log
+(:mod:`serving.webhook_routes`) are included here. Every error answers with
 the body of :mod:`serving.http_errors`.
 
 Middlewares, outermost first: request metrics (every outcome counted, refused keys included),
@@ -27,6 +28,7 @@ from serving.http_errors import add_error_handlers
 from serving.limits import InflightLimitMiddleware
 from serving.live_pages import PAGES_PREFIX, router as live_pages_router, static_files
 from serving.metrics import RequestMetricsMiddleware
+from serving.webhook_routes import router as webhook_router
 
 #: The scoring routes: counted, and each with its own in-flight limit.
 SCORING_PATHS = ("/score", "/score_audio")
@@ -57,6 +59,7 @@ def create_app(config: ServeConfig, api_keys: Callable[[], ApiKeys]) -> FastAPI:
     app.include_router(call_log_router)  # /calls/{call_id}[/outcome]
     app.include_router(live_pages_router)  # /live, /live/calls/{call_id}
     app.mount(PAGES_PREFIX + "/static", static_files(), name="live-static")
+    app.include_router(webhook_router)  # /v1/webhooks/deliveries
     # BentoML's class views resolve a route's ``self`` with Depends(bentoml.get_current_service), a
     # plain function, which FastAPI runs in a worker thread: a thread hop on every request for a
     # global read. The same lookup as a coroutine runs on the event loop.

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,6 +181,110 @@ class CallLogConfig:
             raise ValueError(f"flush_seconds must be a number >= 0, got {self.flush_seconds!r}")
 
 
+#: What a webhook endpoint name may look like (it is part of the idempotency key and metric labels).
+_ENDPOINT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    """One receiver of webhook events (which events it gets: ``webhooks:`` in the policy file).
+
+    The signing secret is never a config value (a config file gets dumped into logs and
+    reports): it comes from an environment variable or a file (a mounted secret), one secret per
+    line or comma-separated; with two, every POST carries both signatures (rotation, SECURITY.md).
+
+    Attributes:
+        name: Names it in the policy file, the idempotency key, ``/metrics`` and the delivery log.
+        url: Where events are POSTed (``https://…``; ``http://`` only inside a private network).
+        secret_env: Environment variable that holds the secret.
+        secret_file: File that holds the secret (e.g. ``/run/secrets/crm_webhook``).
+    """
+
+    name: str
+    url: str
+    secret_env: str = ""
+    secret_file: str = ""
+
+    def __post_init__(self) -> None:
+        if not _ENDPOINT_NAME.match(self.name):
+            raise ValueError(f"webhooks.endpoints name {self.name!r} must be lower-case letters, digits, _ and -")
+        if not self.url.startswith(("https://", "http://")):
+            raise ValueError(f"webhooks.endpoints[{self.name}].url must be an http(s):// URL, got {self.url!r}")
+        if bool(self.secret_env) == bool(self.secret_file):
+            raise ValueError(f"webhooks.endpoints[{self.name}]: set exactly one of secret_env (an environment "
+                             "variable) or secret_file (a file); the secret itself never goes in the config")
+
+    def secrets(self, environ: Mapping[str, str] | None = None) -> tuple[bytes, ...]:
+        """The signing secrets, read now.
+
+        Raises:
+            ConfigError: the variable is unset or the file unreadable, or a secret is shorter
+                than 16 characters.
+        """
+        env = os.environ if environ is None else environ
+        if self.secret_env:
+            raw, where = env.get(self.secret_env, ""), f"${self.secret_env}"
+            if not raw.strip():
+                raise ConfigError(f"webhooks.endpoints[{self.name}]: {where} is not set (the signing secret)")
+        else:
+            where = self.secret_file
+            try:
+                raw = Path(self.secret_file).read_text(encoding="utf-8")
+            except OSError as e:
+                raise ConfigError(f"webhooks.endpoints[{self.name}]: cannot read secret_file {where} "
+                                  f"({e.strerror or e})") from None
+        secrets = [part.strip() for line in raw.splitlines() for part in line.split(",") if part.strip()]
+        if not secrets or any(len(s) < 16 for s in secrets):
+            raise ConfigError(f"webhooks.endpoints[{self.name}]: the secret in {where} must be at least 16 characters "
+                              "(use 32 random bytes: python -c \"import secrets; print(secrets.token_hex(32))\")")
+        return tuple(s.encode("utf-8") for s in secrets)
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """Webhook delivery: endpoints, timeouts and retries (``serving/webhooks.py``).
+
+    Events are written to an outbox table in the call-log database with the call record, and a
+    background thread POSTs them; a failed attempt is retried after ``first_retry_seconds``,
+    doubling up to ``retry_max_seconds``, for at most ``max_attempts`` attempts; then the
+    delivery is ``failed`` (kept: ``callintent webhooks retry`` sends it again).
+
+    Attributes:
+        endpoints: The receivers; none = webhooks off.
+        timeout_seconds: One attempt's limit (connect + send + answer); beyond it the attempt
+            failed (the receiver may still have got it: it dedupes by ``Idempotency-Key``).
+        max_attempts: Attempts before a delivery is marked ``failed``.
+        first_retry_seconds: Wait after the first failed attempt.
+        retry_max_seconds: Longest wait between attempts (the backoff's cap).
+        poll_seconds: How often the outbox is read for due deliveries when idle.
+        batch_size: Due deliveries read per round.
+    """
+
+    endpoints: tuple[WebhookEndpoint, ...] = ()
+    timeout_seconds: float = 5.0
+    max_attempts: int = 20
+    first_retry_seconds: float = 2.0
+    retry_max_seconds: float = 900.0
+    poll_seconds: float = 1.0
+    batch_size: int = 50
+
+    def __post_init__(self) -> None:
+        names = [e.name for e in self.endpoints]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"webhooks.endpoints names must be unique, {duplicates[0]!r} appears twice")
+        for name in ("max_attempts", "batch_size"):
+            _positive(name, getattr(self, name), integer=True)
+        for name in ("timeout_seconds", "first_retry_seconds", "retry_max_seconds", "poll_seconds"):
+            _positive(name, getattr(self, name))
+        if self.retry_max_seconds < self.first_retry_seconds:
+            raise ValueError("retry_max_seconds must be >= first_retry_seconds")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.endpoints)
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     """How the live scoring service runs.
@@ -220,6 +325,8 @@ class ServeConfig:
         timeout_seconds: BentoML request timeout (HTTP routes; WebSocket calls are bounded by
             ``limits`` instead).
         call_log: The decision log and outcome feedback (``serving/calllog``).
+        webhooks: Webhook endpoints and delivery (which events go where: ``webhooks:`` in the
+            policy file); needs the call log, where the outbox lives.
     """
 
     model: str = "production"
@@ -242,6 +349,7 @@ class ServeConfig:
     workers: int = 1
     timeout_seconds: int = 120
     call_log: CallLogConfig = field(default_factory=CallLogConfig)
+    webhooks: WebhookConfig = field(default_factory=WebhookConfig)
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -256,6 +364,9 @@ class ServeConfig:
             _positive(name, getattr(self, name), integer=True)
         if self.store_audio and not self.audio_dir:
             raise ValueError("audio_dir must be set when store_audio is true")
+        if self.webhooks.enabled and not self.call_log.enabled:
+            raise ValueError("webhooks.endpoints need the call log (call_log.enabled: true): the webhook outbox "
+                             "lives in its database")
 
     def call_log_url(self) -> str:
         """The call log's database URL: ``call_log.url``, else the SQLite file

@@ -20,6 +20,12 @@ Names (all prefixed ``callintent_``):
 * ``requests_total{endpoint,status}``: every scoring request, errors included
 * ``call_log_written_total``, ``call_log_dropped_total`` (queue full, unwritable, undrained at
   shutdown), ``call_log_errors_total`` (failed write attempts, retried), ``call_log_queued`` (gauge)
+* ``webhook_deliveries_total{endpoint,event}``: webhook events delivered (2xx)
+* ``webhook_failures_total{endpoint,reason}``: failed attempts (reason: ``http_4xx``, ``http_5xx``,
+  ``http_3xx``, ``timeout``, ``connect``, ``error``); each is retried
+* ``webhook_gave_up_total{endpoint}``: deliveries marked ``failed`` after ``max_attempts``
+* ``webhook_lag_seconds`` (histogram): event created → delivered
+* ``webhook_pending`` and ``webhook_oldest_pending_seconds`` (gauges): the outbox backlog now
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Any
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 32)
 _DECISION_BUCKETS = (1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 25.0, 30.0, 60.0)
+_WEBHOOK_LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,12 @@ class ServiceMetrics:
     call_log_dropped: Any
     call_log_errors: Any
     call_log_queued: Any
+    webhook_delivered: Any
+    webhook_failures: Any
+    webhook_gave_up: Any
+    webhook_lag: Any
+    webhook_pending: Any
+    webhook_oldest_pending: Any
 
 
 @lru_cache(maxsize=1)
@@ -87,6 +100,19 @@ def service_metrics() -> ServiceMetrics:
         call_log_errors=Counter("callintent_call_log_errors", "Failed call log writes (retried)"),
         call_log_queued=Gauge("callintent_call_log_queued", "Scored calls waiting to be written",
                               multiprocess_mode="livesum"),
+        webhook_delivered=Counter("callintent_webhook_deliveries", "Webhook events delivered (2xx)",
+                                  ["endpoint", "event"]),
+        webhook_failures=Counter("callintent_webhook_failures", "Failed webhook attempts (retried)",
+                                 ["endpoint", "reason"]),
+        webhook_gave_up=Counter("callintent_webhook_gave_up", "Webhook deliveries marked failed after max_attempts",
+                                ["endpoint"]),
+        webhook_lag=Histogram("callintent_webhook_lag_seconds", "Webhook event created to delivered",
+                              buckets=_WEBHOOK_LAG_BUCKETS),
+        # Every worker reads the same outbox: the largest reading is the backlog, not their sum.
+        webhook_pending=Gauge("callintent_webhook_pending", "Webhook deliveries waiting in the outbox",
+                              multiprocess_mode="livemax"),
+        webhook_oldest_pending=Gauge("callintent_webhook_oldest_pending_seconds",
+                                     "Age of the oldest pending webhook delivery", multiprocess_mode="livemax"),
     )
 
 

@@ -48,8 +48,9 @@ DEFAULT_POLICY_PATH = Path(__file__).resolve().parent / "configs" / "policy.yaml
 ROUTES = ("priority_sales", "standard", "screen", "undetermined")
 
 #: Top-level sections of the policy file that other modules read with their own loaders (the
-#: decision skips them): ``next_steps`` (serving/screen_pop.py), ``callbacks`` (serving/callbacks.py).
-OTHER_SECTIONS = ("next_steps", "callbacks")
+#: decision skips them): ``next_steps`` (serving/screen_pop.py), ``callbacks`` (serving/callbacks.py),
+#: ``webhooks`` (serving/webhook_policy.py).
+OTHER_SECTIONS = ("next_steps", "callbacks", "webhooks")
 NOISE = "noise"
 
 #: Evidence quotes longer than this are cut in reasons (reasons are for people, not storage).

@@ -10,6 +10,12 @@ counted and logged by the same rules. A missed call or a voicemail is logged her
 (:meth:`Scoring.log_missed`): a voicemail's scores come from :meth:`Scoring.score_items` like any
 upload's, and the callback terms from the same policy file.
 
+Webhooks hang off the same two moments: a decision (:meth:`Scoring.decided`) publishes a
+``decision`` event and a logged call (:meth:`Scoring.log_call`) a ``final`` event, each with the
+call-log record's JSON as its data; :meth:`Scoring.publish` is the one entry for any event type
+(the missed-call flow publishes ``callback_due`` through it). Events go on the call-log writer's
+queue and are written to the outbox with the records (:mod:`serving.webhooks` delivers them).
+
 Results are typed (:class:`ScoredCall`); the JSON a client sees is made at the HTTP boundary
 (:func:`serving.schemas.score_response`).
 """
@@ -21,11 +27,11 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from models.scores import IntentScores
 from serving.callbacks import CallbackPolicy
-from serving.calllog.records import record_from_scores
+from serving.calllog.records import CallRecord, WebhookEvent, record_from_scores
 from serving.live_call import PredictorScorer
 from serving.metrics import service_metrics
 from serving.policy import Decision, DecisionPolicy
@@ -34,6 +40,7 @@ from serving.redact import redact_scores
 if TYPE_CHECKING:
     from serving.calllog.callbacks import MissedCall
     from serving.calllog.writer import CallLogWriter
+    from serving.webhook_policy import WebhookRoutes
 
 logger = logging.getLogger(__name__)
 
@@ -102,15 +109,18 @@ class Scoring:
         transcript_mode: ``call_log.transcript``: ``off`` | ``redacted`` | ``full``.
         callbacks: Callback terms of missed calls (the policy file's ``callbacks:`` section;
             default: the built-in terms).
-        on_callback_due: Called with the ``callback_due`` event
+        on_callback_due: Also called with the ``callback_due`` event
             (:func:`serving.calllog.callbacks.callback_due_event`) of every missed call logged with
-            an SLA, after it is written (the webhook outbox hooks in here).
+            an SLA, after it is written (the event itself goes to webhooks through :meth:`publish`).
+        webhooks: Which events go to which webhook endpoints (the policy's ``webhooks:``), or
+            None (webhooks off). Events need the call log: its database holds the outbox.
     """
 
     def __init__(self, predictor: Predictor, policy: DecisionPolicy, *, redact_pii: bool = True,
                  call_log: CallLogWriter | None = None, transcript_mode: str = "redacted",
                  callbacks: CallbackPolicy | None = None,
-                 on_callback_due: Callable[[dict], None] | None = None) -> None:
+                 on_callback_due: Callable[[dict], None] | None = None,
+                 webhooks: WebhookRoutes | None = None) -> None:
         self.predictor = predictor
         self.policy = policy
         self.redact_pii = redact_pii
@@ -118,6 +128,7 @@ class Scoring:
         self.transcript_mode = transcript_mode
         self.callbacks = callbacks if callbacks is not None else CallbackPolicy()
         self.on_callback_due = on_callback_due
+        self.webhooks = webhooks
         self.scorer = PredictorScorer(predictor)
         self._metrics = service_metrics()
 
@@ -162,7 +173,8 @@ class Scoring:
         if self.redact_pii:
             text, scores = redact_scores(text, scores)
         decision = self.policy.decide(scores, item.metadata)
-        self.count(decision, item.channel)
+        self.decided(item.call_id, channel=item.channel, metadata=item.metadata, scores=scores, decision=decision,
+                     shown=text, heard=item.transcript, audio_seconds=item.audio_seconds)
         self.log_call(item.call_id, channel=item.channel, metadata=item.metadata, scores=scores, decision=decision,
                       shown=text, heard=item.transcript, audio_seconds=item.audio_seconds,
                       decision_seconds=item.audio_seconds)
@@ -185,23 +197,78 @@ class Scoring:
         if audio_seconds is not None:
             self._metrics.time_to_decision.observe(audio_seconds)
 
+    def decided(self, call_id: str, *, channel: str, metadata: Mapping[str, str], scores: IntentScores,
+                decision: Decision, shown: str, heard: str, audio_seconds: float | None = None) -> None:
+        """A call's decision was made (REST: with its scores; live: the ``decision`` event).
+
+        Counts it and publishes the ``decision`` webhook event (data: the call-log record as it
+        stands at the decision, transcript by the log's rule).
+
+        Args:
+            audio_seconds: Audio received so far (the record's ``audio_seconds``).
+        """
+        self.count(decision, channel, audio_seconds=decision.audio_seconds)  # None for text: no time to decision
+        if self._publishing:
+            record = self._record(call_id, channel=channel, metadata=metadata, scores=scores, decision=decision,
+                                  shown=shown, heard=heard, audio_seconds=audio_seconds)
+            self.publish("decision", call_id, record.to_json(), route=decision.route, segment=decision.segment)
+
     def log_call(self, call_id: str, *, channel: str, metadata: Mapping[str, str], scores: IntentScores,
                  decision: Decision, shown: str, heard: str, audio_seconds: float | None = None,
                  decision_seconds: float | None = None) -> None:
-        """Queue the call's decision-log record (nothing when the call log is off).
+        """Queue the call's decision-log record and its ``final`` webhook event (nothing when the call log is off)."""
+        if self.call_log is None:
+            return
+        record = self._record(call_id, channel=channel, metadata=metadata, scores=scores, decision=decision,
+                              shown=shown, heard=heard, audio_seconds=audio_seconds, decision_seconds=decision_seconds)
+        self.call_log.submit(record)
+        self.publish("final", call_id, record.to_json(), route=decision.route, segment=decision.segment)
+
+    def publish(self, event_type: str, call_id: str, data: Mapping[str, Any], *, route: str = "",
+                segment: str = "") -> int:
+        """Queue a webhook event for the endpoints the policy's ``webhooks:`` rules send it to.
+
+        The one way an event reaches webhooks, whoever makes it: ``decision`` and ``final`` come
+        from here, ``callback_due`` from the missed-call flow. The event is written to the
+        outbox with the call records (same queue, same transaction), so it survives a restart.
+
+        Args:
+            event_type: ``decision``, ``final``, ``callback_due``… (an open set: rules name them).
+            call_id: The call it is about.
+            data: The event's ``data`` (JSON-serialisable; redact what a CRM must not see).
+            route: The call's decision route ("" when it has none, e.g. a missed call without audio).
+            segment: The call's policy segment.
+
+        Returns:
+            Endpoints it was queued for (0: no rule matched, webhooks off, or the queue was full).
+        """
+        if not self._publishing:
+            return 0
+        assert self.webhooks is not None and self.call_log is not None
+        endpoints = self.webhooks.endpoints_for(event_type, route=route, segment=segment)
+        if not endpoints:
+            return 0
+        return len(endpoints) if self.call_log.submit(WebhookEvent.of(event_type, call_id, data, endpoints)) else 0
+
+    @property
+    def _publishing(self) -> bool:
+        return self.webhooks is not None and self.call_log is not None and bool(self.webhooks.rules)
+
+    def _record(self, call_id: str, *, channel: str, metadata: Mapping[str, str], scores: IntentScores,
+                decision: Decision, shown: str, heard: str, audio_seconds: float | None = None,
+                decision_seconds: float | None = None) -> CallRecord:
+        """The call-log record of a call.
 
         Which transcript is kept is decided here for every surface: the text the client was
         shown (``shown``, already redacted) when redaction is on and the log mode is not
         ``full``; otherwise what was heard (``heard``), which the record redacts itself in
         ``redacted`` mode.
         """
-        if self.call_log is None:
-            return
         mode = self.transcript_mode
         transcript, redacted = (shown, True) if self.redact_pii and mode != "full" else (heard, False)
-        self.call_log.submit(record_from_scores(
+        return record_from_scores(
             call_id, channel=channel, metadata=metadata, scores=scores, decision=decision, transcript=transcript,
-            transcript_mode=mode, redacted=redacted, audio_seconds=audio_seconds, decision_seconds=decision_seconds))
+            transcript_mode=mode, redacted=redacted, audio_seconds=audio_seconds, decision_seconds=decision_seconds)
 
     def log_missed(self, call_id: str, *, kind: str, missed_at: dt.datetime, caller: str,
                    metadata: Mapping[str, str], owner: str = "", queue: str = "",
@@ -210,8 +277,9 @@ class Scoring:
 
         The intent segment is the voicemail's decided class (``unknown`` without a voicemail, for
         an empty one, or when the policy abstained); the policy's ``callbacks:`` section gives the
-        segment its priority, SLA, deadline and queue (:attr:`callbacks`). A call owed a callback is then handed to
-        ``on_callback_due``.
+        segment its priority, SLA, deadline and queue (:attr:`callbacks`). A call owed a callback is then
+        published as a ``callback_due`` webhook event (route: the voicemail's, segment: the policy
+        segment of its metadata) and handed to ``on_callback_due``.
 
         Args:
             call_id: The call.
@@ -244,8 +312,11 @@ class Scoring:
         logger.info("missed call (%s, %s): intent %s, callback %s", kind, status, intent, callback,
                     extra={"call_id": call_id})
         event = callback_due_event(missed)
-        if event is not None and self.on_callback_due is not None:
-            self.on_callback_due(event)
+        if event is not None:
+            self.publish("callback_due", call_id, event, route=voicemail.decision.route if voicemail else "",
+                         segment=self.policy.segment_for(metadata)[0])
+            if self.on_callback_due is not None:
+                self.on_callback_due(event)
         return missed, status
 
 

@@ -39,6 +39,9 @@ HTTP surface (JSON; every error is ``{"error": {"code", "message"[, "fields"]}}`
     POST /v1/calls/live/view-token        short-lived read-only token for one call's feed and page (or the
                          floor's), so a browser never holds an API key (serving/view_tokens.py)
     GET  /live  /live/calls/{call_id}     the wallboard and the agent screen-pop (serving/live_pages.py)
+    GET  /v1/webhooks/deliveries?status=pending|delivered|failed&endpoint=&call_id=&limit=
+                         the webhook delivery log (serving/webhook_routes.py); events are POSTed to the
+                         endpoints of serve.yaml ``webhooks`` as the policy's ``webhooks:`` says (serving/webhooks.py)
     GET  /livez /readyz /metrics /docs.json    BentoML: liveness, readiness, Prometheus, OpenAPI
                          (/docs.json includes /score and /score_audio; WebSockets are documented here)
 
@@ -180,6 +183,8 @@ class CallIntentService:
         from serving.scoring import Scoring
         from serving.screen_pop import load_next_steps
         from serving.view_tokens import load_view_tokens
+        from serving.webhook_policy import load_webhook_routes
+        from serving.webhooks import start_webhooks
 
         self.config = config
         self.asr = asr
@@ -192,9 +197,15 @@ class CallIntentService:
         if not secret_configured and config.workers > 1:
             logger.warning("no view token secret set ($CALLINTENT_VIEW_TOKEN_SECRET): with %d workers a view token "
                            "opens pages only on the worker that minted it", config.workers)
+        # Webhooks: the policy says which events go where, serve.yaml where that is; delivery runs
+        # on its own thread from the outbox in the call-log database (serving/webhooks.py).
+        webhook_routes = load_webhook_routes(config.policy or None)
+        self.webhooks = start_webhooks(config.webhooks, webhook_routes, call_log.store if call_log else None,
+                                       metrics=self.metrics)
         self.scoring = Scoring(predictor, policy, redact_pii=config.redact_pii, call_log=call_log,
                                transcript_mode=config.call_log.transcript,
-                               callbacks=load_callback_policy(config.policy or None))  # missed calls' SLAs
+                               callbacks=load_callback_policy(config.policy or None),  # missed calls' SLAs
+                               webhooks=webhook_routes if self.webhooks is not None else None)
         # Blocking work of requests and live calls runs on its own bounded pool, so it never starves
         # request handling threads; a live step mostly waits for its ASR batch, so there is a
         # thread for every call that may be open.
@@ -361,9 +372,12 @@ class CallIntentService:
 
     @bentoml.on_shutdown
     def drain_call_log(self) -> None:
-        """Write every queued call record (live calls got their final event before this runs)."""
+        """Stop webhook delivery (pending rows resume at the next start), then write every queued
+        call record and webhook event (live calls got their final event before this runs)."""
+        if self.webhooks is not None:
+            self.webhooks.close()
         if self.call_log is not None:
-            self.call_log.close(CONFIG.call_log.drain_seconds)
+            self.call_log.close(self.config.call_log.drain_seconds)
 
 
 def _asr_config(config: ServeConfig) -> AsrConfig:

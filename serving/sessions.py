@@ -191,7 +191,7 @@ class EventSocket:
     Args:
         websocket: The accepted socket.
         inbox: The session's queue: a client that stops reading is reported there as a disconnect.
-        scoring: Counts decisions and logs calls (the same rules as ``POST /score``).
+        scoring: Counts and publishes decisions and logs calls (the same rules as ``POST /score``).
         source: The protocol's ``source`` label (``stream``, ``twilio``).
         floor: The live floor (None: not published).
     """
@@ -213,7 +213,10 @@ class EventSocket:
                 metrics.update_latency.observe(event.latency_ms / 1000.0)
                 metrics.decode_seconds.observe(((event.decode_ms or 0.0) + (event.score_ms or 0.0)) / 1000.0)
             elif event.type == "decision" and event.decision is not None:
-                self.scoring.count(event.decision, self.source, audio_seconds=event.audio_seconds)
+                assert event.scores is not None
+                self.scoring.decided(call.call_id, channel=self.source, metadata=call.metadata, scores=event.scores,
+                                     decision=event.decision, shown=event.text, heard=call.transcript,
+                                     audio_seconds=event.audio_seconds)
                 logger.info("decision %s at %.1f s of audio: %s", event.decision.route, event.audio_seconds,
                             "; ".join(event.decision.reasons))
             elif event.type == "final":

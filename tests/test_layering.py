@@ -29,23 +29,24 @@ ALLOWED: dict[str, set[str]] = {
 }
 
 #: ``serving/`` modules by layer, top (0) to bottom: service → routes → sessions → HTTP schemas →
-#: scoring → call log → config → live call → leaf modules. A module may import its own layer or
-#: lower ones, never a higher one.
+#: scoring → call log (and webhook delivery from its outbox) → config → live call → leaf modules.
+#: A module may import its own layer or lower ones, never a higher one.
 SERVING_LAYERS: dict[str, int] = {
     "serving.service": 0,
     "serving.app": 1, "serving.uploads": 1, "serving.http_errors": 1, "serving.calllog.routes": 1,
-    "serving.cli": 1, "serving.stream_cli": 1,
+    "serving.cli": 1, "serving.stream_cli": 1, "serving.webhook_routes": 1, "serving.webhooks_cli": 1,
     "serving.sessions": 2,
     "serving.schemas": 3,
     "serving.scoring": 4,
     "serving.calllog.records": 5, "serving.calllog.store": 5, "serving.calllog.writer": 5,
     "serving.calllog.report": 5, "serving.calllog.migrations.env": 5, "serving.live_floor": 5,
-    "serving.calllog.callbacks": 5,
+    "serving.calllog.callbacks": 5, "serving.calllog.outbox": 5, "serving.webhooks": 5,
     "serving.live_pages": 1,
     "serving.logs": 6, "serving.config": 6,
     "serving.live_call": 7,
     **{f"serving.{leaf}": 8 for leaf in ("policy", "redact", "limits", "auth", "metrics", "asr_batcher", "twilio",
-                                          "batching", "client", "view_tokens", "screen_pop", "callbacks")},
+                                          "batching", "client", "view_tokens", "screen_pop", "callbacks",
+                                          "webhook_policy", "webhook_signing")},
 }
 
 

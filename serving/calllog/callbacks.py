@@ -171,8 +171,9 @@ def missed_call(call_id: str, *, kind: str, missed_at: dt.datetime, caller: str,
 def callback_due_event(missed: MissedCall) -> dict[str, Any] | None:
     """The ``callback_due`` event a CRM gets for a missed call that is owed a callback (None when none is).
 
-    The lead connects it to the webhook outbox: ``Scoring(on_callback_due=...)`` receives this for
-    every missed call logged with an SLA; :meth:`CallbackLog.due` lists the overdue ones.
+    :meth:`serving.scoring.Scoring.log_missed` publishes it as the ``callback_due`` webhook event
+    (``Scoring.publish``; the policy's ``webhooks:`` rules say where it goes) for every missed call
+    logged with an SLA; :meth:`CallbackLog.due` lists the overdue ones.
     """
     if missed.due_at is None:
         return None

@@ -180,6 +180,47 @@ class LoggedCall:
                 "outcome": self.outcome.to_json() if self.outcome else None, "orphan": self.orphan}
 
 
+@dataclass(frozen=True)
+class WebhookEvent:
+    """An event for webhook endpoints, queued with the call records and written to the outbox.
+
+    The body is made once, here, so every attempt to every endpoint sends the same bytes (the
+    signature covers them). Build it with :meth:`of`.
+
+    Attributes:
+        event_id: ``evt_<32 hex>``, unique.
+        type: ``decision``, ``final``, ``callback_due``… (an open set).
+        call_id: The call it is about.
+        created_at: When it happened (naive UTC).
+        body: The JSON sent: ``{"id", "type", "created_at", "call_id", "data"}``.
+        endpoints: Where it goes (one outbox row, and one idempotency key, per endpoint).
+    """
+
+    event_id: str
+    type: str
+    call_id: str
+    created_at: dt.datetime
+    body: str
+    endpoints: tuple[str, ...]
+
+    @classmethod
+    def of(cls, event_type: str, call_id: str, data: Mapping[str, Any], endpoints: tuple[str, ...], *,
+           created_at: dt.datetime | None = None) -> WebhookEvent:
+        """A new event with a fresh id; ``data`` must be JSON-serialisable."""
+        import json
+        import uuid
+
+        event_id = f"evt_{uuid.uuid4().hex}"
+        created = as_utc(created_at or utc_now())
+        body = json.dumps({"id": event_id, "type": event_type, "created_at": _iso(created), "call_id": call_id,
+                           "data": dict(data)}, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return cls(event_id, event_type, call_id, created, body, tuple(endpoints))
+
+    def idempotency_key(self, endpoint: str) -> str:
+        """``<event id>:<endpoint>``: the same on every attempt, different per endpoint."""
+        return f"{self.event_id}:{endpoint}"
+
+
 def record_from_scores(
     call_id: str,
     *,

@@ -3,10 +3,13 @@
 The tables, created and upgraded by the Alembic scripts in ``serving/calllog/migrations``
 (:meth:`CallLogStore.migrate` runs ``upgrade head``; the service does it at start):
 
-``calls``              one row per call id (scoring the same id again replaces it: the latest scoring wins)
-``outcomes``           one row per call id, written once (see :meth:`CallLogStore.record_outcome`)
-``missed_calls``       a missed call or voicemail with its callback terms (``serving.calllog.callbacks``)
-``callback_attempts``  each callback attempt of a call (attempted and connected kept apart)
+``calls``                one row per call id (scoring the same id again replaces it: the latest scoring wins)
+``outcomes``             one row per call id, written once (see :meth:`CallLogStore.record_outcome`)
+``outcome_corrections``  every deliberate change of an outcome
+``missed_calls``         a missed call or voicemail with its callback terms (``serving.calllog.callbacks``)
+``callback_attempts``    each callback attempt of a call (attempted and connected kept apart)
+``webhook_deliveries``   the webhook outbox: one row per (event, endpoint), written with the call
+                         records (:meth:`CallLogStore.write_calls`), delivered by ``serving.webhooks``
 
 A missed call counts as logged for its outcome (it is not an orphan).
 
@@ -32,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from callintent.errors import UserError
-from serving.calllog.records import CallRecord, LoggedCall, Outcome, SignalValue, as_utc
+from serving.calllog.records import CallRecord, LoggedCall, Outcome, SignalValue, WebhookEvent, as_utc
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -48,6 +51,7 @@ metadata = sa.MetaData()
 #: Column sizes shared with the migrations (a change here needs a new migration).
 CALL_ID_LENGTH = 128
 TEXT_LENGTH = 256
+IDEMPOTENCY_KEY_LENGTH = 160
 
 calls = sa.Table(
     "calls", metadata,
@@ -133,6 +137,30 @@ callback_attempts = sa.Table(
 )
 
 
+#: The webhook outbox: one row per (event, endpoint), written with the call records, delivered by
+#: ``serving.webhooks`` (``serving/calllog/outbox.py`` reads and updates it). ``body`` is the exact JSON sent.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries", metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("idempotency_key", sa.String(IDEMPOTENCY_KEY_LENGTH), nullable=False),
+    sa.Column("event_id", sa.String(64), nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("endpoint", sa.String(64), nullable=False),
+    sa.Column("call_id", sa.String(CALL_ID_LENGTH), nullable=False, index=True),
+    sa.Column("body", sa.Text(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(), nullable=False),
+    sa.Column("last_attempt_at", sa.DateTime(), nullable=True),
+    sa.Column("delivered_at", sa.DateTime(), nullable=True),
+    sa.Column("last_status_code", sa.Integer(), nullable=True),
+    sa.Column("last_error", sa.String(TEXT_LENGTH), nullable=True),
+    sa.UniqueConstraint("idempotency_key", name="uq_webhook_deliveries_idempotency_key"),
+    sa.Index("ix_webhook_deliveries_status_due", "status", "next_attempt_at"),
+)
+
+
 class CallLogError(UserError):
     """The call log cannot be opened (bad URL, missing driver); the message names the URL (no password)."""
 
@@ -209,26 +237,37 @@ class CallLogStore:
 
     # -- writes ----------------------------------------------------------------------------------
 
-    def write_calls(self, records: Sequence[CallRecord]) -> int:
-        """Insert the records in one transaction; an id already logged is replaced (latest wins).
+    def write_calls(self, records: Sequence[CallRecord | WebhookEvent]) -> int:
+        """Insert call records, and the webhook events queued with them, in one transaction.
+
+        A call id already logged is replaced (latest wins). Each event becomes one ``pending``
+        outbox row per endpoint; an event already in the outbox is left as it is (its idempotency
+        key is unique), so writing a batch twice enqueues nothing twice.
 
         Args:
-            records: Records in arrival order (a later one for the same id wins within the batch too).
+            records: Records and events in arrival order (a later record for the same id wins
+                within the batch too).
 
         Returns:
-            Rows written.
+            Call rows written plus events written.
         """
-        latest = {r.call_id: r for r in records}  # one row per id: PostgreSQL refuses to upsert a row twice
-        if not latest:
+        # one row per id: PostgreSQL refuses to upsert a row twice
+        latest = {r.call_id: r for r in records if isinstance(r, CallRecord)}
+        events = [r for r in records if isinstance(r, WebhookEvent)]
+        if not latest and not events:
             return 0
-        rows = [_call_row(r) for r in latest.values()]
-        statement = self._insert(calls)
-        statement = statement.on_conflict_do_update(
-            index_elements=[calls.c.call_id],
-            set_={c.name: statement.excluded[c.name] for c in calls.columns if c.name != "call_id"})
         with self.engine.begin() as connection:
-            connection.execute(statement, rows)
-        return len(rows)
+            if latest:
+                statement = self._insert(calls)
+                statement = statement.on_conflict_do_update(
+                    index_elements=[calls.c.call_id],
+                    set_={c.name: statement.excluded[c.name] for c in calls.columns if c.name != "call_id"})
+                connection.execute(statement, [_call_row(r) for r in latest.values()])
+            outbox_rows = [_delivery_row(event, endpoint) for event in events for endpoint in event.endpoints]
+            if outbox_rows:
+                connection.execute(self._insert(webhook_deliveries).on_conflict_do_nothing(
+                    index_elements=[webhook_deliveries.c.idempotency_key]), outbox_rows)
+        return len(latest) + len(events)
 
     def record_outcome(self, outcome: Outcome) -> OutcomeWrite:
         """Record a call's outcome once; reporting it again is idempotent.
@@ -258,8 +297,9 @@ class CallLogStore:
 
     def purge(self, before: dt.datetime, *, dry_run: bool = False) -> tuple[int, int]:
         """Delete what is older than the retention policy allows: calls logged before ``before``,
-        their outcomes, missed calls from before it with their callback attempts, and orphan
-        outcomes (no logged call) received before it.
+        their outcomes, missed calls from before it with their callback attempts, orphan outcomes
+        (no logged call) received before it, and webhook deliveries (any status) of events created
+        before it.
 
         Args:
             before: Naive UTC cut-off (exclusive).
@@ -291,6 +331,8 @@ class CallLogStore:
                 connection.execute(sa.delete(callback_attempts).where(doomed_attempts))
                 connection.execute(sa.delete(missed_calls).where(missed_calls.c.missed_at < before))
                 connection.execute(sa.delete(calls).where(calls.c.logged_at < before))
+                # Webhook bodies hold the call's record (its transcript too): they go with it.
+                connection.execute(sa.delete(webhook_deliveries).where(webhook_deliveries.c.created_at < before))
         logger.info("call log %s: %s %d calls and %d outcomes from before %s", display_url(self.url),
                     "would delete" if dry_run else "deleted", n_calls, n_outcomes, before.isoformat(sep=" "))
         return n_calls, n_outcomes
@@ -465,6 +507,13 @@ def _call(row: Any) -> CallRecord:
     )
 
 
+def _delivery_row(event: WebhookEvent, endpoint: str) -> dict[str, Any]:
+    return {"idempotency_key": event.idempotency_key(endpoint), "event_id": event.event_id,
+            "event_type": event.type, "endpoint": endpoint, "call_id": event.call_id, "body": event.body,
+            "status": "pending", "attempts": 0, "created_at": event.created_at, "next_attempt_at": event.created_at,
+            "last_attempt_at": None, "delivered_at": None, "last_status_code": None, "last_error": None}
+
+
 def _outcome_row(outcome: Outcome) -> dict[str, Any]:
     row = dataclasses.asdict(outcome)
     row["occurred_at"] = outcome.effective_at
@@ -495,4 +544,4 @@ def open_store(url: str, *, migrate: bool = True) -> CallLogStore:
 
 
 __all__: Iterable[str] = ["CallLogError", "CallLogStore", "OutcomeWrite", "callback_attempts", "calls", "display_url",
-                          "metadata", "missed_calls", "open_store", "outcomes"]
+                          "metadata", "missed_calls", "open_store", "outcomes", "webhook_deliveries"]
