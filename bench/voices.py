@@ -6,7 +6,8 @@ openings (``../shared/data``: SGD validation and CLINC test rows) in every voice
 :mod:`data.voices` that is installed — espeak-ng (its render voices, cycled over the sample) and
 each natural voice — puts each clip through the same telephone channel (drawn per row, so every
 voice meets the same line) and transcribes it with the serving ASR. It also times each synthesiser
-alone (real-time factor: synthesis seconds per second of speech, one thread). Appends a dated entry
+alone (real-time factor: synthesis seconds per second of speech, one thread) and gives the WER of
+the clean synthesised clip too (the voice alone, before the line). Appends a dated entry
 under "## Render voices" in BENCHMARKS.md.
 
     nice -n 10 python -m bench.voices [--n 60] [--seed 0] [--voices natural espeak] [--no-write]
@@ -43,6 +44,7 @@ class VoiceResult:
     sex: str
     accent: str
     n: int
+    wer_clean: float
     wer: float
     rtf: float
 
@@ -77,6 +79,8 @@ def measure(name: str, rows: Sequence[dict], recognizer: object, seed: int, work
         synthesize(voice, row["transcript"], wav)
         synth_seconds += time.perf_counter() - started
         speech_seconds += wav.stat().st_size / 2 / 22050  # 16-bit mono at SYNTH_RATE (44-byte header aside)
+    clean = [recognizer.transcribe_timed(decode_audio(work / f"synth{i}.wav"))[0].text  # type: ignore[attr-defined]
+             for i in range(len(rows))]
     hypotheses = []
     for i, (row, voice) in enumerate(zip(rows, names, strict=True)):
         one = Voice(voice, 175, 50)
@@ -87,16 +91,17 @@ def measure(name: str, rows: Sequence[dict], recognizer: object, seed: int, work
     about = describe(name) if name != "espeak" else None
     return VoiceResult(voice=f"espeak-ng ({len(set(names))} render voices)" if about is None else name,
                        sex="mixed" if about is None else about.sex, accent="mixed" if about is None else about.accent,
-                       n=len(rows), wer=word_error_rate([r["transcript"] for r in rows], hypotheses),
+                       n=len(rows), wer_clean=word_error_rate([r["transcript"] for r in rows], clean),
+                       wer=word_error_rate([r["transcript"] for r in rows], hypotheses),
                        rtf=synth_seconds / max(speech_seconds, 1e-9))
 
 
 def markdown(results: Sequence[VoiceResult], *, command: str, n: int) -> str:
-    lines = "\n".join(f"| {r.voice} | {r.sex} | {r.accent} | {r.n} | **{r.wer:.3f}** | {r.rtf:.3f} |"
-                      for r in results)
+    lines = "\n".join(f"| {r.voice} | {r.sex} | {r.accent} | {r.n} | {r.wer_clean:.3f} | **{r.wer:.3f}** | "
+                      f"{r.rtf:.3f} |" for r in results)
     return (f"### {dt.date.today().isoformat()} — tiny.en on {n} real openings, phone channel\n\n"
             f"Machine: {machine()}. Command: `{command}`\n\n"
-            "| voice | sex | accent | clips | WER | synthesis RTF |\n|---|---|---|---|---|---|\n"
+            "| voice | sex | accent | clips | WER clean | WER phone | synthesis RTF |\n|---|---|---|---|---|---|---|\n"
             f"{lines}\n")
 
 

