@@ -6,11 +6,12 @@ openings (``../shared/data``: SGD validation and CLINC test rows) in every voice
 :mod:`data.voices` that is installed — espeak-ng (its render voices, cycled over the sample) and
 each natural voice — puts each clip through the same telephone channel (drawn per row, so every
 voice meets the same line) and transcribes it with the serving ASR. It also times each synthesiser
-alone (real-time factor: synthesis seconds per second of speech, one thread) and gives the WER of
-the clean synthesised clip too (the voice alone, before the line). Appends a dated entry
+alone (real-time factor: synthesis seconds per second of speech, one thread, in wall time and in
+CPU time — the CPU figure holds on a shared machine) and gives the WER of the clean synthesised clip
+too (the voice alone, before the line). ``--rtf-only`` times the synthesisers without the ASR. Appends a dated entry
 under "## Render voices" in BENCHMARKS.md.
 
-    nice -n 10 python -m bench.voices [--n 60] [--seed 0] [--voices natural espeak] [--no-write]
+    nice -n 10 python -m bench.voices [--n 60] [--seed 0] [--voices espeak natural] [--rtf-only] [--no-write]
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ class VoiceResult:
     sex: str
     accent: str
     n: int
-    wer_clean: float
-    wer: float
+    wer_clean: float | None
+    wer: float | None
     rtf: float
+    rtf_cpu: float
 
 
 def sample_rows(real_dir: Path, n: int, seed: int) -> list[dict]:
@@ -61,24 +63,20 @@ def sample_rows(real_dir: Path, n: int, seed: int) -> list[dict]:
     return rows
 
 
-def measure(name: str, rows: Sequence[dict], recognizer: object, seed: int, work: Path) -> VoiceResult:
-    """WER through the phone line and the synthesiser's real-time factor for one voice group.
+def measure(name: str, rows: Sequence[dict], recognizer: object | None, seed: int, work: Path) -> VoiceResult:
+    """WER (clean clip, through the phone line) and the synthesiser's real-time factors for one voice group.
 
-    ``name`` is a voice, or ``espeak`` for espeak-ng's render voices cycled over the rows.
+    ``name`` is a voice, or ``espeak`` for espeak-ng's render voices cycled over the rows; without a
+    ``recognizer`` only the synthesis is timed.
     """
     from data.channel import ChannelConfig, draw_channel_plan
-    from data.render import DEFAULT_VOICES, RenderPlan, Turn, Voice, render_call_audio
-    from data.voices import describe, synthesize
+    from data.render import RenderPlan, Turn, Voice, render_call_audio
     from speech.audio import decode_audio
 
-    names = [DEFAULT_VOICES[i % len(DEFAULT_VOICES)] if name == "espeak" else name for i in range(len(rows))]
-    synth_seconds = speech_seconds = 0.0
-    for i, (row, voice) in enumerate(zip(rows, names, strict=True)):
-        wav = work / f"synth{i}.wav"
-        started = time.perf_counter()
-        synthesize(voice, row["transcript"], wav)
-        synth_seconds += time.perf_counter() - started
-        speech_seconds += wav.stat().st_size / 2 / 22050  # 16-bit mono at SYNTH_RATE (44-byte header aside)
+    names = voice_names(name, len(rows))
+    rtf, rtf_cpu = synthesis_cost(names, rows, work)
+    if recognizer is None:
+        return _result(name, names, len(rows), None, None, rtf, rtf_cpu)
     clean = [recognizer.transcribe_timed(decode_audio(work / f"synth{i}.wav"))[0].text  # type: ignore[attr-defined]
              for i in range(len(rows))]
     hypotheses = []
@@ -88,20 +86,62 @@ def measure(name: str, rows: Sequence[dict], recognizer: object, seed: int, work
         line = render_call_audio((Turn(row["transcript"]),), work / f"line{i}.wav", plan)
         heard, _ = recognizer.transcribe_timed(decode_audio(line))  # type: ignore[attr-defined]
         hypotheses.append(heard.text)
+    references = [r["transcript"] for r in rows]
+    return _result(name, names, len(rows), word_error_rate(references, clean), word_error_rate(references, hypotheses),
+                   rtf, rtf_cpu)
+
+
+def voice_names(name: str, n: int) -> list[str]:
+    """The voice of each row: ``name``, or espeak-ng's render voices cycled for ``espeak``."""
+    from data.render import DEFAULT_VOICES
+
+    return [DEFAULT_VOICES[i % len(DEFAULT_VOICES)] if name == "espeak" else name for i in range(n)]
+
+
+def synthesis_cost(names: Sequence[str], rows: Sequence[dict], work: Path) -> tuple[float, float]:
+    """Synthesise every row into ``work/synth<i>.wav``; real-time factors (wall, CPU) over all of them.
+
+    CPU time counts this process and its finished children (Flite, Festival, espeak-ng and sox run
+    as subprocesses), so it holds on a shared machine where wall time does not.
+    """
+    import os
+
+    from data.voices import synthesize
+
+    synthesize(names[0], "Hello.", work / "warm.wav")  # loads a Piper model once, outside the timing
+    wall = cpu = speech_seconds = 0.0
+    for i, (row, voice) in enumerate(zip(rows, names, strict=True)):
+        wav = work / f"synth{i}.wav"
+        before, started = os.times(), time.perf_counter()
+        synthesize(voice, row["transcript"], wav)
+        wall += time.perf_counter() - started
+        after = os.times()
+        cpu += sum(after[:4]) - sum(before[:4])  # user, system, children's user and system
+        speech_seconds += (wav.stat().st_size - 44) / 2 / 22050  # 16-bit mono at SYNTH_RATE
+    return wall / max(speech_seconds, 1e-9), cpu / max(speech_seconds, 1e-9)
+
+
+def _result(name: str, names: Sequence[str], n: int, wer_clean: float | None, wer: float | None, rtf: float,
+            rtf_cpu: float) -> VoiceResult:
+    from data.voices import describe
+
     about = describe(name) if name != "espeak" else None
     return VoiceResult(voice=f"espeak-ng ({len(set(names))} render voices)" if about is None else name,
                        sex="mixed" if about is None else about.sex, accent="mixed" if about is None else about.accent,
-                       n=len(rows), wer_clean=word_error_rate([r["transcript"] for r in rows], clean),
-                       wer=word_error_rate([r["transcript"] for r in rows], hypotheses),
-                       rtf=synth_seconds / max(speech_seconds, 1e-9))
+                       n=n, wer_clean=wer_clean, wer=wer, rtf=rtf, rtf_cpu=rtf_cpu)
 
 
 def markdown(results: Sequence[VoiceResult], *, command: str, n: int) -> str:
-    lines = "\n".join(f"| {r.voice} | {r.sex} | {r.accent} | {r.n} | {r.wer_clean:.3f} | **{r.wer:.3f}** | "
-                      f"{r.rtf:.3f} |" for r in results)
-    return (f"### {dt.date.today().isoformat()} — tiny.en on {n} real openings, phone channel\n\n"
+    def f(x: float | None, bold: bool = False) -> str:
+        return "—" if x is None else f"**{x:.3f}**" if bold else f"{x:.3f}"
+
+    lines = "\n".join(f"| {r.voice} | {r.sex} | {r.accent} | {r.n} | {f(r.wer_clean)} | {f(r.wer, True)} | "
+                      f"{r.rtf:.3f} | {r.rtf_cpu:.3f} |" for r in results)
+    what = "synthesis only" if all(r.wer is None for r in results) else "tiny.en, phone channel"
+    return (f"### {dt.date.today().isoformat()} — {what}, {n} real openings\n\n"
             f"Machine: {machine()}. Command: `{command}`\n\n"
-            "| voice | sex | accent | clips | WER clean | WER phone | synthesis RTF |\n|---|---|---|---|---|---|---|\n"
+            "| voice | sex | accent | clips | WER clean | WER phone | synthesis RTF (wall) | synthesis RTF (CPU) |\n"
+            "|---|---|---|---|---|---|---|---|\n"
             f"{lines}\n")
 
 
@@ -112,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--voices", nargs="+", default=["espeak", "natural"],
                         help="espeak, natural, or voice names (default: %(default)s)")
     parser.add_argument("--real-dir", type=Path, default=REAL_DIR, help="the real-text sets (default: %(default)s)")
+    parser.add_argument("--rtf-only", action="store_true", help="time the synthesisers only (no ASR, no WER)")
     parser.add_argument("--no-write", action="store_true", help="print only; don't append to BENCHMARKS.md")
     args = parser.parse_args(argv)
 
@@ -122,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for item in args.voices:
         groups.extend(available() if item == "natural" else [item])
     rows = sample_rows(args.real_dir, args.n, args.seed)
-    recognizer = SpeechRecognizer(AsrConfig(cpu_threads=1))
+    recognizer = None if args.rtf_only else SpeechRecognizer(AsrConfig(cpu_threads=1))
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-voices-") as tmp:
         for name in dict.fromkeys(groups):
