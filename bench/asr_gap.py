@@ -108,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", default="auto", help="split to sample (default auto: test when there is one)")
     parser.add_argument("--n", type=int, default=100, help="calls sampled per file (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="sample, voice and channel seed (default %(default)s)")
+    parser.add_argument("--voices", nargs="+", default=["natural"],
+                        help="render voices: natural (default), espeak, or names (data/voices.py)")
     parser.add_argument("--asr-cache", default=".cache/asr", help="one-shot ASR cache (default %(default)s)")
     parser.add_argument("--registry", default=None, help="registry root (with --model)")
     parser.add_argument("--model", default="production", help="registry reference (default %(default)s)")
@@ -135,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scored = [(path.name, *score_renders(predictor, path)) for path in args.renders]
         publish(HEADING, renders_markdown(scored, model=label, command=command), write=not args.no_write)
         return 0
-    config = RobustnessConfig(n=args.n, seed=args.seed, cache_dir=args.asr_cache)
+    config = RobustnessConfig(n=args.n, seed=args.seed, cache_dir=args.asr_cache, voices=tuple(args.voices))
     results = []
     for path in args.data:
         result = robustness_check(predictor, load_eval_set([path], split=args.split), policy, config)

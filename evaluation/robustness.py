@@ -75,6 +75,9 @@ class RobustnessConfig:
         cache_dir: ASR cache of the one-shot transcripts (shared with ``callintent data render-asr``).
         cut_seconds: Opening rendered, transcribed and streamed (as in the product).
         frame_seconds: Audio per ``LiveCall.insert`` (20 ms: Twilio's media frames).
+        voices: Voices the calls are spoken in (:func:`data.voices.resolve_voices`): ``natural``
+            (the installed natural voices, espeak-ng when none is), ``espeak``, or names. The
+            default is ``render-asr``'s: robot voices overstate what the ASR gets wrong.
     """
 
     n: int = 30
@@ -82,6 +85,7 @@ class RobustnessConfig:
     cache_dir: str = ".cache/asr"
     cut_seconds: float = OPENING_SECONDS
     frame_seconds: float = 0.02
+    voices: tuple[str, ...] = ("natural",)
 
     def __post_init__(self) -> None:
         if not is_int(self.n) or self.n < 1:
@@ -92,6 +96,8 @@ class RobustnessConfig:
             raise ValueError(f"cut_seconds must be in (0, {OPENING_SECONDS:g}], got {self.cut_seconds!r}")
         if not is_number(self.frame_seconds) or not 0.005 <= self.frame_seconds <= 1.0:
             raise ValueError(f"frame_seconds must be between 0.005 and 1, got {self.frame_seconds!r}")
+        if isinstance(self.voices, str) or not self.voices or not all(isinstance(v, str) and v for v in self.voices):
+            raise ValueError(f"voices must be a non-empty list of voice names, got {self.voices!r}")
 
 
 @dataclass(frozen=True)
@@ -445,7 +451,12 @@ def robustness_check(
     from speech.audio import SAMPLE_RATE, AudioError
 
     started = time.perf_counter()
-    render = render or RenderConfig(seed=config.seed, cache_dir=config.cache_dir, cut_seconds=config.cut_seconds)
+    if render is None:
+        from data.render import DEFAULT_VOICES
+        from data.voices import resolve_voices
+
+        render = RenderConfig(seed=config.seed, cache_dir=config.cache_dir, cut_seconds=config.cut_seconds,
+                              voices=resolve_voices(config.voices, DEFAULT_VOICES))
     ear = ear or TelephoneEar(cache_dir=config.cache_dir, cut_seconds=config.cut_seconds)
     if live_asr is None:
         from speech.asr import SpeechRecognizer
