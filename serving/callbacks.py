@@ -214,19 +214,9 @@ def load_callback_policy(path: str | Path | None = None) -> CallbackPolicy:
         ConfigError: unreadable file, unknown key, wrong type or a bad value (named, e.g.
             ``callbacks.intents.buying.sla``).
     """
-    import yaml
+    from serving.policy import load_policy_section
 
-    from callintent.config import ConfigError, load_config
-    from serving.policy import DEFAULT_POLICY_PATH
-
-    path = DEFAULT_POLICY_PATH if path is None else Path(path)
-    try:
-        keys = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        keys = {}  # load_config reads it again and says what is wrong
-    if not isinstance(keys, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys to values")
-    return load_config(path, _Section, ignore=[k for k in keys if k != CALLBACKS_KEY]).callbacks
+    return load_policy_section(path, CALLBACKS_KEY, _Section).callbacks
 
 
 __all__ = ["CALLBACKS_KEY", "INTENT_SEGMENTS", "UNKNOWN", "BusinessHours", "CallbackPolicy", "CallbackTerms",

@@ -34,6 +34,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TypeVar
 
 from callintent.config import load_config
 from models.labels import BUYING, CLASS_NAMES
@@ -41,6 +42,8 @@ from models.scores import IntentScores
 from models.uncertainty import margin_of
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: The policy file used when none is given.
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent / "configs" / "policy.yaml"
@@ -210,6 +213,35 @@ class PolicyConfig:
             raise ValueError(f"segments names must be unique, {duplicates[0]!r} appears twice")
         for segment in self.segments:
             segment.resolve(self.default)  # fail at load time, not on the first matching call
+
+
+def load_policy_section(path: str | Path | None, key: str, section: type[T]) -> T:
+    """One of :data:`OTHER_SECTIONS` of a policy file, read into ``section`` (a dataclass with one field, ``key``).
+
+    Every other top-level key is left to its own reader, so a typo'd key in this section is still
+    an error that names it (``callbacks.intents.buyng``), and ``section``'s defaults apply when the
+    file leaves the section out.
+
+    Args:
+        path: The policy YAML (None: the shipped ``serving/configs/policy.yaml``).
+        key: The section's top-level key.
+        section: The wrapper dataclass to load the file into.
+
+    Raises:
+        ConfigError: unreadable file, not a mapping, or a bad key or value in the section.
+    """
+    import yaml
+
+    from callintent.config import ConfigError
+
+    path = DEFAULT_POLICY_PATH if path is None else Path(path)
+    try:
+        keys = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        keys = {}  # load_config reads it again and says what is wrong
+    if not isinstance(keys, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values")
+    return load_config(path, section, ignore=[k for k in keys if k != key])
 
 
 class DecisionPolicy:

@@ -18,10 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
-from callintent.config import ConfigError, load_config
-from serving.policy import DEFAULT_POLICY_PATH
+from callintent.config import ConfigError
+from serving.policy import load_policy_section
 
 #: What an event type or endpoint name may look like.
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
@@ -114,14 +113,7 @@ def load_webhook_routes(path: str | Path | None = None) -> WebhookRoutes:
     Raises:
         ConfigError: unknown key, bad name or empty list (the message names ``webhooks.…``).
     """
-    path = DEFAULT_POLICY_PATH if path is None else Path(path)
-    try:
-        keys = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        keys = {}  # load_config reads it again and says what is wrong
-    if not isinstance(keys, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys to values")
-    return load_config(path, _Section, ignore=[k for k in keys if k != WEBHOOKS_KEY]).webhooks
+    return load_policy_section(path, WEBHOOKS_KEY, _Section).webhooks
 
 
 __all__ = ["NAME", "WEBHOOKS_KEY", "WebhookRoutes", "WebhookRule", "load_webhook_routes"]
