@@ -131,7 +131,7 @@ class ViewTokens:
             raise Forbidden("this view token is for another call")
 
     def _sign(self, message: str) -> bytes:
-        return hmac.new(self._secret, message.encode("ascii"), hashlib.sha256).digest()
+        return hmac.new(self._secret, message.encode("utf-8"), hashlib.sha256).digest()  # any text a client sends
 
 
 def load_view_tokens(*, environ: Mapping[str, str] | None = None) -> tuple[ViewTokens, bool]:

@@ -142,7 +142,7 @@ def test_view_tokens_cannot_be_forged_or_moved_to_another_call():
 
     other = base64.urlsafe_b64encode(json.dumps({"scope": "call:call-b", "exp": 9_999_999_999}).encode()).rstrip(b"=")
     for forged in (f"{version}.{other.decode()}.{signature}", token[:-2] + ("AA" if token[-2:] != "AA" else "BB"),
-                   "v2." + payload + "." + signature, "garbage", ""):
+                   "v2." + payload + "." + signature, "garbage", "", f"v1.{payload}é.{signature}"):
         with pytest.raises(Unauthorized):
             tokens.check(forged, call_scope("call-b") if "call-b" in forged else call_scope("call-a"))
     with pytest.raises(Unauthorized):  # another server's secret
