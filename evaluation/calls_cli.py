@@ -70,6 +70,17 @@ def _open(args: argparse.Namespace) -> CallLogStore:
     return open_store(url)
 
 
+def _write_html(module: str, writer: str, report: object, path: str) -> None:
+    """Write a report's HTML page with ``module.writer`` (the page needs the evaluation extra)."""
+    import importlib
+
+    try:
+        write = getattr(importlib.import_module(module), writer)
+    except ImportError as e:
+        raise UserError(f"--html needs the evaluation extra (pip install 'callintent[eval]'): {e}") from None
+    print(f"wrote {write(report, path)}", file=sys.stderr)
+
+
 def _window(args: argparse.Namespace) -> tuple[dt.datetime | None, dt.datetime | None]:
     since = parse_when(args.since, "--since") if args.since else None
     until = parse_when(args.until, "--until") if args.until else None
@@ -125,12 +136,7 @@ class ReportCommand:
             store.close()
         print(format_table(report))
         if args.html:
-            try:
-                from evaluation.calls_report import write_calls_report
-            except ImportError as e:
-                raise UserError(f"--html needs the evaluation extra (pip install 'callintent[eval]'): {e}") from None
-            path = write_calls_report(report, args.html)
-            print(f"wrote {path}", file=sys.stderr)
+            _write_html("evaluation.calls_report", "write_calls_report", report, args.html)
         return 0
 
     @staticmethod
@@ -154,12 +160,7 @@ class ReportCommand:
             store.close()
         print(format_callbacks(report))
         if args.html:
-            try:
-                from evaluation.callbacks_report import write_callbacks_report
-            except ImportError as e:
-                raise UserError(f"--html needs the evaluation extra (pip install 'callintent[eval]'): {e}") from None
-            path = write_callbacks_report(report, args.html)
-            print(f"wrote {path}", file=sys.stderr)
+            _write_html("evaluation.callbacks_report", "write_callbacks_report", report, args.html)
         return 0
 
 

@@ -11,14 +11,40 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
+from models.labels import SIGNAL_NAMES
+from models.scores import IntentScores, SignalScore
 from serving.auth import ApiKeys
 from serving.config import ServeConfig, load_serve_config
 from serving.limits import SessionSlots
 from serving.policy import DecisionPolicy
 from serving.scoring import Scoring
 from serving.sessions import LiveContext, LiveSettings
+
+
+class BuyingPredictor:
+    """A model that hears every text as a sure buyer (0.95), with no signal present."""
+
+    model_id = "intent/v0"
+    meta = SimpleNamespace(speaker_tags=False, abstain_margin=None)
+
+    def predict(self, texts):
+        probs = {"buying": 0.95, "service": 0.03, "informational": 0.01, "noise": 0.01}
+        signals = tuple(SignalScore(name, 0.1, False, ()) for name in SIGNAL_NAMES)
+        return [IntentScores("buying", probs, probs["buying"], signals, self.model_id) for _ in texts]
+
+
+class RecordingLog:
+    """A call-log writer that keeps what it is given, in order."""
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+
+    def submit(self, record: Any) -> bool:
+        self.records.append(record)
+        return True
 
 
 def live_context(*, asr: Any, predictor: Any, config: ServeConfig | None = None, call_log: Any = None,

@@ -2,43 +2,20 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
-from models.labels import SIGNAL_NAMES
-from models.scores import IntentScores, SignalScore
 from serving.metrics import service_metrics
 from serving.policy import DecisionPolicy
 from serving.scoring import ScoreItem, ScoredCall, Scoring
+from tests.service_fakes import BuyingPredictor, RecordingLog
 
 PHONE_TEXT = "hi how much for a new roof, call me back at 555 123 4567"
 
 
-class _Predictor:
-    model_id = "intent/v0"
-    meta = SimpleNamespace(speaker_tags=False, abstain_margin=None)
 
-    def predict(self, texts):
-        probs = {"buying": 0.95, "service": 0.03, "informational": 0.01, "noise": 0.01}
-        signals = tuple(SignalScore(name, 0.1, False, ()) for name in SIGNAL_NAMES)
-        return [IntentScores("buying", probs, probs["buying"], signals, self.model_id) for _ in texts]
-
-
-class _Log:
-    """A call-log writer that keeps what it is given."""
-
-    def __init__(self) -> None:
-        self.records = []
-
-    def submit(self, record) -> bool:
-        self.records.append(record)
-        return True
-
-
-def _scoring(*, redact_pii: bool, mode: str) -> tuple[Scoring, _Log]:
-    log = _Log()
-    return Scoring(_Predictor(), DecisionPolicy.from_yaml(), redact_pii=redact_pii, call_log=log,
+def _scoring(*, redact_pii: bool, mode: str) -> tuple[Scoring, RecordingLog]:
+    log = RecordingLog()
+    return Scoring(BuyingPredictor(), DecisionPolicy.from_yaml(), redact_pii=redact_pii, call_log=log,
                    transcript_mode=mode), log
 
 
@@ -65,12 +42,12 @@ def test_the_logged_transcript_follows_one_rule(redact_pii, mode, shown_redacted
 
 def test_a_live_call_is_counted_and_logged_by_the_same_rules():
     scoring, log = _scoring(redact_pii=True, mode="redacted")
-    decision = DecisionPolicy.from_yaml().decide(_Predictor().predict(["x"])[0], {})
+    decision = DecisionPolicy.from_yaml().decide(BuyingPredictor().predict(["x"])[0], {})
     counter = service_metrics().decisions.labels(route=decision.route, source="twilio")
     before = counter._value.get()
     scoring.count(decision, "twilio", audio_seconds=4.0)
     assert counter._value.get() == before + 1
-    scores = _Predictor().predict(["x"])[0]
+    scores = BuyingPredictor().predict(["x"])[0]
     scoring.log_call("CA1", channel="twilio", metadata={}, scores=scores, decision=decision,
                      shown="call me at [PHONE]", heard="call me at 555 123 4567", audio_seconds=12.5)
     (record,) = log.records
@@ -79,6 +56,6 @@ def test_a_live_call_is_counted_and_logged_by_the_same_rules():
 
 
 def test_no_call_log_means_nothing_is_queued():
-    scoring = Scoring(_Predictor(), DecisionPolicy.from_yaml(), call_log=None)
+    scoring = Scoring(BuyingPredictor(), DecisionPolicy.from_yaml(), call_log=None)
     (result,) = scoring.score_items([ScoreItem("how much", "c-2")])
     assert isinstance(result, ScoredCall) and result.scores.label == "buying"

@@ -16,11 +16,10 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from models.labels import SIGNAL_NAMES
-from models.scores import IntentScores, SignalScore
 from serving.calllog.records import WebhookEvent, utc_now
 from tests.pg_harness import call_log_url, pg_server  # noqa: F401 - fixtures
 from tests.server_harness import free_port
+from tests.service_fakes import BuyingPredictor, RecordingLog
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "whsec-test-0123456789abcdef"
@@ -133,24 +132,6 @@ def test_endpoint_secrets_come_from_the_environment_or_a_file_never_the_config(t
 # Scoring publishes decision and final events through the call-log queue
 
 
-class _Predictor:
-    model_id = "intent/v0"
-    meta = SimpleNamespace(speaker_tags=False, abstain_margin=None)
-
-    def predict(self, texts):
-        probs = {"buying": 0.95, "service": 0.03, "informational": 0.01, "noise": 0.01}
-        signals = tuple(SignalScore(name, 0.1, False, ()) for name in SIGNAL_NAMES)
-        return [IntentScores("buying", probs, probs["buying"], signals, self.model_id) for _ in texts]
-
-
-class _Log:
-    def __init__(self) -> None:
-        self.items = []
-
-    def submit(self, item) -> bool:
-        self.items.append(item)
-        return True
-
 
 def test_a_scored_call_publishes_decision_then_final_with_the_logged_record(tmp_path):
     from serving.policy import DecisionPolicy
@@ -159,10 +140,10 @@ def test_a_scored_call_publishes_decision_then_final_with_the_logged_record(tmp_
 
     routes = load_webhook_routes(_policy_with(tmp_path, {"rules": [
         {"endpoints": ["crm"], "events": ["decision", "final"], "routes": ["priority_sales"]}]}))
-    log = _Log()
-    scoring = Scoring(_Predictor(), DecisionPolicy.from_yaml(), call_log=log, webhooks=routes)
+    log = RecordingLog()
+    scoring = Scoring(BuyingPredictor(), DecisionPolicy.from_yaml(), call_log=log, webhooks=routes)
     scoring.score_items([ScoreItem("how much for a roof, call me at 555 123 4567", "c-1", {"source": "ads"})])
-    decision, record, final = log.items
+    decision, record, final = log.records
     assert isinstance(decision, WebhookEvent) and isinstance(final, WebhookEvent)
     assert (decision.type, final.type, decision.endpoints) == ("decision", "final", ("crm",))
     body = json.loads(final.body)
@@ -171,13 +152,13 @@ def test_a_scored_call_publishes_decision_then_final_with_the_logged_record(tmp_
     assert "[PHONE]" in body["data"]["transcript"] and "4567" not in final.body  # redacted like the log
     assert final.idempotency_key("crm") == f"{final.event_id}:crm"
     # A live decision (EventSocket -> Scoring.decided) publishes the same way; no rule, no event.
-    scores = _Predictor().predict(["x"])[0]
+    scores = BuyingPredictor().predict(["x"])[0]
     live = DecisionPolicy.from_yaml().decide(scores, {}, audio_seconds=5.0, early=True)
     scoring.decided("CA1", channel="twilio", metadata={}, scores=scores, decision=live, shown="hi", heard="hi",
                     audio_seconds=5.0)
-    assert json.loads(log.items[-1].body)["data"]["decision"]["early"] is True
+    assert json.loads(log.records[-1].body)["data"]["decision"]["early"] is True
     assert scoring.publish("callback_due", "c-9", {"due_at": "2026-12-01T10:15:00Z"}) == 0
-    assert len(log.items) == 4
+    assert len(log.records) == 4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,7 +284,7 @@ def _service(tmp_path: Path, db: str, port: int):
         "webhooks.timeout_seconds": 0.4, "webhooks.first_retry_seconds": 0.05, "webhooks.retry_max_seconds": 0.2,
         "webhooks.poll_seconds": 0.05, "webhooks.max_attempts": 100})
     writer = start_call_log(config.call_log, db)
-    return wired_service(config, predictor=_Predictor(), asr=SimpleNamespace(), call_log=writer)
+    return wired_service(config, predictor=BuyingPredictor(), asr=SimpleNamespace(), call_log=writer)
 
 
 def _wait(condition, timeout: float, what: str) -> None:
@@ -440,7 +421,7 @@ def test_a_missed_call_owed_a_callback_is_queued_as_callback_due(tmp_path):
         {"endpoints": ["crm"], "events": ["callback_due"], "segments": ["lead_vendors"]}]}))
     store = open_store(f"sqlite:///{tmp_path / 'calls.db'}")
     writer = CallLogWriter(store, flush_seconds=0.0)
-    scoring = Scoring(_Predictor(), DecisionPolicy.from_yaml(), call_log=writer, webhooks=routes)
+    scoring = Scoring(BuyingPredictor(), DecisionPolicy.from_yaml(), call_log=writer, webhooks=routes)
     missed_at = dt.datetime(2026, 11, 10, 14, 0)
     scoring.log_missed("m-1", kind="missed", missed_at=missed_at, caller="+15550001111",
                        metadata={"source": "lead_vendor"})
