@@ -1,8 +1,9 @@
 """JSON Lines read the one way every offline tool here reads them: blank lines skipped, each other
-line a JSON object, and a problem named by its ``file:line``."""
+line a JSON object, and a problem named by its ``file:line``. A ``.gz`` file is read through gzip."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from callintent.errors import UserError
 def json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """(line, object) for each non-blank line of ``path``; a line that is not a JSON object gives a
     problem string in place of the object (the caller decides whether that is fatal)."""
-    with path.open(encoding="utf-8") as f:
+    with (gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")) as f:
         for line_no, line in enumerate(f, 1):
             if not line.strip():
                 continue

@@ -98,6 +98,22 @@ def test_asr_mix_switches_text_by_call_id_and_drops_spans(tmp_path):
         read_asr_texts([bad])
 
 
+def test_asr_mix_reads_gzip_and_keeps_rows_whose_id_names_another_call(tmp_path):
+    import gzip
+
+    rows = [timed_row("same"), timed_row("other")]
+    asr_file = tmp_path / "asr.jsonl.gz"
+    with gzip.open(asr_file, "wt", encoding="utf-8") as f:
+        for call_id, reference in (("same", TEXT), ("other", "a different call that had this id")):
+            f.write(json.dumps({"call_id": call_id, "transcript": f"heard {call_id}", "reference_transcript": reference}) + "\n")
+    asr = read_asr_texts([asr_file])
+    assert asr["same"].reference == TEXT
+
+    out, switched = mix_asr_text(rows, asr, 1.0)
+    assert switched == 1
+    assert [r["transcript"] for r in out] == ["heard same", TEXT]  # the stale version is never used
+
+
 def test_config_options_are_validated(tmp_path):
     from training.config import TrainConfig
 

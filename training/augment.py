@@ -52,19 +52,24 @@ class AsrText:
         words: Its words with timings (``{"text", "start", "end", ...}`` dicts, as rendered).
         asr_model: The ASR model id.
         audio_seconds: Length of the rendered opening.
+        reference: The labeled text that was spoken (``reference_transcript`` of a render), or None
+            when the file does not say. A row whose transcript is not this text is another call
+            under the same id (a corpus generated with another seed or size): it keeps its text.
     """
 
     transcript: str
     words: tuple[dict[str, Any], ...]
     asr_model: str = ""
     audio_seconds: float | None = None
+    reference: str | None = None
 
 
 def read_asr_texts(paths: Iterable[str | Path]) -> dict[str, AsrText]:
     """ASR transcripts by ``call_id`` from ``render-asr`` (or ``data transcribe``) JSONL files.
 
     Args:
-        paths: JSONL files; a later file's row replaces an earlier one's with the same id.
+        paths: JSONL files (``.jsonl.gz`` too); a later file's row replaces an earlier one's with the
+            same id.
 
     Returns:
         ``call_id`` → ASR text (rows with an empty transcript are skipped).
@@ -82,10 +87,12 @@ def read_asr_texts(paths: Iterable[str | Path]) -> dict[str, AsrText]:
             continue
         words = row.get("words") if isinstance(row.get("words"), list) else []
         seconds = row.get("audio_seconds")
+        reference = row.get("reference_transcript")
         out[row["call_id"]] = AsrText(
             transcript=row["transcript"], words=tuple(w for w in words if isinstance(w, dict)),
             asr_model=str(row.get("asr_model") or ""),
-            audio_seconds=float(seconds) if isinstance(seconds, (int, float)) else None)
+            audio_seconds=float(seconds) if isinstance(seconds, (int, float)) else None,
+            reference=reference if isinstance(reference, str) else None)
     return out
 
 
@@ -94,6 +101,8 @@ def mix_asr_text(rows: Sequence[Mapping[str, Any]], asr: Mapping[str, AsrText], 
     """Replace the transcript of a seeded ``share`` of the rows that have an ASR version.
 
     Each row's draw depends only on (seed, call_id), so the same calls switch whatever the order.
+    An ASR version whose ``reference`` is not the row's transcript was made from another call that
+    had the same id: the row keeps its text (counted in the log, never switched).
 
     Args:
         rows: ``data.dataset`` rows.
@@ -104,9 +113,12 @@ def mix_asr_text(rows: Sequence[Mapping[str, Any]], asr: Mapping[str, AsrText], 
     Returns:
         ``(rows, switched)``: new row dicts (unchanged ones copied) and how many switched.
     """
-    out, switched = [], 0
+    out, switched, stale = [], 0, 0
     for row in rows:
         heard = asr.get(row["call_id"])
+        if heard is not None and heard.reference is not None and heard.reference != row["transcript"]:
+            stale += 1
+            heard = None
         if heard is None or _draw(seed, "asr", row["call_id"]).random() >= share:
             out.append(dict(row))
             continue
@@ -117,6 +129,9 @@ def mix_asr_text(rows: Sequence[Mapping[str, Any]], asr: Mapping[str, AsrText], 
             extra["audio_seconds"] = heard.audio_seconds
         out.append({**row, "transcript": heard.transcript, "spans": "[]", "extra": json.dumps(extra)})
         switched += 1
+    if stale:
+        logger.warning("%d rows kept their text: their call_id's ASR version was rendered from other words "
+                       "(an ASR file made from another corpus)", stale)
     return out, switched
 
 
