@@ -30,11 +30,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* One serve.yaml key of .Values.config, required: the drain below is sized from it. */}}
+{{/* One numeric serve.yaml key of .Values.config (rounded up), required: the drain and the HPA are sized from it. */}}
 {{- define "callintent.configSeconds" -}}
 {{- $value := index .root.Values.config .key -}}
 {{- if kindIs "invalid" $value -}}
-{{- fail (printf "config.%s must be set: the pod's termination grace period is sized from it" .key) -}}
+{{- fail (printf "config.%s must be set: the chart sizes the pod's drain and autoscaling from it" .key) -}}
 {{- end -}}
 {{- ceil $value | int -}}
 {{- end -}}
