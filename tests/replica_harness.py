@@ -102,14 +102,16 @@ backend replicas
 SERVED_BY = "X-Served-By"
 
 
+def haproxy_binary() -> str | None:
+    """The ``haproxy`` binary (Debian puts it in /usr/sbin, off a user's PATH), or None."""
+    return shutil.which("haproxy") or next((p for p in ("/usr/sbin/haproxy",) if Path(p).exists()), None)
+
+
 def require_haproxy() -> str:
     """The ``haproxy`` binary; a missing one fails the test with what to install (``.ci/run`` does)."""
-    found = shutil.which("haproxy") or next((p for p in ("/usr/sbin/haproxy",) if Path(p).exists()), None)
-    if found is None:
-        import pytest
+    import pytest
 
-        pytest.fail("haproxy is not installed; apt-get install haproxy (as .ci/run does)")
-    return found
+    return haproxy_binary() or pytest.fail("haproxy is not installed; apt-get install haproxy (as .ci/run does)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,7 +226,9 @@ class ReplicaCluster:
         servers = "\n".join(f"    server {name} 127.0.0.1:{port}" for name, port in self.ports.items())
         config = self.tmp_root / "haproxy.cfg"
         config.write_text(HAPROXY_CONFIG.format(admin_socket=self.admin_socket, port=self.lb_port, servers=servers))
-        binary = require_haproxy()
+        binary = haproxy_binary()
+        if binary is None:
+            raise RuntimeError("haproxy is not installed; apt-get install haproxy (as .ci/run does)")
         check = subprocess.run([binary, "-c", "-f", str(config)], capture_output=True, text=True)
         if check.returncode != 0:
             raise RuntimeError(f"haproxy rejects {config}:\n{check.stdout}{check.stderr}")
@@ -544,6 +548,7 @@ class RestartReport:
 
 async def rolling_restart(cluster: ReplicaCluster, frames: Sequence[bytes], *, calls_before: int = 4,
                           calls_during: int = 2, calls_after: int = 4, score_interval: float = 0.1,
+                          victim: str | None = None, prefix: str = "",
                           log_timeout: float = 20.0) -> RestartReport:
     """Restart one replica under traffic (see the module docstring).
 
@@ -554,14 +559,17 @@ async def rolling_restart(cluster: ReplicaCluster, frames: Sequence[bytes], *, c
         calls_during: Calls opened once HAProxy has taken the victim out.
         calls_after: Calls opened at once after the victim is back (fed as fast as possible).
         score_interval: Pause between ``/score`` requests.
+        victim: The replica to restart (default: the one with the most open calls).
+        prefix: Put before every call id (rounds of a longer run share one call log).
         log_timeout: How long to wait for the call log to hold every record.
     """
     started = time.monotonic()
     stop = asyncio.Event()
-    scores = asyncio.create_task(score_traffic(cluster.lb_url, stop, prefix="score", interval=score_interval))
+    scores = asyncio.create_task(score_traffic(cluster.lb_url, stop, prefix=f"{prefix}score",
+                                               interval=score_interval))
 
     ready = [asyncio.Event() for _ in range(calls_before)]
-    before = [CallResult(f"before-{i}") for i in range(calls_before)]
+    before = [CallResult(f"{prefix}before-{i}") for i in range(calls_before)]
     tasks = [asyncio.create_task(live_call(cluster.lb_ws, call.call_id, frames, realtime=True, on_started=ready[i],
                                            result=call)) for i, call in enumerate(before)]
     await asyncio.wait_for(asyncio.gather(*(event.wait() for event in ready)), 60)
@@ -570,13 +578,13 @@ async def rolling_restart(cluster: ReplicaCluster, frames: Sequence[bytes], *, c
                        for name in cluster.names}
 
     open_calls = Counter(call.replica for call, task in zip(before, tasks) if call.started and not task.done())
-    victim = max(cluster.names, key=lambda name: open_calls.get(name, 0))
+    victim = victim or max(cluster.names, key=lambda name: open_calls.get(name, 0))
     open_at_term = open_calls.get(victim, 0)
     cluster.terminate(victim)
     seconds_to_out = await asyncio.to_thread(cluster.wait_state, victim, up=False, timeout=30)
     out_before_exit = cluster.servers[victim].process.poll() is None
 
-    during = await asyncio.gather(*(live_call(cluster.lb_ws, f"during-{i}", frames, realtime=False)
+    during = await asyncio.gather(*(live_call(cluster.lb_ws, f"{prefix}during-{i}", frames, realtime=False)
                                     for i in range(calls_during)))
     exit_code = await asyncio.to_thread(cluster.wait_exit, victim, 60)
     back = time.monotonic()
@@ -584,7 +592,7 @@ async def rolling_restart(cluster: ReplicaCluster, frames: Sequence[bytes], *, c
     await asyncio.to_thread(cluster.wait_state, victim, up=True, timeout=30)
     seconds_to_back = time.monotonic() - back
 
-    after = await asyncio.gather(*(live_call(cluster.lb_ws, f"after-{i}", frames, realtime=False)
+    after = await asyncio.gather(*(live_call(cluster.lb_ws, f"{prefix}after-{i}", frames, realtime=False)
                                    for i in range(calls_after)))
     await asyncio.gather(*tasks)
     stop.set()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.pg_harness import PgServer, pg_server  # noqa: F401 - fixture
-from tests.replica_harness import replica_cluster, rolling_restart
+from tests.replica_harness import replica_cluster, require_haproxy, rolling_restart
 from tests.server_harness import decoded, pcm16_frames, run, serving_tmp, spoken, tiny_registry  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -26,6 +26,7 @@ def test_rolling_restart_loses_no_call_and_the_balancer_spreads_calls(tmp_path: 
     """SIGTERM one replica while it holds live calls: they get their final event, new calls go to
     the other replica, the restarted one takes calls again, and every started call, answered
     ``/score`` and outcome has its row in the shared PostgreSQL log."""
+    require_haproxy()
     frames = pcm16_frames(decoded(spoken(CALLER, tmp_path, pad_seconds=1.0)))  # about 6 s
     with replica_cluster(tmp_path, registry=tiny_registry(serving_tmp),
                          call_log_url=pg_server.create_database()) as cluster:
