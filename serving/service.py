@@ -42,7 +42,7 @@ HTTP surface (JSON; every error is ``{"error": {"code", "message"[, "fields"]}}`
     GET  /v1/webhooks/deliveries?status=pending|delivered|failed&endpoint=&call_id=&limit=
                          the webhook delivery log (serving/webhook_routes.py); events are POSTed to the
                          endpoints of serve.yaml ``webhooks`` as the policy's ``webhooks:`` says (serving/webhooks.py)
-    GET  /livez /readyz /metrics /docs.json    BentoML: liveness, readiness, Prometheus, OpenAPI
+    GET  /livez /readyz /metrics /docs.json    BentoML: liveness, readiness (503 while draining), Prometheus, OpenAPI
                          (/docs.json includes /score and /score_audio; WebSockets are documented here)
 
 Authentication (when API keys are configured, see serving/auth.py): ``Authorization: Bearer <key>``
@@ -356,6 +356,11 @@ class CallIntentService:
         return result
 
     # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def __is_ready__(self) -> bool:
+        """``/readyz`` (BentoML calls this): not ready once a shutdown drains, so a load balancer's
+        health check takes the replica out before it stops listening (new calls go elsewhere)."""
+        return not self.live.slots.draining
 
     @bentoml.on_startup
     async def drain_on_sigterm(self) -> None:

@@ -135,7 +135,7 @@ def tiny_registry(tmp_root: Path) -> Path:
 
 def start_server(name: str, tmp_root: Path, *, registry: Path | None = None,
                  overrides: dict[str, Any] | None = None, env: dict[str, str] | None = None,
-                 timeout: float = 120.0) -> Server:
+                 port: int | None = None, timeout: float = 120.0) -> Server:
     """Start (or reuse) ``callintent serve`` on a free loopback port and wait for ``/readyz``.
 
     Args:
@@ -146,6 +146,8 @@ def start_server(name: str, tmp_root: Path, *, registry: Path | None = None,
         overrides: ``ServeConfig`` overrides (``--set key=<JSON value>``).
         env: Extra environment (e.g. ``CALLINTENT_API_KEYS``); the caller's ``CALLINTENT_*``
             variables are not passed on.
+        port: Listen here (a replica restarted behind a load balancer keeps its address);
+            default a free port.
         timeout: Seconds to wait for readiness.
 
     Returns:
@@ -158,7 +160,7 @@ def start_server(name: str, tmp_root: Path, *, registry: Path | None = None,
     if server is not None and server.process.poll() is None:
         return server
     registry = Path(registry) if registry is not None else tiny_registry(tmp_root)
-    port = free_port()
+    port = port or free_port()
     log = tmp_root / f"server-{name}-{port}.log"
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("CALLINTENT_")}
     # Each server its own BENTOML_HOME: every `bentoml serve` empties $BENTOML_HOME/prometheus_multiproc_dir
@@ -172,7 +174,7 @@ def start_server(name: str, tmp_root: Path, *, registry: Path | None = None,
     command = [sys.executable, "-m", "callintent", "serve", "--host", "127.0.0.1", "--port", str(port)]
     for key, value in (overrides or {}).items():
         command += ["--set", f"{key}={json.dumps(value)}"]
-    with log.open("wb") as handle:  # the child keeps its own descriptor
+    with log.open("ab") as handle:  # the child keeps its own descriptor; a restart on the same port appends
         process = subprocess.Popen(command, cwd=tmp_root, env=child_env, stdout=handle, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout

@@ -813,3 +813,21 @@ def test_the_failed_request_gets_a_json_500_and_the_server_goes_on():
     assert bad.status_code == 500 and bad.json()["error"]["code"] == "internal_error"
     assert "failed on this transcript" in bad.json()["error"]["message"]
     assert good.status_code == 200 and good.json()["intent"] == "buying"
+
+
+def test_readiness_drops_once_a_shutdown_drains():
+    """``/readyz`` (``__is_ready__``) turns false when SIGTERM starts the drain, so a load balancer's
+    health check takes the replica out while it still finishes its calls (tests/test_replicas.py)."""
+    from serving.sessions import _start_drain
+    from tests.service_fakes import wired_service
+
+    svc = wired_service(_config(), predictor=_Predictor(), asr=_Recognizer())
+    handed_on: list[int] = []
+
+    async def scenario() -> tuple[bool, bool]:
+        before = await svc.__is_ready__()
+        _start_drain(svc.live.slots, lambda sig, frame: handed_on.append(sig), signal.SIGTERM, None)
+        return before, await svc.__is_ready__()
+
+    assert run(scenario()) == (True, False)
+    assert handed_on == [signal.SIGTERM]  # with no open call the drain ends at once and uvicorn stops the server
