@@ -9,6 +9,7 @@ only when a model is built.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
 import re
@@ -59,6 +60,28 @@ _WORD_CHARS = re.compile(r"[^\w']+")
 #: timestamp tokens). It caps the cost of a hallucination loop on noise or hold music.
 MAX_TOKENS_PER_SECOND = 8
 
+
+
+#: Whisper's feature frames per second: a batched segment's ``seek`` counts these.
+_FRAMES_PER_SECOND = 100
+
+
+def clip_of_seek(seek: int, start_frames: Sequence[float]) -> int:
+    """Which clip of a batch a segment came from, by its ``seek``.
+
+    faster-whisper's batched pipeline sets ``seek = int(clip offset in frames)``, after turning the
+    clip's start into whole samples with ``int()``: both truncate, so the seek may sit up to a
+    frame below the clip's exact start (an offset of 0.29 s is 28.999… frames, seek 28). Clips are
+    far longer than a frame, so the clip is the last one starting at or before ``seek + 1``.
+
+    Args:
+        seek: The segment's ``seek``.
+        start_frames: Each clip's start on the batch's time axis, in frames, ascending.
+
+    Returns:
+        The clip's index in ``start_frames``.
+    """
+    return max(bisect.bisect_right(start_frames, seek + 1) - 1, 0)
 
 class AsrModelError(UserError):
     """The ASR model directory is missing or not a loadable faster-whisper model; names the path."""
@@ -343,14 +366,14 @@ class SpeechRecognizer:
             starts = np.cumsum([0] + [cut[i].size for i in todo])
             audio = np.concatenate([cut[i] for i in todo])
             chunks = [{"start": starts[k] / SAMPLE_RATE, "end": starts[k + 1] / SAMPLE_RATE} for k in range(len(todo))]
-            seek_to_clip = {round(starts[k] / SAMPLE_RATE * 100): k for k in range(len(todo))}
+            start_frames = [float(starts[k]) / SAMPLE_RATE * _FRAMES_PER_SECOND for k in range(len(todo))]
             segments, _ = self._batched().transcribe(
                 audio, language=self.config.language, beam_size=self.config.beam_size, word_timestamps=True,
                 clip_timestamps=chunks, batch_size=len(todo), vad_filter=False, temperature=0.0, without_timestamps=False,
                 max_new_tokens=self._max_new_tokens(max(cut[i].size for i in todo) / SAMPLE_RATE),
             )
             for segment in segments:
-                k = seek_to_clip[segment.seek]
+                k = clip_of_seek(segment.seek, start_frames)
                 if segment.no_speech_prob > _NO_SPEECH_PROB and segment.avg_logprob < _LOG_PROB_FLOOR:
                     continue
                 i, clip_start = todo[k], float(starts[k]) / SAMPLE_RATE

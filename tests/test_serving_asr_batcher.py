@@ -165,3 +165,29 @@ def test_batched_decode_matches_single_decodes_on_real_speech() -> None:
     assert batched[1].audio_seconds == pytest.approx(5.0) and batched[1].cut_seconds == 5.0
     assert "gold ring" in batched[1].text.lower()
     assert batched[2].words == () and batched[3].words == ()  # silence and a 3 ms clip: nothing heard
+
+
+def test_clip_of_seek_finds_the_clip_when_faster_whisper_truncates_its_offset() -> None:
+    from speech.asr import clip_of_seek
+
+    for first in (4640, 128100, 176000):  # 0.29 s is 28.999… frames: seek 28, not 29
+        starts = [0.0, first / SAMPLE_RATE * 100, (first + 50_000) / SAMPLE_RATE * 100]
+        seeks = [int(int(s / 100 * SAMPLE_RATE) / SAMPLE_RATE * 100) for s in starts]  # faster-whisper's arithmetic
+        assert [clip_of_seek(seek, starts) for seek in seeks] == [0, 1, 2]
+    assert clip_of_seek(0, [0.0]) == 0
+
+
+@pytest.mark.integration
+def test_batched_decode_with_a_clip_start_between_frames() -> None:
+    # A first clip of 128100 samples puts the second at 800.625 frames, which faster-whisper reports
+    # as seek 800: looking that up as round(800.625) = 801 once raised KeyError and the batch fell back
+    # to single decodes.
+    from speech.asr import AsrConfig, SpeechRecognizer
+
+    recognizer = SpeechRecognizer(AsrConfig(encoder_min_seconds=10.0))
+    jfk = decode_audio(SHARED_AUDIO / "jfk.flac")
+    osr = decode_audio(SHARED_AUDIO / "OSR_us_000_0034_8k.wav")
+    first, second = recognizer.transcribe_many([jfk[:128100], osr[:8 * SAMPLE_RATE]], offsets=[0.0, 0.0],
+                                               cut_seconds=[30.0, 30.0])
+    assert "americans" in first.text.lower() and "gold ring" not in first.text.lower()
+    assert "gold ring" in second.text.lower() and "americans" not in second.text.lower()
