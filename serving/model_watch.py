@@ -112,6 +112,7 @@ class ModelWatch:
             return "unset"
         target = f"{self.name}/{version}"
         if target == self.scoring.model_id:
+            self.refused = None  # the alias came back: a refused version it moves to again is tried at once
             return "unchanged"
         if self.refused is not None and self.refused[0] == target and self.clock() < self.refused[1]:
             return "refused_before"
@@ -121,6 +122,7 @@ class ModelWatch:
             predictor = self.load(self.registry.resolve(target))
             if predictor.model_id != target:
                 raise ValueError(f"the artifact says it is {predictor.model_id}")
+            model = self.scoring.model_for(predictor)
         except Exception as e:  # noqa: BLE001 - any failure refuses the version; the old model keeps serving
             self.refused = (target, self.clock() + self.retry_seconds)
             service_metrics().model_swap_failures.inc()
@@ -128,7 +130,7 @@ class ModelWatch:
                          "moves)", target, self.ref, version, _reason(e), serving, self.retry_seconds, self.ref)
             return "refused"
         self.refused = None
-        self.scoring.swap(predictor)
+        self.scoring.swap(model)
         service_metrics().model_swaps.inc()
         logger.info("model watch: %s moved to %s: now serving %s (loaded in %.1f s; calls already open finish on %s)",
                     self.ref, version, target, time.perf_counter() - started, serving)

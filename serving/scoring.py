@@ -167,16 +167,22 @@ class Scoring:
         self.model = ServingModel.of(predictor, policy)
         _set_model_info(self._metrics, None, self.model.model_id)
 
-    def swap(self, predictor: Predictor) -> ServingModel:
-        """Serve ``predictor`` from now on; returns the model it replaced.
+    def model_for(self, predictor: Predictor) -> ServingModel:
+        """``predictor`` ready to serve: the same policy file, with that model's abstention margin.
 
-        Batches and live calls that already took the old model finish with it. The policy is the
-        same file's, with the new model's abstention margin.
+        Raises:
+            ValueError: the model's abstention margin is not in [0, 1].
         """
-        old = self.model
         margin = getattr(getattr(predictor, "meta", None), "abstain_margin", None)
-        self.model = ServingModel.of(predictor, DecisionPolicy(old.policy.config, model_abstain_margin=margin))
-        _set_model_info(self._metrics, old.model_id, predictor.model_id)
+        return ServingModel.of(predictor, DecisionPolicy(self.model.policy.config, model_abstain_margin=margin))
+
+    def swap(self, model: ServingModel) -> ServingModel:
+        """Serve ``model`` (:meth:`model_for`) from now on; returns the model it replaced.
+
+        Batches and live calls that already took the old model finish with it.
+        """
+        old, self.model = self.model, model
+        _set_model_info(self._metrics, old.model_id, model.model_id)
         return old
 
     @property

@@ -183,6 +183,8 @@ def test_a_version_that_fails_to_load_is_refused_once_and_the_old_one_keeps_serv
     assert watch.poll() == "refused" and _metric("callintent_model_swap_failures_total") == failures + 2
     registry.rollback()  # production back to v2: nothing to load
     assert watch.poll() == "unchanged" and svc.scoring.model_id == V2
+    registry.promote(V3, force=True, reason="test: again")  # the alias moved to it again: tried at once
+    assert watch.poll() == "refused" and _metric("callintent_model_swap_failures_total") == failures + 3
     registry.promote(V1, force=True, reason="test")  # the alias moved on: tried at once
     assert watch.poll() == "swapped" and svc.scoring.model_id == V1
 
@@ -299,3 +301,25 @@ def _item(call_id: str):
     from serving.scoring import ScoreItem
 
     return ScoreItem("hi how much for a new roof", call_id)
+
+
+def test_a_swapped_in_model_brings_its_abstention_margin_to_the_same_policy():
+    from types import SimpleNamespace
+
+    from serving.policy import DecisionPolicy
+    from serving.scoring import Scoring
+    from tests.service_fakes import BuyingPredictor
+
+    class Cautious(BuyingPredictor):
+        model_id = "intent/v7"
+        meta = SimpleNamespace(speaker_tags=True, abstain_margin=0.2)
+
+    scoring = Scoring(BuyingPredictor(), DecisionPolicy.from_yaml())
+    first = scoring.model
+    new = scoring.model_for(Cautious())
+    assert scoring.model is first  # nothing serves it until the swap
+    assert scoring.swap(new) is first and scoring.model is new
+    assert (scoring.model_id, scoring.speaker_tags, scoring.policy.model_abstain_margin) == ("intent/v7", True, 0.2)
+    assert scoring.policy.config is first.policy.config and first.policy.model_abstain_margin is None
+    (scored,) = scoring.score_items([_item("v7-call")])
+    assert scored.scores.model == "intent/v7"
