@@ -150,7 +150,7 @@ class ModelWatch:
                         self.scoring.model_id)
 
     async def stop(self) -> None:
-        """Stop polling (a load in progress finishes in its thread and is dropped)."""
+        """Stop polling (a poll already in its thread finishes there)."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
