@@ -488,6 +488,18 @@ class Registry:
             yield
 
 
+def alias_ref(ref: str | Path, *, name: str = DEFAULT_NAME) -> tuple[str, str] | None:
+    """``(name, alias)`` when a reference names an alias (``production``, ``intent:candidate``…).
+
+    A running service follows such a reference (``serving.model_watch``); a pinned version
+    (``v3``, ``intent/v3``) or a directory path never moves, so it gives None.
+    """
+    match = None if isinstance(ref, Path) else _REF_RE.match(str(ref).strip())
+    if match is None or match["target"] not in ALIASES:
+        return None
+    return match["name"] or name, match["target"]
+
+
 def _check_name(name: str) -> None:
     if not _NAME_RE.match(name) or _VERSION_RE.match(name) or name in ALIASES:
         raise RegistryError("model name must be lowercase letters, digits, '.', '_' or '-' and not look "

@@ -37,6 +37,36 @@ SCORING_PATHS = ("/score", "/score_audio")
 VIEW_PATHS = (r"/v1/calls/live", r"/v1/calls/live/events", r"/v1/calls/[^/]+/events")
 
 
+class ServingModelHeader:
+    """BentoML middleware: ``X-Callintent-Model: <name>/<version>`` (the model serving now) on the
+    answers of ``paths`` (``/readyz``: a readiness probe or ``curl -i`` sees which version serves).
+
+    Args:
+        app: The wrapped ASGI app.
+        model_id: The version serving now, None before a model is loaded (no header then).
+        paths: The paths whose answers carry it.
+    """
+
+    HEADER = b"x-callintent-model"
+
+    def __init__(self, app: Any, model_id: Callable[[], str | None], paths: tuple[str, ...]) -> None:
+        self.app = app
+        self.model_id = model_id
+        self.paths = frozenset(paths)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+
+        async def with_model(message: dict) -> None:
+            if message["type"] == "http.response.start" and (model := self.model_id()) is not None:
+                message = {**message, "headers": [*message.get("headers", ()), (self.HEADER, model.encode("ascii"))]}
+            await send(message)
+
+        await self.app(scope, receive, with_model)
+
+
 def create_app(config: ServeConfig, api_keys: Callable[[], ApiKeys]) -> FastAPI:
     """Build the app (no routes of the service yet: it declares them on its methods).
 
@@ -71,4 +101,4 @@ async def _current_service() -> Any:
     return bentoml.get_current_service()
 
 
-__all__ = ["SCORING_PATHS", "VIEW_PATHS", "create_app"]
+__all__ = ["SCORING_PATHS", "VIEW_PATHS", "ServingModelHeader", "create_app"]

@@ -292,6 +292,10 @@ class ServeConfig:
     Attributes:
         model: Registry reference of the intent model (``production``, ``candidate``, ``v3``,
             ``intent/v3``…), resolved by :class:`models.registry.Registry`.
+        model_watch_seconds: How often a running service reads the registry alias that ``model``
+            names and, when it moved, loads the new version and swaps it in (calls already open
+            finish on their model; a version that fails to load is refused and the old one keeps
+            serving; ``serving/model_watch.py``). 0 = never; a pinned version (``v3``) is never watched.
         variant: ``int8`` (default, faster on CPU) or ``fp32``.
         registry: Registry root; ``""`` = the registry's own default (``$CALLINTENT_REGISTRY`` or
             ``models/registry``).
@@ -330,6 +334,7 @@ class ServeConfig:
     """
 
     model: str = "production"
+    model_watch_seconds: float = 30.0
     variant: str = "int8"
     registry: str = ""
     model_threads: int = 0
@@ -354,6 +359,9 @@ class ServeConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
             raise ValueError(f"model must be a registry reference such as 'production', got {self.model!r}")
+        if isinstance(self.model_watch_seconds, bool) or not isinstance(self.model_watch_seconds, (int, float)) \
+                or not 0 <= self.model_watch_seconds < float("inf"):
+            raise ValueError(f"model_watch_seconds must be a number >= 0 (0 = off), got {self.model_watch_seconds!r}")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {list(VARIANTS)}, got {self.variant!r}")
         if not isinstance(self.model_spinning, bool):

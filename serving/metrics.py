@@ -26,6 +26,10 @@ Names (all prefixed ``callintent_``):
 * ``webhook_gave_up_total{endpoint}``: deliveries marked ``failed`` after ``max_attempts``
 * ``webhook_lag_seconds`` (histogram): event created → delivered
 * ``webhook_pending`` and ``webhook_oldest_pending_seconds`` (gauges): the outbox backlog now
+* ``model_info{model,version}`` (gauge): 1 for the model version serving new calls and batches,
+  0 for one it replaced (``serving.scoring.Scoring.swap``)
+* ``model_swaps_total``: hot swaps to a new version of the watched alias (``serving.model_watch``)
+* ``model_swap_failures_total``: versions refused because they failed to load (the old one kept serving)
 """
 
 from __future__ import annotations
@@ -66,6 +70,9 @@ class ServiceMetrics:
     webhook_lag: Any
     webhook_pending: Any
     webhook_oldest_pending: Any
+    model_info: Any
+    model_swaps: Any
+    model_swap_failures: Any
 
 
 @lru_cache(maxsize=1)
@@ -113,6 +120,12 @@ def service_metrics() -> ServiceMetrics:
                               multiprocess_mode="livemax"),
         webhook_oldest_pending=Gauge("callintent_webhook_oldest_pending_seconds",
                                      "Age of the oldest pending webhook delivery", multiprocess_mode="livemax"),
+        # With several workers, a version is serving while any worker serves it (livemax, not livesum).
+        model_info=Gauge("callintent_model_info", "1 for the model version serving new calls, 0 for a replaced one",
+                         ["model", "version"], multiprocess_mode="livemax"),
+        model_swaps=Counter("callintent_model_swaps", "Hot swaps to a new model version"),
+        model_swap_failures=Counter("callintent_model_swap_failures",
+                                    "Model versions refused because they failed to load (the old one kept serving)"),
     )
 
 

@@ -18,6 +18,13 @@ queue and are written to the outbox with the records (:mod:`serving.webhooks` de
 
 Results are typed (:class:`ScoredCall`); the JSON a client sees is made at the HTTP boundary
 (:func:`serving.schemas.score_response`).
+
+The model can change while the service runs (:mod:`serving.model_watch` follows a registry
+alias): :attr:`Scoring.model` is the :class:`ServingModel` serving now (predictor, the policy
+with that model's abstention margin, the live scorer), replaced whole by :meth:`Scoring.swap`.
+A ``/score`` batch takes the model once and scores every item with it; a live call takes it at
+its start and keeps it to its end; every score carries the version that made it
+(``IntentScores.model``), so events and call-log records name it.
 """
 
 from __future__ import annotations
@@ -98,12 +105,41 @@ class ScoringFailed(RuntimeError):
     """The model raised on this transcript (the others of its batch were scored): a 500."""
 
 
+@dataclass(frozen=True)
+class ServingModel:
+    """One model as scoring uses it; a swap replaces the whole, so a reader never sees half of two.
+
+    Attributes:
+        predictor: The model.
+        policy: The decision policy, with this model's abstention margin.
+        scorer: The live calls' view of the predictor.
+    """
+
+    predictor: Predictor
+    policy: DecisionPolicy
+    scorer: PredictorScorer
+
+    @classmethod
+    def of(cls, predictor: Predictor, policy: DecisionPolicy) -> ServingModel:
+        return cls(predictor, policy, PredictorScorer(predictor))
+
+    @property
+    def model_id(self) -> str:
+        """``"<name>/<version>"``."""
+        return self.predictor.model_id
+
+    @property
+    def speaker_tags(self) -> bool:
+        """The model reads speaker-tagged text (``agent: … caller: …``)."""
+        return self.scorer.speaker_tags
+
+
 class Scoring:
     """Score, redact, decide, count and log: the rules every surface shares.
 
     Args:
-        predictor: The model.
-        policy: The decision policy.
+        predictor: The model it starts with (:meth:`swap` replaces it).
+        policy: The decision policy (its ``model_abstain_margin``: the starting model's).
         redact_pii: Redact card/phone/email/SSN from every text that leaves the process.
         call_log: The call-log writer, or None when ``call_log.enabled`` is false.
         transcript_mode: ``call_log.transcript``: ``off`` | ``redacted`` | ``full``.
@@ -121,25 +157,54 @@ class Scoring:
                  callbacks: CallbackPolicy | None = None,
                  on_callback_due: Callable[[dict], None] | None = None,
                  webhooks: WebhookRoutes | None = None) -> None:
-        self.predictor = predictor
-        self.policy = policy
         self.redact_pii = redact_pii
         self.call_log = call_log
         self.transcript_mode = transcript_mode
         self.callbacks = callbacks if callbacks is not None else CallbackPolicy()
         self.on_callback_due = on_callback_due
         self.webhooks = webhooks
-        self.scorer = PredictorScorer(predictor)
         self._metrics = service_metrics()
+        self.model = ServingModel.of(predictor, policy)
+        _set_model_info(self._metrics, None, self.model.model_id)
+
+    def model_for(self, predictor: Predictor) -> ServingModel:
+        """``predictor`` ready to serve: the same policy file, with that model's abstention margin.
+
+        Raises:
+            ValueError: the model's abstention margin is not in [0, 1].
+        """
+        margin = getattr(getattr(predictor, "meta", None), "abstain_margin", None)
+        return ServingModel.of(predictor, DecisionPolicy(self.model.policy.config, model_abstain_margin=margin))
+
+    def swap(self, model: ServingModel) -> ServingModel:
+        """Serve ``model`` (:meth:`model_for`) from now on; returns the model it replaced.
+
+        Batches and live calls that already took the old model finish with it.
+        """
+        old, self.model = self.model, model
+        _set_model_info(self._metrics, old.model_id, model.model_id)
+        return old
+
+    @property
+    def predictor(self) -> Predictor:
+        return self.model.predictor
+
+    @property
+    def policy(self) -> DecisionPolicy:
+        return self.model.policy
+
+    @property
+    def scorer(self) -> PredictorScorer:
+        return self.model.scorer
 
     @property
     def model_id(self) -> str:
-        return self.predictor.model_id
+        return self.model.model_id
 
     @property
     def speaker_tags(self) -> bool:
-        """The model reads speaker-tagged text (``agent: … caller: …``)."""
-        return self.scorer.speaker_tags
+        """The model serving now reads speaker-tagged text (``agent: … caller: …``)."""
+        return self.model.speaker_tags
 
     def score_items(self, items: Sequence[ScoreItem]) -> list[ScoredCall | ScoringFailed]:
         """Score a batch in one model run (blocking: run it off the event loop).
@@ -151,13 +216,14 @@ class Scoring:
             One result per item, in order: its :class:`ScoredCall`, or :class:`ScoringFailed`
             when the model failed on that transcript (logged here; the route answers 500).
         """
+        model = self.model  # the whole batch on one model, whatever a swap does meanwhile
         started = time.perf_counter()
         try:
-            all_scores: list[IntentScores | None] = list(self.predictor.predict([i.transcript for i in items]))
+            all_scores: list[IntentScores | None] = list(model.predictor.predict([i.transcript for i in items]))
         except Exception:
             # One transcript the model cannot take must not fail the requests batched with it.
             logger.exception("model run on a batch of %d failed; scoring its transcripts one by one", len(items))
-            all_scores = [self._predict_alone(item) for item in items]
+            all_scores = [self._predict_alone(model.predictor, item) for item in items]
         model_ms = round((time.perf_counter() - started) * 1000.0, 2)
         results: list[ScoredCall | ScoringFailed] = []
         for item, scores in zip(items, all_scores):
@@ -165,14 +231,15 @@ class Scoring:
                 results.append(ScoringFailed(f"call {item.call_id}: the model failed on this transcript "
                                              "(see the batch log)"))
                 continue
-            results.append(self._verdict(item, scores, model_ms=model_ms, batch_size=len(items)))
+            results.append(self._verdict(model.policy, item, scores, model_ms=model_ms, batch_size=len(items)))
         return results
 
-    def _verdict(self, item: ScoreItem, scores: IntentScores, *, model_ms: float, batch_size: int) -> ScoredCall:
+    def _verdict(self, policy: DecisionPolicy, item: ScoreItem, scores: IntentScores, *, model_ms: float,
+                 batch_size: int) -> ScoredCall:
         text = item.transcript
         if self.redact_pii:
             text, scores = redact_scores(text, scores)
-        decision = self.policy.decide(scores, item.metadata)
+        decision = policy.decide(scores, item.metadata)
         self.decided(item.call_id, channel=item.channel, metadata=item.metadata, scores=scores, decision=decision,
                      shown=text, heard=item.transcript, audio_seconds=item.audio_seconds)
         self.log_call(item.call_id, channel=item.channel, metadata=item.metadata, scores=scores, decision=decision,
@@ -182,10 +249,11 @@ class Scoring:
                     decision.route, extra={"call_id": item.call_id})
         return ScoredCall(item.call_id, text, scores, decision, model_ms=model_ms, batch_size=batch_size)
 
-    def _predict_alone(self, item: ScoreItem) -> IntentScores | None:
+    @staticmethod
+    def _predict_alone(predictor: Predictor, item: ScoreItem) -> IntentScores | None:
         """One transcript's scores, or None (logged) when the model fails on it."""
         try:
-            (scores,) = self.predictor.predict([item.transcript])
+            (scores,) = predictor.predict([item.transcript])
             return scores
         except Exception:
             logger.exception("the model failed on one transcript", extra={"call_id": item.call_id})
@@ -320,4 +388,16 @@ class Scoring:
         return missed, status
 
 
-__all__ = ["ScoreItem", "ScoredCall", "Scoring", "ScoringFailed"]
+def _set_model_info(metrics: Any, old: str | None, new: str) -> None:
+    """``callintent_model_info{model, version}``: 1 for the version serving, 0 for the one it replaced."""
+    if old is not None and old != new:
+        metrics.model_info.labels(*_name_version(old)).set(0)
+    metrics.model_info.labels(*_name_version(new)).set(1)
+
+
+def _name_version(model_id: str) -> tuple[str, str]:
+    name, _, version = model_id.partition("/")
+    return name, version
+
+
+__all__ = ["ScoreItem", "ScoredCall", "Scoring", "ScoringFailed", "ServingModel"]

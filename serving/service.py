@@ -42,8 +42,11 @@ HTTP surface (JSON; every error is ``{"error": {"code", "message"[, "fields"]}}`
     GET  /v1/webhooks/deliveries?status=pending|delivered|failed&endpoint=&call_id=&limit=
                          the webhook delivery log (serving/webhook_routes.py); events are POSTed to the
                          endpoints of serve.yaml ``webhooks`` as the policy's ``webhooks:`` says (serving/webhooks.py)
-    GET  /livez /readyz /metrics /docs.json    BentoML: liveness, readiness (503 while draining), Prometheus, OpenAPI
-                         (/docs.json includes /score and /score_audio; WebSockets are documented here)
+    GET  /livez /readyz /metrics /docs.json    BentoML: liveness, readiness, Prometheus, OpenAPI
+                         (/docs.json includes /score and /score_audio; WebSockets are documented here);
+                         /readyz is 200 once a model is loaded and until a shutdown drains, with
+                         ``X-Callintent-Model: intent/v3`` (the version serving); /metrics has
+                         ``callintent_model_info{model,version}``
 
 Authentication (when API keys are configured, see serving/auth.py): ``Authorization: Bearer <key>``
 on the scoring routes and WebSocket handshakes, or ``?token=<key>`` on WebSockets (and the
@@ -55,7 +58,9 @@ FastAPI app of :mod:`serving.app`), and the batching of ``/score`` is declared o
 :meth:`CallIntentService.score_batch`. It loads once per worker what the routes share: the ONNX
 predictor and the decision policy inside one :class:`serving.scoring.Scoring` (REST and live
 calls score, decide, count and log through it), the speech recognizer, and the
-:class:`serving.sessions.LiveContext` the live sessions get instead of the service.
+:class:`serving.sessions.LiveContext` the live sessions get instead of the service. When
+``model`` names a registry alias, :class:`serving.model_watch.ModelWatch` follows it and swaps
+new versions into that scoring object while the service runs.
 Errors: :mod:`serving.http_errors`; uploads: :mod:`serving.uploads`; logs: :mod:`serving.logs`.
 """
 
@@ -75,7 +80,7 @@ import bentoml
 from fastapi import Depends, Request, Response, WebSocket
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from serving.app import create_app
+from serving.app import ServingModelHeader, create_app
 from serving.auth import ApiKeys
 from serving.batching import batched
 from serving.calllog.records import utc_now
@@ -96,6 +101,9 @@ from serving.view_tokens import FLOOR_SCOPE, call_scope
 from speech.asr import AsrConfig
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from models.registry import Registry
     from serving.calllog.writer import CallLogWriter
     from serving.live_call import Transcriber
     from serving.scoring import Predictor
@@ -139,7 +147,6 @@ class CallIntentService:
     """The live scoring service: loads the models once per worker and answers every route."""
 
     def __init__(self) -> None:
-        from models.predictor import IntentPredictor
         from models.registry import Registry
         from serving.calllog.writer import WriterMetrics, start_call_log
         from serving.metrics import service_metrics
@@ -147,15 +154,15 @@ class CallIntentService:
 
         started = time.perf_counter()
         configure_logging(CONFIG)
-        model_dir = Registry(CONFIG.registry or None).resolve(CONFIG.model)
-        predictor = IntentPredictor.load(model_dir, variant=CONFIG.variant, threads=CONFIG.model_threads,
-                                         spinning=CONFIG.model_spinning,
-                                         batch_size=CONFIG.batching.max_batch_size)
+        registry = Registry(CONFIG.registry or None)
+        model_dir = registry.resolve(CONFIG.model)
+        predictor = load_predictor(CONFIG, model_dir)
         metrics = service_metrics()
         # The decision log (None when call_log.enabled is false): scoring only queues records.
         call_log = start_call_log(CONFIG.call_log, CONFIG.call_log_url(), WriterMetrics(
             metrics.call_log_written, metrics.call_log_dropped, metrics.call_log_errors, metrics.call_log_queued))
-        self.wire(CONFIG, predictor=predictor, asr=SpeechRecognizer(_asr_config(CONFIG)), call_log=call_log)
+        self.wire(CONFIG, predictor=predictor, asr=SpeechRecognizer(_asr_config(CONFIG)), call_log=call_log,
+                  registry=registry)
         if not self.api_keys.enabled:
             logger.warning("no API keys configured: the scoring routes are open (set CALLINTENT_API_KEYS)")
         logger.info("callintent service ready in %.1f s: model %s (%s) from %s, ASR %s, %d API keys",
@@ -163,7 +170,8 @@ class CallIntentService:
                     self.asr.model_path, len(self.api_keys))
 
     def wire(self, config: ServeConfig, *, predictor: Predictor, asr: SpeechRecognizer,
-             call_log: CallLogWriter | None = None, live_asr: Transcriber | None = None) -> None:
+             call_log: CallLogWriter | None = None, live_asr: Transcriber | None = None,
+             registry: Registry | None = None) -> None:
         """Build what the routes share from the loaded parts (tests wire fakes in through here).
 
         Args:
@@ -172,12 +180,15 @@ class CallIntentService:
             asr: The speech recognizer (uploads; live calls through a batcher over it).
             call_log: The call-log writer, or None.
             live_asr: What live calls transcribe with (default: a batcher over ``asr``).
+            registry: Where ``predictor`` came from; when ``config.model`` is an alias, it is
+                watched there (``model_watch_seconds``) and new versions swapped in. None = no watch.
         """
         from serving.asr_batcher import BatchingTranscriber
         from serving.auth import ApiKeySource
         from serving.limits import SessionSlots
         from serving.live_floor import LiveFloor
         from serving.metrics import service_metrics
+        from serving.model_watch import watch_model
         from serving.callbacks import load_callback_policy
         from serving.policy import DecisionPolicy
         from serving.scoring import Scoring
@@ -218,6 +229,10 @@ class CallIntentService:
         self.live = LiveContext(slots=SessionSlots(config.limits.max_live_sessions), decode_pool=self.decode_pool,
                                 asr=self.live_asr, scoring=self.scoring, settings=LiveSettings.of(config),
                                 api_keys=self.key_source.current, floor=LiveFloor(events_redacted=config.redact_pii))
+        # New versions of the alias `model` names are loaded the way the first one was (load_predictor).
+        self.model_watch = None if registry is None else watch_model(
+            config.model, config.model_watch_seconds, registry, self.scoring,
+            lambda model_dir: load_predictor(config, model_dir))
 
     @property
     def api_keys(self) -> ApiKeys:
@@ -358,14 +373,26 @@ class CallIntentService:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def __is_ready__(self) -> bool:
-        """``/readyz`` (BentoML calls this): not ready once a shutdown drains, so a load balancer's
-        health check takes the replica out before it stops listening (new calls go elsewhere)."""
-        return not self.live.slots.draining
+        """``/readyz`` (BentoML calls this): ready once a model is loaded (which version:
+        ``X-Callintent-Model``), and not ready once a shutdown drains, so a load balancer's health
+        check takes the replica out before it stops listening (new calls go elsewhere)."""
+        return getattr(self, "scoring", None) is not None and not self.live.slots.draining
 
     @bentoml.on_startup
     async def drain_on_sigterm(self) -> None:
         """Give open live calls their final event before the server stops (see sessions.install_drain)."""
         install_drain(self.live.slots)
+
+    @bentoml.on_startup
+    async def start_model_watch(self) -> None:
+        """Follow the registry alias ``model`` names (serving/model_watch.py), when it names one."""
+        if self.model_watch is not None:
+            self.model_watch.start()
+
+    @bentoml.on_shutdown
+    async def stop_model_watch(self) -> None:
+        if self.model_watch is not None:
+            await self.model_watch.stop()
 
     @bentoml.on_shutdown
     def close_pools(self) -> None:
@@ -385,6 +412,28 @@ class CallIntentService:
             self.call_log.close(self.config.call_log.drain_seconds)
 
 
+def load_predictor(config: ServeConfig, model_dir: Path) -> Predictor:
+    """Load the intent model from an artifact directory as ``config`` says: at start and at every hot swap.
+
+    Raises:
+        ArtifactError: an unusable artifact (missing files, a graph ONNX Runtime refuses, other labels).
+    """
+    from models.predictor import IntentPredictor
+
+    return IntentPredictor.load(model_dir, variant=config.variant, threads=config.model_threads,
+                                spinning=config.model_spinning, batch_size=config.batching.max_batch_size)
+
+
+def _serving_model() -> str | None:
+    """The version the current service serves, None before it has loaded one."""
+    try:
+        service = bentoml.get_current_service()
+    except bentoml.exceptions.BentoMLException:  # not instantiated yet (the worker is still loading)
+        return None
+    scoring = getattr(service, "scoring", None)
+    return None if scoring is None else scoring.model_id
+
+
 def _asr_config(config: ServeConfig) -> AsrConfig:
     """Size the ASR for ``decode_workers`` concurrent decodes that share the CPU cores.
 
@@ -402,4 +451,5 @@ def _ms_since(started: float) -> float:
 
 
 CallIntentService.add_asgi_middleware(JsonErrorPages)
+CallIntentService.add_asgi_middleware(ServingModelHeader, model_id=_serving_model, paths=("/readyz",))
 CallIntentService.add_asgi_middleware(BodyLimitMiddleware, max_bytes=CONFIG.limits.max_body_bytes)

@@ -421,9 +421,10 @@ class LiveSession(abc.ABC):
         service_metrics().sessions_started.inc()
         self.call_id = call_id
         call_id_context.set(call_id)
-        scoring = self.ctx.scoring
-        self.call = LiveCall(call_id, metadata, asr=self.ctx.asr, scorer=scoring.scorer, policy=scoring.policy,
-                             config=self.ctx.settings.stream, model=scoring.model_id, speakers=speakers)
+        # The call keeps the model serving now to its end, whatever a hot swap does meanwhile.
+        model = self.ctx.scoring.model
+        self.call = LiveCall(call_id, metadata, asr=self.ctx.asr, scorer=model.scorer, policy=model.policy,
+                             config=self.ctx.settings.stream, model=model.model_id, speakers=speakers)
         await self.socket.send_events(self.call, [self.call.start()])
         return None
 

@@ -37,7 +37,7 @@ SERVING_LAYERS: dict[str, int] = {
     "serving.cli": 1, "serving.stream_cli": 1, "serving.webhook_routes": 1, "serving.webhooks_cli": 1,
     "serving.sessions": 2,
     "serving.schemas": 3,
-    "serving.scoring": 4,
+    "serving.scoring": 4, "serving.model_watch": 4,
     "serving.calllog.records": 5, "serving.calllog.store": 5, "serving.calllog.writer": 5,
     "serving.calllog.report": 5, "serving.calllog.migrations.env": 5, "serving.live_floor": 5,
     "serving.calllog.callbacks": 5, "serving.calllog.outbox": 5, "serving.webhooks": 5,

@@ -38,9 +38,11 @@ BUYING_TEXT = "hi I saw your ad on facebook how much does a new roof cost"
 
 def test_probes_metrics_and_openapi(live_server):
     assert httpx.get(f"{live_server.url}/livez").status_code == 200
-    assert httpx.get(f"{live_server.url}/readyz").status_code == 200
+    ready = httpx.get(f"{live_server.url}/readyz")
+    assert ready.status_code == 200 and ready.headers["x-callintent-model"] == "intent/v1"  # the version serving
     httpx.post(f"{live_server.url}/score", json={"transcript": BUYING_TEXT}).raise_for_status()
     metrics = httpx.get(f"{live_server.url}/metrics").text
+    assert re.search(r'^callintent_model_info\{model="intent",version="v1"\} 1\.0$', metrics, re.M)
     assert 'callintent_requests_total{endpoint="/score",status="200"}' in metrics
     assert "callintent_decisions_total" in metrics
     assert "callintent_live_sessions_active" in metrics
