@@ -83,6 +83,9 @@ class LimitsConfig:
         max_inflight_audio_requests: ``POST /score_audio`` requests handled at once (per
             worker); each holds a decode worker for seconds, which live calls share, so a
             burst of uploads is shed (503) rather than let it slow every live call down.
+        drain_seconds: On SIGTERM, how long the live calls still open get to end with their final
+            event before the server stops (a call's last decode and scoring take a few seconds
+            on loaded cores). A deployment's grace period must cover it (deploy/).
     """
 
     max_body_bytes: int = 10 * 1024 * 1024
@@ -94,12 +97,13 @@ class LimitsConfig:
     max_metadata_items: int = 32
     max_inflight_requests: int = 64
     max_inflight_audio_requests: int = 2
+    drain_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "max_live_sessions", "max_text_chars", "max_message_bytes",
                      "max_metadata_items", "max_inflight_requests", "max_inflight_audio_requests"):
             _positive(name, getattr(self, name), integer=True)
-        for name in ("max_audio_seconds", "idle_timeout_seconds"):
+        for name in ("max_audio_seconds", "idle_timeout_seconds", "drain_seconds"):
             _positive(name, getattr(self, name))
 
 

@@ -104,7 +104,6 @@ CLOSE_INTERNAL_ERROR = 1011
 #: Rates a generic live call may declare (telephony 8 kHz up to studio 48 kHz).
 MIN_STREAM_RATE, MAX_STREAM_RATE = 8000, 48000
 #: Longest a shutdown waits for open calls to get their final event.
-DRAIN_SECONDS = 10.0
 #: Longest one event may take to go out. A client that stops reading (a half-open socket, a
 #: stuck consumer) fills the socket buffers and would block the send — and with it the decode
 #: task and the call's slot — forever; past this the client counts as gone.
@@ -723,16 +722,17 @@ def _channel_speakers(message: dict[str, Any]) -> tuple[tuple[str, ...], str | N
 # Shutdown
 
 
-def install_drain(slots: SessionSlots) -> None:
+def install_drain(slots: SessionSlots, drain_seconds: float) -> None:
     """On SIGTERM/SIGINT, end every live call with its final event, then let the server stop.
 
     uvicorn answers the signal by closing WebSockets with 1012 *before* the ASGI lifespan
     shutdown runs, which would cut calls off without their final event; so the handler uvicorn
-    installed is wrapped: first drain (at most :data:`DRAIN_SECONDS`), then hand the signal on.
+    installed is wrapped: first drain (at most ``drain_seconds``), then hand the signal on.
 
     Args:
         slots: The worker's open calls (``sessions``), drained; ``draining`` is set so new calls
             are refused.
+        drain_seconds: The longest the drain waits (``limits.drain_seconds``).
     """
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -741,7 +741,7 @@ def install_drain(slots: SessionSlots) -> None:
             continue
 
         def handler(sig: int, frame: Any, previous: Callable[..., Any] = previous) -> None:
-            loop.call_soon_threadsafe(_start_drain, slots, previous, sig, frame)
+            loop.call_soon_threadsafe(_start_drain, slots, drain_seconds, previous, sig, frame)
 
         try:
             signal.signal(signum, handler)
@@ -750,26 +750,26 @@ def install_drain(slots: SessionSlots) -> None:
             return
 
 
-def _start_drain(slots: SessionSlots, previous: Callable[..., Any], sig: int, frame: Any) -> None:
+def _start_drain(slots: SessionSlots, drain_seconds: float, previous: Callable[..., Any], sig: int, frame: Any) -> None:
     if slots.draining:  # a second signal: stop now
         previous(sig, frame)
         return
     slots.draining = True
-    task = asyncio.get_running_loop().create_task(_drain(slots))
+    task = asyncio.get_running_loop().create_task(_drain(slots, drain_seconds))
     task.add_done_callback(lambda _: previous(sig, frame))
 
 
-async def _drain(slots: SessionSlots) -> None:
+async def _drain(slots: SessionSlots, drain_seconds: float) -> None:
     sessions = list(slots.sessions)
     if not sessions:
         return
     logger.info("shutting down: ending %d live calls", len(sessions))
     for session in sessions:
         session.request_shutdown()
-    _, pending = await asyncio.wait([asyncio.create_task(s.done.wait()) for s in sessions], timeout=DRAIN_SECONDS)
+    _, pending = await asyncio.wait([asyncio.create_task(s.done.wait()) for s in sessions], timeout=drain_seconds)
     if pending:
-        logger.warning("%d live calls did not finish within %.0f s", len(pending), DRAIN_SECONDS)
+        logger.warning("%d live calls did not finish within %.0f s (limits.drain_seconds)", len(pending), drain_seconds)
 
 
-__all__ = ["DRAIN_SECONDS", "EventSocket", "GenericSession", "LiveContext", "LiveSession", "LiveSettings",
+__all__ = ["EventSocket", "GenericSession", "LiveContext", "LiveSession", "LiveSettings",
            "TwilioSession", "install_drain"]

@@ -26,7 +26,6 @@ import helm_python as helm
 import kubernetes_validate
 
 from serving.config import DEFAULT_CONFIG_PATH, ENV_OVERRIDES, ServeConfig, load_serve_config
-from serving.sessions import DRAIN_SECONDS
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "deploy" / "callintent"
@@ -128,10 +127,8 @@ def test_grace_period_covers_the_drain_the_service_config_implies(objects: list[
     # preStop lets open calls end by themselves: the longest call plus its idle timeout ...
     assert wait >= config.limits.max_audio_seconds + config.limits.idle_timeout_seconds
     # ... then SIGTERM ends the rest with their final event, then the call log writes its queue.
-    assert grace >= wait + DRAIN_SECONDS + config.call_log.drain_seconds
+    assert grace >= wait + config.limits.drain_seconds + config.call_log.drain_seconds
     assert (wait, grace) == (150, 185)
-    with helm.Chart.load(CHART) as chart:
-        assert chart.values["drain"]["sessionDrainSeconds"] == DRAIN_SECONDS
 
 
 def test_grace_period_follows_longer_calls() -> None:
@@ -140,7 +137,7 @@ def test_grace_period_follows_longer_calls() -> None:
     assert config.limits.max_audio_seconds == 1800
     grace = one(objects, "Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert prestop_max_wait(objects) == 1830
-    assert grace >= 1830 + DRAIN_SECONDS + config.call_log.drain_seconds
+    assert grace >= 1830 + config.limits.drain_seconds + config.call_log.drain_seconds
 
 
 def test_chart_refuses_to_guess_the_drain() -> None:

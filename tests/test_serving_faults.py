@@ -826,8 +826,38 @@ def test_readiness_drops_once_a_shutdown_drains():
 
     async def scenario() -> tuple[bool, bool]:
         before = await svc.__is_ready__()
-        _start_drain(svc.live.slots, lambda sig, frame: handed_on.append(sig), signal.SIGTERM, None)
+        _start_drain(svc.live.slots, 10.0, lambda sig, frame: handed_on.append(sig), signal.SIGTERM, None)
         return before, await svc.__is_ready__()
 
     assert run(scenario()) == (True, False)
     assert handed_on == [signal.SIGTERM]  # with no open call the drain ends at once and uvicorn stops the server
+
+
+def test_shutdown_drain_waits_at_most_the_configured_drain_seconds(caplog) -> None:
+    from serving.config import LimitsConfig
+    from serving.limits import SessionSlots
+    from serving.sessions import _drain
+
+    class Call:
+        def __init__(self, ends: bool) -> None:
+            self.done, self.ends, self.asked = asyncio.Event(), ends, False
+
+        def request_shutdown(self) -> None:
+            self.asked = True
+            if self.ends:
+                self.done.set()
+
+    async def scenario(drain_seconds: float) -> tuple[float, list[Call]]:
+        slots = SessionSlots(4)
+        calls = [Call(ends=True), Call(ends=False)]
+        slots.sessions.update(calls)
+        started = time.perf_counter()
+        await _drain(slots, drain_seconds)
+        return time.perf_counter() - started, calls
+
+    waited, calls = asyncio.run(scenario(0.3))
+    assert all(c.asked for c in calls)
+    assert 0.3 <= waited < 1.5
+    assert "1 live calls did not finish within 0 s (limits.drain_seconds)" in caplog.text  # "%.0f" of 0.3
+    with pytest.raises(ValueError, match="drain_seconds must be a number > 0"):
+        LimitsConfig(drain_seconds=0)

@@ -46,5 +46,5 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* preStop wait + SIGTERM drain of the calls left + the call log's queue + margin. */}}
 {{- define "callintent.terminationGraceSeconds" -}}
-{{- add (include "callintent.drainWaitSeconds" .) .Values.drain.sessionDrainSeconds (include "callintent.configSeconds" (dict "root" . "key" "call_log.drain_seconds")) .Values.drain.marginSeconds -}}
+{{- add (include "callintent.drainWaitSeconds" .) (include "callintent.configSeconds" (dict "root" . "key" "limits.drain_seconds")) (include "callintent.configSeconds" (dict "root" . "key" "call_log.drain_seconds")) .Values.drain.marginSeconds -}}
 {{- end -}}
