@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import math
 import os
 import random
 import shlex
@@ -338,7 +339,7 @@ def count_rows(call_log_url: str, prefix: str, expected: int, wait_s: float = 20
 def markdown(report: SoakReport, samples: Sequence[Sample], calls: Sequence[FinishedCall], *, model: str,
              command: str, concurrency: int, score_rps: float, call_log: str, note: str, row_s: float) -> str:
     def ms(value: float) -> str:
-        return "-" if value != value else f"{value:.0f}"
+        return "-" if math.isnan(value) else f"{value:.0f}"
 
     rows = []
     for t0 in range(0, int(report.load_s + row_s), int(row_s)):
@@ -351,13 +352,13 @@ def markdown(report: SoakReport, samples: Sequence[Sample], calls: Sequence[Fini
                     f"{max(s.rss_mb for s in chunk):.0f} | {statistics.median(s.fds for s in chunk):g} | "
                     f"{max(s.slots for s in chunk)} | {ended} | {ms(percentile(lat, 95))} | "
                     f"{statistics.fmean(s.load1 for s in chunk):.1f} |")
-    post = [(m, v) for m, n, v in report.p95_by_minute if m * 60 >= report.warmup_s and v == v]
+    post = [(m, v) for m, n, v in report.p95_by_minute if m * 60 >= report.warmup_s and not math.isnan(v)]
     drift = (f"p95 update latency per minute after warm-up: {min(v for _, v in post):.0f}–"
              f"{max(v for _, v in post):.0f} ms (first {post[0][1]:.0f}, last {post[-1][1]:.0f})") if post else \
         "no partial events after warm-up"
     lo, mean, hi = report.load_avg
     checks = "\n".join(f"- {'PASS' if c.passed else 'FAIL'} {c.name}: {c.detail}" for c in report.checks)
-    return (f"### {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC — {model}, {concurrency} calls for "
+    return (f"### {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC — {model}, {concurrency} calls for "
             f"{report.load_s / 60:g} min{f' ({note})' if note else ''}\n\n"
             f"Machine: {machine()}; load average {lo:.1f}–{hi:.1f} (mean {mean:.1f}) during the run. "
             f"Calls: {concurrency} at a time over /v1/stream, each a pre-rendered opening (espeak-ng lines and a "
@@ -403,7 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         call_log_url = args.call_log_url or f"sqlite:///{Path(tmp) / 'calls.db'}"
         clips = call_audio(Path(tmp), longest)
         overrides = [f"call_log.url={call_log_url}", f"limits.max_live_sessions={max(8, args.calls + 2)}", *args.set]
-        with running_server(None, registry=args.registry, model=args.model, overrides=overrides) as url:
+        # Its own BENTOML_HOME: another server starting on this machine must not wipe this one's /metrics.
+        with running_server(None, registry=args.registry, model=args.model, overrides=overrides,
+                            env={"BENTOML_HOME": str(Path(tmp) / "bentoml")}) as url:
             import httpx
 
             model = httpx.post(f"{url}/score", json={"transcript": "hello"}, timeout=60).json()["model"]

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import math
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
 
 from bench.soak import (FinishedCall, Sample, analyse, call_audio, count_rows, fd_levels, live_slots,
                         p95_by_minute, rss_growth, soak)
+from tests.server_harness import live_server, serving_tmp  # noqa: F401  (fixtures)
 
 
 def steady(minutes: float, *, rss=lambda t: 400.0, fds=lambda t: 30, slots=6, every: float = 10.0) -> list[Sample]:
@@ -134,27 +136,24 @@ def test_live_slots_are_read_from_the_metrics_page():
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None, reason="needs espeak-ng + sox")
-def test_a_short_real_soak_writes_one_row_per_call_and_score(tmp_path: Path):
-    """A real server (the tiny keyword model), two calls at a time for 14 s, /score beside them."""
-    from bench.score_throughput import running_server
-    from tests.server_harness import tiny_registry
-
-    registry = tiny_registry(tmp_path)
-    url_db = f"sqlite:///{tmp_path / 'calls.db'}"
+def test_a_short_real_soak_writes_one_row_per_call_and_score(live_server, tmp_path: Path):
+    """The shared test server (tiny keyword model, its SQLite call log): two calls at a time for 12 s
+    (each 4-6 s, one after another), /score beside them; every call and score is one row."""
+    run_id = uuid.uuid4().hex[:8]
     clips = call_audio(tmp_path, 6.0)
-    with running_server(None, registry=str(registry),
-                        overrides=[f"call_log.url={url_db}", "decode_workers=1"]) as url:
-        samples, made, statuses, after = asyncio.run(soak(
-            url, clips, calls=2, load_s=14, call_seconds=(4, 6), score_rps=3, sample_s=1, run_id="t", seed=1))
-        scores = statuses.get(200, 0)
-        rows = count_rows(url_db, "soak-t-", sum(c.final for c in made) + scores)
-    assert 4 <= len(made) <= 8 and all(c.final and not c.errors for c in made)
-    assert scores >= 30 and set(statuses) == {200}
+    samples, made, statuses, after = asyncio.run(soak(
+        live_server.url, clips, calls=2, load_s=12, call_seconds=(4, 6), score_rps=3, sample_s=1, run_id=run_id,
+        seed=1))
+    scores = statuses.get(200, 0)
+    rows = count_rows(f"sqlite:///{live_server.registry / 'calls.db'}", f"soak-{run_id}-",
+                      sum(c.final for c in made) + scores)
+    assert 4 <= len(made) <= 8 and all(c.final and not c.errors for c in made), made
+    assert scores >= 25 and set(statuses) == {200}, statuses
     assert max(s.slots for s in samples) == 2
     report = analyse(samples, made, after=after, scores_ok=scores, scores_failed=0, rows=rows,
-                     warmup_s=4, load_s=14, window_s=4)
+                     warmup_s=3, load_s=12, window_s=4)
     assert after.slots == 0
-    assert report.rows == len(made) + scores
-    assert report.rss_base_mb > 100
-    assert {c.name: c.passed for c in report.checks}["call-log rows == calls + scores"]
-    assert {c.name: c.passed for c in report.checks}["live session slots after the last call"]
+    assert rows == len(made) + scores
+    assert report.rss_base_mb > 100 and report.fds_base > 5
+    passed = {c.name: c.passed for c in report.checks}
+    assert passed["call-log rows == calls + scores"] and passed["live session slots after the last call"]
