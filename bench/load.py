@@ -30,6 +30,7 @@ import base64
 import contextlib
 import datetime as dt
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -118,15 +119,18 @@ def caller_audio(directory: Path, seconds: float) -> list[bytes]:
 # Traffic
 
 
-async def live_call(ws_base: str, audio: bytes, index: int, *, twilio: bool, api_key: str | None) -> CallOutcome:
-    """Stream ``audio`` (μ-law 8 kHz) in real time as one call and collect what comes back."""
+async def live_call(ws_base: str, audio: bytes, index: int, *, twilio: bool, api_key: str | None,
+                    call_id: str | None = None) -> CallOutcome:
+    """Stream ``audio`` (μ-law 8 kHz) in real time as one call and collect what comes back.
+
+    ``call_id`` names the call in the call log (default ``load-<index>``, ``CA…`` over Twilio)."""
     import websockets
 
     outcome = CallOutcome()
     path = "/v1/twilio" if twilio else "/v1/stream"
     query = f"?token={api_key}" if api_key else ""
     frames = [audio[i:i + 160] for i in range(0, len(audio), 160)]
-    call_id = f"CA{index:032d}" if twilio else f"load-{index}"
+    call_id = call_id or (f"CA{index:032d}" if twilio else f"load-{index}")
     stream_sid = f"MZ{index:032d}"
     try:
         async with websockets.connect(f"{ws_base}{path}{query}", max_size=2 ** 22) as ws:
@@ -186,8 +190,10 @@ async def live_call(ws_base: str, audio: bytes, index: int, *, twilio: bool, api
     return outcome
 
 
-async def score_traffic(url: str, rps: float, stop: asyncio.Event, api_key: str | None) -> tuple[Counter, list[float]]:
-    """``/score`` requests at ``rps`` (open loop: a slow answer does not slow the arrivals)."""
+async def score_traffic(url: str, rps: float, stop: asyncio.Event, api_key: str | None,
+                        id_prefix: str = "load-score") -> tuple[Counter, list[float]]:
+    """``/score`` requests at ``rps`` (open loop: a slow answer does not slow the arrivals), call ids
+    ``<id_prefix>-<n>``."""
     import httpx
 
     statuses: Counter = Counter()
@@ -198,7 +204,7 @@ async def score_traffic(url: str, rps: float, stop: asyncio.Event, api_key: str 
         started = time.monotonic()
         try:
             r = await client.post("/score", json={"transcript": FALLBACK_TEXTS[i % len(FALLBACK_TEXTS)],
-                                                  "call_id": f"load-score-{i}", "metadata": {"source": "load"}})
+                                                  "call_id": f"{id_prefix}-{i}", "metadata": {"source": "load"}})
             statuses[r.status_code] += 1
             if r.status_code == 200:
                 latencies.append((time.monotonic() - started) * 1000.0)
@@ -232,21 +238,36 @@ class RssSampler:
         port = int(url.rsplit(":", 1)[1].split("/")[0])
         pids = {c.pid for c in psutil.net_connections(kind="tcp")
                 if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN and c.pid}
-        self.roots = [psutil.Process(pid) for pid in pids]
+        self.roots = [self._server_root(psutil.Process(pid)) for pid in pids]
         self.peak_mb = 0.0
+
+    @staticmethod
+    def _server_root(listener):
+        """The process this one started that the listener descends from (``bentoml serve``'s arbiter
+        above its worker), or the listener itself for a server started elsewhere."""
+        ancestors = [listener, *listener.parents()]
+        pids = [p.pid for p in ancestors]
+        me = os.getpid()
+        return ancestors[pids.index(me) - 1] if me in pids[1:] else listener
+
+    def processes(self) -> list:
+        """The server's processes now (``psutil.Process``): the listening ones and all their children."""
+        import psutil
+
+        found: dict[int, psutil.Process] = {}
+        for root in self.roots:
+            with contextlib.suppress(psutil.Error):
+                for proc in [root, *root.children(recursive=True)]:
+                    found.setdefault(proc.pid, proc)
+        return list(found.values())
 
     def sample(self) -> float:
         import psutil
 
         total = 0
-        seen: set[int] = set()
-        for root in self.roots:
+        for proc in self.processes():
             with contextlib.suppress(psutil.Error):
-                for proc in [root, *root.children(recursive=True)]:
-                    if proc.pid not in seen:
-                        seen.add(proc.pid)
-                        with contextlib.suppress(psutil.Error):
-                            total += proc.memory_info().rss
+                total += proc.memory_info().rss
         mb = total / 2 ** 20
         self.peak_mb = max(self.peak_mb, mb)
         return mb

@@ -35,7 +35,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +67,8 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_server(url: str | None, *, registry: str | None = None, model: str | None = None,
-                   overrides: Sequence[str] = (), timeout: float = 180.0, checkout: Path | None = None) -> Iterator[str]:
+                   overrides: Sequence[str] = (), timeout: float = 180.0, checkout: Path | None = None,
+                   env: Mapping[str, str] | None = None) -> Iterator[str]:
     """Yield the URL of a server: ``url`` when given, else a ``callintent serve`` started here.
 
     Args:
@@ -77,6 +78,9 @@ def running_server(url: str | None, *, registry: str | None = None, model: str |
         overrides: ``--set KEY=VALUE`` items for the started server.
         timeout: Seconds to wait for ``/readyz``.
         checkout: Serve another checkout's code (its directory first on the import path).
+        env: Extra environment for the started server (e.g. its own ``BENTOML_HOME``: every
+            ``bentoml serve`` empties ``$BENTOML_HOME/prometheus_multiproc_dir`` as it starts, which
+            wipes the ``/metrics`` of any other server sharing it).
     """
     import httpx
 
@@ -93,7 +97,8 @@ def running_server(url: str | None, *, registry: str | None = None, model: str |
         command += ["--set", item]
     log = open(os.devnull, "wb")  # noqa: SIM115 (closed below)
     code = Path(checkout).resolve() if checkout else REPO
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH", "")]))}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH", "")])),
+           **(env or {})}
     process = subprocess.Popen(command, cwd=code, stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:

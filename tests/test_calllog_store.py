@@ -69,6 +69,15 @@ def test_scoring_a_call_id_again_replaces_its_record(store):
     assert store.get("c-2").call.label == "informational"  # the later one in the same batch wins
 
 
+def test_count_calls_by_call_id_prefix(store):
+    store.write_calls([record("soak-a-1", "service"), record("soak-a-score-2", "buying"), record("soak-b-1", "noise"),
+                       record("soak_a-3", "noise")])
+    assert store.count_calls() == 4
+    assert store.count_calls("soak-a-") == 2
+    assert store.count_calls("soak_a") == 1  # "_" is a literal, not LIKE's one-character wildcard
+    assert store.count_calls("nobody-") == 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Outcomes
 

@@ -415,9 +415,13 @@ class CallLogStore:
         with self.engine.connect() as connection:
             return [_outcome(row) for row in connection.execute(query).mappings()]
 
-    def count_calls(self) -> int:
+    def count_calls(self, call_id_prefix: str = "") -> int:
+        """Calls in the log (those whose id starts with ``call_id_prefix``, when given)."""
+        query = sa.select(sa.func.count()).select_from(calls)
+        if call_id_prefix:
+            query = query.where(calls.c.call_id.startswith(call_id_prefix, autoescape=True))
         with self.engine.connect() as connection:
-            return int(connection.execute(sa.select(sa.func.count()).select_from(calls)).scalar_one())
+            return int(connection.execute(query).scalar_one())
 
     # -- internals -------------------------------------------------------------------------------
 
