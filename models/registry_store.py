@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import logging
 import os
@@ -267,13 +268,8 @@ class S3Store:
     @property
     def _client(self) -> Any:
         if self._client_instance is None:
-            try:
-                import boto3
-                from botocore.config import Config
-            except ImportError as e:
-                raise RuntimeError("an s3:// registry requires boto3 (pip install boto3)") from e
-            config = Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"})
-            self._client_instance = boto3.client("s3", endpoint_url=self.endpoint_url, config=config)
+            aws_env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+            self._client_instance = _s3_client(self.endpoint_url, aws_env)
         return self._client_instance
 
     def _key(self, key: str) -> str:
@@ -421,3 +417,20 @@ class S3Store:
     @contextlib.contextmanager
     def locked(self, name: str) -> Iterator[None]:
         yield  # conditional writes make every change safe without a lock
+
+
+@functools.lru_cache(maxsize=8)
+def _s3_client(endpoint_url: str | None, aws_env: tuple[tuple[str, str], ...]) -> Any:
+    """One boto3 S3 client per endpoint and AWS environment (clients are thread-safe and slow to build).
+
+    ``aws_env`` (the ``AWS_*`` variables) is part of the key because a session keeps the
+    credentials it first found: a changed environment must get a new client.
+    """
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError as e:
+        raise RuntimeError("an s3:// registry requires boto3 (pip install boto3)") from e
+    config = Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"})
+    # A session of its own: boto3's default one is shared process-wide and not safe across threads.
+    return boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)

@@ -140,14 +140,13 @@ class CallIntentService:
 
     def __init__(self) -> None:
         from models.predictor import IntentPredictor
-        from models.registry import Registry
         from serving.calllog.writer import WriterMetrics, start_call_log
         from serving.metrics import service_metrics
         from speech.asr import SpeechRecognizer
 
         started = time.perf_counter()
         configure_logging(CONFIG)
-        model_dir = Registry(CONFIG.registry or None).resolve(CONFIG.model)
+        model_dir = CONFIG.open_registry().resolve(CONFIG.model)
         predictor = IntentPredictor.load(model_dir, variant=CONFIG.variant, threads=CONFIG.model_threads,
                                          spinning=CONFIG.model_spinning,
                                          batch_size=CONFIG.batching.max_batch_size)
