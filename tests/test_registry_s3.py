@@ -55,11 +55,12 @@ def write_gate(registry: Registry, ref: str, passed: bool, compared_to: str | No
                *, in_copy: bool = True) -> None:
     """What `callintent evaluate` does: write evaluation/gate.json beside the resolved copy
     (``in_copy``; else in a scratch folder, sparing the download), and record it."""
-    evaluation = (registry.resolve(ref) if in_copy else Path(tempfile.mkdtemp())) / "evaluation"
-    evaluation.mkdir(exist_ok=True)
-    (evaluation / "gate.json").write_text(json.dumps({"passed": passed, "reasons": ["checked"],
-                                                      "compared_to": compared_to}))
-    registry.record_evaluation(ref, evaluation)
+    with tempfile.TemporaryDirectory() as scratch:
+        evaluation = (registry.resolve(ref) if in_copy else Path(scratch)) / "evaluation"
+        evaluation.mkdir(exist_ok=True)
+        (evaluation / "gate.json").write_text(json.dumps({"passed": passed, "reasons": ["checked"],
+                                                          "compared_to": compared_to}))
+        registry.record_evaluation(ref, evaluation)
 
 
 # ------------------------------------------------------------------ the core, on both stores
