@@ -11,6 +11,7 @@ Layout of ``models/registry/<name>/<version>/``::
     artifact.json       ArtifactMeta below
     train_config.yaml   the resolved training config
     MODEL_CARD.md       intended use, data, metrics, limits
+    checksums.sha256    sha256 of every file above (registry versions only; models/checksums.py)
     torch/              the torch checkpoint (IntentModel.save_pretrained, safetensors) that the
                         graphs were exported from, so ``init_from`` can fine-tune this version
                         further (training only; serving never reads it, and the serving image
