@@ -269,7 +269,7 @@ class S3Store:
     def _client(self) -> Any:
         if self._client_instance is None:
             aws_env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
-            self._client_instance = _s3_client(self.endpoint_url, aws_env)
+            self._client_instance = _s3_client(self.endpoint_url, aws_env, os.getpid())
         return self._client_instance
 
     def _key(self, key: str) -> str:
@@ -420,11 +420,13 @@ class S3Store:
 
 
 @functools.lru_cache(maxsize=8)
-def _s3_client(endpoint_url: str | None, aws_env: tuple[tuple[str, str], ...]) -> Any:
-    """One boto3 S3 client per endpoint and AWS environment (clients are thread-safe and slow to build).
+def _s3_client(endpoint_url: str | None, aws_env: tuple[tuple[str, str], ...], pid: int) -> Any:
+    """One boto3 S3 client per endpoint, AWS environment and process (clients are thread-safe and
+    slow to build).
 
     ``aws_env`` (the ``AWS_*`` variables) is part of the key because a session keeps the
-    credentials it first found: a changed environment must get a new client.
+    credentials it first found: a changed environment must get a new client. ``pid`` keeps a
+    forked worker from sharing its parent's connection pool.
     """
     try:
         import boto3

@@ -22,6 +22,7 @@ import pytest
 from model_fixtures import build_tiny_artifact
 
 from callintent.cli import main
+from callintent.errors import UserError
 from models.artifact import META, ONNX_INT8, ArtifactMeta
 from models.checksums import MANIFEST, file_sha256, parse_manifest
 from models.predictor import IntentPredictor
@@ -264,3 +265,24 @@ def test_cli_errors_are_one_line_with_a_nonzero_exit(s3, tmp_path):
     assert out.stderr.strip().splitlines() == [
         f"callintent models: error: s3://missing-bucket/x/intent: bucket 'missing-bucket' does not exist at "
         f"{s3.endpoint_url}"]
+
+
+def test_serve_resolves_production_from_the_object_store(s3, s3_env, artifact, tmp_path):
+    registry = Registry(f"s3://{s3_env}/models", cache_dir=tmp_path / "cache")
+    registry.promote(registry.register(artifact), force=True, reason="test")
+    env = {**os.environ, **s3.env(), "CALLINTENT_REGISTRY_CACHE": str(tmp_path / "cache"),
+           "AWS_ENDPOINT_URL": "http://127.0.0.1:9",  # the serve.yaml key / option wins over it
+           "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_CONFIG_FILE": os.devnull}
+    out = subprocess.run([sys.executable, "-m", "callintent", "serve", "--registry", f"s3://{s3_env}/models",
+                          "--registry-endpoint", s3.endpoint_url, "--dry-run"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    cached = tmp_path / "cache" / s3_env / "models" / "intent" / "v1"
+    assert f"model production -> {cached} (int8)" in out.stderr and (cached / ONNX_INT8).is_file()
+    # The default SQLite call log lives in a local registry root; an object store needs call_log.url.
+    from serving.config import load_serve_config
+
+    config = load_serve_config(overrides={"registry": f"s3://{s3_env}/models",
+                                          "registry_endpoint_url": s3.endpoint_url})
+    with pytest.raises(UserError, match="call_log.url must be set when the registry is an object store"):
+        config.call_log_url()
