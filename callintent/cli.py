@@ -78,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # an s3:// registry: no line per credential lookup
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2

@@ -11,7 +11,7 @@ Examples::
         --exclude corrections.jsonl
 
 When the model is a registry version, the gate verdict is also written to
-``<version>/evaluation/gate.json``, which ``callintent models promote`` requires (the last
+``<version>/evaluation/gate.json`` (uploaded there for an ``s3://`` registry), which ``callintent models promote`` requires (the last
 evaluation decides; ``--no-record`` keeps exploratory runs on other data from changing it). The exit code is
 0 even when the gate fails (the report is the product) unless ``--fail-on-gate`` is given.
 """
@@ -102,8 +102,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--diversity-weight", type=float, default=None, metavar="W",
                         help="select-for-labeling: rank penalty per unit of similarity to a call already "
                              "chosen (0.3; 0 = uncertainty order only)")
-    parser.add_argument("--registry", default=None, metavar="DIR",
-                        help="registry root (default: $CALLINTENT_REGISTRY or models/registry)")
+    parser.add_argument("--registry", default=None, metavar="DIR|s3://BUCKET/PREFIX",
+                        help="registry root (default: $CALLINTENT_REGISTRY or models/registry; an s3:// "
+                             "registry uses $AWS_ENDPOINT_URL for S3-compatible stores)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -184,11 +185,14 @@ def _evaluate(args: argparse.Namespace, ref: str) -> int:
 
     files = write_report(args.out, evaluation, comparison=comparison, gate=gate, gate_policy=policy,
                          robustness=robustness, timecuts=timecuts, gate_source=args.gate or "")
+    gate_location = None
     if model.registry_version is not None and not args.no_record:
-        write_gate(model.directory, gate, policy=policy,
-                   metrics=metrics_document(evaluation, comparison=comparison, gate=gate, robustness=robustness,
-                                            timecuts=timecuts),
-                   report_dir=files.directory)
+        gate_file = write_gate(model.directory, gate, policy=policy,
+                               metrics=metrics_document(evaluation, comparison=comparison, gate=gate,
+                                                        robustness=robustness, timecuts=timecuts),
+                               report_dir=files.directory)
+        # In place for a local registry; uploaded from the verified cache for an object store.
+        gate_location = registry.record_evaluation(model.registry_version, gate_file.parent)
     if args.export_errors:
         from evaluation.review import export_errors
 
@@ -223,7 +227,7 @@ def _evaluate(args: argparse.Namespace, ref: str) -> int:
     elif args.no_record:
         print(f"gate not recorded (--no-record): {model.directory}/evaluation/gate.json is unchanged")
     else:
-        print(f"gate recorded in {model.directory}/evaluation/gate.json")
+        print(f"gate recorded in {gate_location}")
     print(f"report: {files.html}")
     print(f"metrics: {files.metrics}")
     if args.fail_on_gate and not gate.passed:

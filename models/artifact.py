@@ -11,6 +11,7 @@ Layout of ``models/registry/<name>/<version>/``::
     artifact.json       ArtifactMeta below
     train_config.yaml   the resolved training config
     MODEL_CARD.md       intended use, data, metrics, limits
+    checksums.sha256    sha256 of every file above (registry versions only; models/checksums.py)
     torch/              the torch checkpoint (IntentModel.save_pretrained, safetensors) that the
                         graphs were exported from, so ``init_from`` can fine-tune this version
                         further (training only; serving never reads it, and the serving image
@@ -98,13 +99,20 @@ class ArtifactMeta:
     def load(cls, directory: str | Path) -> ArtifactMeta:
         path = Path(directory) / META
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise UserError(f"{directory}: not a model artifact (no {META})") from None
+        return cls.from_json(text, str(path))
+
+    @classmethod
+    def from_json(cls, text: str, where: str) -> ArtifactMeta:
+        """Metadata from the text of an ``artifact.json`` (``where`` names it in errors)."""
+        try:
+            raw = json.loads(text)
         except json.JSONDecodeError as e:
-            raise UserError(f"{path}: corrupt artifact metadata: {e}") from None
+            raise UserError(f"{where}: corrupt artifact metadata: {e}") from None
         if raw.get("format_version") != FORMAT_VERSION:
-            raise UserError(f"{path}: artifact format {raw.get('format_version')} is not supported "
+            raise UserError(f"{where}: artifact format {raw.get('format_version')} is not supported "
                             f"(this callintent reads format {FORMAT_VERSION})")
         raw["classes"] = tuple(raw["classes"])
         raw["signals"] = tuple(raw["signals"])

@@ -8,6 +8,13 @@ Examples::
     callintent models promote v3 --to production --force --reason "first model, no baseline yet"
     callintent models rollback
     callintent models path production        # prints the directory (for scripts)
+    callintent models --registry s3://models/callintent list      # a shared registry on S3
+    callintent models --registry s3://models/callintent --registry-endpoint http://127.0.0.1:9000 list
+
+An ``s3://`` registry reads credentials from the standard AWS variables (``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``…) and an S3-compatible endpoint from
+``--registry-endpoint`` or ``$AWS_ENDPOINT_URL``; ``path`` downloads the version into the cache
+(``$CALLINTENT_REGISTRY_CACHE`` or ``~/.cache/callintent/registry``) and prints that directory.
 """
 
 from __future__ import annotations
@@ -18,11 +25,14 @@ from models.registry import ALIASES, DEFAULT_NAME
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    registry_help = "registry root (default: $CALLINTENT_REGISTRY or models/registry)"
-    parser.add_argument("--registry", default=None, metavar="DIR", help=registry_help)
+    registry_help = "registry root, a directory or s3://bucket/prefix (default: $CALLINTENT_REGISTRY or models/registry)"
+    endpoint_help = "S3-compatible endpoint URL for an s3:// registry (default: $AWS_ENDPOINT_URL, else AWS)"
+    parser.add_argument("--registry", default=None, metavar="DIR|URL", help=registry_help)
+    parser.add_argument("--registry-endpoint", default=None, metavar="URL", help=endpoint_help)
     # Also accepted after the subcommand; SUPPRESS keeps an absent one from hiding the top-level value.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--registry", default=argparse.SUPPRESS, metavar="DIR", help=registry_help)
+    common.add_argument("--registry", default=argparse.SUPPRESS, metavar="DIR|URL", help=registry_help)
+    common.add_argument("--registry-endpoint", default=argparse.SUPPRESS, metavar="URL", help=endpoint_help)
     sub = parser.add_subparsers(dest="models_command", metavar="SUBCOMMAND", required=True)
 
     p = sub.add_parser("list", parents=[common],
@@ -74,14 +84,14 @@ def run(args: argparse.Namespace) -> int:
 def _registry(args: argparse.Namespace):
     from models.registry import Registry
 
-    return Registry(args.registry)
+    return Registry(args.registry, endpoint_url=args.registry_endpoint)
 
 
 def _list(args: argparse.Namespace) -> int:
     registry = _registry(args)
     infos = registry.versions(args.name)
     if not infos:
-        print(f"no versions of {args.name!r} in {registry.root}")
+        print(f"no versions of {args.name!r} in {registry.store.location}")
         return 0
     rows = [("VERSION", "CREATED", "ALIASES", "VAL MACRO-F1", "GATE")]
     for info in infos:
@@ -97,9 +107,10 @@ def _list(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from models.artifact import MODEL_CARD
 
-    info = _registry(args).show(args.ref, name=args.name)
+    registry = _registry(args)
+    info = registry.show(args.ref, name=args.name)
     meta = info.meta
-    print(f"{info.ref}  {info.path}")
+    print(f"{info.ref}  {info.location}")
     print(f"  created:        {info.created_at}")
     print(f"  aliases:        {', '.join(info.aliases) or '-'}")
     print(f"  base model:     {meta.base_model or '-'}")
@@ -117,8 +128,7 @@ def _show(args: argparse.Namespace) -> int:
         print("  metrics:")
         for key, value in info.metrics.items():
             print(f"    {key}: {value:.4g}")
-    card = info.path / MODEL_CARD
-    print(f"  model card:     {card if card.is_file() else '(none)'}")
+    print(f"  model card:     {registry.file_location(info, MODEL_CARD) or '(none)'}")
     return 0
 
 

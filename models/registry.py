@@ -1,14 +1,27 @@
-"""The versioned model registry: immutable version directories, movable aliases, an audit trail.
+"""The versioned model registry: immutable versions, movable aliases, an audit trail.
 
-Layout under the root (default ``models/registry``, or ``$CALLINTENT_REGISTRY``)::
+The root (default ``models/registry``, or ``$CALLINTENT_REGISTRY``) is a local directory or an
+object store, ``s3://bucket/prefix`` (AWS S3 or any S3-compatible server:
+:mod:`models.registry_store`). Both hold the same layout, and :class:`Registry` applies the same
+rules to both through one small storage interface::
 
-    <name>/v1/ v2/ …           artifact directories (copied in whole; never edited after, except
-                               evaluation writing <version>/evaluation/)
-    <name>/aliases.json        {"production": "v2", "candidate": "v3"}
-    <name>/history.jsonl       one JSON line per register / promote / rollback
+    <name>/v1/ v2/ …           artifact directories, stored whole and never overwritten (a register
+                               that meets an existing version is refused); only evaluation writes
+                               <version>/evaluation/ afterwards
+    <name>/v<N>/checksums.sha256   sha256 of every artifact file, written at register time
+    <name>/aliases.json        {"production": "v2", "candidate": "v3", "events": 7}: replaced whole
+                               in one write, conditionally (flock'ed locally; If-Match on S3), so two
+                               concurrent promoters cannot lose an update
+    <name>/history.jsonl       (local) one JSON line per register / promote / rollback
+    <name>/history/00000007.json   (S3) one object per event, numbered by the alias write that won it
                                (time, user, reason, from → to)
     <name>/last_version        the highest number ever assigned, so a deleted version's number is never reused
-    <name>/.lock               flock'ed around every change, so concurrent processes never collide
+    <name>/.lock               (local) flock'ed around every change, so concurrent processes never collide
+
+:meth:`Registry.resolve` returns a local directory: the version itself in a local registry; for an
+object store, a copy downloaded into a cache (``$CALLINTENT_REGISTRY_CACHE`` or
+``~/.cache/callintent/registry``) and checked file by file against the version's checksums, on
+every resolve (a bad cached file is downloaded again; a bad stored one is refused).
 
 Promotion is gated by evaluation: ``<version>/evaluation/gate.json``
 (``{"passed": bool, "reasons": [...], "compared_to": "intent/v2" | null}``) must say passed,
@@ -17,24 +30,29 @@ unless the promotion is forced with a written reason, which the history keeps.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import getpass
 import json
 import logging
 import os
+import random
 import re
 import shutil
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from callintent.errors import UserError
 from models.artifact import META, ArtifactMeta
+from models.checksums import MANIFEST, mismatches, parse_manifest, write_manifest
 from models.predictor import validate_artifact
+from models.registry_store import Blob, RegistryError, RegistryStore, WriteConflict, open_store
+
+__all__ = ["ALIASES", "DEFAULT_NAME", "GateStatus", "HistoryEntry", "Registry", "RegistryError", "VersionInfo"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,20 +61,18 @@ DEFAULT_ROOT = "models/registry"
 DEFAULT_NAME = "intent"
 ALIASES: tuple[str, ...] = ("production", "candidate")
 ALIASES_FILE = "aliases.json"
-HISTORY_FILE = "history.jsonl"
+#: Key in ``aliases.json`` counting the history events, so each alias write numbers its event.
+EVENTS_KEY = "events"
 COUNTER_FILE = "last_version"
-LOCK_FILE = ".lock"
 EVALUATION_DIR = "evaluation"
 GATE_FILE = "gate.json"
+#: Conditional writes retried this often before giving up (only concurrent writers cause retries).
+WRITE_ATTEMPTS = 20
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _VERSION_RE = re.compile(r"^v([1-9][0-9]*)$")
 # "production", "v3", "intent/v3", "intent:production", "intent/candidate"
 _REF_RE = re.compile(r"^(?:(?P<name>[a-z0-9][a-z0-9_.-]*)[/:])?(?P<target>[A-Za-z0-9_.-]+)$")
-
-
-class RegistryError(UserError):
-    """A registry reference that does not exist, a refused promotion, a bad name."""
 
 
 @dataclass(frozen=True)
@@ -86,13 +102,15 @@ class VersionInfo:
     Attributes:
         name: Model name.
         version: ``v<N>``.
-        path: The version directory.
+        path: The version's local directory (for an object store: where :meth:`Registry.resolve`
+            puts the verified copy; it may not be downloaded yet).
         created_at: Export time from the artifact (registration time when it has none).
         aliases: Aliases that point at this version.
         metrics: Numeric metrics from the artifact, flattened to dotted keys
             (``{"validation.macro_f1": 0.91, …}``).
         gate: The promotion gate status.
         meta: The full artifact metadata.
+        location: Where the version is stored (the directory, or ``s3://…/intent/v3``).
     """
 
     name: str
@@ -103,6 +121,7 @@ class VersionInfo:
     metrics: dict[str, float]
     gate: GateStatus
     meta: ArtifactMeta = field(repr=False)
+    location: str = ""
 
     @property
     def ref(self) -> str:
@@ -149,22 +168,40 @@ class HistoryEntry:
 
 
 class Registry:
-    """Model versions on disk under one root directory.
+    """Model versions under one root: a local directory or ``s3://bucket/prefix``.
 
     Args:
         root: Registry root; None → ``$CALLINTENT_REGISTRY`` or ``models/registry``.
+        endpoint_url: S3-compatible endpoint for an ``s3://`` root; None → ``$AWS_ENDPOINT_URL``
+            (or AWS itself).
+        cache_dir: Where an ``s3://`` registry's versions are downloaded; None →
+            ``$CALLINTENT_REGISTRY_CACHE`` or ``~/.cache/callintent/registry``.
+
+    Attributes:
+        root: The local root directory (a ``Path``), or the ``s3://`` URL (a ``str``).
+        store: The storage behind it (:mod:`models.registry_store`).
     """
 
-    def __init__(self, root: str | Path | None = None) -> None:
-        self.root = Path(root if root is not None else os.environ.get(ENV_ROOT, DEFAULT_ROOT)).absolute()
+    def __init__(self, root: str | Path | None = None, *, endpoint_url: str | None = None,
+                 cache_dir: str | Path | None = None) -> None:
+        location = root if root is not None else os.environ.get(ENV_ROOT, DEFAULT_ROOT)
+        self.store: RegistryStore = open_store(location, endpoint_url=endpoint_url, cache_dir=cache_dir)
+        self.root: Path | str = self.store.location if self.store.remote else self.store.local_root
+
+    @property
+    def remote(self) -> bool:
+        """True for an object store (versions are downloaded to be used)."""
+        return self.store.remote
 
     # ------------------------------------------------------------------ writing
     def register(self, artifact_dir: str | Path, name: str = DEFAULT_NAME) -> str:
-        """Copy an exported artifact in as the next version and point ``candidate`` at it.
+        """Store an exported artifact as the next version and point ``candidate`` at it.
 
-        The copy lands in a temporary directory inside the registry and is renamed into place,
-        so a reader never sees a half-copied version. An ``evaluation/`` folder in the source is
-        not copied: a new version has not been evaluated.
+        The artifact is copied into a staging directory, numbered, given its checksum manifest
+        and then published whole (a rename locally; an upload with the manifest last to an object
+        store), so a reader never sees a half-copied version. Published files are never
+        overwritten. An ``evaluation/`` folder in the source is not copied: a new version has not
+        been evaluated.
 
         Args:
             artifact_dir: A complete artifact (see ``models/artifact.py``).
@@ -174,35 +211,22 @@ class Registry:
             ``"<name>/v<N>"``.
 
         Raises:
-            RegistryError: bad name; ArtifactError: incomplete or mismatched artifact.
+            RegistryError: bad name, unreachable store; ArtifactError: incomplete or mismatched artifact.
         """
         _check_name(name)
         source = Path(artifact_dir)
         meta = validate_artifact(source)
-        model_dir = self.root / name
-        model_dir.mkdir(parents=True, exist_ok=True)
-        incoming = model_dir / f".incoming-{uuid.uuid4().hex}"
-        try:
-            # The slow copy happens outside the lock; only numbering and the rename are serialised.
-            shutil.copytree(source, incoming, ignore=shutil.ignore_patterns(EVALUATION_DIR))
-            with self._locked(name):
-                number = max(self._last_number(name), *self._existing_numbers(name), 0) + 1
-                version = f"v{number}"
-                now = _now()
+        with self.store.staging_dir(name) as staged:
+            # The slow copy happens outside the lock; numbering and publishing are serialised.
+            shutil.copytree(source, staged, ignore=shutil.ignore_patterns(EVALUATION_DIR))
+            with self.store.locked(name):
+                version = f"v{self._claim_number(name)}"
                 dataclasses.replace(meta, name=name, version=version,
-                                    created_at=meta.created_at or now).save(incoming)
-                os.rename(incoming, model_dir / version)
-                _atomic_write(model_dir / COUNTER_FILE, f"{number}\n")
-                aliases = self._aliases(name)
-                previous = aliases.get("candidate")
-                aliases["candidate"] = version
-                self._write_aliases(name, aliases)
-                origin = f"registered from {source.absolute()}"
-                self._append_history(name, HistoryEntry(now, _user(), "register", "candidate", previous,
-                                                        version, reason=origin))
-        finally:
-            if incoming.exists():
-                shutil.rmtree(incoming, ignore_errors=True)
+                                    created_at=meta.created_at or _now()).save(staged)
+                write_manifest(staged)
+                self.store.publish_dir(staged, f"{name}/{version}")
+                self._move_alias(name, "candidate", lambda aliases: version, action="register",
+                                 reason=f"registered from {source.absolute()}")
         logger.info("registered %s/%s from %s", name, version, source)
         return f"{name}/{version}"
 
@@ -236,19 +260,18 @@ class Registry:
                 against = f" against {gate.compared_to}" if gate.compared_to else ""
                 why = "; ".join(gate.reasons) or "no reasons given"
                 raise RegistryError(f"{target} failed the promotion gate{against}: {why}")
-            if alias == "production":
-                self._check_gate_current(name, target, gate)
-        with self._locked(name):
-            aliases = self._aliases(name)
-            previous = aliases.get(alias)
-            if previous == version:
-                logger.info("%s already points at %s; nothing to do", alias, target)
-                return
-            aliases[alias] = version
-            self._write_aliases(name, aliases)
-            self._append_history(name, HistoryEntry(_now(), _user(), "promote", alias, previous, version,
-                                                    reason=reason.strip(), forced=force))
-        logger.info("%s/%s -> %s (was %s)%s", name, alias, version, previous, " [forced]" if force else "")
+
+        def choose(aliases: dict[str, str]) -> str | None:
+            if not force and alias == "production":  # checked on the very state the write replaces
+                self._check_gate_current(name, target, gate, aliases.get("production"))
+            return None if aliases.get(alias) == version else version
+
+        with self.store.locked(name):
+            previous = self._move_alias(name, alias, choose, action="promote", reason=reason.strip(), forced=force)
+        if previous is None:
+            logger.info("%s already points at %s; nothing to do", alias, target)
+            return
+        logger.info("%s/%s -> %s (was %s)%s", name, alias, version, previous[0], " [forced]" if force else "")
 
     def rollback(self, alias: str = "production", name: str = DEFAULT_NAME) -> str:
         """Move ``alias`` back to the version it pointed to before its last move.
@@ -268,7 +291,8 @@ class Registry:
         if alias not in ALIASES:
             raise RegistryError(f"alias must be one of {list(ALIASES)}, got {alias!r}")
         _check_name(name)
-        with self._locked(name):
+
+        def choose(aliases: dict[str, str]) -> str:
             earlier: list[str | None] = []
             for entry in self.history(name):
                 if entry.alias != alias:
@@ -278,24 +302,54 @@ class Registry:
                         earlier.pop()
                 else:
                     earlier.append(entry.from_version)
-            aliases = self._aliases(name)
             current = aliases.get(alias)
             target = earlier[-1] if earlier else None
             if target is None:
                 raise RegistryError(f"{name}:{alias} has no earlier version to roll back to "
-                                    f"(now {current or 'unset'}; see {self.root / name / HISTORY_FILE})")
-            if not (self.root / name / target).is_dir():
+                                    f"(now {current or 'unset'}; see `callintent models history --name {name}`)")
+            if not self.store.is_dir(f"{name}/{target}"):
                 raise RegistryError(f"cannot roll {name}:{alias} back to {target}: "
-                                    f"{self.root / name / target} no longer exists")
-            aliases[alias] = target
-            self._write_aliases(name, aliases)
-            self._append_history(name, HistoryEntry(_now(), _user(), "rollback", alias, current, target))
-        logger.info("rolled %s/%s back from %s to %s", name, alias, current, target)
-        return f"{name}/{target}"
+                                    f"{self.store.describe(f'{name}/{target}')} no longer exists")
+            return target
+
+        with self.store.locked(name):
+            moved = self._move_alias(name, alias, choose, action="rollback")
+        assert moved is not None  # choose never says "nothing to do"
+        logger.info("rolled %s/%s back from %s to %s", name, alias, *moved)
+        return f"{name}/{moved[1]}"
+
+    def record_evaluation(self, ref: str, directory: str | Path) -> str:
+        """Store an evaluation folder (``gate.json``, ``metrics.json``) with a version, replacing the last one.
+
+        ``evaluation/`` is the one part of a version that changes after registration (the last
+        evaluation decides). In a local registry, evaluation writes it in place and this does
+        nothing; for an object store it uploads the files written into the cached copy.
+
+        Args:
+            ref: The version (any reference in the registry).
+            directory: The local ``evaluation/`` folder.
+
+        Returns:
+            Where the gate now lives (path or URL).
+        """
+        name, version = self._locate(ref)
+        key = f"{name}/{version}/{EVALUATION_DIR}"
+        directory = Path(directory).absolute()
+        if directory != self.store.local_root / name / version / EVALUATION_DIR or self.store.remote:
+            files = sorted((p for p in directory.rglob("*") if p.is_file()),
+                           key=lambda p: p.name == GATE_FILE)  # the verdict last
+            for path in files:
+                self.store.write(f"{key}/{path.relative_to(directory).as_posix()}", path.read_bytes())
+        return self.store.describe(f"{key}/{GATE_FILE}")
 
     # ------------------------------------------------------------------ reading
     def resolve(self, ref: str | Path, *, name: str = DEFAULT_NAME) -> Path:
-        """The artifact directory a reference names.
+        """The local artifact directory a reference names.
+
+        For an object store the version is downloaded into the cache first, unless a copy there
+        already matches every checksum of the version's manifest (checked on each call): a
+        cached file that does not match is downloaded again; a stored one that does not match
+        is refused.
 
         Args:
             ref: ``"production"``, ``"candidate"``, ``"v3"``, ``"intent/v3"``, ``"intent:production"``,
@@ -306,7 +360,8 @@ class Registry:
             The directory.
 
         Raises:
-            RegistryError: nothing by that reference (the message lists what exists).
+            RegistryError: nothing by that reference (the message lists what exists), a corrupt
+                stored version, an unreachable store.
         """
         path = Path(ref)
         if isinstance(ref, Path) or not _REF_RE.match(str(ref)):
@@ -320,7 +375,7 @@ class Registry:
             if (path / META).is_file():  # e.g. a local directory that happens to be called "v3"
                 return path
             raise
-        return self.root / found_name / version
+        return self._local_copy(found_name, version)
 
     def versions(self, name: str = DEFAULT_NAME) -> list[VersionInfo]:
         """Every version of ``name``, oldest first (empty if the model has none)."""
@@ -332,51 +387,51 @@ class Registry:
         found_name, version = self._locate(ref, name=name)
         return self._info(found_name, version)
 
+    def file_location(self, info: VersionInfo, relative: str) -> str | None:
+        """Where a file of a version is stored (path or URL), None if the version has no such file."""
+        key = f"{info.name}/{info.version}/{relative}"
+        return self.store.describe(key) if self.store.read(key) is not None else None
+
     def names(self) -> list[str]:
         """Model names in the registry."""
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and _NAME_RE.match(p.name))
+        return [n for n in self.store.list_dirs("") if _NAME_RE.match(n)]
 
     def aliases(self, name: str = DEFAULT_NAME) -> dict[str, str]:
-        """``{"production": "v2", …}`` for ``name``."""
+        """``{"production": "v2", …}`` for ``name`` (one small read: cheap enough to poll)."""
         _check_name(name)
         return self._aliases(name)
 
     def gate(self, name: str, version: str) -> GateStatus:
         """Evaluation's gate verdict for a version (``passed=None`` when not evaluated)."""
-        path = self.root / name / version / EVALUATION_DIR / GATE_FILE
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        key = f"{name}/{version}/{EVALUATION_DIR}/{GATE_FILE}"
+        where = self.store.describe(key)
+        blob = self.store.read(key)
+        if blob is None:
             return GateStatus(None)
-        except json.JSONDecodeError as e:
-            raise RegistryError(f"{path}: corrupt gate file: {e}") from None
+        try:
+            raw = json.loads(blob.data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise RegistryError(f"{where}: corrupt gate file: {e}") from None
         if not isinstance(raw, dict) or not isinstance(raw.get("passed"), bool):
-            raise RegistryError(f"{path}: gate file must be an object with a boolean 'passed'")
+            raise RegistryError(f"{where}: gate file must be an object with a boolean 'passed'")
         reasons = raw.get("reasons") or []
         if not isinstance(reasons, list):
-            raise RegistryError(f"{path}: 'reasons' must be a list of strings")
+            raise RegistryError(f"{where}: 'reasons' must be a list of strings")
         compared = raw.get("compared_to")
         return GateStatus(raw["passed"], tuple(str(r) for r in reasons), str(compared) if compared else None)
 
     def history(self, name: str = DEFAULT_NAME) -> list[HistoryEntry]:
         """Every recorded change for ``name``, oldest first."""
         _check_name(name)
-        path = self.root / name / HISTORY_FILE
-        if not path.is_file():
-            return []
         entries = []
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
+        for where, line in self.store.read_history(name):
             try:
                 raw = json.loads(line)
                 entries.append(HistoryEntry(raw["time"], raw["user"], raw["action"], raw["alias"],
                                             raw["from"], raw["to"], raw.get("reason", ""),
                                             bool(raw.get("forced", False))))
             except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise RegistryError(f"{path}:{lineno}: corrupt history line: {e}") from None
+                raise RegistryError(f"{where}: corrupt history line: {e}") from None
         return entries
 
     # ------------------------------------------------------------------ internals
@@ -386,7 +441,8 @@ class Registry:
         match = _REF_RE.match(ref)
         if match is None:
             path = Path(ref).absolute()
-            if path.parent.parent == self.root and _VERSION_RE.match(path.name) and path.is_dir():
+            if (path.parent.parent == self.store.local_root and _VERSION_RE.match(path.name)
+                    and self.store.is_dir(f"{path.parent.name}/{path.name}")):
                 return path.parent.name, path.name
             raise RegistryError(f"{ref}: not a registry reference (use v3, intent/v3, production, "
                                 f"intent:candidate); {self._inventory(name)}")
@@ -400,7 +456,7 @@ class Registry:
                 raise RegistryError(f"{name}:{target} is not set; {self._inventory(name)}")
         else:
             raise RegistryError(f"{ref}: unknown version or alias {target!r}; {self._inventory(name)}")
-        if not (self.root / name / version).is_dir():
+        if not self.store.is_dir(f"{name}/{version}"):
             raise RegistryError(f"{name}/{version} not found; {self._inventory(name)}")
         return name, version
 
@@ -410,12 +466,12 @@ class Registry:
         if not numbers:
             others = [n for n in self.names() if n != name]
             more = f" (models here: {', '.join(others)})" if others else ""
-            return f"registry {self.root} has no versions of {name!r}{more}"
+            return f"registry {self.store.location} has no versions of {name!r}{more}"
         aliases = ", ".join(f"{a} -> {v}" for a, v in sorted(self._aliases(name).items())) or "none"
-        return (f"registry {self.root} has {name} versions {', '.join(f'v{n}' for n in numbers)}; "
+        return (f"registry {self.store.location} has {name} versions {', '.join(f'v{n}' for n in numbers)}; "
                 f"aliases: {aliases}")
 
-    def _check_gate_current(self, name: str, target: str, gate: GateStatus) -> None:
+    def _check_gate_current(self, name: str, target: str, gate: GateStatus, production: str | None) -> None:
         """Refuse a production promotion whose gate compared against a production that has since moved."""
         if not gate.compared_to:
             return
@@ -425,67 +481,154 @@ class Registry:
             logger.warning("gate of %s compared to %r, which is not in the registry; "
                            "not checking that it is current", target, gate.compared_to)
             return
-        production = self._aliases(name).get("production")
         if production is not None and compared != f"{name}/{production}":
             raise RegistryError(f"{target} was evaluated against {compared}, but production is now "
                                 f"{name}/{production}: run `callintent evaluate {target} …` again")
 
     def _info(self, name: str, version: str) -> VersionInfo:
-        path = self.root / name / version
+        key = f"{name}/{version}"
+        blob = self.store.read(f"{key}/{META}")
+        if blob is None:
+            raise RegistryError(f"{self.store.describe(key)}: not a model artifact (no {META})")
         try:
-            meta = ArtifactMeta.load(path)
+            meta = ArtifactMeta.from_json(blob.data.decode("utf-8", errors="replace"),
+                                          self.store.describe(f"{key}/{META}"))
         except UserError as e:
             raise RegistryError(str(e)) from None
         except (TypeError, KeyError) as e:  # fields added or missing by hand
-            raise RegistryError(f"{path / META}: invalid artifact metadata: {e}") from None
+            raise RegistryError(f"{self.store.describe(f'{key}/{META}')}: invalid artifact metadata: {e}") from None
         aliases = tuple(a for a, v in sorted(self._aliases(name).items()) if v == version)
-        return VersionInfo(name=name, version=version, path=path, created_at=meta.created_at, aliases=aliases,
-                           metrics=_flatten_numbers(meta.metrics), gate=self.gate(name, version), meta=meta)
+        return VersionInfo(name=name, version=version, path=self.store.local_root / name / version,
+                           created_at=meta.created_at, aliases=aliases, metrics=_flatten_numbers(meta.metrics),
+                           gate=self.gate(name, version), meta=meta, location=self.store.describe(key))
 
     def _existing_numbers(self, name: str) -> list[int]:
-        model_dir = self.root / name
-        if not model_dir.is_dir():
-            return []
-        return [int(m[1]) for p in model_dir.iterdir() if p.is_dir() and (m := _VERSION_RE.match(p.name))]
+        return [int(m[1]) for d in self.store.list_dirs(name) if (m := _VERSION_RE.match(d))]
 
-    def _last_number(self, name: str) -> int:
-        path = self.root / name / COUNTER_FILE
-        try:
-            return int(path.read_text(encoding="utf-8").strip())
-        except FileNotFoundError:
-            return 0
-        except ValueError:
-            raise RegistryError(f"{path}: corrupt version counter (expected an integer)") from None
+    def _claim_number(self, name: str) -> int:
+        """The next version number, recorded in ``last_version`` by a conditional write."""
+        key = f"{name}/{COUNTER_FILE}"
+        for attempt in range(WRITE_ATTEMPTS):
+            blob = self.store.read(key)
+            try:
+                last = int(blob.data.decode("utf-8").strip()) if blob is not None else 0
+            except ValueError:
+                raise RegistryError(f"{self.store.describe(key)}: corrupt version counter (expected an integer)"
+                                    ) from None
+            number = max(last, *self._existing_numbers(name), 0) + 1
+            try:
+                _write_over(self.store, key, blob, f"{number}\n")
+                return number
+            except WriteConflict:
+                _back_off(attempt)
+        raise RegistryError(f"{self.store.describe(key)}: gave up numbering a version after "
+                            f"{WRITE_ATTEMPTS} concurrent changes; try again")
 
     def _aliases(self, name: str) -> dict[str, str]:
-        path = self.root / name / ALIASES_FILE
+        return self._alias_state(name)[0]
+
+    def _alias_state(self, name: str) -> tuple[dict[str, str], int, Blob | None]:
+        """``(aliases, events so far, the object as read)``."""
+        key = f"{name}/{ALIASES_FILE}"
+        blob = self.store.read(key)
+        if blob is None:
+            return {}, 0, None
+        where = self.store.describe(key)
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except json.JSONDecodeError as e:
-            raise RegistryError(f"{path}: corrupt aliases file: {e}") from None
-        if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
-            raise RegistryError(f"{path}: aliases must be an object of alias -> version")
-        return raw
+            raw = json.loads(blob.data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise RegistryError(f"{where}: corrupt aliases file: {e}") from None
+        events = raw.pop(EVENTS_KEY, 0) if isinstance(raw, dict) else None
+        if (not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values())
+                or isinstance(events, bool) or not isinstance(events, int)):
+            raise RegistryError(f"{where}: aliases must be an object of alias -> version")
+        return raw, events, blob
 
-    def _write_aliases(self, name: str, aliases: dict[str, str]) -> None:
-        _atomic_write(self.root / name / ALIASES_FILE, json.dumps(aliases, indent=2, sort_keys=True) + "\n")
+    def _move_alias(self, name: str, alias: str, choose: Callable[[dict[str, str]], str | None], *,
+                    action: str, reason: str = "", forced: bool = False) -> tuple[str | None, str] | None:
+        """Point ``alias`` where ``choose(current aliases)`` says, and record the event.
 
-    def _append_history(self, name: str, entry: HistoryEntry) -> None:
-        with open(self.root / name / HISTORY_FILE, "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry.to_json()) + "\n")
+        The whole alias object is replaced in one conditional write against the state ``choose``
+        saw; if another writer got there first, the state is read again and ``choose`` asked
+        again, so no update is lost. The event is numbered by the write that won it.
 
-    @contextlib.contextmanager
-    def _locked(self, name: str) -> Iterator[None]:
-        """Hold an exclusive ``flock`` on ``<name>/.lock`` (released when the file closes)."""
-        import fcntl
+        Returns:
+            ``(previous, new)`` version, or None when ``choose`` said there is nothing to do.
+        """
+        key = f"{name}/{ALIASES_FILE}"
+        for attempt in range(WRITE_ATTEMPTS):
+            aliases, events, blob = self._alias_state(name)
+            target = choose(aliases)
+            if target is None:
+                return None
+            previous = aliases.get(alias)
+            state = {**aliases, alias: target, EVENTS_KEY: events + 1}
+            try:
+                _write_over(self.store, key, blob, json.dumps(state, indent=2, sort_keys=True) + "\n")
+            except WriteConflict:
+                logger.info("%s changed while moving %s; reading it again", self.store.describe(key), alias)
+                _back_off(attempt)
+                continue
+            entry = HistoryEntry(_now(), _user(), action, alias, previous, target, reason=reason, forced=forced)
+            self.store.add_history(name, events + 1, json.dumps(entry.to_json()))
+            return previous, target
+        raise RegistryError(f"{self.store.describe(key)}: gave up after {WRITE_ATTEMPTS} concurrent changes; "
+                            "try again")
 
-        model_dir = self.root / name
-        model_dir.mkdir(parents=True, exist_ok=True)
-        with open(model_dir / LOCK_FILE, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
+    def _local_copy(self, name: str, version: str) -> Path:
+        """The version's local directory: itself (local store), or a verified copy in the cache."""
+        local = self.store.local_root / name / version
+        if not self.store.remote:
+            return local
+        key = f"{name}/{version}"
+        where = self.store.describe(f"{key}/{MANIFEST}")
+        blob = self.store.read(f"{key}/{MANIFEST}")
+        if blob is None:
+            raise RegistryError(f"{self.store.describe(key)} has no {MANIFEST}: its upload was interrupted "
+                                "(or it was not stored by `callintent models register`); register the artifact again")
+        try:
+            entries = parse_manifest(blob.data.decode("utf-8", errors="replace"), where)
+        except ValueError as e:
+            raise RegistryError(str(e)) from None
+        if local.is_dir():
+            bad = mismatches(local, entries)
+            if not bad:
+                return local
+            logger.warning("cached %s: %s do(es) not match %s; downloading the version again",
+                           local, ", ".join(bad), where)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        fresh = local.parent / f".incoming-{uuid.uuid4().hex}"
+        stale = local.parent / f".stale-{uuid.uuid4().hex}"
+        try:
+            self.store.fetch_dir(key, fresh)
+            bad = mismatches(fresh, entries)
+            if bad:
+                raise RegistryError(f"{self.store.describe(f'{key}/{bad[0]}')} does not match its sha256 in {where}: "
+                                    f"the stored version is corrupt ({len(bad)} bad file(s): {', '.join(bad)}); "
+                                    "refusing to use it")
+            if local.exists():
+                os.rename(local, stale)
+            try:
+                os.rename(fresh, local)
+            except OSError:  # another process put a copy in place meanwhile
+                if mismatches(local, entries):
+                    raise
+        finally:
+            for leftover in (fresh, stale):
+                if leftover.exists():
+                    shutil.rmtree(leftover, ignore_errors=True)
+        logger.info("downloaded %s to %s (%d files verified)", self.store.describe(key), local, len(entries))
+        return local
+
+
+def _write_over(store: RegistryStore, key: str, read: Blob | None, text: str) -> None:
+    """Replace ``key`` with ``text`` only if it is still what was ``read`` (absent if None)."""
+    store.write(key, text.encode("utf-8"), if_match=read.token if read is not None else None,
+                if_absent=read is None)
+
+
+def _back_off(attempt: int) -> None:
+    time.sleep(random.uniform(0, 0.02 * (attempt + 1)))  # jitter, so retrying writers spread out
 
 
 def alias_ref(ref: str | Path, *, name: str = DEFAULT_NAME) -> tuple[str, str] | None:
@@ -504,12 +647,6 @@ def _check_name(name: str) -> None:
     if not _NAME_RE.match(name) or _VERSION_RE.match(name) or name in ALIASES:
         raise RegistryError("model name must be lowercase letters, digits, '.', '_' or '-' and not look "
                             f"like a version or alias, got {name!r}")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _flatten_numbers(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:

@@ -24,8 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=3000, help="port (default %(default)s)")
     parser.add_argument("--model", default=None, help="registry reference: production (default), candidate, v3, …")
     parser.add_argument("--config", default=None, metavar="FILE", help="service YAML (default serving/configs/serve.yaml)")
-    parser.add_argument("--registry", default=None, metavar="DIR", help="registry root (default $CALLINTENT_REGISTRY "
-                                                                        "or models/registry)")
+    parser.add_argument("--registry", default=None, metavar="DIR|URL",
+                        help="registry root, a directory or s3://bucket/prefix (default $CALLINTENT_REGISTRY "
+                             "or models/registry)")
+    parser.add_argument("--registry-endpoint", default=None, metavar="URL",
+                        help="S3-compatible endpoint of an s3:// registry (serve.yaml registry_endpoint_url; "
+                             "default $AWS_ENDPOINT_URL, else AWS)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="override a config key, e.g. --set limits.max_live_sessions=4 --set asr.device=cuda")
     parser.add_argument("--dry-run", action="store_true", help="check everything and print the command; do not start")
@@ -34,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from callintent.config import parse_override
     from callintent.errors import UserError
-    from models.registry import Registry, RegistryError
+    from models.registry import RegistryError
     from serving.auth import load_api_keys
     from serving.config import ENV_OVERRIDES, config_env, load_serve_config
 
@@ -43,8 +47,10 @@ def run(args: argparse.Namespace) -> int:
         overrides["model"] = args.model
     if args.registry:
         overrides["registry"] = args.registry
+    if args.registry_endpoint:
+        overrides["registry_endpoint_url"] = args.registry_endpoint
     config = load_serve_config(args.config, overrides=overrides)
-    registry = Registry(config.registry or None)
+    registry = config.open_registry()
     try:
         model_dir = registry.resolve(config.model)
     except RegistryError as e:

@@ -27,11 +27,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callintent.config import ConfigError, load_config
 from speech.asr import AsrConfig
 from serving.live_call import StreamConfig
+
+if TYPE_CHECKING:
+    from models.registry import Registry
 
 #: The serving default of ``AsrConfig.encoder_min_seconds`` (see speech.asr): the shortest encoder
 #: window that decoded our test calls without Whisper's short-context loops (BENCHMARKS.md).
@@ -301,8 +304,10 @@ class ServeConfig:
             finish on their model; a version that fails to load is refused and the old one keeps
             serving; ``serving/model_watch.py``). 0 = never; a pinned version (``v3``) is never watched.
         variant: ``int8`` (default, faster on CPU) or ``fp32``.
-        registry: Registry root; ``""`` = the registry's own default (``$CALLINTENT_REGISTRY`` or
-            ``models/registry``).
+        registry: Registry root, a directory or ``s3://bucket/prefix``; ``""`` = the registry's own
+            default (``$CALLINTENT_REGISTRY`` or ``models/registry``).
+        registry_endpoint_url: S3-compatible endpoint of an ``s3://`` registry; ``""`` =
+            ``$AWS_ENDPOINT_URL``, else AWS S3.
         model_threads: ONNX Runtime intra-op threads; 0 = all cores.
         model_spinning: Let those threads spin-wait between runs (ONNX Runtime's default).
             Off by default: on a few cores the spinning takes CPU from the live calls' ASR
@@ -341,6 +346,7 @@ class ServeConfig:
     model_watch_seconds: float = 30.0
     variant: str = "int8"
     registry: str = ""
+    registry_endpoint_url: str = ""
     model_threads: int = 0
     model_spinning: bool = False
     asr: AsrConfig = field(default_factory=lambda: AsrConfig(encoder_min_seconds=LIVE_ENCODER_MIN_SECONDS))
@@ -391,9 +397,18 @@ class ServeConfig:
         """
         if self.call_log.url:
             return self.call_log.url
+        registry = self.open_registry()
+        if registry.remote:
+            raise ConfigError(f"call_log.url must be set when the registry is an object store ({registry.root}): "
+                              "the default SQLite file lives in a local registry directory "
+                              "(use postgresql+psycopg://… for replicas)")
+        return f"sqlite:///{registry.root / CALL_LOG_FILE}"
+
+    def open_registry(self) -> Registry:
+        """The model registry this config names (``registry``, ``registry_endpoint_url``)."""
         from models.registry import Registry
 
-        return f"sqlite:///{Registry(self.registry or None).root / CALL_LOG_FILE}"
+        return Registry(self.registry or None, endpoint_url=self.registry_endpoint_url or None)
 
 
 def load_serve_config(

@@ -147,14 +147,13 @@ class CallIntentService:
     """The live scoring service: loads the models once per worker and answers every route."""
 
     def __init__(self) -> None:
-        from models.registry import Registry
         from serving.calllog.writer import WriterMetrics, start_call_log
         from serving.metrics import service_metrics
         from speech.asr import SpeechRecognizer
 
         started = time.perf_counter()
         configure_logging(CONFIG)
-        registry = Registry(CONFIG.registry or None)
+        registry = CONFIG.open_registry()
         model_dir = registry.resolve(CONFIG.model)
         predictor = load_predictor(CONFIG, model_dir)
         metrics = service_metrics()
