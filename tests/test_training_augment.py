@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -291,3 +292,25 @@ def test_spoken_frame_puts_a_greeting_before_typed_rows_and_keeps_label_and_span
     assert again == out
     # Framed rows have turns now: a second pass frames only the rest, never a row twice.
     assert spoken_frame(out, 1.0, seed=2)[1] == 200 - framed
+
+
+def test_shipped_asr_cache_has_no_test_row_and_matches_the_real_sets():
+    """data/asr/: the real-set rows are the ASR text of data/real's own train/validation rows."""
+    from data.jsonl import read_objects
+
+    repo = Path(__file__).resolve().parents[1]
+    real = {row["call_id"]: row for _, _, row in read_objects(sorted((repo / "data/real").glob("*.jsonl")), missing="missing")}
+    files = sorted((repo / "data/asr").glob("*.jsonl.gz"))
+    assert [f.name for f in files] == ["corpus_natural.jsonl.gz", "real_natural.jsonl.gz"]
+    rows = [row for _, _, row in read_objects(files, missing="missing")]
+    assert len(rows) > 2500 and {r["split"] for r in rows} == {"train", "validation"}
+    asr = read_asr_texts(files)
+    matched = 0
+    for row in rows:
+        assert asr[row["call_id"]].words and row["render"]["channel"]["codec"]
+        if row["call_id"] in real:
+            source = real[row["call_id"]]
+            assert source["split"] == row["split"] != "test"
+            assert asr[row["call_id"]].reference == source["transcript"]
+            matched += 1
+    assert matched > 1000
