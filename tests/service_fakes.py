@@ -84,3 +84,22 @@ def serving_client(svc: Any) -> Iterator[Any]:
         if "score_batch" in vars(svc):  # its batcher was made: stop its dispatcher
             svc.score_batch.close()
         svc.decode_pool.shutdown()
+
+
+def finish_call(ws: Any, audio: bytes, *, chunk_bytes: int = 6400) -> list[dict]:
+    """Send the rest of a live call's audio over a test client's ``/v1/stream`` socket, then ``stop``;
+    returns its events until the server closes the socket."""
+    import json
+
+    import pytest
+    from starlette.websockets import WebSocketDisconnect
+
+    for i in range(0, len(audio), chunk_bytes):
+        ws.send_bytes(audio[i:i + chunk_bytes])
+    ws.send_text(json.dumps({"type": "stop"}))
+    events = []
+    with pytest.raises(WebSocketDisconnect):
+        while True:
+            events.append(ws.receive_json())
+    return events
+

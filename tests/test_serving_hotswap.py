@@ -99,22 +99,10 @@ def _start(ws, call_id: str) -> dict:
     return ws.receive_json()
 
 
-def _finish(ws, audio: bytes) -> list[dict]:
-    """Send the rest of a call's audio and stop; its events until the socket closes."""
-    from starlette.websockets import WebSocketDisconnect
-
-    for i in range(0, len(audio), 6400):
-        ws.send_bytes(audio[i:i + 6400])
-    ws.send_text(json.dumps({"type": "stop"}))
-    events = []
-    with pytest.raises(WebSocketDisconnect):
-        while True:
-            events.append(ws.receive_json())
-    return events
 
 
 def test_a_promotion_reaches_new_calls_and_batches_while_open_calls_keep_their_model(registry, wire):
-    from tests.service_fakes import serving_client
+    from tests.service_fakes import finish_call, serving_client
 
     svc = wire()
     watch = svc.model_watch
@@ -136,9 +124,9 @@ def test_a_promotion_reaches_new_calls_and_batches_while_open_calls_keep_their_m
 
             with client.websocket_connect("/v1/stream") as new_call:  # started after the swap
                 assert _start(new_call, "new-1")["model"] == V2
-                after_swap = _finish(new_call, _audio(2.0))
+                after_swap = finish_call(new_call, _audio(2.0))
             scored = client.post("/score", json={"transcript": "hi how much for a new roof", "call_id": "rest-1"})
-            rest = _finish(open_call, _audio(0.8))  # the open call goes on after the swap, to its end
+            rest = finish_call(open_call, _audio(0.8))  # the open call goes on after the swap, to its end
 
     assert scored.status_code == 200 and scored.json()["model"] == V2
     types = [e["type"] for e in rest]

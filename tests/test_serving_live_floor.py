@@ -86,21 +86,13 @@ def _service(monkeypatch, *, keys: bool = False, overrides: dict | None = None):
 
 def _play(client, call_id: str, *, seconds: float = 2.7, headers: dict | None = None, source: str = "facebook_ads"):
     """One call through the real /v1/stream route; returns its events."""
-    from starlette.websockets import WebSocketDisconnect
+    from tests.service_fakes import finish_call
 
     with client.websocket_connect("/v1/stream", headers=headers or {}) as ws:
         ws.send_text(json.dumps({"type": "start", "call_id": call_id, "encoding": "pcm16", "sample_rate": 16000,
                                  "metadata": {"source": source, "campaign": "spring-roofs", "caller": "555 867 5309"}}))
         assert ws.receive_json()["type"] == "started"
-        audio = _tone(seconds)
-        for i in range(0, len(audio), 6400):
-            ws.send_bytes(audio[i:i + 6400])
-        ws.send_text(json.dumps({"type": "stop"}))
-        events = []
-        with pytest.raises(WebSocketDisconnect):
-            while True:
-                events.append(ws.receive_json())
-    return events
+        return finish_call(ws, _tone(seconds))
 
 
 def _sse(text: str) -> list[tuple[str, dict]]:
