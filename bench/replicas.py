@@ -1,4 +1,4 @@
-"""Rolling update and model promotion across two replicas behind HAProxy under live calls and ``/score`` traffic: the figures.
+"""Rolling update and promotion across two replicas behind HAProxy under live calls and /score: the figures.
 
 The scenarios of ``tests/test_replicas.py`` (``tests/replica_harness.py``: a throwaway PostgreSQL call
 log, two ``callintent serve`` replicas sharing it and one registry, HAProxy from Debian in front),
@@ -54,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="length of each call's audio (default %(default)s)")
     parser.add_argument("--score-interval", type=float, default=0.05, help="pause between /score requests")
     parser.add_argument("--promote", action="store_true",
-                        help="serve an s3:// registry (moto) and promote v1 -> v2 under traffic before the restarts")
+                        help="serve an s3:// registry (moto) and promote v1 -> v2 under traffic "
+                             "before the restarts")
     parser.add_argument("--watch-seconds", type=float, default=1.0,
                         help="model_watch_seconds of the replicas with --promote (default %(default)s)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the figures here")
@@ -85,16 +86,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.promote:
                 registry, env, new = _s3_registry(stack, registry)
                 overrides = {"model_watch_seconds": args.watch_seconds}
-            cluster = stack.enter_context(replica_cluster(root, registry=registry, call_log_url=pg.create_database(),
-                                                          overrides=overrides, env=env))
+            cluster = stack.enter_context(replica_cluster(root, registry=registry, overrides=overrides,
+                                                          env=env, call_log_url=pg.create_database()))
             if args.promote:
-                promo = asyncio.run(promotion(cluster, frames, new, calls_before=args.calls, calls_after=args.calls,
-                                               score_interval=args.score_interval, prefix="promote-"))
+                promo = asyncio.run(promotion(cluster, frames, new, calls_before=args.calls,
+                                              calls_after=args.calls, score_interval=args.score_interval,
+                                              prefix="promote-"))
                 promoted = promo.figures()
                 switched = promo.seconds_to_switch()
+                wrong_calls, wrong_scores = promo.wrong_calls(), promo.wrong_scores()
                 problems = [*(["records lost"] if promo.lost_calls else []),
-                            *([f"wrong model: {promo.wrong_calls()}"] if promo.wrong_calls() else []),
-                            *([f"/score wrong model: {promo.wrong_scores()}"] if promo.wrong_scores() else []),
+                            *([f"wrong model: {wrong_calls}"] if wrong_calls else []),
+                            *([f"/score wrong model: {wrong_scores}"] if wrong_scores else []),
                             *([f"not switched: {switched}"] if None in switched.values() else []),
                             *(["a replica had no open call"] if len(promo.open_at_promotion) < 2 else []),
                             *(["a call closed before the switch"]
@@ -126,9 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = {key: sum(r[key] for r in rounds) for key in ("calls_open_at_sigterm", "calls_made", "finals_received",
                                                             "score_requests", "outcomes_sent", "records_expected",
                                                             "records_written", "records_lost", "outcomes_lost")}
-    print(f"total: {json.dumps(total)}")
+    if rounds:
+        print(f"total: {json.dumps(total)}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"promotion": promoted, "rounds": rounds, "total": total}, indent=1))
+        figures_json = {"promotion": promoted, "rounds": rounds, "total": total}
+        Path(args.json).write_text(json.dumps(figures_json, indent=1))
     return 1 if failed else 0
 
 

@@ -25,10 +25,11 @@ calls. It returns a :class:`RestartReport`: what was sent, where it went, what r
 :func:`promotion`: the replicas serve the ``production`` alias of an ``s3://`` registry and watch it
 (serve.yaml ``model_watch_seconds``). With live calls open on both replicas and ``/score`` traffic
 running, ``callintent models promote`` (the CLI, against the same ``s3://`` URL) moves the alias;
-the open calls are held mid-sentence (streaming silence in real time, then the rest of the speech) until every replica's ``/readyz``
-(``X-Callintent-Model``) and ``/metrics`` (``callintent_model_info``) name the new version; then
-new calls open. It returns a :class:`PromotionReport`: the model each call's events and call-log row
-name, each ``/score`` answer's model, how long each replica took to switch, records written and lost.
+the open calls are held mid-sentence (streaming silence in real time, then the rest of the speech)
+until every replica's ``/readyz`` (``X-Callintent-Model``) and ``/metrics``
+(``callintent_model_info``) name the new version; then new calls open. It returns a
+:class:`PromotionReport`: the model each call's events and call-log row name, each ``/score``
+answer's model, how long each replica took to switch, records written and lost.
 """
 
 from __future__ import annotations
@@ -218,13 +219,15 @@ class ReplicaCluster:
         from tests.server_harness import REPO
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("CALLINTENT_")}
-        env.update({"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])),
-                    **self.env})
+        path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
+        env.update({"PYTHONPATH": path, **self.env})
         command = [sys.executable, "-m", "callintent", "models", "promote", ref, "--to", alias,
                    "--force", "--reason", reason, "--registry", str(self.registry)]
-        done = subprocess.run(command, cwd=self.tmp_root, env=env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(command, cwd=self.tmp_root, env=env, capture_output=True, text=True,
+                              timeout=120)
         if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} exited with {done.returncode}:\n{done.stdout}{done.stderr}")
+            raise RuntimeError(f"{' '.join(command)} exited with {done.returncode}:\n"
+                               f"{done.stdout}{done.stderr}")
 
     # -- HAProxy -----------------------------------------------------------------------------------
 
@@ -490,7 +493,8 @@ def logged_models(call_log_url: str) -> dict[str, str]:
     engine = sa.create_engine(call_log_url)
     try:
         with engine.connect() as connection:
-            return {call_id: model for call_id, model in connection.execute(sa.text("SELECT call_id, model FROM calls"))}
+            rows = connection.execute(sa.text("SELECT call_id, model FROM calls"))
+            return {call_id: model for call_id, model in rows}
     finally:
         engine.dispose()
 
@@ -729,7 +733,8 @@ class PromotionReport:
 
     def seconds_to_switch(self) -> dict[str, float | None]:
         """Per replica: seconds from the promote command's return until it served the new model."""
-        return {name: None if at is None else round(at - self.promoted_at, 2) for name, at in self.switched_at.items()}
+        return {name: None if at is None else round(at - self.promoted_at, 2)
+                for name, at in self.switched_at.items()}
 
     @staticmethod
     def models_of(call: CallResult) -> set[str]:
@@ -764,7 +769,8 @@ class PromotionReport:
             last_new[s.replica] = last_new.get(s.replica, False) or s.model == self.new
             logged = self.models_logged.get(s.call_id, s.model)
             if s.model != expected or logged != s.model:
-                wrong[s.call_id] = f"{s.replica}: answered {s.model!r}, expected {expected!r}, logged {logged!r}"
+                wrong[s.call_id] = (f"{s.replica}: answered {s.model!r}, expected {expected!r}, "
+                                    f"logged {logged!r}")
         return wrong
 
     def open_across_switch(self) -> list[str]:
@@ -841,8 +847,9 @@ async def promotion(cluster: ReplicaCluster, frames: Sequence[bytes], new: str, 
                                                interval=score_interval))
     ready = [asyncio.Event() for _ in range(calls_before)]
     before = [CallResult(f"{prefix}before-{i}") for i in range(calls_before)]
-    tasks = [asyncio.create_task(live_call(cluster.lb_ws, call.call_id, frames, realtime=True, on_started=ready[i],
-                                           result=call, hold=hold)) for i, call in enumerate(before)]
+    tasks = [asyncio.create_task(live_call(cluster.lb_ws, call.call_id, frames, realtime=True,
+                                           on_started=ready[i], result=call, hold=hold))
+             for i, call in enumerate(before)]
     try:
         await asyncio.wait_for(asyncio.gather(*(event.wait() for event in ready)), 60)
         await asyncio.sleep(1.0)  # partials flowing on every call, /score answered by the old model

@@ -79,8 +79,8 @@ def test_rolling_restart_loses_no_call_and_the_balancer_spreads_calls(tmp_path: 
 WATCH_SECONDS = 1.0
 
 
-def test_a_promotion_reaches_both_replicas_and_no_open_call_changes_model(tmp_path: Path, pg_server: PgServer,  # noqa: F811
-                                                                         s3: S3Server, s3_env: str) -> None:  # noqa: F811
+def test_a_promotion_reaches_both_replicas_and_no_open_call_changes_model(
+        tmp_path: Path, pg_server: PgServer, s3: S3Server, s3_env: str) -> None:  # noqa: F811
     """Both replicas serve ``production`` of one ``s3://`` registry (moto's server). With calls open
     on both and ``/score`` traffic running, ``callintent models promote`` moves it to v2: each
     replica's ``/readyz`` and ``/metrics`` name v2 within a few polls, the open calls finish on v1
@@ -119,9 +119,11 @@ def test_a_promotion_reaches_both_replicas_and_no_open_call_changes_model(tmp_pa
     assert sum(report.open_at_promotion.values()) == len(report.before), context
     assert report.open_across_switch() == [c.call_id for c in report.before], context
     for call in report.calls:
-        assert call.final is not None and call.close == (1000, "stop"), (call.call_id, call.events[-1:], call.close)
+        assert call.final is not None and call.close == (1000, "stop"), (call.call_id, call.events[-1:],
+                                                                         call.close)
     assert report.wrong_calls() == {}, context  # before: v1 throughout; after: v2 throughout
-    assert figures["calls_on_old"] == len(report.before) and figures["calls_on_new"] == len(report.after), context
+    on = (figures["calls_on_old"], figures["calls_on_new"])
+    assert on == (len(report.before), len(report.after)), context
 
     # /score: v1 before, v2 from both replicas once they switched, never back to v1 on a replica.
     assert {s.status for s in report.scores} == {200}, context
