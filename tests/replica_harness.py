@@ -3,8 +3,9 @@
 :func:`replica_cluster` starts, on loopback and on ports chosen at run time:
 
 * the replicas: ``callintent serve`` processes as ``tests/server_harness.py`` starts them, both
-  serving one registry (a local folder now; an ``s3://`` URL once the object-store registry lands)
-  and writing one PostgreSQL call log (``tests/pg_harness.py`` runs the server);
+  serving one registry (a local folder, or an ``s3://`` URL on an S3-compatible server: pass its
+  AWS variables in ``env``; each replica gets its own download cache, as each pod would) and
+  writing one PostgreSQL call log (``tests/pg_harness.py`` runs the server);
 * HAProxy from Debian in front (:data:`HAPROXY_CONFIG`): HTTP and WebSocket on one frontend,
   ``leastconn`` without stickiness (each live call is one connection, so it needs none), a
   health check on ``/readyz`` every 250 ms (a draining replica answers 503 and leaves the pool),
@@ -13,32 +14,22 @@
 
 Every process is stopped when the context exits, whatever happened inside.
 
-:func:`rolling_restart` is the scenario ``tests/test_replicas.py`` checks and ``bench/replicas.py``
-runs longer: live calls (``/v1/stream``, espeak-ng speech) and ``/score`` traffic (each answer
-followed by ``POST /calls/{id}/outcome`` for some) through the load balancer, one replica SIGTERMed
-while it has open calls, new calls while it is gone, the replica started again and taking calls.
-It returns a :class:`RestartReport`: what was sent, where it went, what reached PostgreSQL, lost.
+Two scenarios run on it, each checked by ``tests/test_replicas.py`` and run longer by
+``bench/replicas.py``:
 
-Promotion across replicas (TODO, after the object-store registry and the model hot-swap land)
--------------------------------------------------------------------------------------------
-Not collected as a test yet: it needs ``Registry("s3://…")`` (helper s3reg) and serve.yaml
-``model_watch_seconds`` (helper hotswap), neither on this branch. The cluster is built for it:
-``registry`` may be any reference ``Registry`` accepts and ``overrides``/``env`` reach both
-replicas. The lead adds, once both are merged, roughly::
+:func:`rolling_restart`: live calls (``/v1/stream``, espeak-ng speech) and ``/score`` traffic (each
+answer followed by ``POST /calls/{id}/outcome`` for some) through the load balancer, one replica
+SIGTERMed while it has open calls, new calls while it is gone, the replica started again and taking
+calls. It returns a :class:`RestartReport`: what was sent, where it went, what reached PostgreSQL, lost.
 
-    def test_promotion_switches_both_replicas_and_no_open_call_changes_model(tmp_path, pg_server, s3_server):
-        registry = f"s3://callintent/{uuid}"          # moto server mode; AWS_ENDPOINT_URL in env
-        v1, v2 = register two tiny artifacts (different keyword sets, so scores tell them apart)
-        Registry(registry).promote(v1, "production")
-        with replica_cluster(tmp_path, registry=registry, call_log_url=pg_server.create_database(),
-                             overrides={"model_watch_seconds": 0.5}, env=s3_env) as cluster:
-            open calls through the LB (realtime, >= 1 per replica), each noting the model of its
-            `decision`/`final` events (events carry `model`) and of the call-log row;
-            cluster.promote(v2)                         # the hook below: Registry(...).promote(...)
-            wait until GET /readyz of *each replica* (cluster.replica_url(name)) names v2;
-            new calls and /score through the LB: model == v2 on both replicas (X-Served-By);
-            assert every call opened before the promotion reports v1 in all its events and row,
-            every call opened after reports v2, and call-log rows == calls made (lost = 0).
+:func:`promotion`: the replicas serve the ``production`` alias of an ``s3://`` registry and watch it
+(serve.yaml ``model_watch_seconds``). With live calls open on both replicas and ``/score`` traffic
+running, ``callintent models promote`` (the CLI, against the same ``s3://`` URL) moves the alias;
+the open calls are held mid-sentence (streaming silence in real time, then the rest of the speech)
+until every replica's ``/readyz`` (``X-Callintent-Model``) and ``/metrics``
+(``callintent_model_info``) name the new version; then new calls open. It returns a
+:class:`PromotionReport`: the model each call's events and call-log row name, each ``/score``
+answer's model, how long each replica took to switch, records written and lost.
 """
 
 from __future__ import annotations
@@ -48,10 +39,13 @@ import contextlib
 import csv
 import io
 import json
+import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -123,7 +117,7 @@ class ReplicaCluster:
 
     Args:
         tmp_root: Working folder (logs, BentoML homes, the HAProxy config and admin socket).
-        registry: The registry both replicas serve (a folder; later also an ``s3://`` URL).
+        registry: The registry both replicas serve (a folder or an ``s3://`` URL).
         call_log_url: The shared call log (a PostgreSQL URL).
         names: The replicas' names (HAProxy server names, the ``X-Served-By`` values).
         overrides: ``ServeConfig`` overrides for every replica.
@@ -186,8 +180,9 @@ class ReplicaCluster:
 
     def start_replica(self, name: str, timeout: float = 180.0) -> Server:
         """Start (or start again) one replica on its own port, waiting for its ``/readyz``."""
+        env = {"CALLINTENT_REGISTRY_CACHE": str(self.tmp_root / f"registry-cache-{name}"), **self.env}
         server = start_server(f"replica-{name}-{self.lb_port}", self.tmp_root, registry=self.registry,
-                              overrides=self.overrides, env=self.env, port=self.ports[name], timeout=timeout)
+                              overrides=self.overrides, env=env, port=self.ports[name], timeout=timeout)
         self.servers[name] = server
         return server
 
@@ -214,11 +209,25 @@ class ReplicaCluster:
         shutil.rmtree(self._admin_dir, ignore_errors=True)
 
     def promote(self, ref: str, alias: str = "production", reason: str = "replica test") -> None:
-        """Point ``alias`` of the shared registry at ``ref`` (the promotion scenario's trigger: the
-        replicas see it through their ``model_watch_seconds`` poll once the hot-swap lands)."""
-        from models.registry import Registry
+        """Point ``alias`` of the shared registry at ``ref`` as an operator does: ``callintent models
+        promote`` in its own process, with the replicas' environment (the S3 endpoint and keys).
+        The replicas see it through their ``model_watch_seconds`` poll.
 
-        Registry(self.registry).promote(ref, alias, force=True, reason=reason)
+        Raises:
+            RuntimeError: the command failed (with its output).
+        """
+        from tests.server_harness import REPO
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CALLINTENT_")}
+        path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
+        env.update({"PYTHONPATH": path, **self.env})
+        command = [sys.executable, "-m", "callintent", "models", "promote", ref, "--to", alias,
+                   "--force", "--reason", reason, "--registry", str(self.registry)]
+        done = subprocess.run(command, cwd=self.tmp_root, env=env, capture_output=True, text=True,
+                              timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} exited with {done.returncode}:\n"
+                               f"{done.stdout}{done.stderr}")
 
     # -- HAProxy -----------------------------------------------------------------------------------
 
@@ -277,6 +286,20 @@ class ReplicaCluster:
                    if line.startswith(metric) and line[len(metric):len(metric) + 1] in ("{", " "))
 
 
+    def serving_model(self, name: str) -> tuple[str, set[str]]:
+        """What one replica says serves now: its ``/readyz`` ``X-Callintent-Model`` header, and the
+        ``model/version`` pairs its ``callintent_model_info`` gauge sets to 1."""
+        ready = httpx.get(f"{self.replica_url(name)}/readyz", timeout=10).headers.get(MODEL_HEADER, "")
+        text = httpx.get(f"{self.replica_url(name)}/metrics", timeout=10).text
+        info = {f"{m['model']}/{m['version']}" for m in MODEL_INFO.finditer(text) if float(m["value"]) == 1.0}
+        return ready, info
+
+
+MODEL_HEADER = "X-Callintent-Model"
+MODEL_INFO = re.compile(r'^callintent_model_info\{model="(?P<model>[^"]*)",version="(?P<version>[^"]*)"\} '
+                        r'(?P<value>\S+)$', re.M)
+
+
 @contextlib.contextmanager
 def replica_cluster(tmp_root: Path, **kwargs: Any) -> Iterator[ReplicaCluster]:
     """A started :class:`ReplicaCluster` (arguments as its constructor), stopped on exit."""
@@ -304,6 +327,7 @@ class CallResult:
         refused: Attempts refused before the call started (close 1013: draining or at capacity),
             each retried through the load balancer.
         started_at: ``time.monotonic()`` when ``started`` arrived (None: never started).
+        ended_at: ``time.monotonic()`` when the server closed the started call.
         error: A transport failure, if any.
     """
 
@@ -313,6 +337,7 @@ class CallResult:
     close: tuple[int | None, str] = (None, "")
     refused: list[tuple[int | None, str, str]] = field(default_factory=list)
     started_at: float | None = None
+    ended_at: float | None = None
     error: str = ""
 
     @property
@@ -326,12 +351,14 @@ class CallResult:
 
 async def live_call(ws_base: str, call_id: str, frames: Sequence[bytes], *, realtime: bool,
                     on_started: asyncio.Event | None = None, result: CallResult | None = None,
-                    attempts: int = 5) -> CallResult:
+                    attempts: int = 5, hold: asyncio.Event | None = None) -> CallResult:
     """One ``/v1/stream`` call (16 kHz pcm16 ``frames``, then ``stop``), until the server closes it.
 
     A call refused before it starts (1013: the replica drains, or is full) is tried again through
     the load balancer, as a client should; a started call is never retried. ``result`` (filled
-    in as the call goes) lets the caller see where an open call is served.
+    in as the call goes) lets the caller see where an open call is served. With ``hold`` (real
+    time only), the call sends the first half of its speech, then silence until ``hold`` is set,
+    then the rest: it stays open, mid-sentence, as long as the caller needs.
     """
     import websockets
 
@@ -353,10 +380,11 @@ async def live_call(ws_base: str, call_id: str, frames: Sequence[bytes], *, real
                 result.events.append(first)
                 if on_started is not None:
                     on_started.set()
-                sender = asyncio.create_task(_send(ws, frames, realtime))
+                sender = asyncio.create_task(_send(ws, frames, realtime, hold))
                 try:
                     while (event := await _next_event(ws)) is not None:
                         result.events.append(event)
+                    result.ended_at = time.monotonic()
                 finally:
                     sender.cancel()
                     with contextlib.suppress(asyncio.CancelledError, websockets.exceptions.ConnectionClosed):
@@ -382,12 +410,26 @@ async def _next_event(ws: Any, timeout: float = 60.0) -> dict | None:
         return None
 
 
-async def _send(ws: Any, frames: Sequence[bytes], realtime: bool) -> None:
-    started = time.monotonic()
-    for i, frame in enumerate(frames):
-        if realtime:
-            await asyncio.sleep(max(0.0, started + i * 0.02 - time.monotonic()))
-        await ws.send(frame)
+async def _send(ws: Any, frames: Sequence[bytes], realtime: bool, hold: asyncio.Event | None = None) -> None:
+    """The frames (every 20 ms when ``realtime``), then ``stop``; with ``hold``, silence in the middle
+    until it is set."""
+    if hold is None or not realtime:
+        parts: list[Sequence[bytes]] = [frames]
+    else:
+        parts = [frames[:len(frames) // 2], frames[len(frames) // 2:]]
+    started, sent = time.monotonic(), 0
+    for n, part in enumerate(parts):
+        if n:  # a caller pausing mid-sentence: 20 ms of silence at a time, in real time
+            silence = bytes(len(frames[0]))
+            while not hold.is_set():
+                await asyncio.sleep(max(0.0, started + sent * 0.02 - time.monotonic()))
+                await ws.send(silence)
+                sent += 1
+        for frame in part:
+            if realtime:
+                await asyncio.sleep(max(0.0, started + sent * 0.02 - time.monotonic()))
+            await ws.send(frame)
+            sent += 1
     await ws.send(json.dumps({"type": "stop"}))
 
 
@@ -400,12 +442,17 @@ class ScoreResult:
         status: HTTP status, or the transport error's name.
         replica: ``X-Served-By``.
         outcome_status: Status of ``POST /calls/{id}/outcome`` (None: none sent).
+        model: The model that scored it (``model`` of the answer).
+        sent_at, answered_at: ``time.monotonic()`` when the request went out and its answer came.
     """
 
     call_id: str
     status: int | str
     replica: str = ""
     outcome_status: int | str | None = None
+    model: str = ""
+    sent_at: float = 0.0
+    answered_at: float = 0.0
 
 
 #: Every outcome carries its own ``occurred_at``, so a retried POST is the same outcome (200), not a conflict.
@@ -420,12 +467,15 @@ async def score_traffic(url: str, stop: asyncio.Event, *, prefix: str, interval:
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         while not stop.is_set():
             call_id = f"{prefix}-{len(results)}"
-            result = ScoreResult(call_id, "")
+            result = ScoreResult(call_id, "", sent_at=time.monotonic())
             try:
                 response = await client.post("/score", json={
                     "transcript": "hi I saw your ad, how much would a new roof cost, can someone come out",
                     "call_id": call_id, "metadata": {"source": "replicas"}})
+                result.answered_at = time.monotonic()
                 result.status, result.replica = response.status_code, response.headers.get(SERVED_BY, "")
+                if response.status_code == 200:
+                    result.model = response.json()["model"]
                 if response.status_code == 200 and len(results) % outcome_every == 0:
                     outcome = await client.post(f"/calls/{call_id}/outcome", json=OUTCOME)
                     result.outcome_status = outcome.status_code
@@ -434,6 +484,19 @@ async def score_traffic(url: str, stop: asyncio.Event, *, prefix: str, interval:
             results.append(result)
             await asyncio.sleep(interval)
     return results
+
+
+def logged_models(call_log_url: str) -> dict[str, str]:
+    """Each call-log row's call id and the model that scored it."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(call_log_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT call_id, model FROM calls"))
+            return {call_id: model for call_id, model in rows}
+    finally:
+        engine.dispose()
 
 
 def logged(call_log_url: str) -> tuple[set[str], set[str]]:
@@ -605,6 +668,212 @@ async def rolling_restart(cluster: ReplicaCluster, frames: Sequence[bytes], *, c
     while True:  # the writers flush every 50 ms; a replica's queue may still be on its way
         report.calls_logged, report.outcomes_logged = await asyncio.to_thread(logged, cluster.call_log_url)
         if not (report.lost_calls or report.lost_outcomes) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# A promotion across replicas
+
+
+@dataclass
+class PromotionReport:
+    """What :func:`promotion` sent, which model answered and what the call log holds.
+
+    Attributes:
+        old, new: The model serving before (``intent/v1``) and the one promoted.
+        before: Live calls opened before the promotion, held open until every replica switched.
+        after: Live calls opened once every replica had switched.
+        scores: Every ``/score`` request (the whole time).
+        open_at_promotion: Live calls open per replica when the promote command started.
+        promote_started, promoted_at: ``time.monotonic()`` when the command started and returned
+            (the alias was written in between).
+        switched_at: Per replica, when both its ``/readyz`` and its ``/metrics`` first named the new
+            model (polled every 0.1 s); None: not within the timeout.
+        models_logged: The call log's rows at the end: call id -> model.
+        seconds: The whole scenario.
+    """
+
+    old: str
+    new: str
+    before: list[CallResult]
+    after: list[CallResult]
+    scores: list[ScoreResult]
+    open_at_promotion: dict[str, int]
+    promote_started: float
+    promoted_at: float
+    switched_at: dict[str, float | None]
+    models_logged: dict[str, str]
+    seconds: float
+
+    @property
+    def calls(self) -> list[CallResult]:
+        return [*self.before, *self.after]
+
+    @property
+    def answered(self) -> list[ScoreResult]:
+        return [s for s in self.scores if s.status == 200]
+
+    @property
+    def expected_calls(self) -> set[str]:
+        """Every started live call and every answered ``/score``: each must have a row."""
+        return {c.call_id for c in self.calls if c.started} | {s.call_id for s in self.answered}
+
+    @property
+    def lost_calls(self) -> set[str]:
+        return self.expected_calls - set(self.models_logged)
+
+    @property
+    def all_switched_at(self) -> float | None:
+        """When the last replica switched (None: one never did)."""
+        times = list(self.switched_at.values())
+        return None if None in times else max(times)  # type: ignore[type-var]
+
+    def seconds_to_switch(self) -> dict[str, float | None]:
+        """Per replica: seconds from the promote command's return until it served the new model."""
+        return {name: None if at is None else round(at - self.promoted_at, 2)
+                for name, at in self.switched_at.items()}
+
+    @staticmethod
+    def models_of(call: CallResult) -> set[str]:
+        """The models a call's events name (``started`` to ``final``)."""
+        return {event.get("model", "") for event in call.events}
+
+    def wrong_calls(self) -> dict[str, str]:
+        """Calls whose events or row name another model than they should: call id -> what they said.
+        A call opened before the promotion stays on the old model, one opened after gets the new."""
+        wrong = {}
+        for calls, model in ((self.before, self.old), (self.after, self.new)):
+            for call in calls:
+                said = self.models_of(call) | {self.models_logged.get(call.call_id, "(no row)")}
+                if said != {model}:
+                    wrong[call.call_id] = ", ".join(sorted(said))
+        return wrong
+
+    def wrong_scores(self) -> dict[str, str]:
+        """``/score`` answers that name the wrong model: sent and answered before the promote command
+        started -> old; sent after every replica switched -> new; in between, a replica never goes
+        back to the old model once it answered with the new; and every row names the model that answered."""
+        wrong = {}
+        switched = self.all_switched_at
+        last_new: dict[str, bool] = {}
+        for s in self.answered:  # in the order sent (one request at a time)
+            if s.answered_at < self.promote_started:
+                expected = self.old
+            elif (switched is not None and s.sent_at > switched) or last_new.get(s.replica):
+                expected = self.new
+            else:  # during the switch: either
+                expected = s.model if s.model in (self.old, self.new) else f"{self.old} or {self.new}"
+            last_new[s.replica] = last_new.get(s.replica, False) or s.model == self.new
+            logged = self.models_logged.get(s.call_id, s.model)
+            if s.model != expected or logged != s.model:
+                wrong[s.call_id] = (f"{s.replica}: answered {s.model!r}, expected {expected!r}, "
+                                    f"logged {logged!r}")
+        return wrong
+
+    def open_across_switch(self) -> list[str]:
+        """Calls opened before the promotion that were still open when the last replica switched."""
+        switched = self.all_switched_at
+        return [c.call_id for c in self.before
+                if c.started and switched is not None and c.ended_at is not None and c.ended_at > switched]
+
+    def figures(self) -> dict[str, Any]:
+        """The numbers a person reads (and the bench prints)."""
+        started = [c for c in self.calls if c.started]
+        on = Counter(model for c in started for model in self.models_of(c))
+        scored = Counter(s.model for s in self.answered)
+        return {
+            "promoted": f"{self.old} -> {self.new}",
+            "calls_open_at_promotion": sum(self.open_at_promotion.values()),
+            "calls_open_by_replica": self.open_at_promotion,
+            "calls_open_across_switch": len(self.open_across_switch()),
+            "calls_made": len(started),
+            "calls_on_old": on.get(self.old, 0),
+            "calls_on_new": on.get(self.new, 0),
+            "calls_by_replica": {"before": dict(Counter(c.replica for c in self.before if c.started)),
+                                 "after": dict(Counter(c.replica for c in self.after if c.started))},
+            "calls_changed_model_or_wrong": len(self.wrong_calls()),
+            "finals_received": sum(c.final is not None for c in self.calls),
+            "promote_command_seconds": round(self.promoted_at - self.promote_started, 2),
+            "seconds_to_switch": self.seconds_to_switch(),
+            "score_requests": len(self.scores),
+            "scores_on_old": scored.get(self.old, 0),
+            "scores_on_new": scored.get(self.new, 0),
+            "score_statuses": dict(Counter(str(s.status) for s in self.scores)),
+            "scores_wrong_model": len(self.wrong_scores()),
+            "records_expected": len(self.expected_calls),
+            "records_written": len(self.expected_calls & set(self.models_logged)),
+            "records_lost": len(self.lost_calls),
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def wait_switched(cluster: ReplicaCluster, model: str, timeout: float) -> dict[str, float | None]:
+    """Poll every replica's ``/readyz`` and ``/metrics`` (every 0.1 s) until each names ``model``
+    alone; per replica, ``time.monotonic()`` when it first did (None: not within ``timeout``)."""
+    switched: dict[str, float | None] = dict.fromkeys(cluster.names)
+    deadline = time.monotonic() + timeout
+    while None in switched.values() and time.monotonic() < deadline:
+        for name in cluster.names:
+            if switched[name] is None and cluster.serving_model(name) == (model, {model}):
+                switched[name] = time.monotonic()
+        time.sleep(0.1)
+    return switched
+
+
+async def promotion(cluster: ReplicaCluster, frames: Sequence[bytes], new: str, *, calls_before: int = 4,
+                    calls_after: int = 4, score_interval: float = 0.1, prefix: str = "",
+                    switch_timeout: float = 30.0, log_timeout: float = 20.0) -> PromotionReport:
+    """Promote ``new`` to ``production`` under traffic (see the module docstring).
+
+    Args:
+        cluster: A started cluster whose replicas watch the registry's ``production`` alias.
+        frames: One caller's audio as 20 ms 16 kHz pcm16 frames (every call sends it).
+        new: The version to promote, ``<name>/<version>`` (what events and rows then name).
+        calls_before: Real-time calls opened at once before the promotion (spread by the LB) and
+            held open, mid-sentence, until every replica switched (or ``switch_timeout``).
+        calls_after: Calls opened at once after every replica switched (fed as fast as possible).
+        score_interval: Pause between ``/score`` requests.
+        prefix: Put before every call id (rounds of a longer run share one call log).
+        switch_timeout: How long to wait for the replicas to serve ``new``.
+        log_timeout: How long to wait for the call log to hold every record.
+    """
+    started = time.monotonic()
+    old, _ = await asyncio.to_thread(cluster.serving_model, cluster.names[0])
+    stop, hold = asyncio.Event(), asyncio.Event()
+    scores = asyncio.create_task(score_traffic(cluster.lb_url, stop, prefix=f"{prefix}score",
+                                               interval=score_interval))
+    ready = [asyncio.Event() for _ in range(calls_before)]
+    before = [CallResult(f"{prefix}before-{i}") for i in range(calls_before)]
+    tasks = [asyncio.create_task(live_call(cluster.lb_ws, call.call_id, frames, realtime=True,
+                                           on_started=ready[i], result=call, hold=hold))
+             for i, call in enumerate(before)]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(event.wait() for event in ready)), 60)
+        await asyncio.sleep(1.0)  # partials flowing on every call, /score answered by the old model
+        open_at_promotion = dict(Counter(call.replica for call, task in zip(before, tasks)
+                                         if call.started and not task.done()))
+        promote_started = time.monotonic()
+        await asyncio.to_thread(cluster.promote, new, "production", "replica test: promotion under traffic")
+        promoted_at = time.monotonic()
+        switched_at = await asyncio.to_thread(wait_switched, cluster, new, switch_timeout)
+    finally:
+        hold.set()  # the open calls say the rest of their speech and stop, switched or not
+    after = await asyncio.gather(*(live_call(cluster.lb_ws, f"{prefix}after-{i}", frames, realtime=False)
+                                   for i in range(calls_after)))
+    await asyncio.gather(*tasks)
+    await asyncio.sleep(1.0)  # more /score answers on the new model, from both replicas
+    stop.set()
+    score_results = await scores
+
+    report = PromotionReport(old, new, before, list(after), score_results, open_at_promotion, promote_started,
+                             promoted_at, switched_at, {}, 0.0)
+    deadline = time.monotonic() + log_timeout
+    while True:  # the writers flush every 50 ms; a replica's queue may still be on its way
+        report.models_logged = await asyncio.to_thread(logged_models, cluster.call_log_url)
+        if not report.lost_calls or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.2)
     report.seconds = time.monotonic() - started

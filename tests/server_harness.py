@@ -72,7 +72,7 @@ class Server:
         url: ``http://127.0.0.1:PORT``.
         process: The ``callintent serve`` process.
         log: Its stdout and stderr.
-        registry: The registry it serves.
+        registry: The registry it serves (a folder, or an ``s3://`` URL kept as written).
         env: The environment it was started with.
     """
 
@@ -80,7 +80,7 @@ class Server:
     url: str
     process: subprocess.Popen
     log: Path
-    registry: Path
+    registry: Path | str
     env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -133,7 +133,7 @@ def tiny_registry(tmp_root: Path) -> Path:
     return registry.root
 
 
-def start_server(name: str, tmp_root: Path, *, registry: Path | None = None,
+def start_server(name: str, tmp_root: Path, *, registry: Path | str | None = None,
                  overrides: dict[str, Any] | None = None, env: dict[str, str] | None = None,
                  port: int | None = None, timeout: float = 120.0) -> Server:
     """Start (or reuse) ``callintent serve`` on a free loopback port and wait for ``/readyz``.
@@ -142,7 +142,8 @@ def start_server(name: str, tmp_root: Path, *, registry: Path | None = None,
         name: Cache key: a running server of this name is returned as it is (the other
             arguments are then ignored).
         tmp_root: Working directory of the process; its log and the tiny registry go here.
-        registry: Serve this registry's ``production`` model instead of the tiny keyword model.
+        registry: Serve this registry's ``production`` model instead of the tiny keyword model
+            (a folder, or an ``s3://bucket/prefix`` URL: then give the S3 variables in ``env``).
         overrides: ``ServeConfig`` overrides (``--set key=<JSON value>``).
         env: Extra environment (e.g. ``CALLINTENT_API_KEYS``); the caller's ``CALLINTENT_*``
             variables are not passed on.
@@ -159,7 +160,10 @@ def start_server(name: str, tmp_root: Path, *, registry: Path | None = None,
     server = _SERVERS.get(name)
     if server is not None and server.process.poll() is None:
         return server
-    registry = Path(registry) if registry is not None else tiny_registry(tmp_root)
+    if registry is None:
+        registry = tiny_registry(tmp_root)
+    elif not str(registry).startswith("s3://"):  # Path("s3://b/p") would fold the "//"
+        registry = Path(registry)
     port = port or free_port()
     log = tmp_root / f"server-{name}-{port}.log"
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("CALLINTENT_")}
