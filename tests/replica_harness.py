@@ -131,7 +131,11 @@ class ReplicaCluster:
         self.registry = registry
         self.call_log_url = call_log_url
         self.names = tuple(names)
-        self.overrides = {"call_log.url": call_log_url, "call_log.flush_seconds": 0.05, **(overrides or {})}
+        # Two replicas, PostgreSQL, HAProxy and the callers share two cores here: a call's last decodes
+        # can fall seconds behind, so the SIGTERM drain gets longer than its 10 s default (a
+        # deployment sizes it the same way: limits.drain_seconds, deploy/).
+        self.overrides = {"call_log.url": call_log_url, "call_log.flush_seconds": 0.05, "limits.drain_seconds": 40,
+                          **(overrides or {})}
         self.env = dict(env or {})
         self.ports = {name: free_port() for name in self.names}
         self.lb_port = free_port()
