@@ -56,7 +56,9 @@ def test_wallboard_and_screen_pop_follow_a_real_call(browser, live_server, tmp_p
     wall.wait_for_selector("#status.ok")
     pop = browser.new_page(viewport={"width": 820, "height": 900})
     pop.goto(f"{live_server.url}/live/calls/{CALL_ID}")  # opened at ring time, before the call starts
-    pop.wait_for_function("document.getElementById('status').textContent.startsWith('waiting')")
+    # Selector waits, not wait_for_function: a polled JS string is eval'd in the page, which the
+    # pages' Content-Security-Policy (script-src 'self') rightly refuses.
+    pop.wait_for_selector("#status:text-matches('^waiting')")
 
     events: list[dict] = []
     errors: list[BaseException] = []
@@ -98,7 +100,7 @@ def test_wallboard_and_screen_pop_follow_a_real_call(browser, live_server, tmp_p
         final = events[-1]
         assert final["type"] == "final", [e["type"] for e in events]
         route = final["decision"]["route"]
-        pop.wait_for_function("document.body.dataset.state === 'ended'", timeout=10_000)
+        pop.wait_for_selector("body[data-state='ended']", timeout=10_000)
         assert pop.get_attribute("#route", "class") == f"route route-{route}"
         assert pop.inner_text("#next-step").strip() and "Decided once" not in pop.inner_text("#next-step")
         assert pop.inner_text("#transcript") == final["transcript"]["text"]
