@@ -103,7 +103,6 @@ CLOSE_INTERNAL_ERROR = 1011
 
 #: Rates a generic live call may declare (telephony 8 kHz up to studio 48 kHz).
 MIN_STREAM_RATE, MAX_STREAM_RATE = 8000, 48000
-#: Longest a shutdown waits for open calls to get their final event.
 #: Longest one event may take to go out. A client that stops reading (a half-open socket, a
 #: stuck consumer) fills the socket buffers and would block the send — and with it the decode
 #: task and the call's slot — forever; past this the client counts as gone.
