@@ -62,7 +62,7 @@ import numpy as np
 from callintent.config import is_int, is_number
 from callintent.errors import UserError
 from data.channel import CHANNEL_MODEL_VERSION, LINE_RATE, ChannelConfig, ChannelPlan, draw_channel_plan
-from data.voices import SYNTH_RATE, VoiceError, describe, synthesize, voice_version
+from data.voices import SYNTH_RATE, VoiceError, describe, run_tool, synthesize, voice_version
 from speech.transcript import OPENING_SECONDS
 
 if TYPE_CHECKING:
@@ -742,13 +742,9 @@ def _tools() -> tuple[str, str]:
 
 def _run(cmd: list[str], tool: str, voice: str = "") -> None:
     try:
-        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
-    except subprocess.CalledProcessError as e:
-        detail = (e.stderr or b"").decode("utf-8", "replace").strip() or f"exit status {e.returncode}"
-        where = f", voice {voice!r}" if voice else ""
-        raise RenderError(f"speech synthesis failed ({tool}{where}): {detail}") from None
-    except subprocess.TimeoutExpired:
-        raise RenderError(f"speech synthesis timed out ({tool})") from None
+        run_tool(cmd, tool, voice)
+    except VoiceError as e:
+        raise RenderError(str(e)) from None
 
 
 def _read_pcm16(path: Path) -> np.ndarray:

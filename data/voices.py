@@ -227,7 +227,7 @@ def synthesize(name: str, text: str, out: Path, *, wpm: int = NATURAL_WPM, pitch
         text_file = out.with_suffix(".txt")
         # Text goes through a file, so a transcript starting with "-" is never read as an option.
         text_file.write_text(text, encoding="utf-8")
-        _run([shutil.which("espeak-ng") or "espeak-ng", "-v", name, "-s", str(wpm), "-p", str(pitch),
+        run_tool([shutil.which("espeak-ng") or "espeak-ng", "-v", name, "-s", str(wpm), "-p", str(pitch),
               "-w", str(out), "-f", str(text_file)], "espeak-ng", name)
         return out
     raw = out.with_name(out.stem + ".raw.wav")
@@ -238,17 +238,17 @@ def synthesize(name: str, text: str, out: Path, *, wpm: int = NATURAL_WPM, pitch
         text_file.write_text(text, encoding="utf-8")
         # An HTS voice ignores Duration_Stretch; hts_engine's -r is its speaking rate (>1 faster).
         stretch = f'(set! hts_engine_params (append hts_engine_params (list (list "-r" {wpm / NATURAL_WPM:.3f}))))'
-        _run([shutil.which("text2wave") or "text2wave", "-eval", f"({_FESTIVAL_VOICES[name][0]})", "-eval", stretch,
+        run_tool([shutil.which("text2wave") or "text2wave", "-eval", f"({_FESTIVAL_VOICES[name][0]})", "-eval", stretch,
               "-o", str(raw), str(text_file)], "festival", name)
     else:
         text_file = out.with_suffix(".txt")
         text_file.write_text(text, encoding="utf-8")
         # Flite's duration_stretch slows the voice down (>1) or speeds it up (<1).
-        _run([shutil.which("flite") or "flite", "-voice", _flite_voice_name(name), "-f", str(text_file),
+        run_tool([shutil.which("flite") or "flite", "-voice", _flite_voice_name(name), "-f", str(text_file),
               "-o", str(raw), "--setf", f"duration_stretch={NATURAL_WPM / wpm:.3f}"], "flite", name)
     cents = (int(pitch) - 50) * CENTS_PER_PITCH_STEP
     effects = ["pitch", str(cents)] if cents else []
-    _run([_sox(), "-R", str(raw), "-r", str(SYNTH_RATE), "-c", "1", "-b", "16", str(out), *effects], "sox", name)
+    run_tool([_sox(), "-R", str(raw), "-r", str(SYNTH_RATE), "-c", "1", "-b", "16", str(out), *effects], "sox", name)
     raw.unlink(missing_ok=True)
     return out
 
@@ -475,7 +475,8 @@ def _sox() -> str:
     return sox
 
 
-def _run(cmd: list[str], tool: str, voice: str = "") -> None:
+def run_tool(cmd: list[str], tool: str, voice: str = "") -> None:
+    """Run a synthesis or audio tool (espeak-ng, flite, text2wave, sox); its failure as one VoiceError line."""
     try:
         subprocess.run(cmd, check=True, capture_output=True, timeout=120)
     except FileNotFoundError:
