@@ -12,8 +12,8 @@ Audio sets:
 * ``recordings, phone line``: the same recordings through the telephone channel at 8 kHz
   (:mod:`data.channel`, one drawn line per clip);
 * ``rendered calls``: ``--calls N`` labeled test calls of a ``render-asr`` output, spoken again
-  with espeak-ng through their telephone line (their audio is not kept) — the only set with
-  intent labels, so the only one with a macro-F1.
+  in the natural voices (``--voices``) through their telephone line (their audio is not kept) —
+  the only set with intent labels, so the only one with a macro-F1.
 
 Appends a dated entry under "## ASR choice" in BENCHMARKS.md.
 
@@ -105,15 +105,22 @@ def phone_line(clips: Sequence[Clip], seed: int = 0) -> list[Clip]:
     return out
 
 
-def rendered_calls(rendered: Path, corpus: Path | None, n: int, work: Path) -> list[Clip]:
+def rendered_calls(rendered: Path, corpus: Path | None, n: int, work: Path,
+                   voices: Sequence[str] = ("natural",)) -> list[Clip]:
     """The first ``n`` calls of a render-asr output, spoken and put on their line again.
+
+    ``voices`` as ``render-asr --voices`` (:func:`data.voices.resolve_voices`): the natural voices
+    installed by default, as the renders were made.
 
     Each call is spoken from its source row's turns (``corpus``, matched by ``call_id``; agent and
     caller voices) or else from its reference text in one voice; the reference is the labeled text.
     A ``<call_id>.wav`` already in ``work`` is used as it is (to compare runs on the same audio).
     """
-    from data.render import RenderConfig, Turn, plan_for, render_call_audio, turns_of
+    from data.render import DEFAULT_VOICES, RenderConfig, Turn, plan_for, render_call_audio, turns_of
+    from data.voices import resolve_voices
     from speech.audio import decode_audio
+
+    config = RenderConfig(voices=resolve_voices(voices, DEFAULT_VOICES))
 
     rows = [json.loads(line) for line in rendered.read_text(encoding="utf-8").splitlines() if line.strip()]
     rows = [r for r in rows if r.get("reference_transcript") and r.get("label")][:n]
@@ -129,7 +136,7 @@ def rendered_calls(rendered: Path, corpus: Path | None, n: int, work: Path) -> l
         turns = turns_of(source) if source else (Turn(r["reference_transcript"], None),)
         wav = work / f"{r['call_id']}.wav"
         if not wav.is_file():  # a kept render: sox dithers, so a new render is not the same audio
-            wav = render_call_audio(turns, wav, plan_for(r["call_id"], RenderConfig()))
+            wav = render_call_audio(turns, wav, plan_for(r["call_id"], config))
         reference = " ".join(t.text for t in turns)
         clips.append(Clip("rendered calls", r["call_id"], decode_audio(wav, max_seconds=30.0), reference, r["label"]))
     return clips
@@ -198,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rendered", type=Path, default=None, help="render-asr output whose calls to render again")
     parser.add_argument("--corpus", type=Path, default=None, help="the rendered rows' source (turns by call_id)")
     parser.add_argument("--calls", type=int, default=20, help="rendered calls (default %(default)s)")
+    parser.add_argument("--voices", nargs="+", default=["natural"],
+                        help="voices the rendered calls are spoken in: natural (default), espeak, or names")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--encoder-min-seconds", type=float, default=30.0, help="AsrConfig value (default 30)")
     parser.add_argument("--registry", default=None, help="registry root for the intent model (macro-F1)")
@@ -231,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         clean = recordings(args.librivox)
         clips = clean + phone_line(clean)
         if args.rendered is not None:
-            clips += rendered_calls(args.rendered, args.corpus, args.calls, Path(work))
+            clips += rendered_calls(args.rendered, args.corpus, args.calls, Path(work), args.voices)
     rows = [row for name, path in models.items() for row in measure(
         name, path, clips, threads=args.threads, encoder_min_seconds=args.encoder_min_seconds, predictor=predictor)]
     notes = (f"Greedy (beam 1), VAD on, int8 compute, encoder_min_seconds {args.encoder_min_seconds:g}; RTF = decode wall "
