@@ -11,7 +11,14 @@ CPU time — the CPU figure holds on a shared machine) and gives the WER of the 
 too (the voice alone, before the line). ``--rtf-only`` times the synthesisers without the ASR. Appends a dated entry
 under "## Render voices" in BENCHMARKS.md.
 
+``--people LIBRIVOX`` calibrates the voices against people instead: every voice speaks the
+transcripts of the real recordings (``../shared/audio`` and the LibriVox clips of Debian's
+``pocketsphinx-testdata``), and the person's recording and each voice's clip go through the same
+``--lines`` telephone lines drawn per recording. A voice whose WER through those lines is far above
+the person's makes renders overstate what the line costs real callers.
+
     nice -n 10 python -m bench.voices [--n 60] [--seed 0] [--voices espeak natural] [--rtf-only] [--no-write]
+    nice -n 10 python -m bench.voices --people /usr/share/pocketsphinx/test/data/librivox --lines 6
 """
 
 from __future__ import annotations
@@ -91,6 +98,63 @@ def measure(name: str, rows: Sequence[dict], recognizer: object | None, seed: in
                    rtf, rtf_cpu)
 
 
+@dataclass(frozen=True)
+class PeopleResult:
+    """One voice (or the people themselves) on the recordings' words, clean and through the lines."""
+
+    voice: str
+    clips: int
+    wer_clean: float
+    wer_line: float
+    person_line: float
+
+    @property
+    def ratio(self) -> float:
+        """WER through the lines against the person's on the same words and lines."""
+        return self.wer_line / max(self.person_line, 1e-9)
+
+
+def against_people(names: Sequence[str], librivox: Path | None, lines: int, seed: int,
+                   recognizer: object, work: Path) -> list[PeopleResult]:
+    """Each voice against the people of the real recordings: same words, same drawn lines."""
+    from bench.asr_frontier import recordings
+    from data.channel import LINE_RATE, ChannelConfig, apply_channel, draw_channel_plan
+    from data.voices import synthesize
+    from speech.audio import SAMPLE_RATE, decode_audio, resample
+
+    def heard(audio) -> str:  # noqa: ANN001
+        return recognizer.transcribe_timed(audio)[0].text  # type: ignore[attr-defined]
+
+    def on_line(audio, name: str, k: int):  # noqa: ANN001, ANN202
+        plan = draw_channel_plan(name, seed + k, ChannelConfig())
+        return resample(apply_channel(resample(audio, SAMPLE_RATE, LINE_RATE), LINE_RATE, plan), LINE_RATE, SAMPLE_RATE)
+
+    people = recordings(librivox)
+    refs = [c.reference for c in people]
+    line_refs = [c.reference for c in people for _ in range(lines)]
+    person_line = word_error_rate(line_refs, [heard(on_line(c.audio, c.name, k)) for c in people for k in range(lines)])
+    out = [PeopleResult("person (the recordings)", len(people), word_error_rate(refs, [heard(c.audio) for c in people]),
+                        person_line, person_line)]
+    for voice in names:
+        spoken = [decode_audio(synthesize(voice, c.reference, work / f"{c.name}.wav"), max_seconds=30.0) for c in people]
+        clean = word_error_rate(refs, [heard(a) for a in spoken])
+        line = word_error_rate(line_refs, [heard(on_line(a, c.name, k)) for a, c in zip(spoken, people, strict=True)
+                                           for k in range(lines)])
+        out.append(PeopleResult(voice, len(people), clean, line, person_line))
+        print(out[-1], flush=True)
+    return out
+
+
+def people_markdown(results: Sequence[PeopleResult], *, command: str, lines: int) -> str:
+    rows = "\n".join(f"| {r.voice} | {r.clips} × {lines} | {r.wer_clean:.3f} | **{r.wer_line:.3f}** | {r.ratio:.2f} |"
+                     for r in results)
+    return (f"### {dt.date.today().isoformat()} — a person vs each voice: the same words through the same lines\n\n"
+            f"Machine: {machine()}. Command: `{command}`\n\n"
+            "| speaker | clips × lines | WER clean | WER on the lines | × the person's |\n"
+            "|---|---|---|---|---|\n"
+            f"{rows}\n")
+
+
 def voice_names(name: str, n: int) -> list[str]:
     """The voice of each row: ``name``, or espeak-ng's render voices cycled for ``espeak``."""
     from data.render import DEFAULT_VOICES
@@ -153,8 +217,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="espeak, natural, or voice names (default: %(default)s)")
     parser.add_argument("--real-dir", type=Path, default=REAL_DIR, help="the real-text sets (default: %(default)s)")
     parser.add_argument("--rtf-only", action="store_true", help="time the synthesisers only (no ASR, no WER)")
+    parser.add_argument("--people", type=Path, default=None, metavar="LIBRIVOX",
+                        help="calibrate against the real recordings instead (pocketsphinx-testdata's librivox directory)")
+    parser.add_argument("--lines", type=int, default=6, help="telephone lines drawn per recording (default %(default)s)")
     parser.add_argument("--no-write", action="store_true", help="print only; don't append to BENCHMARKS.md")
     args = parser.parse_args(argv)
+    if args.lines < 1:
+        parser.error(f"--lines must be at least 1, got {args.lines}")
 
     from data.voices import available
     from speech.asr import AsrConfig, SpeechRecognizer
@@ -162,6 +231,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     groups: list[str] = []
     for item in args.voices:
         groups.extend(available() if item == "natural" else [item])
+    command = shlex.join(["python", "-m", "bench.voices", *(argv if argv is not None else sys.argv[1:])])
+    if args.people is not None:
+        recognizer = SpeechRecognizer(AsrConfig(cpu_threads=1))
+        names = [v for v in dict.fromkeys(groups) if v != "espeak"] + (["en-us"] if "espeak" in groups else [])
+        with tempfile.TemporaryDirectory(prefix="bench-voices-") as tmp:
+            people = against_people(names, args.people, args.lines, args.seed, recognizer, Path(tmp))
+        publish(HEADING, people_markdown(people, command=command, lines=args.lines), write=not args.no_write)
+        return 0
     rows = sample_rows(args.real_dir, args.n, args.seed)
     recognizer = None if args.rtf_only else SpeechRecognizer(AsrConfig(cpu_threads=1))
     results = []
@@ -169,7 +246,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in dict.fromkeys(groups):
             results.append(measure(name, rows, recognizer, args.seed, Path(tmp)))
             print(results[-1], flush=True)
-    command = shlex.join(["python", "-m", "bench.voices", *(argv if argv is not None else sys.argv[1:])])
     publish(HEADING, markdown(results, command=command, n=len(rows)), write=not args.no_write)
     return 0
 

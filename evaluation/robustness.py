@@ -443,7 +443,7 @@ def robustness_check(
     from tqdm import tqdm
 
     from callintent.errors import UserError
-    from data.render import RenderConfig, RenderError, TelephoneEar, plan_for, turns_of
+    from data.render import RenderConfig, RenderError, TelephoneEar, plan_for
     from evaluation.metrics import word_error_rate
     from evaluation.timecuts import quiet_live_calls, call_decision, stream_call, summarize
     from models.labels import CLASS_INDEX
@@ -466,19 +466,16 @@ def robustness_check(
     stream = dataclasses.replace(base, window_seconds=min(base.window_seconds, config.cut_seconds),
                                  decision_deadline_seconds=min(base.decision_deadline_seconds, config.cut_seconds))
     scorer = PredictorScorer(predictor, evidence=False)
-    indices = sample_indices(eval_set.label_ids, config.n, config.seed)
-    turns = turns if turns is not None else _turns_of_files(eval_set, indices)
+    sample = sampled_calls(eval_set, config.n, config.seed, turns)
 
     heard: list[_Heard] = []
     failed = 0
     stream_seconds = 0.0
     logger.info("robustness: rendering %d calls as phone calls, transcribing each once and streaming it live",
-                len(indices))
-    with quiet_live_calls(), tqdm(indices, desc="robustness", unit="call", disable=None if progress else True) as bar:
-        for i in bar:
-            call_id, text = eval_set.call_ids[i], eval_set.transcripts[i]
-            row_turns = turns_of({"transcript": text, "turns": [{"speaker": t.speaker, "text": t.text}
-                                                                for t in turns.get(call_id, ())]})
+                len(sample))
+    with quiet_live_calls(), tqdm(sample, desc="robustness", unit="call", disable=None if progress else True) as bar:
+        for sampled in bar:
+            i, call_id, row_turns = sampled.index, sampled.call_id, sampled.turns
             plan = plan_for(call_id, render)
             try:
                 tracks = ear.render(row_turns, plan)
@@ -499,7 +496,7 @@ def robustness_check(
             heard.append(_Heard(i, oneshot.text, replay, hit, conditions_of(plan.to_json(), voice), seconds))
             bar.set_postfix(cached=sum(h.cached for h in heard), failed=failed, refresh=False)
     if not heard:
-        raise UserError(f"robustness: none of the {len(indices)} sampled calls could be rendered (see the log)")
+        raise UserError(f"robustness: none of the {len(sample)} sampled calls could be rendered (see the log)")
 
     rows_i = [h.index for h in heard]
     labels = [int(eval_set.label_ids[i]) for i in rows_i]
@@ -560,6 +557,17 @@ def summary_lines(result: RobustnessResult) -> list[str]:
 
 
 @dataclass(frozen=True)
+class SampledCall:
+    """One call of a check's sample: its row in the eval set, its labeled text and the turns it is spoken in."""
+
+    index: int
+    call_id: str
+    text: str
+    label_id: int
+    turns: tuple[Turn, ...]
+
+
+@dataclass(frozen=True)
 class _Heard:
     """One rendered call before scoring: its row, the one-shot text, the live replay, its conditions."""
 
@@ -569,6 +577,34 @@ class _Heard:
     cached: bool
     conditions: tuple[tuple[str, str], ...]
     audio_seconds: float
+
+
+def sampled_calls(eval_set: EvalSet, n: int, seed: int = 0,
+                  turns: Mapping[str, Sequence[Turn]] | None = None) -> list[SampledCall]:
+    """The calls a check renders: a seeded class-balanced sample (:func:`sample_indices`) with their speaker turns.
+
+    Args:
+        eval_set: Labeled calls to sample from.
+        n: Sample size.
+        seed: Sample seed.
+        turns: Speaker turns per call id (default: read from the eval set's files, so a two-speaker
+            call is spoken in two voices; a call whose turns do not spell out its transcript, or
+            whose files cannot be read again, is spoken as one turn).
+
+    Returns:
+        The sampled calls, in row order.
+    """
+    from data.render import turns_of
+
+    indices = sample_indices(eval_set.label_ids, n, seed)
+    turns = turns if turns is not None else _turns_of_files(eval_set, indices)
+    calls = []
+    for i in indices:
+        call_id, text = eval_set.call_ids[i], eval_set.transcripts[i]
+        spoken = turns_of({"transcript": text, "turns": [{"speaker": t.speaker, "text": t.text}
+                                                         for t in turns.get(call_id, ())]})
+        calls.append(SampledCall(i, call_id, text, int(eval_set.label_ids[i]), spoken))
+    return calls
 
 
 def _turns_of_files(eval_set: EvalSet, indices: Sequence[int]) -> dict[str, tuple[Turn, ...]]:
@@ -594,5 +630,5 @@ def _round(value: float | None) -> float | None:
 
 
 __all__ = ["COLUMNS", "COLUMN_TITLES", "CONDITION_FACTORS", "ColumnScores", "ConditionWer", "RobustnessCall",
-           "RobustnessClassRow", "RobustnessConfig", "RobustnessResult", "conditions_of", "live_asr_config",
-           "robustness_check", "sample_indices", "score_column", "summary_lines", "wer_by_condition"]
+           "RobustnessClassRow", "RobustnessConfig", "RobustnessResult", "SampledCall", "conditions_of", "live_asr_config",
+           "robustness_check", "sample_indices", "sampled_calls", "score_column", "summary_lines", "wer_by_condition"]

@@ -182,6 +182,18 @@ def test_plans_are_drawn_per_call_and_deterministic():
     assert plan.to_json()["band_hz"] == [300.0, 3400.0]
 
 
+def test_turning_one_effect_off_leaves_the_rest_of_each_line_as_drawn():
+    """bench.line_effects hears the same calls with one effect removed: the other draws must not move."""
+    full = ChannelConfig()
+    for i in range(50):
+        plan = draw_channel_plan(f"c{i}", 3, full)
+        quiet = draw_channel_plan(f"c{i}", 3, replace(full, noise_probability=0.0))
+        lossless = draw_channel_plan(f"c{i}", 3, replace(full, loss_probability=0.0))
+        assert quiet.noise is None and quiet.snr_db is None
+        assert quiet == replace(plan, noise=None, snr_db=None)
+        assert lossless == replace(plan, loss_rate=0.0)
+
+
 def test_bad_channel_config_names_the_field():
     for kwargs, field in (({"snr_db": (25.0, 5.0)}, "snr_db"), ({"codecs": ("opus",)}, "codecs"),
                           ({"noise_probability": 1.5}, "noise_probability"),

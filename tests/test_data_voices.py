@@ -64,6 +64,18 @@ def test_draw_is_seeded_and_gives_agent_and_caller_different_voices():
     assert sum(other[c].agent != plans[c].agent for c in plans) > 10  # another seed, another draw
 
 
+def test_natural_means_the_voices_like_people_and_the_others_only_when_none_of_those_is_installed(monkeypatch):
+    espeak = ("en-us", "en-gb+f3")
+    monkeypatch.setattr(voices, "is_installed", lambda name: True)
+    assert resolve_voices("natural", espeak) == ("piper:joe", "festival:slt")
+    assert all(not describe(v).like_people for v in ("flite:slt", "flite:rms", "flite:awb"))
+    assert resolve_voices(["natural", "flite:awb"], espeak) == ("piper:joe", "festival:slt", "flite:awb")  # named
+    monkeypatch.setattr(voices, "is_installed", lambda name: name in ("festival:slt", "flite:rms", "en-us"))
+    assert resolve_voices("natural", espeak) == ("festival:slt",)  # piper:joe reported missing, no Flite stand-in
+    monkeypatch.setattr(voices, "is_installed", lambda name: name.startswith("flite:"))
+    assert resolve_voices("natural", espeak) == ("flite:slt", "flite:rms", "flite:awb")
+
+
 def test_natural_falls_back_to_espeak_when_no_natural_voice_is_installed(monkeypatch):
     espeak = ("en-us", "en-gb+f3")
     monkeypatch.setattr(voices, "is_installed", lambda name: describe(name).engine == "espeak")
