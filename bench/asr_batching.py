@@ -23,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.benchmarks_file import publish
-from bench.score_throughput import machine
+from bench.benchmarks_file import machine, publish
 
 HEADING = "## Live ASR batching"
 SHARED_AUDIO = Path(__file__).resolve().parents[2] / "shared" / "audio"

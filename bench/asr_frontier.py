@@ -35,8 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.benchmarks_file import publish, word_error_rate
-from bench.score_throughput import machine
+from bench.benchmarks_file import machine, publish, word_error_rate
 
 HEADING = "## ASR choice"
 SHARED_AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "audio"

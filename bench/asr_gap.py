@@ -26,8 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.benchmarks_file import publish
-from bench.score_throughput import machine
+from bench.benchmarks_file import machine, publish
 
 if TYPE_CHECKING:
     from evaluation.robustness import ColumnScores, RobustnessResult

@@ -114,8 +114,8 @@ def corpus_baseline(n: int = 6000, seed: int = 0, *, test_fraction: float = 0.2,
     """
     from sklearn.model_selection import train_test_split
 
-    from models.labels import CLASS_NAMES
     from data.synth import generate_corpus
+    from models.labels import CLASS_NAMES
 
     calls = generate_corpus(n, seed) if calls is None else calls
     texts = [c.transcript for c in calls]

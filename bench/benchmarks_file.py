@@ -1,8 +1,11 @@
 """What bench scripts share: BENCHMARKS.md (every script appends its dated entry to its own ``## …``
-section), the machine's CPU name, and the one word error rate the ASR figures are given in."""
+section), the machine's CPU name, a dated table entry, and the one word error rate the ASR figures are given in."""
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from evaluation.metrics import word_error_rate  # noqa: F401 (the one WER, re-exported for bench scripts)
@@ -35,6 +38,18 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def machine() -> str:
+    """CPU model and count, e.g. ``Intel(R) Xeon(R) … x2``."""
+    return f"{cpu_model()} x{os.cpu_count()}"
+
+
+def table_entry(title: str, command: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A dated BENCHMARKS.md entry: ``### <today> — title``, the machine and command, one table."""
+    table = "\n".join("| " + " | ".join(cells) + " |" for cells in (header, ["---"] * len(header), *rows))
+    return (f"### {dt.date.today().isoformat()} — {title}\n\n"
+            f"Machine: {machine()}. Command: `{command}`\n\n{table}\n")
 
 
 def publish(heading: str, entry: str, *, write: bool) -> None:

@@ -28,7 +28,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.score_throughput import load_texts, machine, percentile, running_server
+from bench.benchmarks_file import machine
+from bench.score_throughput import load_texts, percentile, running_server
 
 HEADING = "## Call log overhead"
 TARGET_PERCENT = 5.0

@@ -167,7 +167,7 @@ def benchmark(model: Any, temperature: float, artifact: Path, *, batches: Sequen
 def _untrained_minilm(directory: Path) -> tuple[Any, float, Path]:
     """An untrained MiniLM-L6 intent model exported into ``directory`` (latency does not need training)."""
     from models.artifact import TOKENIZER, ArtifactMeta
-    from training.export import write_tokenizer, write_graphs
+    from training.export import write_graphs, write_tokenizer
     from training.model import IntentModel, IntentModelConfig
 
     model = IntentModel.from_encoder("", IntentModelConfig()).eval()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import shlex
 import sys
 from collections.abc import Sequence
@@ -26,8 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.asr_gap import HEADING
-from bench.benchmarks_file import publish
-from bench.score_throughput import machine
+from bench.benchmarks_file import publish, table_entry
 from data.channel import ChannelConfig
 
 _FULL = ChannelConfig()
@@ -97,14 +95,12 @@ def measure(predictor: object, data: Path, *, n: int, seed: int, voices: Sequenc
 
 def markdown(rows: Sequence[EffectRow], *, model: str, command: str) -> str:
     """The dated BENCHMARKS.md entry: one row per data file and variant."""
-    lines = "\n".join(f"| {r.data} | {r.voices} | {r.variant} | {r.calls} | {r.wer:.3f} | "
-                      f"{r.accuracy_clean:.3f} / {r.accuracy_asr:.3f} | {r.f1_clean:.3f} | {r.f1_asr:.3f} | "
-                      f"**{r.drop:+.3f}** | {r.ece_asr:.3f} |" for r in rows)
-    return (f"### {dt.date.today().isoformat()} — {model}: what each effect of the line costs (same calls, one-shot ASR)\n\n"
-            f"Machine: {machine()}. Command: `{command}`\n\n"
-            "| data | voices | line | calls | WER | accuracy text / ASR | macro-F1 text | macro-F1 ASR | drop | ECE ASR |\n"
-            "|---|---|---|---|---|---|---|---|---|---|\n"
-            f"{lines}\n")
+    return table_entry(
+        f"{model}: what each effect of the line costs (same calls, one-shot ASR)", command,
+        ("data", "voices", "line", "calls", "WER", "accuracy text / ASR", "macro-F1 text", "macro-F1 ASR", "drop",
+         "ECE ASR"),
+        [(r.data, r.voices, r.variant, str(r.calls), f"{r.wer:.3f}", f"{r.accuracy_clean:.3f} / {r.accuracy_asr:.3f}",
+          f"{r.f1_clean:.3f}", f"{r.f1_asr:.3f}", f"**{r.drop:+.3f}**", f"{r.ece_asr:.3f}") for r in rows])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -42,8 +42,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.benchmarks_file import publish
-from bench.score_throughput import FALLBACK_TEXTS, machine, percentile, running_server
+from bench.benchmarks_file import machine, publish
+from bench.score_throughput import FALLBACK_TEXTS, percentile, running_server
 
 HEADING = "## Load and shedding"
 #: A level holds real time while the p95 of partial latency stays under this, with no lag skip.

@@ -39,7 +39,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.benchmarks_file import REPO, cpu_model, publish
+from bench.benchmarks_file import REPO, machine, publish
 
 HEADING = "## /score throughput"
 REAL_TEXT = REPO.parent / "shared" / "data" / "sgd_openings.jsonl"
@@ -121,11 +121,6 @@ def running_server(url: str | None, *, registry: str | None = None, model: str |
             except subprocess.TimeoutExpired:
                 process.kill()
         log.close()
-
-
-def machine() -> str:
-    """CPU model and count, e.g. ``Intel(R) Xeon(R) … x2``."""
-    return f"{cpu_model()} x{os.cpu_count()}"
 
 
 

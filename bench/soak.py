@@ -51,9 +51,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.benchmarks_file import REPO, publish
+from bench.benchmarks_file import REPO, machine, publish
 from bench.load import RssSampler, caller_audio, live_call, score_traffic
-from bench.score_throughput import machine, percentile, running_server
+from bench.score_throughput import percentile, running_server
 
 HEADING = "## Soak"
 #: 80 % of the real-time calls one 2-core server holds (about 8: BENCHMARKS.md "Live stream latency").

