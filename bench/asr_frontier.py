@@ -215,12 +215,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from callintent.errors import UserError
-    from speech.model_parts import WHISPER_BASE, join_model, package_dirs
+    from speech.model_parts import WHISPER_BASE, joined_model
 
     models = {"tiny.en (bundled)": ""}
     try:
-        models["base (joined, f16→int8)"] = str(join_model(WHISPER_BASE, package_dirs(WHISPER_BASE, args.base_from),
-                                                           args.cache))
+        models["base (joined, f16→int8)"] = str(joined_model(WHISPER_BASE, args.base_from, args.cache))
     except UserError as e:
         print(f"Whisper base not measured: {e}", file=sys.stderr)
     for spec in args.model:

