@@ -460,6 +460,8 @@ def tool_versions() -> str:
 def render_cache_key(turns: Sequence[Turn], plan: RenderPlan, model_id: str, cut_seconds: float,
                      asr_config: AsrConfig) -> str:
     """Cache key of one rendered call: everything that decides its ASR words, before any audio exists."""
+    from speech.asr import DECODE_VERSION
+
     plan_json = plan.to_json()
     if plan.channels == 1:
         del plan_json["channels"]  # keys made before two-channel renders existed stay valid
@@ -469,7 +471,7 @@ def render_cache_key(turns: Sequence[Turn], plan: RenderPlan, model_id: str, cut
         plan_json["channel_model"] = CHANNEL_MODEL_VERSION  # a new noise recipe or filter re-renders
     parts = {"v": RENDER_CACHE_VERSION, "kind": "render", "turns": [[t.speaker, t.text] for t in turns],
              "plan": plan_json, "tools": tool_versions(), "model": model_id, "cut": float(cut_seconds),
-             "vad": asr_config.vad, "beam": asr_config.beam_size, "compute_type": asr_config.compute_type,
+             "decode": DECODE_VERSION, "vad": asr_config.vad, "beam": asr_config.beam_size, "compute_type": asr_config.compute_type,
              "language": asr_config.language}
     natural = sorted({v.name for v in (plan.agent, plan.caller) if describe(v.name).engine != "espeak"})
     if natural:  # a new voice model re-renders; espeak-only keys stay as they were

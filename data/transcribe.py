@@ -36,7 +36,7 @@ from typing import Any
 
 from callintent.errors import UserError
 from data.jsonl import json_objects
-from speech.asr import AsrConfig, SpeechRecognizer, asr_model_id
+from speech.asr import DECODE_VERSION, AsrConfig, SpeechRecognizer, asr_model_id
 from speech.audio import AudioError, decode_audio, is_silent, loudest_dbfs
 from speech.transcript import OPENING_SECONDS
 from speech.transcript import OpeningTranscript, Word
@@ -267,11 +267,11 @@ def read_manifest(manifest: str | Path) -> list[ManifestRow]:
 def cache_key(audio_sha256: str, model_id: str, cut_seconds: float, config: AsrConfig) -> str:
     """The cache key: everything that changes the words of a recording's opening.
 
-    Beyond the audio, model and cut, the decoding options that change output (VAD, beam,
-    compute type, language) are part of it; device and thread count are not (same words).
+    Beyond the audio, model and cut, the decoding rule (``speech.asr.DECODE_VERSION``) and the
+    options that change output (VAD, beam, compute type, language) are part of it; device and thread count are not (same words).
     """
     parts = {"v": CACHE_VERSION, "audio": audio_sha256, "model": model_id, "cut": float(cut_seconds),
-             "vad": config.vad, "beam": config.beam_size, "compute_type": config.compute_type,
+             "decode": DECODE_VERSION, "vad": config.vad, "beam": config.beam_size, "compute_type": config.compute_type,
              "language": config.language}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 

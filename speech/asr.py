@@ -49,6 +49,15 @@ _NO_SPEECH_PROB = 0.6
 _LOG_PROB_FLOOR = -1.0
 #: Shorter clips hold no word (and faster-whisper needs at least one mel frame).
 _MIN_CLIP_SAMPLES = SAMPLE_RATE // 10
+#: The decoding rule every path shares (:meth:`SpeechRecognizer.words` and ``transcribe_many``):
+#: one greedy pass at temperature 0 (no sampled fallback re-decodes: bounded cost, the same words
+#: every time), Silero VAD only as a whole-clip gate (``AsrConfig.vad``), Whisper's own non-speech
+#: rule per segment. Silero as a *filter* (cutting the audio to the stretches it calls speech) lost
+#: words on noisy phone lines (BENCHMARKS.md, "ASR choice": one decoding rule). Bump
+#: :data:`DECODE_VERSION` when the rule changes: cached transcripts are keyed by it.
+_DECODE_OPTIONS = {"word_timestamps": True, "condition_on_previous_text": False, "without_timestamps": False,
+                   "vad_filter": False, "temperature": 0.0}
+DECODE_VERSION = 2
 
 #: A phrase repeated back to back more than this many times is a decoder loop (guard_words).
 MAX_REPEATS = 2
@@ -107,8 +116,9 @@ class AsrConfig:
         compute_type: CTranslate2 compute type; ``int8`` is the fast CPU choice.
         cpu_threads: Threads for CPU inference; 0 = CTranslate2's default (4 or OMP_NUM_THREADS).
         beam_size: Beam width; 1 = greedy, the low-latency choice for live calls.
-        vad: Skip non-speech with faster-whisper's Silero VAD before decoding (fewer
-            hallucinated words on silence and hold music).
+        vad: Do not decode a clip in which faster-whisper's Silero VAD hears no speech (no
+            hallucinated words on silence and hold music). The clip is not cut to Silero's
+            speech stretches: on noisy phone lines that lost words (see ``_DECODE_OPTIONS``).
         language: Language code passed to Whisper (English-only models need ``en``).
         num_workers: Decodes that may run at the same time from different threads (one per
             concurrent live call that should not wait for another's decode); each worker keeps
@@ -280,6 +290,9 @@ class SpeechRecognizer:
               offset: float = 0.0) -> Iterator[Word]:
         """Recognise words lazily, segment by segment, as the decoder produces them.
 
+        The decoding rule is ``_DECODE_OPTIONS`` (greedy, temperature 0, Silero VAD as a whole-clip
+        gate, Whisper's non-speech rule per segment), the same as :meth:`transcribe_many`'s.
+
         Args:
             audio: float32 mono samples at 16 kHz, starting at call time ``offset``.
             cut_seconds: Only the first ``cut_seconds`` of ``audio`` are decoded, and only words
@@ -291,17 +304,18 @@ class SpeechRecognizer:
             Words in time order, times in call seconds.
         """
         clip = self._clip(audio, cut_seconds)
-        if clip.size == 0:
+        if not self._worth_decoding(clip):
             return
         config = self.config
         segments, _ = self._model.transcribe(
-            clip, language=config.language, beam_size=config.beam_size, word_timestamps=True,
-            condition_on_previous_text=False, vad_filter=config.vad, without_timestamps=False,
-            max_new_tokens=self._max_new_tokens(clip.size / SAMPLE_RATE),
+            clip, language=config.language, beam_size=config.beam_size,
+            max_new_tokens=self._max_new_tokens(clip.size / SAMPLE_RATE), **_DECODE_OPTIONS,
         )
         for segment in segments:
             if segment.start >= cut_seconds:
                 break  # segments come in time order; nothing later can be inside the window
+            if not _spoken(segment):
+                continue
             for w in segment.words or ():
                 text = w.word.strip()
                 if text and w.start < cut_seconds:
@@ -336,11 +350,10 @@ class SpeechRecognizer:
         """Transcribe several independent clips (e.g. one per live call) in one batched decode.
 
         One batch costs far less than the same clips one after another (the decoder runs the
-        clips' token steps together: BENCHMARKS.md). Unlike :meth:`transcribe`, each clip is one
-        greedy pass at temperature 0 (no fallback re-decodes, so the cost is bounded), and a
-        segment Whisper itself marks as non-speech (``no_speech_prob`` > 0.6 with average log
-        probability < -1, Whisper's own rule) is dropped. With ``config.vad`` a clip in which
-        Silero VAD finds no speech is not decoded at all.
+        clips' token steps together: BENCHMARKS.md). The decoding rule is :meth:`words`' (one
+        greedy pass at temperature 0; a segment Whisper itself marks as non-speech, ``no_speech_prob``
+        > 0.6 with average log probability < -1, is dropped; with ``config.vad`` a clip in which
+        Silero VAD finds no speech is not decoded at all), so the batch size changes the cost, not the rule.
 
         Args:
             clips: float32 mono 16 kHz clips; each is cut at its ``cut_seconds`` (≤ 30 s).
@@ -359,7 +372,7 @@ class SpeechRecognizer:
                              f"{len(offsets)}, {len(cuts)}")
         cut = [self._clip(clip, min(c, OPENING_SECONDS)) for clip, c in zip(clips, cuts)]
         words: list[list[Word]] = [[] for _ in range(n)]
-        todo = [i for i in range(n) if cut[i].size >= _MIN_CLIP_SAMPLES and not (self.config.vad and _no_speech(cut[i]))]
+        todo = [i for i in range(n) if self._worth_decoding(cut[i])]
         if todo:
             # Clips go end to end on one time axis; clip_timestamps tells faster-whisper where
             # each starts, so every clip is its own chunk of the batch.
@@ -368,13 +381,13 @@ class SpeechRecognizer:
             chunks = [{"start": starts[k] / SAMPLE_RATE, "end": starts[k + 1] / SAMPLE_RATE} for k in range(len(todo))]
             start_frames = [float(starts[k]) / SAMPLE_RATE * _FRAMES_PER_SECOND for k in range(len(todo))]
             segments, _ = self._batched().transcribe(
-                audio, language=self.config.language, beam_size=self.config.beam_size, word_timestamps=True,
-                clip_timestamps=chunks, batch_size=len(todo), vad_filter=False, temperature=0.0, without_timestamps=False,
-                max_new_tokens=self._max_new_tokens(max(cut[i].size for i in todo) / SAMPLE_RATE),
+                audio, language=self.config.language, beam_size=self.config.beam_size, clip_timestamps=chunks,
+                batch_size=len(todo), max_new_tokens=self._max_new_tokens(max(cut[i].size for i in todo) / SAMPLE_RATE),
+                **_DECODE_OPTIONS,
             )
             for segment in segments:
                 k = clip_of_seek(segment.seek, start_frames)
-                if segment.no_speech_prob > _NO_SPEECH_PROB and segment.avg_logprob < _LOG_PROB_FLOOR:
+                if not _spoken(segment):
                     continue
                 i, clip_start = todo[k], float(starts[k]) / SAMPLE_RATE
                 for w in segment.words or ():
@@ -400,6 +413,10 @@ class SpeechRecognizer:
         """Mel frames (of the loaded model's feature extractor) in ``seconds``."""
         return round(seconds / self._model.feature_extractor.time_per_frame)
 
+    def _worth_decoding(self, clip: np.ndarray) -> bool:
+        """Long enough to hold a word, and (with ``config.vad``) Silero VAD hears speech in it."""
+        return clip.size >= _MIN_CLIP_SAMPLES and not (self.config.vad and _no_speech(clip))
+
     @staticmethod
     def _max_new_tokens(seconds: float) -> int:
         # Whisper's decoder holds 448 positions and the prompt takes a few; a loop can only run
@@ -418,6 +435,11 @@ class SpeechRecognizer:
         # Slicing first is the cheap, exact way to decode only the opening: Whisper never sees
         # the rest, and 30 s is exactly one Whisper window.
         return np.ascontiguousarray(audio[:round(cut_seconds * SAMPLE_RATE)], dtype=np.float32)
+
+
+def _spoken(segment: object) -> bool:
+    """Whisper's own non-speech rule: drop a segment it thinks is not speech and is unsure of."""
+    return not (segment.no_speech_prob > _NO_SPEECH_PROB and segment.avg_logprob < _LOG_PROB_FLOOR)  # type: ignore[attr-defined]
 
 
 def _no_speech(audio: np.ndarray) -> bool:

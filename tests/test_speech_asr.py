@@ -68,6 +68,8 @@ class FakeWhisper:
     instances = 0
     calls: list[dict] = []
     script: list[str] | None = None  # words to say instead of w0, w1, … (one per second)
+    non_speech: frozenset[int] = frozenset()  # seconds whose segment Whisper marks as not speech
+    silent = False  # what the (patched) Silero gate hears: nothing, when true
 
     def __init__(self, path: str, **kwargs) -> None:
         FakeWhisper.instances += 1
@@ -82,7 +84,9 @@ class FakeWhisper:
                 self.segments_pulled += 1
                 text = FakeWhisper.script[second] if FakeWhisper.script else f"w{second}"
                 word = SimpleNamespace(word=f" {text}", start=second + 0.2, end=second + 0.7, probability=0.9)
-                yield SimpleNamespace(start=float(second), end=second + 1.0, words=[word])
+                unsure = second in FakeWhisper.non_speech
+                yield SimpleNamespace(start=float(second), end=second + 1.0, words=[word],
+                                      no_speech_prob=0.9 if unsure else 0.01, avg_logprob=-1.5 if unsure else -0.2)
 
         return segments(), SimpleNamespace(language="en")
 
@@ -94,7 +98,10 @@ def fake_whisper(monkeypatch):
     FakeWhisper.instances = 0
     FakeWhisper.calls = []
     FakeWhisper.script = None
+    FakeWhisper.non_speech = frozenset()
+    FakeWhisper.silent = False
     monkeypatch.setattr(faster_whisper, "WhisperModel", FakeWhisper)
+    monkeypatch.setattr("speech.asr._no_speech", lambda audio: FakeWhisper.silent)
     return FakeWhisper
 
 
@@ -172,6 +179,7 @@ def test_recognizer_decodes_only_the_opening_with_the_contract_options(fake_whis
     assert call["samples"] == 30 * SAMPLE_RATE  # the array was sliced before decoding
     assert call == {"samples": 30 * SAMPLE_RATE, "language": "en", "beam_size": 2, "word_timestamps": True,
                     "condition_on_previous_text": False, "vad_filter": False, "without_timestamps": False,
+                    "temperature": 0.0,  # one greedy pass: no sampled fallback re-decodes
                     "max_new_tokens": 16 + 8 * 30}  # a hallucination loop stops at 8 tokens per second
     recognizer.transcribe(audio[:2 * SAMPLE_RATE])
     assert fake_whisper.calls[-1]["max_new_tokens"] == 16 + 8 * 2
@@ -182,6 +190,18 @@ def test_recognizer_decodes_only_the_opening_with_the_contract_options(fake_whis
 
     short, seconds = recognizer.transcribe_timed(np.zeros(int(2.5 * SAMPLE_RATE), np.float32), cut_seconds=30.0)
     assert short.audio_seconds == 2.5 and [w.text for w in short.words] == ["w0", "w1", "w2"] and seconds > 0
+
+
+def test_one_decoding_rule_silero_gates_whole_clips_and_whisper_drops_non_speech_segments(fake_whisper):
+    recognizer = SpeechRecognizer(AsrConfig(vad=True))
+    audio = np.zeros(4 * SAMPLE_RATE, np.float32)
+    fake_whisper.non_speech = frozenset({1, 3})
+    assert [w.text for w in recognizer.transcribe(audio).words] == ["w0", "w2"]
+    assert fake_whisper.calls[-1]["vad_filter"] is False  # the clip is never cut to Silero's stretches
+    fake_whisper.silent = True
+    calls = len(fake_whisper.calls)
+    assert recognizer.transcribe(audio).words == () and len(fake_whisper.calls) == calls  # no speech: no decode
+    assert [w.text for w in SpeechRecognizer(AsrConfig(vad=False)).transcribe(audio).words] == ["w0", "w2"]
 
 
 def test_recognizer_is_lazy_and_validates_input(fake_whisper):
@@ -262,6 +282,7 @@ def test_batch_writes_labeled_rows_reports_errors_and_caches(tmp_path, mixed_man
     import faster_whisper
 
     monkeypatch.setattr(faster_whisper, "WhisperModel", FakeWhisper)
+    monkeypatch.setattr("speech.asr._no_speech", lambda audio: FakeWhisper.silent)
     shorter = transcribe_manifest(mixed_manifest, tmp_path / "short.jsonl", cache_dir=cache, cut_seconds=10.0)
     assert (shorter.ok, shorter.cached) == (2, 0)
     assert [len(r["words"]) for r in read_jsonl(tmp_path / "short.jsonl")] == [3, 10]
