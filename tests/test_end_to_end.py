@@ -48,12 +48,18 @@ def e2e_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained_registry(e2e_root: Path) -> Path:
     """A registry whose production model was built by the bootstrap path on a small corpus."""
     from training.bootstrap import ensure_default_model
+    from training.export import ExportConfig
     from data.synth import DEFAULT_ASR_NOISE, generate_corpus, write_jsonl
 
     corpus = e2e_root / "corpus.jsonl"
     write_jsonl(generate_corpus(1600, seed=0, asr_noise=DEFAULT_ASR_NOISE), corpus)
     overrides = (f"train_files=[{corpus}]", f"output_dir={e2e_root / 'run'}", *E2E_OVERRIDES)
-    ref = ensure_default_model(e2e_root / "registry", overrides=overrides)
+    # The int8 gate is the shipped one but for its tolerance: this 2-epoch model on 1,000 rows is
+    # validated on ~160 rows, where one row is ~0.6 points of macro-F1, and int8 kernels differ
+    # by CPU (0.015 lost on an AVX512-VNNI/AMX Xeon, under 0.01 on AMD EPYC). The gate's own
+    # behaviour is tested in test_export.py; the default model passes it at 0.01.
+    ref = ensure_default_model(e2e_root / "registry", overrides=overrides,
+                               export=ExportConfig(int8_max_f1_drop=0.03))
     assert ref == "intent/v1"
     return e2e_root / "registry"
 

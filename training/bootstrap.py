@@ -17,8 +17,12 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from callintent.errors import UserError
+
+if TYPE_CHECKING:
+    from training.export import ExportConfig
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +45,7 @@ def ensure_default_model(
     corpus_size: int = 6000,
     corpus_seed: int = 0,
     rebuild: bool = False,
+    export: ExportConfig | None = None,
 ) -> str:
     """Return the production model's reference, building the default model first if there is none.
 
@@ -51,6 +56,7 @@ def ensure_default_model(
         corpus_size: Rows of built-in corpus to generate when the training file is missing.
         corpus_seed: Seed of the generated corpus.
         rebuild: Build and promote a new default model even if production exists.
+        export: Export settings (default ``ExportConfig()``: the int8 gate and parity check as shipped).
 
     Returns:
         ``"<name>/<version>"`` of the production model.
@@ -70,7 +76,7 @@ def ensure_default_model(
     from callintent.config import load_config
     from data.synth import DEFAULT_ASR_NOISE, generate_corpus, write_jsonl
     from training.config import DEFAULT_CORPUS, TrainConfig
-    from training.export import export_run
+    from training.export import ExportConfig, export_run
     from training.train import train
 
     started = time.perf_counter()
@@ -80,7 +86,7 @@ def ensure_default_model(
         write_jsonl(generate_corpus(corpus_size, corpus_seed, asr_noise=DEFAULT_ASR_NOISE), DEFAULT_CORPUS)
     logger.info("training the default model (%s); this takes a while on CPU", config.output_dir)
     run = train(config)
-    exported = export_run(run.output_dir)
+    exported = export_run(run.output_dir, config=export or ExportConfig())
     ref = registry.register(exported.artifact_dir)
     registry.promote(ref, "production", force=True, reason=BOOTSTRAP_REASON)
     logger.info("default model %s is in production (built in %.0f s)", ref, time.perf_counter() - started)
