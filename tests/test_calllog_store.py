@@ -366,6 +366,7 @@ class FlakySink:
         self.attempts = 0
         self.gate = threading.Event()
         self.gate.set()
+        self.entered = threading.Event()  # set once a write has reached the (maybe held) database
 
     def migrate(self) -> str:
         return "0001"
@@ -373,6 +374,7 @@ class FlakySink:
     def write_calls(self, records):
         import sqlalchemy.exc
 
+        self.entered.set()
         self.gate.wait()
         self.attempts += 1
         if self.failures > 0:
@@ -390,11 +392,13 @@ def test_writer_never_blocks_counts_drops_and_drains_on_close():
     sink = FlakySink()
     sink.gate.clear()  # the database hangs
     writer = CallLogWriter(sink, queue_size=5, batch_size=100, flush_seconds=0.0)
+    accepted = [writer.submit(record("c0", "buying"))]
+    assert sink.entered.wait(5)  # the thread holds a batch of one record in the hung database
     started = time.perf_counter()
-    accepted = [writer.submit(record(f"c{i}", "buying")) for i in range(20)]
+    accepted += [writer.submit(record(f"c{i}", "buying")) for i in range(1, 20)]
     assert time.perf_counter() - started < 0.5  # submit never waits for the database
-    # The thread holds one batch (the first record it took) while the database hangs; 5 more queue.
-    assert accepted.count(True) in (5, 6) and writer.stats().dropped == accepted.count(False)
+    # 5 more queue behind it; the other 14 are dropped and counted, never waited for.
+    assert accepted == [True] * 6 + [False] * 14 and writer.stats().dropped == 14
     sink.gate.set()
     stats = writer.close(timeout=5)
     assert stats.written == accepted.count(True) and stats.dropped == accepted.count(False) and stats.queued == 0
