@@ -241,9 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             clips += rendered_calls(args.rendered, args.corpus, args.calls, Path(work), args.voices)
     rows = [row for name, path in models.items() for row in measure(
         name, path, clips, threads=args.threads, encoder_min_seconds=args.encoder_min_seconds, predictor=predictor)]
-    notes = (f"Greedy (beam 1), VAD on, int8 compute, encoder_min_seconds {args.encoder_min_seconds:g}; RTF = decode wall "
-             "seconds / audio seconds (lower is faster); (CPU) = CPU seconds / audio seconds, the steadier figure "
-             "when other work shares the CPUs. WER after "
+    notes = (f"Greedy at temperature 0 (beam 1), Silero VAD gate (speech.asr._DECODE_OPTIONS), int8 compute, "
+             f"encoder_min_seconds {args.encoder_min_seconds:g}; RTF = decode wall seconds / audio seconds (lower is "
+             "faster); (CPU) = CPU seconds / audio seconds, the steadier figure when other work shares the CPUs. WER after "
              "lowercasing and removing punctuation. macro-F1: the intent model on each model's transcripts of "
              "the rendered calls (— when none was given).")
     command = shlex.join(["python", "-m", "bench.asr_frontier", *(argv if argv is not None else sys.argv[1:])])
