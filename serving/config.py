@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from callintent.config import ConfigError, load_config
+from callintent.config import ConfigError, is_number, load_config
 from speech.asr import AsrConfig
 from serving.live_call import StreamConfig
 
@@ -89,6 +89,12 @@ class LimitsConfig:
         drain_seconds: On SIGTERM, how long the live calls still open get to end with their final
             event before the server stops (a call's last decode and scoring take a few seconds
             on loaded cores). A deployment's grace period must cover it (deploy/).
+        unready_seconds: On SIGTERM, the least time between ``/readyz`` turning 503 and the
+            server closing its connections, however soon the live calls end (part of
+            ``drain_seconds``, never more). A load balancer needs that long to stop sending
+            requests (HAProxy: ``fall`` × ``inter``); requests it still sends are answered. With
+            none, a request sent on a kept-alive connection as the server closed it was lost
+            (tests/test_replicas.py). In Kubernetes the preStop hook has already waited.
     """
 
     max_body_bytes: int = 10 * 1024 * 1024
@@ -101,6 +107,7 @@ class LimitsConfig:
     max_inflight_requests: int = 64
     max_inflight_audio_requests: int = 2
     drain_seconds: float = 10.0
+    unready_seconds: float = 2.0
 
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "max_live_sessions", "max_text_chars", "max_message_bytes",
@@ -108,6 +115,9 @@ class LimitsConfig:
             _positive(name, getattr(self, name), integer=True)
         for name in ("max_audio_seconds", "idle_timeout_seconds", "drain_seconds"):
             _positive(name, getattr(self, name))
+        if not is_number(self.unready_seconds) or not 0 <= self.unready_seconds <= self.drain_seconds:
+            raise ValueError(f"unready_seconds must be a number in [0, drain_seconds={self.drain_seconds:g}], "
+                             f"got {self.unready_seconds!r}")
 
 
 @dataclass(frozen=True)

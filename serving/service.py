@@ -380,7 +380,7 @@ class CallIntentService:
     @bentoml.on_startup
     async def drain_on_sigterm(self) -> None:
         """Give open live calls their final event before the server stops (see sessions.install_drain)."""
-        install_drain(self.live.slots, self.config.limits.drain_seconds)
+        install_drain(self.live.slots, self.config.limits.drain_seconds, self.config.limits.unready_seconds)
 
     @bentoml.on_startup
     async def start_model_watch(self) -> None:

@@ -721,7 +721,7 @@ def _channel_speakers(message: dict[str, Any]) -> tuple[tuple[str, ...], str | N
 # Shutdown
 
 
-def install_drain(slots: SessionSlots, drain_seconds: float) -> None:
+def install_drain(slots: SessionSlots, drain_seconds: float, unready_seconds: float = 0.0) -> None:
     """On SIGTERM/SIGINT, end every live call with its final event, then let the server stop.
 
     uvicorn answers the signal by closing WebSockets with 1012 *before* the ASGI lifespan
@@ -732,6 +732,8 @@ def install_drain(slots: SessionSlots, drain_seconds: float) -> None:
         slots: The worker's open calls (``sessions``), drained; ``draining`` is set so new calls
             are refused.
         drain_seconds: The longest the drain waits (``limits.drain_seconds``).
+        unready_seconds: The shortest: ``/readyz`` has said 503 this long before the server
+            stops, so a load balancer has stopped sending requests (``limits.unready_seconds``).
     """
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -740,7 +742,7 @@ def install_drain(slots: SessionSlots, drain_seconds: float) -> None:
             continue
 
         def handler(sig: int, frame: Any, previous: Callable[..., Any] = previous) -> None:
-            loop.call_soon_threadsafe(_start_drain, slots, drain_seconds, previous, sig, frame)
+            loop.call_soon_threadsafe(_start_drain, slots, drain_seconds, unready_seconds, previous, sig, frame)
 
         try:
             signal.signal(signum, handler)
@@ -749,25 +751,29 @@ def install_drain(slots: SessionSlots, drain_seconds: float) -> None:
             return
 
 
-def _start_drain(slots: SessionSlots, drain_seconds: float, previous: Callable[..., Any], sig: int, frame: Any) -> None:
+def _start_drain(slots: SessionSlots, drain_seconds: float, unready_seconds: float, previous: Callable[..., Any],
+                 sig: int, frame: Any) -> None:
     if slots.draining:  # a second signal: stop now
         previous(sig, frame)
         return
     slots.draining = True
-    task = asyncio.get_running_loop().create_task(_drain(slots, drain_seconds))
+    task = asyncio.get_running_loop().create_task(_drain(slots, drain_seconds, unready_seconds))
     task.add_done_callback(lambda _: previous(sig, frame))
 
 
-async def _drain(slots: SessionSlots, drain_seconds: float) -> None:
+async def _drain(slots: SessionSlots, drain_seconds: float, unready_seconds: float = 0.0) -> None:
+    # /readyz says 503 from now (slots.draining); requests still routed here are answered meanwhile.
+    unready = asyncio.create_task(asyncio.sleep(min(unready_seconds, drain_seconds)))
     sessions = list(slots.sessions)
-    if not sessions:
-        return
-    logger.info("shutting down: ending %d live calls", len(sessions))
-    for session in sessions:
-        session.request_shutdown()
-    _, pending = await asyncio.wait([asyncio.create_task(s.done.wait()) for s in sessions], timeout=drain_seconds)
-    if pending:
-        logger.warning("%d live calls did not finish within %.0f s (limits.drain_seconds)", len(pending), drain_seconds)
+    if sessions:
+        logger.info("shutting down: ending %d live calls", len(sessions))
+        for session in sessions:
+            session.request_shutdown()
+        _, pending = await asyncio.wait([asyncio.create_task(s.done.wait()) for s in sessions], timeout=drain_seconds)
+        if pending:
+            logger.warning("%d live calls did not finish within %.0f s (limits.drain_seconds)", len(pending),
+                           drain_seconds)
+    await unready
 
 
 __all__ = ["EventSocket", "GenericSession", "LiveContext", "LiveSession", "LiveSettings",

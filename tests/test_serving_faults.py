@@ -826,7 +826,7 @@ def test_readiness_drops_once_a_shutdown_drains():
 
     async def scenario() -> tuple[bool, bool]:
         before = await svc.__is_ready__()
-        _start_drain(svc.live.slots, 10.0, lambda sig, frame: handed_on.append(sig), signal.SIGTERM, None)
+        _start_drain(svc.live.slots, 10.0, 0.0, lambda sig, frame: handed_on.append(sig), signal.SIGTERM, None)
         return before, await svc.__is_ready__()
 
     assert run(scenario()) == (True, False)
@@ -861,3 +861,21 @@ def test_shutdown_drain_waits_at_most_the_configured_drain_seconds(caplog) -> No
     assert "1 live calls did not finish within 0 s (limits.drain_seconds)" in caplog.text  # "%.0f" of 0.3
     with pytest.raises(ValueError, match="drain_seconds must be a number > 0"):
         LimitsConfig(drain_seconds=0)
+
+
+def test_shutdown_stays_unready_long_enough_for_a_load_balancer_to_notice() -> None:
+    """However soon the calls end, the server stops no sooner than unready_seconds after SIGTERM
+    (a request sent on a kept-alive connection as the server closed it was lost: test_replicas)."""
+    from serving.config import LimitsConfig
+    from serving.limits import SessionSlots
+    from serving.sessions import _drain
+
+    async def timed(slots: SessionSlots, drain: float, unready: float) -> float:
+        started = time.perf_counter()
+        await _drain(slots, drain, unready)
+        return time.perf_counter() - started
+
+    assert 0.4 <= asyncio.run(timed(SessionSlots(4), 10.0, 0.4)) < 1.0  # no call open: still waits
+    assert asyncio.run(timed(SessionSlots(4), 10.0, 0.0)) < 0.1
+    with pytest.raises(ValueError, match="unready_seconds must be a number in \\[0, drain_seconds=10\\]"):
+        LimitsConfig(unready_seconds=11)
