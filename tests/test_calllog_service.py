@@ -151,9 +151,9 @@ def test_graceful_stop_mid_traffic_loses_no_record(serving_tmp, tmp_path):  # no
 
     n = 30
     db = tmp_path / "calls.db"
+    frames = pcm16_frames(decoded(JFK))  # before the server starts: a missing file must not leave it running
     server = start_server("calllog-drain", serving_tmp, overrides={
         "call_log.url": f"sqlite:///{db}", "call_log.flush_seconds": 60, "call_log.transcript": "full"})
-    frames = pcm16_frames(decoded(JFK))
 
     async def traffic() -> tuple[list[int], list[dict]]:
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as client, \
