@@ -92,16 +92,18 @@ def recordings(librivox: Path | None) -> list[Clip]:
     return clips
 
 
-def phone_line(clips: Sequence[Clip], seed: int = 0) -> list[Clip]:
-    """``clips`` through a telephone line drawn per clip (noise, level, codec, packet loss) at 8 kHz."""
+def through_line(audio: np.ndarray, name: str, seed: int) -> np.ndarray:
+    """16 kHz ``audio`` through the telephone line drawn for ``name`` and ``seed`` (at 8 kHz), back at 16 kHz."""
     from data.channel import LINE_RATE, apply_channel, draw_channel_plan
     from speech.audio import SAMPLE_RATE, resample
 
-    out = []
-    for c in clips:
-        line = apply_channel(resample(c.audio, SAMPLE_RATE, LINE_RATE), LINE_RATE, draw_channel_plan(c.name, seed))
-        out.append(Clip("recordings, phone line", c.name, resample(line, LINE_RATE, SAMPLE_RATE), c.reference))
-    return out
+    line = apply_channel(resample(audio, SAMPLE_RATE, LINE_RATE), LINE_RATE, draw_channel_plan(name, seed))
+    return resample(line, LINE_RATE, SAMPLE_RATE)
+
+
+def phone_line(clips: Sequence[Clip], seed: int = 0) -> list[Clip]:
+    """``clips`` through a telephone line drawn per clip (noise, level, codec, packet loss) at 8 kHz."""
+    return [Clip("recordings, phone line", c.name, through_line(c.audio, c.name, seed), c.reference) for c in clips]
 
 
 def rendered_calls(rendered: Path, corpus: Path | None, n: int, work: Path,

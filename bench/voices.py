@@ -115,17 +115,15 @@ class PeopleResult:
 def against_people(names: Sequence[str], librivox: Path | None, lines: int, seed: int,
                    recognizer: object, work: Path) -> list[PeopleResult]:
     """Each voice against the people of the real recordings: same words, same drawn lines."""
-    from bench.asr_frontier import recordings
-    from data.channel import LINE_RATE, ChannelConfig, apply_channel, draw_channel_plan
+    from bench.asr_frontier import recordings, through_line
     from data.voices import synthesize
-    from speech.audio import SAMPLE_RATE, decode_audio, resample
+    from speech.audio import decode_audio
 
     def heard(audio) -> str:  # noqa: ANN001
         return recognizer.transcribe_timed(audio)[0].text  # type: ignore[attr-defined]
 
     def on_line(audio, name: str, k: int):  # noqa: ANN001, ANN202
-        plan = draw_channel_plan(name, seed + k, ChannelConfig())
-        return resample(apply_channel(resample(audio, SAMPLE_RATE, LINE_RATE), LINE_RATE, plan), LINE_RATE, SAMPLE_RATE)
+        return through_line(audio, name, seed + k)
 
     people = recordings(librivox)
     refs = [c.reference for c in people]
